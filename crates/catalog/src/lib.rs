@@ -1,0 +1,54 @@
+//! mlgate's knowledge of the MLflow tracking server it fronts (pinned: MLflow 3.17.2):
+//!
+//! * [`normalize_path`]: one canonical request path, refusing what MLflow could read two ways;
+//! * [`routes`] / [`classify`]: every route the server serves, mapped to an action
+//!   `mlflow:<Operation>`, an [`Access`] kind, a [`ResourceKind`] and where the resource
+//!   identifiers are ([`IdField`]), with MLflow's own routing precedence;
+//! * [`read_params`] / [`read_params_for`]: the request fields exactly as MLflow's handlers
+//!   read them (query string vs JSON body, camelCase aliases, `run_uuid`, double-encoded
+//!   JSON), refusing ambiguity;
+//! * [`graphql_is_read_only`]: whether a `/graphql` body is a pure query;
+//! * [`execute_api_arn`]: the article's `execute-api` resource ARNs.
+//!
+//! Pure: no I/O, no clock, no environment.
+//!
+//! ```
+//! use mlgate_catalog::{Classified, classify, normalize_path, read_params_for};
+//!
+//! let path = normalize_path("/api/2.0/mlflow/runs/%73earch")?;
+//! assert_eq!(path, "/api/2.0/mlflow/runs/search");
+//! let Classified::Route { route, .. } = classify("POST", &path) else { panic!("unknown route") };
+//! assert_eq!(route.action(), "mlflow:SearchRuns");
+//! let body = br#"{"experimentIds": ["1", "2"]}"#;
+//! let params = read_params_for(route, "POST", None, Some("application/json"), body)?;
+//! assert_eq!(params.try_str_values("experiment_ids")?, ["1", "2"]);
+//! assert!(normalize_path("/api/2.0/mlflow/%2e%2e/runs/search").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Decisions worth knowing (see `docs/action-catalog.md` for the full table):
+//! * Only `GET /health` is public. `/version`, `/api/3.0/mlflow/server-info` and the UI's
+//!   static files need an authenticated caller (any role may call them).
+//! * `OPTIONS` is never classified (`Classified::Unknown`); `HEAD` is classified as the
+//!   Flask `GET` route MLflow runs for it.
+//! * MLflow's `--static-prefix` is not supported: the catalog is the unprefixed route set.
+
+mod arn;
+mod catalog;
+mod graphql;
+mod params;
+mod path;
+
+pub use arn::execute_api_arn;
+pub use catalog::{
+    Access, Classified, GRAPHQL_MUTATION_OPERATION, IdField, IdSource, ParamStyle, ResourceKind,
+    Route, Server, classify, routes,
+};
+pub use graphql::{
+    GraphQlError, GraphQlOperation, GraphQlRequest, OperationKind, graphql_is_read_only,
+    graphql_request,
+};
+pub use params::{
+    FieldName, ParamError, ParamSource, Params, read_params, read_params_for, set_json_field,
+};
+pub use path::{CharClass, MAX_PATH_LEN, MAX_SEGMENTS, PathError, normalize_path};

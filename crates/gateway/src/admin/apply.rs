@@ -1,0 +1,214 @@
+//! `mlgate apply -f FILE`: the declarative TOML file, turned into a [`crate::store::ApplyPlan`].
+//!
+//! ```toml
+//! [[accounts]]                       # optional; the default account always exists
+//! id = "222222222222"
+//! name = "data-science"
+//!
+//! [[policies]]
+//! name = "readers"
+//! file = "policies/readers.json"     # relative to this file; or:
+//! # document = '''{ "Version": "2012-10-17", "Statement": [...] }'''   (JSON text)
+//! # [policies.document]              (or a TOML table with the same structure)
+//!
+//! [[users]]
+//! name = "mlflow-reader"
+//! account = "111111111111"           # optional: id or name; default account otherwise
+//! password_env = "MLGATE_DEMO_PASSWORD"   # or password_file = "...", or password = "..." (discouraged)
+//! tags = { team = "research" }       # optional: exactly these tags
+//! disabled = false                   # optional
+//! policies = []                      # optional: exactly these directly attached policies
+//!
+//! [[groups]]
+//! name = "readers"
+//! members = ["mlflow-reader"]        # optional: exactly these members
+//! policies = ["readers"]             # optional: exactly these attached policies
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::AdminError;
+use crate::store::{ApplyAccount, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    accounts: Vec<FileAccount>,
+    #[serde(default)]
+    policies: Vec<FilePolicy>,
+    #[serde(default)]
+    users: Vec<FileUser>,
+    #[serde(default)]
+    groups: Vec<FileGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAccount {
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolicy {
+    name: String,
+    file: Option<PathBuf>,
+    document: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    name: String,
+    account: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    password: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    disabled: Option<bool>,
+    policies: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for FileUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGroup {
+    name: String,
+    account: Option<String>,
+    members: Option<Vec<String>>,
+    policies: Option<Vec<String>>,
+}
+
+/// Reads and resolves an apply file: policy files are read relative to the file's directory,
+/// passwords from the environment (`env`) or their files.
+pub fn load_plan(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ApplyPlan, AdminError> {
+    let text = std::fs::read_to_string(path).map_err(|e| AdminError::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_plan(&text, base, env).map_err(|message| AdminError::File {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Parses apply-file text; relative paths are resolved against `base`.
+pub fn parse_plan(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ApplyPlan, String> {
+    // Report only the message and line: toml's default rendering quotes the source line, which
+    // could be a `password = ...` line.
+    let spec: FileSpec = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        match line {
+            Some(l) => format!("line {l}: {}", e.message()),
+            None => e.message().to_owned(),
+        }
+    })?;
+    let mut plan = ApplyPlan::default();
+
+    plan.accounts = spec
+        .accounts
+        .into_iter()
+        .map(|a| ApplyAccount {
+            id: a.id,
+            name: a.name,
+        })
+        .collect();
+
+    for p in spec.policies {
+        let document = match (&p.file, &p.document) {
+            (Some(f), None) => {
+                let full = base.join(f);
+                std::fs::read_to_string(&full)
+                    .map_err(|e| format!("policy {:?}: {}: {e}", p.name, full.display()))?
+            }
+            (None, Some(toml::Value::String(s))) => s.clone(),
+            (None, Some(v @ toml::Value::Table(_))) => serde_json::to_string_pretty(v)
+                .map_err(|e| format!("policy {:?}: {e}", p.name))?,
+            (None, Some(_)) => {
+                return Err(format!(
+                    "policy {:?}: `document` must be JSON text or a table",
+                    p.name
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "policy {:?}: give exactly one of `file` or `document`",
+                    p.name
+                ));
+            }
+        };
+        plan.policies.push(ApplyPolicy {
+            name: p.name,
+            document,
+        });
+    }
+
+    for u in spec.users {
+        let sources = usize::from(u.password_env.is_some())
+            + usize::from(u.password_file.is_some())
+            + usize::from(u.password.is_some());
+        if sources > 1 {
+            return Err(format!(
+                "user {:?}: give at most one of password_env, password_file, password",
+                u.name
+            ));
+        }
+        let password = if let Some(var) = &u.password_env {
+            match env(var) {
+                Some(v) if !v.is_empty() => Some(v),
+                _ => {
+                    return Err(format!(
+                        "user {:?}: environment variable {var} is not set or empty",
+                        u.name
+                    ));
+                }
+            }
+        } else if let Some(f) = &u.password_file {
+            let full = base.join(f);
+            let v = std::fs::read_to_string(&full)
+                .map_err(|e| format!("user {:?}: {}: {e}", u.name, full.display()))?;
+            Some(v.trim_end_matches(['\n', '\r']).to_owned())
+        } else {
+            u.password.clone()
+        };
+        plan.users.push(ApplyUser {
+            account: u.account,
+            name: u.name,
+            password,
+            tags: u.tags,
+            disabled: u.disabled,
+            policies: u.policies,
+        });
+    }
+
+    plan.groups = spec
+        .groups
+        .into_iter()
+        .map(|g| ApplyGroup {
+            account: g.account,
+            name: g.name,
+            members: g.members,
+            policies: g.policies,
+        })
+        .collect();
+    Ok(plan)
+}

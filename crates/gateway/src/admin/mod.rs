@@ -1,0 +1,875 @@
+//! The administration CLI: `mlgate user|group|policy|token|account …` and `mlgate apply -f FILE`.
+//!
+//! Every command works on the store in the data directory and may run while the server runs
+//! (SQLite WAL; the server sees changes within its 2 s cache TTL).
+//!
+//! Passwords are never taken as command-line arguments (they would show in `ps` and shell
+//! history): use `--password-stdin` (one line), `--password-env VAR`, or `--generate-password`
+//! (prints a random password once). Tokens are printed once, at creation, on standard output
+//! alone (so `TOKEN=$(mlgate token create --user alice)` works); notes go to standard error.
+
+mod apply;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use crate::authenticate::token;
+use crate::store::{self, AttachTarget, Change, Store, StoreError, password};
+
+pub use apply::{load_plan, parse_plan};
+
+/// Administration subcommands, mounted by `main.rs` as `mlgate <subcommand>`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Built-in users: create, list, delete, set-password, disable, enable, tag.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Groups and their members.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// IAM policies: put from a file, attach to users and groups, show effective.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// API tokens (MLFLOW_TRACKING_TOKEN): create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Accounts (12-digit ids that scope users and groups).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Apply a declarative TOML file of accounts, policies, users and groups (idempotent).
+    Apply(ApplyArgs),
+}
+
+/// Where a password comes from. At most one; none means "no password".
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Generate a random password and print it once on standard output.
+    #[arg(long)]
+    pub generate_password: bool,
+}
+
+/// The account a user or group belongs to.
+#[derive(Debug, Args, Default)]
+pub struct AccountArg {
+    /// Account id (12 digits) or name; default: the default account.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (without a password source, the user can only use API tokens).
+    Create {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Principal tag KEY=VALUE (repeatable); policies see it as aws:PrincipalTag/KEY.
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_kv)]
+        tags: Vec<(String, String)>,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        account: AccountArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user with its memberships, attachments, tokens and sessions.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    /// Set (or with none of the sources, remove) a user's password; ends its browser sessions.
+    SetPassword {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Remove the password instead (the user can then only use API tokens).
+        #[arg(long, conflicts_with_all = ["password_stdin", "password_env", "generate_password"])]
+        remove: bool,
+    },
+    /// Disable a user: every credential of it stops working, sessions end.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    /// Enable a disabled user.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    /// Set tags (KEY=VALUE) and remove tags (--remove KEY) of a user.
+    Tag {
+        name: String,
+        #[arg(value_name = "KEY=VALUE", value_parser = parse_kv)]
+        set: Vec<(String, String)>,
+        #[arg(long = "remove", value_name = "KEY")]
+        remove: Vec<String>,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    Create {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    List {
+        #[command(flatten)]
+        account: AccountArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group (its members stay; its attachments go).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    AddMember {
+        group: String,
+        user: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    RemoveMember {
+        group: String,
+        user: String,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+}
+
+/// A user or a group (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArg {
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+impl TargetArg {
+    fn target(&self) -> AttachTarget<'_> {
+        match (&self.user, &self.group) {
+            (Some(u), _) => AttachTarget::User(u),
+            (None, Some(g)) => AttachTarget::Group(g),
+            (None, None) => unreachable!("clap requires one of --user/--group"),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Create or replace a policy from an IAM JSON file (validated; errors name the statement).
+    Put {
+        name: String,
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a policy document and where it is attached.
+    Show { name: String },
+    /// Delete a policy; an attached one only with --force (which detaches it everywhere).
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    Attach {
+        name: String,
+        #[command(flatten)]
+        target: TargetArg,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    Detach {
+        name: String,
+        #[command(flatten)]
+        target: TargetArg,
+        #[command(flatten)]
+        account: AccountArg,
+    },
+    /// The policies that apply to a user (its own ∪ all its groups'), and through what.
+    Effective {
+        #[arg(long, value_name = "USER")]
+        user: String,
+        #[command(flatten)]
+        account: AccountArg,
+        /// Also print each document.
+        #[arg(long)]
+        documents: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once on standard output and cannot be shown again.
+    Create {
+        #[arg(long, value_name = "USER")]
+        user: String,
+        #[command(flatten)]
+        account: AccountArg,
+        /// A label to tell tokens apart.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Lifetime like 90d, 12h, 30m, 2w, or "never".
+        #[arg(long, value_name = "DURATION", default_value = "90d")]
+        expires_in: String,
+    },
+    List {
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        account: AccountArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (the part after `mlg_`, as `token list` shows it).
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create (or rename) an account.
+    Create { id: String, name: String },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The TOML file (see docs/administration.md).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Report what would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Errors of the admin commands. Never contain a password or token.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// Where commands read and write. [`run`] uses the process's stdin/stdout/stderr/environment.
+pub struct AdminIo<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub stdin: &'a mut dyn BufRead,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Opens the store in `data_dir` (default configuration) and runs the command with the process's
+/// standard streams and environment.
+pub async fn run(cmd: AdminCommand, data_dir: &Path) -> Result<(), AdminError> {
+    let store = Store::open(data_dir).await?;
+    run_with(cmd, &store).await
+}
+
+/// Runs the command against an already opened store (e.g. one opened with the server's
+/// configuration) with the process's standard streams and environment.
+pub async fn run_with(cmd: AdminCommand, store: &Store) -> Result<(), AdminError> {
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let stdin = io::stdin();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let mut input = stdin.lock();
+    let env = |k: &str| std::env::var(k).ok();
+    let mut io = AdminIo {
+        out: &mut out,
+        err: &mut err,
+        stdin: &mut input,
+        env: &env,
+    };
+    execute(cmd, store, &mut io).await
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s`, `2w` into seconds; `never` is `None`.
+pub fn parse_duration(s: &str) -> Result<Option<u64>, AdminError> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let bad = || AdminError::Usage(format!("invalid duration {s:?}: use e.g. 90d, 12h, 30m, 2w or never"));
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    if secs == 0 {
+        return Err(bad());
+    }
+    Ok(Some(secs))
+}
+
+fn io_err(e: io::Error) -> AdminError {
+    AdminError::Io {
+        path: PathBuf::from("<output>"),
+        source: e,
+    }
+}
+
+fn fmt_time(t: i64) -> String {
+    jiff::Timestamp::from_second(t)
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn random_password() -> String {
+    use base64::Engine;
+    let mut buf = [0u8; 18];
+    getrandom::fill(&mut buf).expect("OS random number generator");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Reads the password from its source. `Ok(None)`: no source given.
+fn read_password(src: &PasswordSource, io: &mut AdminIo<'_>) -> Result<Option<String>, AdminError> {
+    if src.password_stdin {
+        let mut line = String::new();
+        io.stdin.read_line(&mut line).map_err(|e| AdminError::Io {
+            path: PathBuf::from("<stdin>"),
+            source: e,
+        })?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+        if pw.is_empty() {
+            return Err(AdminError::Usage("no password on standard input".into()));
+        }
+        return Ok(Some(pw));
+    }
+    if let Some(var) = &src.password_env {
+        return match (io.env)(var) {
+            Some(pw) if !pw.is_empty() => Ok(Some(pw)),
+            _ => Err(AdminError::Usage(format!(
+                "environment variable {var} is not set or empty"
+            ))),
+        };
+    }
+    if src.generate_password {
+        return Ok(Some(random_password()));
+    }
+    Ok(None)
+}
+
+fn json_out(io: &mut AdminIo<'_>, v: &impl serde::Serialize) -> Result<(), AdminError> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| AdminError::Usage(e.to_string()))?;
+    writeln!(io.out, "{s}").map_err(io_err)
+}
+
+/// Runs one admin command.
+pub async fn execute(cmd: AdminCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    match cmd {
+        AdminCommand::User(c) => user(c, store, io).await,
+        AdminCommand::Group(c) => group(c, store, io).await,
+        AdminCommand::Policy(c) => policy(c, store, io).await,
+        AdminCommand::Token(c) => token_cmd(c, store, io).await,
+        AdminCommand::Account(c) => account(c, store, io).await,
+        AdminCommand::Apply(a) => {
+            let plan = load_plan(&a.file, io.env)?;
+            let report = if a.dry_run {
+                store.apply_dry_run(&plan).await?
+            } else {
+                store.apply(&plan).await?
+            };
+            for item in &report.items {
+                writeln!(io.out, "{:<9} {:<7} {}", item.change, item.kind, item.name)
+                    .map_err(io_err)?;
+            }
+            writeln!(
+                io.out,
+                "{}{} created, {} updated, {} unchanged",
+                if a.dry_run { "dry run (nothing written): " } else { "" },
+                report.count(Change::Created),
+                report.count(Change::Updated),
+                report.count(Change::Unchanged),
+            )
+            .map_err(io_err)
+        }
+    }
+}
+
+async fn user(c: UserCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    match c {
+        UserCommand::Create {
+            name,
+            account,
+            password,
+            tags,
+        } => {
+            let pw = read_password(&password, io)?;
+            let hash = match &pw {
+                Some(p) => Some(password::hash_async(p.clone()).await?),
+                None => None,
+            };
+            let tags: BTreeMap<String, String> = tags.into_iter().collect();
+            let u = store
+                .create_user(account.account.as_deref(), &name, hash, tags)
+                .await?;
+            writeln!(io.err, "created user {}", u.arn()).map_err(io_err)?;
+            if password.generate_password
+                && let Some(p) = pw
+            {
+                writeln!(io.out, "{p}").map_err(io_err)?;
+                writeln!(io.err, "the generated password above is shown only once").map_err(io_err)?;
+            } else if pw.is_none() {
+                writeln!(
+                    io.err,
+                    "no password set: the user can sign in only with API tokens (see `mlgate user set-password`)"
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        UserCommand::List { account, json } => {
+            let users = store.list_users(account.account.as_deref()).await?;
+            if json {
+                let v: Vec<serde_json::Value> = users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "arn": u.arn(), "account": u.account_id, "name": u.name,
+                            "groups": u.groups, "tags": u.tags, "disabled": u.disabled,
+                            "has_password": u.has_password(), "created_at": fmt_time(u.created_at),
+                        })
+                    })
+                    .collect();
+                return json_out(io, &v);
+            }
+            for u in users {
+                let mut flags = Vec::new();
+                if u.disabled {
+                    flags.push("disabled".to_owned());
+                }
+                if !u.has_password() {
+                    flags.push("no-password".to_owned());
+                }
+                let tags: Vec<String> = u.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                writeln!(
+                    io.out,
+                    "{}\t{}\tgroups=[{}]\ttags=[{}]{}",
+                    u.account_id,
+                    u.name,
+                    u.groups.join(","),
+                    tags.join(","),
+                    if flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\t{}", flags.join(","))
+                    }
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        UserCommand::Delete { name, account } => {
+            store.delete_user(account.account.as_deref(), &name).await?;
+            writeln!(io.err, "deleted user {name}").map_err(io_err)
+        }
+        UserCommand::SetPassword {
+            name,
+            account,
+            password,
+            remove,
+        } => {
+            let hash = if remove {
+                None
+            } else {
+                let pw = read_password(&password, io)?.ok_or_else(|| {
+                    AdminError::Usage(
+                        "give --password-stdin, --password-env VAR or --generate-password (or --remove)"
+                            .into(),
+                    )
+                })?;
+                let h = password::hash_async(pw.clone()).await?;
+                if password.generate_password {
+                    writeln!(io.out, "{pw}").map_err(io_err)?;
+                }
+                Some(h)
+            };
+            store
+                .set_password(account.account.as_deref(), &name, hash)
+                .await?;
+            writeln!(
+                io.err,
+                "{} password of {name}; its browser sessions were ended",
+                if remove { "removed the" } else { "set the" }
+            )
+            .map_err(io_err)
+        }
+        UserCommand::Disable { name, account } => {
+            store
+                .set_disabled(account.account.as_deref(), &name, true)
+                .await?;
+            writeln!(io.err, "disabled user {name}").map_err(io_err)
+        }
+        UserCommand::Enable { name, account } => {
+            store
+                .set_disabled(account.account.as_deref(), &name, false)
+                .await?;
+            writeln!(io.err, "enabled user {name}").map_err(io_err)
+        }
+        UserCommand::Tag {
+            name,
+            set,
+            remove,
+            account,
+        } => {
+            if set.is_empty() && remove.is_empty() {
+                return Err(AdminError::Usage(
+                    "give tags as KEY=VALUE and/or --remove KEY".into(),
+                ));
+            }
+            let u = store
+                .tag_user(
+                    account.account.as_deref(),
+                    &name,
+                    set.into_iter().collect(),
+                    remove,
+                )
+                .await?;
+            let tags: Vec<String> = u.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(io.out, "{}\ttags=[{}]", u.name, tags.join(",")).map_err(io_err)
+        }
+    }
+}
+
+async fn group(c: GroupCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    match c {
+        GroupCommand::Create { name, account } => {
+            store.create_group(account.account.as_deref(), &name).await?;
+            writeln!(io.err, "created group {name}").map_err(io_err)
+        }
+        GroupCommand::List { account, json } => {
+            let groups = store.list_groups(account.account.as_deref()).await?;
+            if json {
+                return json_out(io, &groups);
+            }
+            for g in groups {
+                writeln!(
+                    io.out,
+                    "{}\t{}\tmembers=[{}]\tpolicies=[{}]",
+                    g.account_id,
+                    g.name,
+                    g.members.join(","),
+                    g.policies.join(",")
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        GroupCommand::Delete { name, account } => {
+            store.delete_group(account.account.as_deref(), &name).await?;
+            writeln!(io.err, "deleted group {name}").map_err(io_err)
+        }
+        GroupCommand::AddMember {
+            group,
+            user,
+            account,
+        } => {
+            let added = store
+                .add_member(account.account.as_deref(), &group, &user)
+                .await?;
+            writeln!(
+                io.err,
+                "{user} {} {group}",
+                if added { "added to" } else { "was already in" }
+            )
+            .map_err(io_err)
+        }
+        GroupCommand::RemoveMember {
+            group,
+            user,
+            account,
+        } => {
+            let removed = store
+                .remove_member(account.account.as_deref(), &group, &user)
+                .await?;
+            writeln!(
+                io.err,
+                "{user} {} {group}",
+                if removed { "removed from" } else { "was not in" }
+            )
+            .map_err(io_err)
+        }
+    }
+}
+
+async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    match c {
+        PolicyCommand::Put { name, file } => {
+            let doc = std::fs::read_to_string(&file).map_err(|e| AdminError::Io {
+                path: file.clone(),
+                source: e,
+            })?;
+            let change = store.put_policy(&name, &doc).await?;
+            writeln!(io.err, "{change} policy {name}").map_err(io_err)
+        }
+        PolicyCommand::List { json } => {
+            let list = store.list_policies().await?;
+            if json {
+                let v: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "name": p.name, "attachments": p.attachment_count,
+                            "updated_at": fmt_time(p.updated_at),
+                        })
+                    })
+                    .collect();
+                return json_out(io, &v);
+            }
+            for p in list {
+                writeln!(
+                    io.out,
+                    "{}\tattachments={}\tupdated={}",
+                    p.name,
+                    p.attachment_count,
+                    fmt_time(p.updated_at)
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        PolicyCommand::Show { name } => {
+            let p = store.get_policy(&name).await?;
+            let pretty = serde_json::from_str::<serde_json::Value>(&p.document)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or(p.document.clone());
+            writeln!(io.out, "{pretty}").map_err(io_err)?;
+            let at = store.policy_attachments(&name).await?;
+            if at.is_empty() {
+                writeln!(io.err, "# not attached").map_err(io_err)
+            } else {
+                let list: Vec<String> = at.iter().map(ToString::to_string).collect();
+                writeln!(io.err, "# attached to: {}", list.join(", ")).map_err(io_err)
+            }
+        }
+        PolicyCommand::Delete { name, force } => {
+            store.delete_policy(&name, force).await?;
+            writeln!(io.err, "deleted policy {name}").map_err(io_err)
+        }
+        PolicyCommand::Attach {
+            name,
+            target,
+            account,
+        } => {
+            let changed = store
+                .attach_policy(&name, account.account.as_deref(), target.target())
+                .await?;
+            writeln!(
+                io.err,
+                "policy {name} {} {}",
+                if changed { "attached to" } else { "was already attached to" },
+                describe(&target)
+            )
+            .map_err(io_err)
+        }
+        PolicyCommand::Detach {
+            name,
+            target,
+            account,
+        } => {
+            let changed = store
+                .detach_policy(&name, account.account.as_deref(), target.target())
+                .await?;
+            writeln!(
+                io.err,
+                "policy {name} {} {}",
+                if changed { "detached from" } else { "was not attached to" },
+                describe(&target)
+            )
+            .map_err(io_err)
+        }
+        PolicyCommand::Effective {
+            user,
+            account,
+            documents,
+        } => {
+            let sources = store
+                .effective_policy_sources(account.account.as_deref(), &user)
+                .await?;
+            if sources.is_empty() {
+                writeln!(io.err, "no policies apply to {user}: every request is denied")
+                    .map_err(io_err)?;
+            }
+            for (name, via) in sources {
+                let via: Vec<String> = via.iter().map(ToString::to_string).collect();
+                writeln!(io.out, "{name}\tvia {}", via.join(", ")).map_err(io_err)?;
+                if documents {
+                    let p = store.get_policy(&name).await?;
+                    writeln!(io.out, "{}", p.document.trim_end()).map_err(io_err)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn describe(t: &TargetArg) -> String {
+    match (&t.user, &t.group) {
+        (Some(u), _) => format!("user {u}"),
+        (None, Some(g)) => format!("group {g}"),
+        _ => String::new(),
+    }
+}
+
+async fn token_cmd(c: TokenCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    match c {
+        TokenCommand::Create {
+            user,
+            account,
+            name,
+            expires_in,
+        } => {
+            let lifetime = parse_duration(&expires_in)?;
+            let expires_at = lifetime.map(|s| {
+                store::now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX))
+            });
+            let minted = token::mint();
+            let rec = store
+                .insert_token(
+                    account.account.as_deref(),
+                    &user,
+                    &minted.id,
+                    &name,
+                    &minted.secret_sha256,
+                    expires_at,
+                )
+                .await?;
+            writeln!(io.out, "{}", minted.token).map_err(io_err)?;
+            writeln!(
+                io.err,
+                "token {} for {}/{} ({}), expires {}; shown only once: store it now \
+                 (e.g. export MLFLOW_TRACKING_TOKEN=...)",
+                rec.id,
+                rec.account_id,
+                rec.user_name,
+                rec.name,
+                rec.expires_at.map_or("never".to_owned(), fmt_time),
+            )
+            .map_err(io_err)
+        }
+        TokenCommand::List {
+            user,
+            account,
+            json,
+        } => {
+            let list = store
+                .list_tokens(account.account.as_deref(), user.as_deref())
+                .await?;
+            if json {
+                return json_out(io, &list);
+            }
+            let now = store::now();
+            for t in list {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.is_expired_at(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    io.out,
+                    "{}\t{}/{}\t{}\t{}\tcreated={}\texpires={}\tlast_used={}",
+                    t.id,
+                    t.account_id,
+                    t.user_name,
+                    t.name,
+                    state,
+                    fmt_time(t.created_at),
+                    t.expires_at.map_or("never".to_owned(), fmt_time),
+                    t.last_used_at.map_or("never".to_owned(), fmt_time),
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            // Accept the whole token too, but only ever use its id part.
+            let id = token::parse(&id).map_or(id.as_str(), |(i, _)| i).to_owned();
+            let changed = store.revoke_token(&id).await?;
+            writeln!(
+                io.err,
+                "token {id} {}",
+                if changed { "revoked" } else { "was already revoked" }
+            )
+            .map_err(io_err)
+        }
+    }
+}
+
+async fn account(c: AccountCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    match c {
+        AccountCommand::Create { id, name } => {
+            let change = store.ensure_account(&id, &name).await?;
+            writeln!(io.err, "{change} account {id} ({name})").map_err(io_err)
+        }
+        AccountCommand::List { json } => {
+            let list = store.list_accounts().await?;
+            if json {
+                return json_out(io, &list);
+            }
+            for a in list {
+                let default = if a.id == store.default_account_id() {
+                    "\tdefault"
+                } else {
+                    ""
+                };
+                writeln!(io.out, "{}\t{}{default}", a.id, a.name).map_err(io_err)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,50 @@
+//! The audit record: one JSON line per request, allowed or denied.
+
+use serde::Serialize;
+
+use crate::identity::AuthMethod;
+
+/// What the gateway decided for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDecision {
+    /// Authorized by a policy statement.
+    Allow,
+    /// Refused by an explicit `Deny` statement.
+    ExplicitDeny,
+    /// Refused because no statement allowed it.
+    ImplicitDeny,
+    /// Refused before authorization: no, bad or conflicting credentials.
+    Unauthenticated,
+    /// Refused before authorization: malformed or ambiguous request, unknown route.
+    Rejected,
+    /// Public route (health, sign-in page): no decision needed.
+    Public,
+}
+
+/// One request's audit line. Never holds a secret: no passwords, tokens, cookies or signatures.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRecord {
+    /// RFC 3339 timestamp at which the request arrived.
+    pub time: String,
+    pub request_id: String,
+    pub source_ip: String,
+    pub method: String,
+    pub path: String,
+    /// Principal ARN, when authentication succeeded.
+    pub principal: Option<String>,
+    pub auth_method: Option<AuthMethod>,
+    /// `mlflow:<Operation>` actions evaluated (empty when the request never reached authorization).
+    pub actions: Vec<String>,
+    /// Resource ARNs evaluated.
+    pub resources: Vec<String>,
+    pub decision: AuditDecision,
+    /// The policy and statement (Sid or `#index`) that decided, for allow and explicit deny.
+    pub policy: Option<String>,
+    pub statement: Option<String>,
+    /// Why the request was refused, in words safe to log.
+    pub reason: Option<String>,
+    /// HTTP status sent to the client.
+    pub status: u16,
+    pub latency_ms: f64,
+}

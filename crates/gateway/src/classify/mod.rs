@@ -1,0 +1,132 @@
+//! Stage 4: which MLflow operation a request is, from the route catalog (`mlgate-catalog`),
+//! and its ARN in the article's execute-api vocabulary.
+
+use http::Method;
+use mlgate_catalog::{Classified, GRAPHQL_MUTATION_OPERATION, ParamStyle, Route, classify, execute_api_arn, graphql_is_read_only};
+
+use crate::config::GatewaySettings;
+
+/// The operation whose body decides between a GraphQL read and a GraphQL write.
+const GRAPHQL_QUERY_OPERATION: &str = "GraphQLQuery";
+
+/// The UI's pages; an unauthenticated browser asking for one is sent to the sign-in page.
+const UI_OPERATION: &str = "AccessUI";
+
+/// A classified request.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The route MLflow dispatches to; `None` when MLflow serves nothing for the method and
+    /// path, which only an `execute-api:Invoke` policy on that exact ARN may allow.
+    pub route: Option<&'static Route>,
+    /// Path parameters of the route, percent-decoded as MLflow's handler receives them.
+    pub path_params: Vec<(&'static str, String)>,
+    /// `arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>/<path>`.
+    pub execute_api: String,
+}
+
+impl Call {
+    pub fn new(method: &Method, normalized_path: &str, settings: &GatewaySettings) -> Call {
+        let execute_api = execute_api_arn(
+            &settings.region,
+            &settings.account,
+            &settings.api_id,
+            &settings.stage,
+            method.as_str(),
+            normalized_path,
+        );
+        match classify(method.as_str(), normalized_path) {
+            Classified::Route { route, path_params } => Call { route: Some(route), path_params, execute_api },
+            Classified::Unknown => Call { route: None, path_params: Vec::new(), execute_api },
+        }
+    }
+
+    /// Routes anyone may call (MLflow's health check).
+    pub fn is_public(&self) -> bool {
+        self.route.is_some_and(|route| route.public)
+    }
+
+    /// A page of the MLflow UI.
+    pub fn is_ui_page(&self) -> bool {
+        self.route.is_some_and(|route| route.operation == UI_OPERATION)
+    }
+}
+
+/// The `mlflow:<Operation>` action of a request to `route`. A GraphQL document that is not a
+/// pure query (or cannot be read) is a mutation, a write.
+pub fn action(route: &Route, body: Option<&[u8]>) -> String {
+    if route.operation == GRAPHQL_QUERY_OPERATION && !body.is_some_and(graphql_is_read_only) {
+        format!("mlflow:{GRAPHQL_MUTATION_OPERATION}")
+    } else {
+        route.action()
+    }
+}
+
+/// Whether MLflow may read this request's body to find its fields, so mlgate must read it
+/// too (bodies of other routes, such as artifact uploads, stream through untouched).
+pub fn reads_body(route: &Route, method: &Method) -> bool {
+    match route.params {
+        ParamStyle::Message | ParamStyle::FlaskJson | ParamStyle::JsonBody => true,
+        ParamStyle::QueryIfGetElseJson => method != Method::GET,
+        ParamStyle::Query | ParamStyle::None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settings() -> GatewaySettings {
+        GatewaySettings {
+            region: "us-east-1".into(),
+            account: "111111111111".into(),
+            api_id: "mlgate".into(),
+            stage: "prod".into(),
+            max_parsed_body: 1 << 20,
+            body_timeout: Duration::from_secs(1),
+            upstream: "http://127.0.0.1:5001".parse().expect("uri"),
+            upstream_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn known_and_unknown_routes() {
+        let call = Call::new(&Method::POST, "/api/2.0/mlflow/runs/create", &settings());
+        let route = call.route.expect("known route");
+        assert_eq!(route.operation, "CreateRun");
+        assert_eq!(call.execute_api, "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/POST/api/2.0/mlflow/runs/create");
+        assert!(reads_body(route, &Method::POST));
+
+        let unknown = Call::new(&Method::GET, "/api/2.0/mlflow/not-a-route", &settings());
+        assert!(unknown.route.is_none());
+        assert!(!unknown.is_public());
+    }
+
+    #[test]
+    fn public_and_ui_routes() {
+        assert!(Call::new(&Method::GET, "/health", &settings()).is_public());
+        let ui = Call::new(&Method::GET, "/", &settings());
+        assert!(ui.is_ui_page());
+        assert!(!ui.is_public());
+    }
+
+    #[test]
+    fn artifact_bodies_stream() {
+        let call = Call::new(&Method::PUT, "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model.pkl", &settings());
+        let route = call.route.expect("known route");
+        assert!(!reads_body(route, &Method::PUT));
+        assert_eq!(call.path_params, vec![("artifact_path", "1/abc/artifacts/model.pkl".to_owned())]);
+    }
+
+    #[test]
+    fn graphql_mutations_are_writes() {
+        let call = Call::new(&Method::POST, "/graphql", &settings());
+        let route = call.route.expect("known route");
+        let query = br#"{"query": "query { mlflowGetExperiment(input: {experimentId: \"1\"}) { experiment { name } } }"}"#;
+        assert_eq!(action(route, Some(query)), "mlflow:GraphQLQuery");
+        let mutation = br#"{"query": "mutation { deleteEverything(input: {}) { ok } }"}"#;
+        assert_eq!(action(route, Some(mutation)), "mlflow:GraphQLMutation");
+        assert_eq!(action(route, Some(b"not json")), "mlflow:GraphQLMutation");
+    }
+}

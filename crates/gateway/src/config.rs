@@ -1,0 +1,246 @@
+//! Command line and environment: `mlgate serve` settings, plus the admin subcommands.
+//!
+//! Every flag of `serve` also reads an `MLGATE_*` environment variable so scripts and CI can
+//! drive the gateway without arguments. `docs/configuration.md` lists them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use http::Uri;
+
+use crate::admin::AdminCommand;
+
+#[derive(Debug, Parser)]
+#[command(name = "mlgate", version, about = "Access control and audit in front of an MLflow tracking server")]
+pub struct Cli {
+    /// Directory of the embedded store (users, groups, policies, tokens, sessions) and the audit log.
+    #[arg(long, env = "MLGATE_DATA_DIR", default_value = ".mlgate", global = true)]
+    pub data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway in front of an MLflow tracking server.
+    Serve(Box<ServeArgs>),
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Public address to listen on.
+    #[arg(long, env = "MLGATE_LISTEN", default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+
+    /// The MLflow tracking server (http only; it should listen on a private address).
+    #[arg(long, env = "MLGATE_UPSTREAM", default_value = "http://127.0.0.1:5001", value_parser = parse_upstream)]
+    pub upstream: Uri,
+
+    /// Audit log file (JSON lines) [default: <data-dir>/audit.log].
+    #[arg(long, env = "MLGATE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Region used in resource ARNs and execute-api ARNs.
+    #[arg(long, env = "MLGATE_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// Account (12 digits) that owns the MLflow resources, used in resource and execute-api ARNs.
+    #[arg(long, env = "MLGATE_ACCOUNT", default_value = "111111111111", value_parser = parse_account)]
+    pub account: String,
+
+    /// API id in execute-api ARNs (`arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/...`).
+    #[arg(long, env = "MLGATE_API_ID", default_value = "mlgate")]
+    pub api_id: String,
+
+    /// Stage in execute-api ARNs.
+    #[arg(long, env = "MLGATE_STAGE", default_value = "prod")]
+    pub stage: String,
+
+    /// PEM certificate chain; serves HTTPS (h2 and http/1.1) when given with --tls-key.
+    #[arg(long, env = "MLGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "MLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Largest request body mlgate reads to decide (JSON API bodies); larger ones get 413.
+    /// Artifact uploads are streamed and not limited by this.
+    #[arg(long, env = "MLGATE_MAX_PARSED_BODY", default_value = "16MiB", value_parser = parse_size)]
+    pub max_parsed_body: u64,
+
+    /// Largest request head (request line and headers) accepted.
+    #[arg(long, env = "MLGATE_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_bytes: u64,
+
+    /// Time a client has to send the request head.
+    #[arg(long, env = "MLGATE_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest pause while a client sends a body; for a body mlgate parses, also the time to
+    /// send all of it. Slow clients are cut off with 408.
+    #[arg(long, env = "MLGATE_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Time MLflow has to start answering once it has the whole request.
+    #[arg(long, env = "MLGATE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Log format on stderr.
+    #[arg(long, env = "MLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    pub fn audit_log_path(&self, data_dir: &Path) -> PathBuf {
+        self.audit_log.clone().unwrap_or_else(|| data_dir.join("audit.log"))
+    }
+}
+
+/// The settings the request pipeline needs, resolved from [`ServeArgs`].
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    pub region: String,
+    pub account: String,
+    pub api_id: String,
+    pub stage: String,
+    pub max_parsed_body: u64,
+    pub body_timeout: Duration,
+    pub upstream: Uri,
+    pub upstream_timeout: Duration,
+}
+
+impl From<&ServeArgs> for GatewaySettings {
+    fn from(args: &ServeArgs) -> Self {
+        GatewaySettings {
+            region: args.region.clone(),
+            account: args.account.clone(),
+            api_id: args.api_id.clone(),
+            stage: args.stage.clone(),
+            max_parsed_body: args.max_parsed_body,
+            body_timeout: args.body_timeout,
+            upstream: args.upstream.clone(),
+            upstream_timeout: args.upstream_timeout,
+        }
+    }
+}
+
+fn parse_upstream(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("the upstream must be an http:// URL (MLflow listens on a private address)".into());
+    }
+    if uri.authority().is_none() {
+        return Err("the upstream URL needs a host and port".into());
+    }
+    // A path prefix would be silently dropped; MLflow's --static-prefix is not supported yet.
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err("the upstream URL must not have a path or query".into());
+    }
+    Ok(uri)
+}
+
+fn parse_account(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_owned())
+    } else {
+        Err("an account id is 12 digits".into())
+    }
+}
+
+/// `1048576`, `64KiB`, `16MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, all binary).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown size unit in {s:?} (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(multiplier).ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// `30s`, `500ms`, `2m`, `1m 30s` or ISO 8601 (`PT30S`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s.parse().map_err(|e| format!("not a duration: {e}"))?;
+    let d = Duration::try_from(d).map_err(|_| format!("a duration must not be negative: {s:?}"))?;
+    if d.is_zero() {
+        return Err("a duration must be positive".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("2 GB"), Ok(2 << 30));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("PT2S"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn upstream_urls() {
+        assert!(parse_upstream("http://127.0.0.1:5001").is_ok());
+        assert!(parse_upstream("http://127.0.0.1:5001/").is_ok());
+        assert!(parse_upstream("https://mlflow:5001").is_err());
+        assert!(parse_upstream("http://127.0.0.1:5001/mlflow").is_err());
+        assert!(parse_upstream("127.0.0.1:5001").is_err());
+    }
+
+    #[test]
+    fn accounts() {
+        assert!(parse_account("111111111111").is_ok());
+        assert!(parse_account("11111111111").is_err());
+        assert!(parse_account("11111111111a").is_err());
+    }
+
+    #[test]
+    fn serve_flags() {
+        // Explicit flags win over any MLGATE_* variable the environment may hold.
+        let cli = Cli::try_parse_from([
+            "mlgate", "--data-dir", "/srv/mlgate", "serve", "--listen", "0.0.0.0:8080",
+            "--max-parsed-body", "1MiB", "--upstream-timeout", "5s",
+        ])
+        .expect("flags parse");
+        let Command::Serve(mut args) = cli.command else { panic!("serve expected") };
+        assert_eq!(args.listen, "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(args.max_parsed_body, 1 << 20);
+        assert_eq!(args.upstream_timeout, Duration::from_secs(5));
+        args.audit_log = None;
+        assert_eq!(args.audit_log_path(&cli.data_dir), PathBuf::from("/srv/mlgate/audit.log"));
+        assert!(Cli::try_parse_from(["mlgate", "serve", "--tls-cert", "c.pem"]).is_err());
+    }
+}

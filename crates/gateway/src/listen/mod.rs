@@ -1,0 +1,134 @@
+//! Stage 1: accept connections (HTTP/1.1 and h2, optional TLS with ALPN), apply header limits
+//! and timeouts, tell later stages who the peer is, and shut down gracefully.
+
+mod body;
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+pub use body::{BodyTimeout, IdleTimeout};
+pub use tls::load_tls;
+
+/// Open connections get this long to finish their requests after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The connection a request came in on; a request extension set by the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// The client's address as seen by mlgate (`aws:SourceIp`).
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS (`aws:SecureTransport`).
+    pub secure: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenLimits {
+    /// Largest request head; applies to HTTP/1.1's read buffer and h2's header list.
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    limits: ListenLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper refuses read buffers under 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Peer { addr, secure: tls.is_some() };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+            request.extensions_mut().insert(peer);
+            app.clone().oneshot(request)
+        });
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let result = match tls {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => return tracing::debug!(%addr, %error, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%addr, "TLS handshake timed out"),
+                    };
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%addr, %error, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down; waiting for open requests");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("open connections did not finish in time; closing them");
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,86 @@
+//! `mlgate`: `mlgate serve` runs the gateway; every other subcommand administers the store.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mlgate::audit::AuditSink;
+use mlgate::authenticate::{AuthSettings, Authenticator};
+use mlgate::config::{Cli, Command, GatewaySettings, LogFormat, ServeArgs};
+use mlgate::listen::{self, ListenLimits};
+use mlgate::pipeline::Gateway;
+use mlgate::portal::{self, PortalState};
+use mlgate::store::Store;
+use mlgate::admin;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_format);
+            serve(&args, &cli.data_dir).await
+        }
+        Command::Admin(command) => {
+            init_logging(LogFormat::Text);
+            admin::run(command, &cli.data_dir).await.map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mlgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(listen::load_tls(cert, key)?),
+        _ => None,
+    };
+    let store = Store::open(data_dir)
+        .await
+        .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?;
+    let audit_path = args.audit_log_path(data_dir);
+    let audit = AuditSink::open(&audit_path)
+        .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
+    let authenticator = Authenticator::new(store.clone(), AuthSettings::default());
+    let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
+    let gateway = Gateway::new(GatewaySettings::from(args), store, authenticator, portal, audit.clone())?;
+    let limits = ListenLimits {
+        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+        header_read_timeout: args.header_read_timeout,
+    };
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, upstream = %args.upstream, audit = %audit_path.display(), "mlgate listening");
+    // The one line scripts wait for; stdout is flushed so a pipe sees it at once.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "mlgate: ready on {scheme}://{addr}");
+    let _ = stdout.flush();
+
+    listen::serve(listener, tls, gateway.into_router(), limits, listen::shutdown_signal()).await;
+    tokio::task::spawn_blocking(move || audit.flush())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot flush the audit log: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! The request pipeline of DESIGN.md in one place. [`Gateway::process`] reads top to bottom as
+//! the stages run: normalize → (portal) → authenticate → classify → read fields → resolve →
+//! authorize → rewrite → forward; [`handle`] wraps it with the request id and the audit record
+//! that every request gets, whatever happened to it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use jiff::Timestamp;
+use mlgate_policy::{Context, Decision};
+use tower::ServiceExt;
+
+use crate::audit::{AuditDecision, AuditRecord, AuditSink};
+use crate::authenticate::{Authenticator, ClientAddr};
+use crate::authorize::{EXECUTE_API_INVOKE, Question, Verdict, authorize};
+use crate::classify::{self, Call};
+use crate::config::GatewaySettings;
+use crate::error::GatewayError;
+use crate::forward::Upstream;
+use crate::identity::{AuthMethod, Principal};
+use crate::listen::{IdleTimeout, Peer};
+use crate::normalize::{self, BodyLimits, RequestBody, Target};
+use crate::portal::{self, PortalOutcome};
+use crate::resolve::{self, ArnScope, Resolver, global_context};
+use crate::rewrite;
+use crate::store::Store;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything the pipeline needs; one per server.
+pub struct Gateway {
+    settings: GatewaySettings,
+    store: Store,
+    authenticator: Authenticator,
+    resolver: Resolver,
+    upstream: Upstream,
+    portal: Router,
+    audit: AuditSink,
+}
+
+impl Gateway {
+    /// `portal` is [`crate::portal::router`]; it serves everything under the reserved prefix.
+    pub fn new(
+        settings: GatewaySettings,
+        store: Store,
+        authenticator: Authenticator,
+        portal: Router,
+        audit: AuditSink,
+    ) -> Result<Gateway, String> {
+        let upstream = Upstream::new(&settings.upstream, settings.upstream_timeout)?;
+        let resolver = Resolver::new(ArnScope::new(&settings.region, &settings.account), upstream.clone());
+        Ok(Gateway { settings, store, authenticator, resolver, upstream, portal, audit })
+    }
+
+    /// The service the listener runs: every request goes through [`handle`].
+    pub fn into_router(self) -> Router {
+        Router::new().fallback(handle).with_state(Arc::new(self))
+    }
+
+    async fn process(&self, request: Request, trail: &mut Trail) -> Result<Response, GatewayError> {
+        let (mut parts, body) = request.into_parts();
+        let peer = *parts
+            .extensions
+            .get::<Peer>()
+            .ok_or_else(|| GatewayError::Internal("request without connection information".into()))?;
+        parts.extensions.insert(ClientAddr(peer.addr.ip()));
+        parts.headers.insert(X_REQUEST_ID, trail.request_id.clone());
+        let body = Body::new(IdleTimeout::new(body, self.settings.body_timeout));
+
+        // 2. normalize: one canonical path; mlgate's own pages live under a reserved prefix.
+        let target = normalize::target(&parts.uri)?;
+        trail.path.clone_from(&target.path);
+        if target.is_reserved() {
+            return Ok(self.portal(parts, body, trail).await);
+        }
+
+        // 3. authenticate: exactly one credential, or none at all.
+        let principal = self.authenticator.authenticate(&parts, peer.secure).await.map_err(GatewayError::Authentication)?;
+        trail.principal = principal.as_ref().map(|p| p.arn.clone());
+        trail.auth_method = principal.as_ref().map(|p| p.auth_method);
+
+        // 4. classify: the MLflow operation, or a route MLflow does not serve.
+        let call = Call::new(&parts.method, &target.path, &self.settings);
+        if call.is_public() {
+            trail.decision = Some(AuditDecision::Public);
+            return self.forward(parts, body, target, &peer).await;
+        }
+        let Some(principal) = principal else {
+            return self.unauthenticated(&parts, &call, &target, trail);
+        };
+        let context = global_context(Some(&principal), &peer, trail.time);
+        let Some(route) = call.route else {
+            // Only `execute-api:Invoke` on this exact method/path ARN can allow it.
+            self.authorize(&principal, None, &call, &context, trail).await?;
+            return self.forward(parts, body, target, &peer).await;
+        };
+
+        // 2 (cont.). read the fields as MLflow will; only bodies MLflow parses are buffered.
+        let (mut params, body) = normalize::read_fields(route, &parts, body, self.body_limits()).await?;
+        let action = classify::action(route, body.bytes());
+
+        // 5. resolve: identifiers → resource ARNs and condition keys.
+        let plan = resolve::plan(self.resolver.scope(), route, &call.path_params, &params, &parts.headers)?;
+        let resources = self.resolver.resources(&plan).await?;
+        let mut context = context;
+        for (key, value) in &plan.context {
+            context.insert(key, value.clone());
+        }
+
+        // 6. authorize: both vocabularies, explicit deny wins.
+        self.authorize(&principal, Some((&action, &resources)), &call, &context, trail).await?;
+
+        // 7. rewrite: attribute writes to the principal.
+        let body = if rewrite::attribute(route.operation, &mut params, &principal.name)
+            .map_err(|e| GatewayError::BadRequest(e.to_string()))?
+        {
+            let bytes = Bytes::from(params.into_json_body());
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            RequestBody::Read(bytes)
+        } else {
+            body
+        };
+
+        // 8. forward: stream to MLflow and back.
+        self.forward(parts, body.into_body(), target, &peer).await
+    }
+
+    fn body_limits(&self) -> BodyLimits {
+        BodyLimits { max_bytes: self.settings.max_parsed_body, timeout: self.settings.body_timeout }
+    }
+
+    async fn portal(&self, parts: Parts, body: Body, trail: &mut Trail) -> Response {
+        let response = match self.portal.clone().oneshot(Request::from_parts(parts, body)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        match response.extensions().get::<PortalOutcome>() {
+            Some(outcome) => {
+                trail.principal.clone_from(&outcome.principal);
+                trail.auth_method = outcome.auth_method;
+                trail.decision = Some(outcome.decision);
+                trail.reason.clone_from(&outcome.reason);
+            }
+            None => trail.decision = Some(AuditDecision::Public),
+        }
+        response
+    }
+
+    /// No credential: a browser opening a UI page goes to the sign-in page, anything else
+    /// gets 401 (with a Basic challenge, which the MLflow client answers).
+    fn unauthenticated(&self, parts: &Parts, call: &Call, target: &Target, trail: &mut Trail) -> Result<Response, GatewayError> {
+        let navigation = matches!(parts.method, Method::GET | Method::HEAD)
+            && parts
+                .headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+        if !(navigation && call.is_ui_page()) {
+            return Err(GatewayError::Unauthenticated(
+                "authentication required: send HTTP Basic credentials (MLFLOW_TRACKING_USERNAME/PASSWORD) or an API token (MLFLOW_TRACKING_TOKEN)".into(),
+            ));
+        }
+        trail.decision = Some(AuditDecision::Unauthenticated);
+        trail.reason = Some("no credential; sent to the sign-in page".into());
+        let location = HeaderValue::from_str(&portal::login_url(target.path_and_query.as_str()))
+            .map_err(|_| GatewayError::Internal("sign-in URL is not a header value".into()))?;
+        Ok((StatusCode::FOUND, [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]).into_response())
+    }
+
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        mlflow: Option<(&str, &[String])>,
+        call: &Call,
+        context: &Context,
+        trail: &mut Trail,
+    ) -> Result<(), GatewayError> {
+        let policies = self.store.effective_policies(principal).await.map_err(|error| {
+            tracing::error!(%error, principal = %principal.arn, "cannot load the principal's policies");
+            GatewayError::Unavailable("the policy store is unavailable; try again".into())
+        })?;
+        let question = Question { mlflow, execute_api: &call.execute_api, principal: &principal.arn, context };
+        let verdict = authorize(&policies, &question);
+        trail.record_verdict(&question, &verdict);
+        if verdict.is_allowed() {
+            Ok(())
+        } else {
+            Err(GatewayError::PermissionDenied(verdict.denial_message(&principal.arn)))
+        }
+    }
+
+    async fn forward(&self, parts: Parts, body: Body, target: Target, peer: &Peer) -> Result<Response, GatewayError> {
+        self.upstream.forward(Request::from_parts(parts, body), target.path_and_query, peer).await
+    }
+}
+
+/// Runs one request through the pipeline and audits it.
+async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let mut trail = Trail::new(&request);
+    let mut response = match gateway.process(request, &mut trail).await {
+        Ok(response) => response,
+        Err(error) => {
+            trail.refused(&error);
+            error.into_response()
+        }
+    };
+    response.headers_mut().insert(X_REQUEST_ID, trail.request_id.clone());
+    gateway.audit.record(trail.finish(response.status()));
+    response
+}
+
+/// What the audit record will say, filled in as the stages run.
+struct Trail {
+    time: Timestamp,
+    started: Instant,
+    request_id: HeaderValue,
+    source_ip: String,
+    method: String,
+    path: String,
+    principal: Option<String>,
+    auth_method: Option<AuthMethod>,
+    actions: Vec<String>,
+    resources: Vec<String>,
+    decision: Option<AuditDecision>,
+    determining: Option<(String, String)>,
+    reason: Option<String>,
+}
+
+/// Raw paths that never normalized are kept for the audit, cut to this many bytes.
+const MAX_AUDITED_RAW_PATH: usize = 1024;
+
+impl Trail {
+    fn new(request: &Request) -> Trail {
+        let mut path = request.uri().path().to_owned();
+        if path.len() > MAX_AUDITED_RAW_PATH {
+            let mut cut = MAX_AUDITED_RAW_PATH;
+            while !path.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            path.truncate(cut);
+        }
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        Trail {
+            time: Timestamp::now(),
+            started: Instant::now(),
+            request_id: HeaderValue::from_str(&request_id).unwrap_or_else(|_| HeaderValue::from_static("-")),
+            source_ip: request.extensions().get::<Peer>().map(|p| p.addr.ip().to_canonical().to_string()).unwrap_or_default(),
+            method: request.method().to_string(),
+            path,
+            principal: None,
+            auth_method: None,
+            actions: Vec::new(),
+            resources: Vec::new(),
+            decision: None,
+            determining: None,
+            reason: None,
+        }
+    }
+
+    fn record_verdict(&mut self, question: &Question<'_>, verdict: &Verdict<'_>) {
+        self.actions = question.mlflow.iter().map(|(action, _)| (*action).to_owned()).collect();
+        self.actions.push(EXECUTE_API_INVOKE.to_owned());
+        self.resources = question.mlflow.map(|(_, resources)| resources.to_vec()).unwrap_or_default();
+        self.resources.push(question.execute_api.to_owned());
+        let (decision, by) = match &verdict.decision {
+            Decision::Allow(by) => (AuditDecision::Allow, Some(by)),
+            Decision::ExplicitDeny(by) => (AuditDecision::ExplicitDeny, Some(by)),
+            Decision::ImplicitDeny => (AuditDecision::ImplicitDeny, None),
+        };
+        self.decision = Some(decision);
+        self.determining = by.map(|by| (by.policy.clone(), by.statement.clone()));
+    }
+
+    /// Notes why the request failed; a request refused before authorization says so.
+    fn refused(&mut self, error: &GatewayError) {
+        self.decision.get_or_insert(match error {
+            GatewayError::Unauthenticated(_) | GatewayError::Authentication(_) => AuditDecision::Unauthenticated,
+            _ => AuditDecision::Rejected,
+        });
+        if let GatewayError::Authentication(failure) = error {
+            self.auth_method = failure.method;
+            self.reason = Some(failure.reason.clone());
+        } else {
+            self.reason = Some(error.to_string());
+        }
+    }
+
+    fn finish(self, status: StatusCode) -> AuditRecord {
+        let (policy, statement) = self.determining.unzip();
+        AuditRecord {
+            time: self.time.to_string(),
+            request_id: self.request_id.to_str().unwrap_or_default().to_owned(),
+            source_ip: self.source_ip,
+            method: self.method,
+            path: self.path,
+            principal: self.principal,
+            auth_method: self.auth_method,
+            actions: self.actions,
+            resources: self.resources,
+            decision: self.decision.unwrap_or(AuditDecision::Rejected),
+            policy,
+            statement,
+            reason: self.reason,
+            status: status.as_u16(),
+            latency_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+        }
+    }
+}

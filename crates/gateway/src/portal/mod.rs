@@ -1,0 +1,408 @@
+//! The portal: mlgate's own pages under [`crate::RESERVED_PREFIX`] (`/_mlgate`), a prefix no
+//! MLflow route uses.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /_mlgate/login?next=/path` | the sign-in form (or "signed in as …" with a sign-out button) |
+//! | `POST /_mlgate/login` | form `username`, `password`, `next`: checks the password like HTTP Basic, creates a session, sets the cookie, `303` to `next` |
+//! | `GET /_mlgate/logout` | a confirmation page with a sign-out button |
+//! | `POST /_mlgate/logout` | deletes the server-side session, clears the cookie, `303` to the sign-in page |
+//! | `GET /_mlgate/whoami` | JSON of the current principal (any credential), or 401 in MLflow's error shape |
+//!
+//! The router's routes carry the full paths: hand it requests with their original URI (e.g.
+//! `Router::merge` or calling it as a service for paths under the prefix), not `nest`.
+//!
+//! Security: `next` only accepts same-site relative paths ([`safe_next`]), so the sign-in page
+//! cannot be used as an open redirect. The sign-in and sign-out forms are POSTs that must pass the
+//! same-origin check of [`crate::authenticate::session::check_same_origin`] (plus `SameSite=Lax`).
+//! A new session id is minted at every sign-in (no fixation) and the previous one is deleted.
+//! Failed sign-ins share HTTP Basic's rate limits per user and per client address. Every page is
+//! `no-store`, framing is forbidden, and the CSP allows no script at all.
+//!
+//! Each response carries a [`PortalOutcome`] extension telling the pipeline's audit stage who
+//! signed in or why it failed.
+
+mod html;
+
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::request::Parts;
+use serde::Deserialize;
+
+use crate::RESERVED_PREFIX;
+use crate::audit::AuditDecision;
+use crate::authenticate::session::{self, clear_cookie, set_cookie};
+use crate::authenticate::{AuthFailure, AuthFailureKind, Authenticator, client_ip};
+use crate::identity::{AuthMethod, Principal};
+
+pub use html::escape as escape_html;
+
+/// What the portal needs.
+#[derive(Clone, Debug)]
+pub struct PortalState {
+    pub auth: Authenticator,
+    /// The client connection is TLS: `Secure` + `__Host-` cookie.
+    pub secure_transport: bool,
+}
+
+impl PortalState {
+    pub fn new(auth: Authenticator, secure_transport: bool) -> PortalState {
+        PortalState {
+            auth,
+            secure_transport,
+        }
+    }
+}
+
+/// Attached to every portal response (as a response extension) for the audit record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortalOutcome {
+    pub principal: Option<String>,
+    pub auth_method: Option<AuthMethod>,
+    pub decision: AuditDecision,
+    /// Safe words: never a secret.
+    pub reason: Option<String>,
+}
+
+impl PortalOutcome {
+    fn public() -> Self {
+        PortalOutcome {
+            principal: None,
+            auth_method: None,
+            decision: AuditDecision::Public,
+            reason: None,
+        }
+    }
+    fn signed_in(p: &Principal, what: &str) -> Self {
+        PortalOutcome {
+            principal: Some(p.arn.clone()),
+            auth_method: Some(p.auth_method),
+            decision: AuditDecision::Public,
+            reason: Some(what.to_owned()),
+        }
+    }
+    fn failed(f: &AuthFailure) -> Self {
+        PortalOutcome {
+            principal: None,
+            auth_method: f.method,
+            decision: if f.kind == AuthFailureKind::Malformed || f.kind == AuthFailureKind::CrossSite
+            {
+                AuditDecision::Rejected
+            } else {
+                AuditDecision::Unauthenticated
+            },
+            reason: Some(f.reason.clone()),
+        }
+    }
+}
+
+pub fn login_path() -> String {
+    format!("{RESERVED_PREFIX}/login")
+}
+
+pub fn logout_path() -> String {
+    format!("{RESERVED_PREFIX}/logout")
+}
+
+/// The sign-in URL that returns to `next` (a path and query of this site) afterwards; for the
+/// pipeline's redirect of unauthenticated browsers. An unsafe `next` is replaced by `/`.
+pub fn login_url(next: &str) -> String {
+    let next = safe_next(Some(next));
+    if next == "/" {
+        return login_path();
+    }
+    let mut enc = String::with_capacity(next.len() + 16);
+    for b in next.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            enc.push(char::from(b));
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("{}?next={enc}", login_path())
+}
+
+/// Where to go after signing in: `next` if it is a same-site relative path (`/…`, not `//…`, no
+/// backslash, no control characters or spaces, at most 2 KiB), otherwise `/`. This is what keeps
+/// the sign-in page from being an open redirect (`//evil.example`, `/\evil.example`,
+/// `https://evil.example`, `javascript:…` all become `/`).
+pub fn safe_next(next: Option<&str>) -> &str {
+    let Some(n) = next else { return "/" };
+    let b = n.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 2048
+        && b[0] == b'/'
+        && b.get(1).is_none_or(|&c| c != b'/' && c != b'\\')
+        && b.iter().all(|&c| (0x21..=0x7e).contains(&c) && c != b'\\');
+    if ok { n } else { "/" }
+}
+
+/// The portal's routes (full paths under `/_mlgate`).
+pub fn router(state: PortalState) -> Router {
+    Router::new()
+        .route(&login_path(), get(get_login).post(post_login))
+        .route(&logout_path(), get(get_logout).post(post_logout))
+        .route(&format!("{RESERVED_PREFIX}/whoami"), get(whoami))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn html_response(status: StatusCode, body: String, outcome: PortalOutcome) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure_headers(h);
+    r.extensions_mut().insert(outcome);
+    r
+}
+
+fn secure_headers(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+}
+
+fn redirect(to: &str, cookie: Option<HeaderValue>, outcome: PortalOutcome) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/")),
+    );
+    if let Some(c) = cookie {
+        h.insert(header::SET_COOKIE, c);
+    }
+    secure_headers(h);
+    r.extensions_mut().insert(outcome);
+    r
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value, outcome: PortalOutcome) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.extensions_mut().insert(outcome);
+    r
+}
+
+/// MLflow's error shape.
+pub fn mlflow_error(status: StatusCode, error_code: &str, message: &str) -> Response {
+    json_response(
+        status,
+        serde_json::json!({ "error_code": error_code, "message": message }),
+        PortalOutcome::public(),
+    )
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn get_login(
+    State(s): State<PortalState>,
+    parts: Parts,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref()).to_owned();
+    // Already signed in with a valid session? Offer to continue or sign out.
+    if let Ok(Some(p)) = s.auth.authenticate(&parts, s.secure_transport).await
+        && p.auth_method == AuthMethod::Session
+    {
+        let who = format!("{} ({})", p.name, p.arn);
+        return html_response(
+            StatusCode::OK,
+            html::signed_in_page(&who, &next, &logout_path()),
+            PortalOutcome::signed_in(&p, "already signed in"),
+        );
+    }
+    html_response(
+        StatusCode::OK,
+        html::login_page(&login_path(), &next, "", None),
+        PortalOutcome::public(),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+async fn post_login(
+    State(s): State<PortalState>,
+    parts: Parts,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    if let Err(f) = session::same_origin_unsafe(&parts) {
+        return html_response(
+            StatusCode::FORBIDDEN,
+            html::error_page(
+                "Request refused",
+                "This sign-in form was not submitted from this site.",
+                &login_path(),
+            ),
+            PortalOutcome::failed(&f),
+        );
+    }
+    let Ok(Form(form)) = form else {
+        let f = AuthFailure::new(
+            Some(AuthMethod::Session),
+            AuthFailureKind::Malformed,
+            "sign-in form could not be read",
+        );
+        return html_response(
+            StatusCode::BAD_REQUEST,
+            html::login_page(&login_path(), "/", "", Some("The form could not be read.")),
+            PortalOutcome::failed(&f),
+        );
+    };
+    let next = safe_next(form.next.as_deref()).to_owned();
+    let username = form.username.trim();
+    if username.is_empty() || form.password.is_empty() {
+        return html_response(
+            StatusCode::UNAUTHORIZED,
+            html::login_page(
+                &login_path(),
+                &next,
+                username,
+                Some("Enter your user name and password."),
+            ),
+            PortalOutcome::failed(&AuthFailure::new(
+                Some(AuthMethod::Session),
+                AuthFailureKind::Invalid,
+                "empty user name or password",
+            )),
+        );
+    }
+
+    match s
+        .auth
+        .login(username, &form.password, client_ip(&parts))
+        .await
+    {
+        Ok((principal, sid)) => {
+            // Replace any previous session of this browser (no fixation, no orphan).
+            for old in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport))
+            {
+                let _ = s.auth.logout(old).await;
+            }
+            let max_age = s.auth.settings().session_lifetime.as_secs();
+            redirect(
+                &next,
+                Some(set_cookie(&sid.cookie_value, s.secure_transport, max_age)),
+                PortalOutcome::signed_in(&principal, "signed in"),
+            )
+        }
+        Err(f) => {
+            let (status, message) = match f.kind {
+                AuthFailureKind::RateLimited => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed attempts. Wait a few minutes and try again.",
+                ),
+                AuthFailureKind::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is temporarily unavailable. Try again shortly.",
+                ),
+                _ => (StatusCode::UNAUTHORIZED, "Invalid user name or password."),
+            };
+            html_response(
+                status,
+                html::login_page(&login_path(), &next, username, Some(message)),
+                PortalOutcome::failed(&f),
+            )
+        }
+    }
+}
+
+async fn get_logout() -> Response {
+    html_response(
+        StatusCode::OK,
+        html::logout_page(&logout_path()),
+        PortalOutcome::public(),
+    )
+}
+
+async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
+    if let Err(f) = session::same_origin_unsafe(&parts) {
+        return html_response(
+            StatusCode::FORBIDDEN,
+            html::error_page(
+                "Request refused",
+                "This sign-out form was not submitted from this site.",
+                &login_path(),
+            ),
+            PortalOutcome::failed(&f),
+        );
+    }
+    let mut ended = false;
+    for c in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport)) {
+        ended |= s.auth.logout(c).await.unwrap_or(false);
+    }
+    let outcome = PortalOutcome {
+        reason: Some(if ended { "signed out" } else { "no session to end" }.to_owned()),
+        ..PortalOutcome::public()
+    };
+    redirect(&login_path(), Some(clear_cookie(s.secure_transport)), outcome)
+}
+
+async fn whoami(State(s): State<PortalState>, parts: Parts) -> Response {
+    match s.auth.authenticate(&parts, s.secure_transport).await {
+        Ok(Some(p)) => {
+            let body = serde_json::to_value(&p).unwrap_or_default();
+            json_response(StatusCode::OK, body, PortalOutcome::signed_in(&p, "whoami"))
+        }
+        Ok(None) => json_response(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({
+                "error_code": "UNAUTHENTICATED",
+                "message": "no credential: sign in at /_mlgate/login, or send HTTP Basic or a bearer token",
+            }),
+            PortalOutcome {
+                decision: AuditDecision::Unauthenticated,
+                reason: Some("no credential".into()),
+                ..PortalOutcome::public()
+            },
+        ),
+        Err(f) => json_response(
+            f.status(),
+            serde_json::json!({ "error_code": f.error_code(), "message": f.reason }),
+            PortalOutcome::failed(&f),
+        ),
+    }
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({
+            "error_code": "ENDPOINT_NOT_FOUND",
+            "message": "no such mlgate page",
+        }),
+        PortalOutcome::public(),
+    )
+}
+
+#[cfg(test)]
+mod tests;

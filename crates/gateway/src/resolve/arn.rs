@@ -1,0 +1,204 @@
+//! Resource ARNs: pure string building from identifiers, no I/O.
+//!
+//! `arn:mlflow:<region>:<account>:<resource>` where `<resource>` is one of
+//!
+//! * `server`: the tracking server itself, for routes that name no resource (searches without
+//!   ids, CreateExperiment, the UI, server info);
+//! * `experiment/<id>`, `experiment/<id>/run/<run_id>`, `experiment/<id>/logged-model/<model_id>`,
+//!   `experiment/<id>/trace/<trace_id>`;
+//! * `registered-model/<name>`, `registered-model/<name>/version/<n>`.
+//!
+//! Children sit under their experiment, so `experiment/1/*` in a policy covers everything in
+//! experiment 1. Identifiers are inserted verbatim after [`id_segment`] checked them: one with a
+//! `/` could pose as another resource's ARN (`registered-model/a/version/1`), so it is refused
+//! (MLflow itself allows no `/` in any of them).
+
+use crate::error::GatewayError;
+
+/// Region and account of the MLflow resources behind this gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArnScope {
+    prefix: String,
+}
+
+impl ArnScope {
+    pub fn new(region: &str, account: &str) -> Self {
+        ArnScope { prefix: format!("arn:mlflow:{region}:{account}:") }
+    }
+
+    pub fn server(&self) -> String {
+        format!("{}server", self.prefix)
+    }
+
+    pub fn experiment(&self, experiment_id: &str) -> String {
+        format!("{}experiment/{experiment_id}", self.prefix)
+    }
+
+    pub fn run(&self, experiment_id: &str, run_id: &str) -> String {
+        format!("{}experiment/{experiment_id}/run/{run_id}", self.prefix)
+    }
+
+    pub fn logged_model(&self, experiment_id: &str, model_id: &str) -> String {
+        format!("{}experiment/{experiment_id}/logged-model/{model_id}", self.prefix)
+    }
+
+    pub fn trace(&self, experiment_id: &str, trace_id: &str) -> String {
+        format!("{}experiment/{experiment_id}/trace/{trace_id}", self.prefix)
+    }
+
+    pub fn registered_model(&self, name: &str) -> String {
+        format!("{}registered-model/{name}", self.prefix)
+    }
+
+    pub fn model_version(&self, name: &str, version: &str) -> String {
+        format!("{}registered-model/{name}/version/{version}", self.prefix)
+    }
+
+    /// `<kind>/<id>` for resources not yet anchored under an experiment or a model (datasets,
+    /// scorers, webhooks, AI-gateway objects, ...); provisional until they get their anchor.
+    pub fn flat(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}/{id}", self.prefix)
+    }
+}
+
+/// Checks that an identifier can be one ARN segment; `field` names it in the 400 message.
+pub fn id_segment<'a>(field: &str, value: &'a str) -> Result<&'a str, GatewayError> {
+    if value.is_empty() {
+        Err(GatewayError::BadRequest(format!("missing value for parameter '{field}'")))
+    } else if value.contains('/') || value == "." || value == ".." {
+        Err(GatewayError::BadRequest(format!("invalid value for parameter '{field}': not a single path segment")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Who owns an artifact path of MLflow's artifact proxy, read from the path's layout
+/// (`<experiment_id>/<run_id>/artifacts/...`, `<experiment_id>/models/<model_id>/artifacts/...`,
+/// `<experiment_id>/traces/<trace_id>/artifacts/...`). The path is where the bytes live, so
+/// the ARN names the experiment whose directory is read or written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactOwner<'a> {
+    Run { experiment_id: &'a str, run_id: &'a str },
+    LoggedModel { experiment_id: &'a str, model_id: &'a str },
+    Trace { experiment_id: &'a str, trace_id: &'a str },
+    /// Directly inside an experiment's directory, or the directory itself.
+    Experiment { experiment_id: &'a str },
+    /// Outside any experiment (the artifact root, or a layout of a later MLflow feature).
+    Server,
+}
+
+impl ArtifactOwner<'_> {
+    pub fn arn(&self, scope: &ArnScope) -> String {
+        match *self {
+            ArtifactOwner::Run { experiment_id, run_id } => scope.run(experiment_id, run_id),
+            ArtifactOwner::LoggedModel { experiment_id, model_id } => scope.logged_model(experiment_id, model_id),
+            ArtifactOwner::Trace { experiment_id, trace_id } => scope.trace(experiment_id, trace_id),
+            ArtifactOwner::Experiment { experiment_id } => scope.experiment(experiment_id),
+            ArtifactOwner::Server => scope.server(),
+        }
+    }
+}
+
+/// Reads the owner of an artifact path. Paths that could be read two ways (`.`/`..` segments,
+/// backslashes, absolute paths, empty segments) are refused rather than guessed at.
+pub fn artifact_owner(path: &str) -> Result<ArtifactOwner<'_>, GatewayError> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Ok(ArtifactOwner::Server);
+    }
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    let ambiguous = |s: &&str| s.is_empty() || *s == "." || *s == ".." || s.contains('\\') || s.contains(':');
+    if segments.iter().any(ambiguous) {
+        return Err(GatewayError::BadRequest(format!("artifact path {path:?} is not a plain relative path")));
+    }
+    let experiment_id = segments[0];
+    if !experiment_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(ArtifactOwner::Server);
+    }
+    Ok(match segments.as_slice() {
+        [_, "models", model_id, "artifacts", ..] => ArtifactOwner::LoggedModel { experiment_id, model_id },
+        [_, "traces", trace_id, "artifacts", ..] => ArtifactOwner::Trace { experiment_id, trace_id },
+        [_, run_id, "artifacts", ..] => ArtifactOwner::Run { experiment_id, run_id },
+        _ => ArtifactOwner::Experiment { experiment_id },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> ArnScope {
+        ArnScope::new("us-east-1", "111111111111")
+    }
+
+    #[test]
+    fn arns() {
+        let s = scope();
+        assert_eq!(s.server(), "arn:mlflow:us-east-1:111111111111:server");
+        assert_eq!(s.experiment("7"), "arn:mlflow:us-east-1:111111111111:experiment/7");
+        assert_eq!(s.run("7", "abc"), "arn:mlflow:us-east-1:111111111111:experiment/7/run/abc");
+        assert_eq!(s.registered_model("churn"), "arn:mlflow:us-east-1:111111111111:registered-model/churn");
+        assert_eq!(
+            s.model_version("churn", "3"),
+            "arn:mlflow:us-east-1:111111111111:registered-model/churn/version/3"
+        );
+        assert_eq!(s.logged_model("7", "m-1"), "arn:mlflow:us-east-1:111111111111:experiment/7/logged-model/m-1");
+        assert_eq!(s.trace("7", "tr-1"), "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1");
+    }
+
+    #[test]
+    fn identifiers_must_be_one_segment() {
+        assert_eq!(id_segment("name", "churn").expect("ok"), "churn");
+        assert!(id_segment("name", "a/version/1").is_err());
+        assert!(id_segment("run_id", "").is_err());
+        assert!(id_segment("model_id", "..").is_err());
+    }
+
+    #[test]
+    fn artifact_paths_name_their_owner() {
+        assert_eq!(
+            artifact_owner("1/abc/artifacts/model/MLmodel").expect("ok"),
+            ArtifactOwner::Run { experiment_id: "1", run_id: "abc" }
+        );
+        assert_eq!(
+            artifact_owner("1/abc/artifacts").expect("ok"),
+            ArtifactOwner::Run { experiment_id: "1", run_id: "abc" }
+        );
+        assert_eq!(
+            artifact_owner("1/models/m-9/artifacts/MLmodel").expect("ok"),
+            ArtifactOwner::LoggedModel { experiment_id: "1", model_id: "m-9" }
+        );
+        assert_eq!(
+            artifact_owner("1/traces/tr-1/artifacts/traces.json").expect("ok"),
+            ArtifactOwner::Trace { experiment_id: "1", trace_id: "tr-1" }
+        );
+        assert_eq!(artifact_owner("12").expect("ok"), ArtifactOwner::Experiment { experiment_id: "12" });
+        assert_eq!(artifact_owner("12/").expect("ok"), ArtifactOwner::Experiment { experiment_id: "12" });
+        assert_eq!(artifact_owner("12/abc").expect("ok"), ArtifactOwner::Experiment { experiment_id: "12" });
+        assert_eq!(artifact_owner("").expect("ok"), ArtifactOwner::Server);
+        assert_eq!(artifact_owner("skills/x").expect("ok"), ArtifactOwner::Server);
+    }
+
+    #[test]
+    fn artifact_path_tricks_are_refused() {
+        for path in [
+            "1/../2/abc/artifacts/x",
+            "1/abc/artifacts/../../../2/def/artifacts/x",
+            "./1/abc/artifacts",
+            "/1/abc/artifacts",
+            "1//abc/artifacts",
+            "1\\..\\2/abc/artifacts",
+            "s3://bucket/1/abc/artifacts",
+        ] {
+            assert!(artifact_owner(path).is_err(), "{path} should be refused");
+        }
+    }
+
+    #[test]
+    fn owners_map_to_arns() {
+        let s = scope();
+        let owner = artifact_owner("3/r1/artifacts/x").expect("ok");
+        assert_eq!(owner.arn(&s), s.run("3", "r1"));
+        assert_eq!(ArtifactOwner::Server.arn(&s), s.server());
+    }
+}

@@ -1,0 +1,303 @@
+//! Stage 5: turn a route's identifiers into resource ARNs and condition keys.
+//!
+//! Two halves: [`plan`] is pure (identifiers → ARNs, or the lookups still needed), and
+//! [`Resolver`] does the lookups in MLflow (run, logged model or trace → its experiment;
+//! experiment name → id) with caches. A lookup that fails is an error response (404 in
+//! MLflow's shape when MLflow says the resource does not exist, 502 when MLflow is down),
+//! never a default allow.
+
+mod arn;
+mod context;
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use mlgate_catalog::{IdField, IdSource, Params, ResourceKind, Route};
+use moka::future::Cache;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::error::GatewayError;
+use crate::forward::Upstream;
+
+use arn::{artifact_owner, id_segment};
+
+pub use arn::ArnScope;
+pub use context::global_context;
+
+/// MLflow's default experiment, which its store uses when a request names none.
+const DEFAULT_EXPERIMENT_ID: &str = "0";
+
+/// Entries kept in the child → experiment cache. The mapping never changes, so no TTL.
+const PARENT_CACHE_CAPACITY: u64 = 100_000;
+
+/// A resource that needs a lookup in MLflow before its ARN is known.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Lookup {
+    /// A run, a logged model or a trace: ARN under its experiment.
+    Child { kind: Child, id: String },
+    /// An experiment named by name (ids are what ARNs use).
+    ExperimentNamed(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Child {
+    Run,
+    LoggedModel,
+    Trace,
+}
+
+/// What the route's identifiers say, before any lookup.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub arns: Vec<String>,
+    pub lookups: Vec<Lookup>,
+    /// Route-specific condition keys (`mlflow:TargetStage`, `mlflow:Alias`, ...).
+    pub context: Vec<(&'static str, String)>,
+}
+
+/// Reads `route`'s identifiers from the path, the request fields and the headers.
+pub fn plan(
+    scope: &ArnScope,
+    route: &Route,
+    path_params: &[(&'static str, String)],
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<Plan, GatewayError> {
+    let mut plan = Plan::default();
+    let single = |field: &str| -> Result<Option<&str>, GatewayError> {
+        let ids = route.ids.iter().find(|id| id.field == field);
+        match ids.map(|id| values(id, path_params, params, headers)).transpose()?.as_deref() {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(*one)),
+            Some(_) => Err(GatewayError::BadRequest(format!("several values for parameter '{field}'"))),
+        }
+    };
+    let model_name = single("name")?;
+    let version_paired = route.ids.iter().any(|id| id.field == "version" && id.refers_to == ResourceKind::ModelVersion);
+
+    for id in route.ids {
+        for value in values(id, path_params, params, headers)? {
+            match id.refers_to {
+                ResourceKind::Experiment => match id.field {
+                    // The experiment being created has no id yet: the server is the resource.
+                    "name" => plan.context.push(("mlflow:ExperimentName", value.to_owned())),
+                    "experiment_name" => {
+                        plan.context.push(("mlflow:ExperimentName", value.to_owned()));
+                        plan.lookups.push(Lookup::ExperimentNamed(value.to_owned()));
+                    }
+                    _ => plan.arns.push(scope.experiment(id_segment(id.field, value)?)),
+                },
+                ResourceKind::Run => plan.lookups.push(child(Child::Run, id, value)?),
+                ResourceKind::LoggedModel => plan.lookups.push(child(Child::LoggedModel, id, value)?),
+                ResourceKind::Trace => plan.lookups.push(child(Child::Trace, id, value)?),
+                ResourceKind::RegisteredModel if version_paired && id.field == "name" => {}
+                ResourceKind::RegisteredModel => plan.arns.push(scope.registered_model(id_segment(id.field, value)?)),
+                ResourceKind::ModelVersion => match id.field {
+                    "version" => {
+                        let name = model_name.ok_or_else(|| missing("name"))?;
+                        let name = id_segment("name", name)?;
+                        plan.arns.push(scope.model_version(name, id_segment(id.field, value)?));
+                    }
+                    "alias" => plan.context.push(("mlflow:Alias", value.to_owned())),
+                    _ => return Err(GatewayError::Internal(format!("unexpected model version field {}", id.field))),
+                },
+                // A path inside the artifact store names its owner; on other routes the
+                // artifact field is a sub-path of the route's run or model version.
+                ResourceKind::Artifact if route.resource == ResourceKind::Artifact => {
+                    plan.arns.push(artifact_owner(value)?.arn(scope));
+                }
+                ResourceKind::Artifact | ResourceKind::Assessment => {}
+                // MCP servers are `namespace/slug`; their versions are not resources of their own.
+                ResourceKind::McpServer if id.field == "version" => {}
+                ResourceKind::McpServer => plan.arns.push(scope.flat("mcp-server", value)),
+                other => {
+                    let kind = flat_kind(other)
+                        .ok_or_else(|| GatewayError::Internal(format!("no ARN for identifier field {}", id.field)))?;
+                    plan.arns.push(scope.flat(kind, id_segment(id.field, value)?));
+                }
+            }
+        }
+    }
+    // MLflow's store reads a missing experiment id as the default experiment.
+    let names_experiment = route.ids.iter().any(|id| id.field == "experiment_id" && !id.many);
+    if route.resource == ResourceKind::Experiment
+        && names_experiment
+        && !plan.arns.iter().any(|arn| arn.starts_with(&scope.experiment("")))
+    {
+        plan.arns.push(scope.experiment(DEFAULT_EXPERIMENT_ID));
+    }
+    if route.operation == "TransitionModelVersionStage"
+        && let Some(stage) = params.try_str_value("stage").map_err(param_error)?
+    {
+        plan.context.push(("mlflow:TargetStage", stage.to_owned()));
+    }
+    Ok(plan)
+}
+
+fn child(kind: Child, id: &IdField, value: &str) -> Result<Lookup, GatewayError> {
+    Ok(Lookup::Child { kind, id: id_segment(id.field, value)?.to_owned() })
+}
+
+fn missing(field: &str) -> GatewayError {
+    GatewayError::BadRequest(format!("missing value for parameter '{field}'"))
+}
+
+fn param_error(error: mlgate_catalog::ParamError) -> GatewayError {
+    GatewayError::BadRequest(error.to_string())
+}
+
+/// The ARN word for resources that are not (yet) anchored under an experiment or a model.
+fn flat_kind(kind: ResourceKind) -> Option<&'static str> {
+    Some(match kind {
+        ResourceKind::Dataset => "dataset",
+        ResourceKind::Scorer => "scorer",
+        ResourceKind::Issue => "issue",
+        ResourceKind::LabelSchema => "label-schema",
+        ResourceKind::ReviewQueue => "review-queue",
+        ResourceKind::PromptOptimizationJob => "prompt-optimization-job",
+        ResourceKind::Job => "job",
+        ResourceKind::Webhook => "webhook",
+        ResourceKind::Workspace => "workspace",
+        ResourceKind::GatewaySecret => "gateway-secret",
+        ResourceKind::GatewayEndpoint => "gateway-endpoint",
+        ResourceKind::GatewayModelDefinition => "gateway-model-definition",
+        ResourceKind::GatewayBudgetPolicy => "gateway-budget-policy",
+        ResourceKind::GatewayGuardrail => "gateway-guardrail",
+        ResourceKind::McpServer => "mcp-server",
+        ResourceKind::Assistant => "assistant-session",
+        _ => return None,
+    })
+}
+
+/// The non-empty string values of one identifier field.
+fn values<'a>(
+    id: &IdField,
+    path_params: &'a [(&'static str, String)],
+    params: &'a Params,
+    headers: &'a HeaderMap,
+) -> Result<Vec<&'a str>, GatewayError> {
+    let found = match id.source {
+        IdSource::Path => path_params.iter().filter(|(name, _)| *name == id.field).map(|(_, v)| v.as_str()).collect(),
+        IdSource::Header => {
+            let values: Vec<_> = headers.get_all(id.field).iter().collect();
+            if values.len() > 1 {
+                return Err(GatewayError::BadRequest(format!("several {} headers", id.field)));
+            }
+            values
+                .into_iter()
+                .map(|v| v.to_str().map_err(|_| GatewayError::BadRequest(format!("header {} is not text", id.field))))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        IdSource::Params if id.field.contains('.') || id.field.contains("[]") => {
+            params.str_values_at(id.field).map_err(param_error)?
+        }
+        IdSource::Params if id.many => params.try_str_values(id.field).map_err(param_error)?,
+        IdSource::Params => params.try_str_value(id.field).map_err(param_error)?.into_iter().collect(),
+    };
+    Ok(found.into_iter().filter(|v| !v.is_empty()).collect())
+}
+
+/// The I/O half: looks up what [`plan`] could not name, with caches.
+#[derive(Clone)]
+pub struct Resolver {
+    scope: ArnScope,
+    upstream: Upstream,
+    /// (kind, id) → experiment id. A run, logged model or trace never changes experiment.
+    parents: Cache<(Child, String), Arc<str>>,
+}
+
+impl Resolver {
+    pub fn new(scope: ArnScope, upstream: Upstream) -> Self {
+        Resolver { scope, upstream, parents: Cache::new(PARENT_CACHE_CAPACITY) }
+    }
+
+    pub fn scope(&self) -> &ArnScope {
+        &self.scope
+    }
+
+    /// The resource ARNs of a plan; the server's ARN when the route names no resource.
+    pub async fn resources(&self, plan: &Plan) -> Result<Vec<String>, GatewayError> {
+        let mut arns = plan.arns.clone();
+        for lookup in &plan.lookups {
+            arns.push(match lookup {
+                Lookup::Child { kind, id } => {
+                    let experiment = self.parent(*kind, id).await?;
+                    match kind {
+                        Child::Run => self.scope.run(&experiment, id),
+                        Child::LoggedModel => self.scope.logged_model(&experiment, id),
+                        Child::Trace => self.scope.trace(&experiment, id),
+                    }
+                }
+                Lookup::ExperimentNamed(name) => self.scope.experiment(&self.experiment_id(name).await?),
+            });
+        }
+        if arns.is_empty() {
+            arns.push(self.scope.server());
+        }
+        arns.sort_unstable();
+        arns.dedup();
+        Ok(arns)
+    }
+
+    async fn parent(&self, kind: Child, id: &str) -> Result<Arc<str>, GatewayError> {
+        let key = (kind, id.to_owned());
+        self.parents
+            .try_get_with(key, async {
+                let (path, pointer, what) = match kind {
+                    Child::Run => (
+                        format!("/api/2.0/mlflow/runs/get?run_id={}", escape(id)),
+                        "/run/info/experiment_id",
+                        "run",
+                    ),
+                    Child::LoggedModel => (
+                        format!("/api/2.0/mlflow/logged-models/{}", escape(id)),
+                        "/model/info/experiment_id",
+                        "logged model",
+                    ),
+                    Child::Trace => (
+                        format!("/api/3.0/mlflow/traces/{}", escape(id)),
+                        "/trace/trace_info/trace_location/mlflow_experiment/experiment_id",
+                        "trace",
+                    ),
+                };
+                self.lookup(&path, pointer, &format!("{what} '{id}'")).await.map(Arc::from)
+            })
+            .await
+            .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e))
+    }
+
+    /// Not cached: a name can be given to another experiment after a rename or delete.
+    async fn experiment_id(&self, name: &str) -> Result<String, GatewayError> {
+        let path = format!("/api/2.0/mlflow/experiments/get-by-name?experiment_name={}", escape(name));
+        let id = self.lookup(&path, "/experiment/experiment_id", &format!("experiment '{name}'")).await?;
+        id_segment("experiment_id", &id)?;
+        Ok(id)
+    }
+
+    /// GETs `path` from MLflow and reads the string at `pointer` of the JSON answer.
+    async fn lookup(&self, path: &str, pointer: &str, what: &str) -> Result<String, GatewayError> {
+        let (status, body) = self.upstream.get(path).await?;
+        if status == http::StatusCode::NOT_FOUND {
+            return Err(GatewayError::NotFound(format!("{what} does not exist")));
+        }
+        if status.is_client_error() {
+            return Err(GatewayError::BadRequest(format!("MLflow refused the lookup of {what} ({status})")));
+        }
+        if !status.is_success() {
+            return Err(GatewayError::UpstreamUnavailable(format!("MLflow failed to look up {what} ({status})")));
+        }
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|json| json.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned))
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| GatewayError::UpstreamUnavailable(format!("MLflow's answer for {what} has no experiment id")))
+    }
+}
+
+/// Escapes all but unreserved characters, so an id can neither add query parameters nor
+/// change the path of a lookup.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+fn escape(value: &str) -> String {
+    utf8_percent_encode(value, UNRESERVED).to_string()
+}

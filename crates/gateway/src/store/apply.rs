@@ -1,0 +1,331 @@
+//! Declarative apply: converge the store towards a plan, in one transaction.
+//!
+//! Items in the plan are created or updated; items not in the plan are left alone (no pruning).
+//! For an item in the plan, each field that is given is made exactly so (a group's `members` and
+//! `policies` lists replace the current ones); a field that is not given is left as it is. A
+//! password is only re-hashed when the stored hash does not verify it, so applying the same plan
+//! twice reports everything unchanged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use sqlx::SqliteConnection;
+
+use super::password;
+use super::queries;
+use super::{StoreError, StoreResult, check_policy, validate_policy_name};
+
+/// What applying an item did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApplyPlan {
+    pub accounts: Vec<ApplyAccount>,
+    pub policies: Vec<ApplyPolicy>,
+    pub users: Vec<ApplyUser>,
+    pub groups: Vec<ApplyGroup>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApplyAccount {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApplyPolicy {
+    pub name: String,
+    /// The IAM JSON document (validated before anything is written).
+    pub document: String,
+}
+
+/// A user in the plan. `Debug` never shows the password.
+#[derive(Clone, Default)]
+pub struct ApplyUser {
+    /// Account id or name; `None` = the default account.
+    pub account: Option<String>,
+    pub name: String,
+    /// The password to set, already read from its source (env var or file).
+    pub password: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub disabled: Option<bool>,
+    /// Policies attached directly to the user (exactly these, when given).
+    pub policies: Option<Vec<String>>,
+}
+
+impl fmt::Debug for ApplyUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplyUser")
+            .field("account", &self.account)
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tags", &self.tags)
+            .field("disabled", &self.disabled)
+            .field("policies", &self.policies)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApplyGroup {
+    pub account: Option<String>,
+    pub name: String,
+    /// Member user names in the group's account (exactly these, when given).
+    pub members: Option<Vec<String>>,
+    /// Policies attached to the group (exactly these, when given).
+    pub policies: Option<Vec<String>>,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApplyItem {
+    pub kind: &'static str,
+    pub name: String,
+    pub change: Change,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    pub items: Vec<ApplyItem>,
+}
+
+impl ApplyReport {
+    fn push(&mut self, kind: &'static str, name: impl Into<String>, change: Change) {
+        self.items.push(ApplyItem {
+            kind,
+            name: name.into(),
+            change,
+        });
+    }
+
+    pub fn count(&self, change: Change) -> usize {
+        self.items.iter().filter(|i| i.change == change).count()
+    }
+
+    /// The change reported for an item, if it was in the plan.
+    pub fn change_of(&self, kind: &str, name: &str) -> Option<Change> {
+        self.items
+            .iter()
+            .find(|i| i.kind == kind && i.name == name)
+            .map(|i| i.change)
+    }
+}
+
+fn merge(a: Change, b: Change) -> Change {
+    match (a, b) {
+        (Change::Created, _) | (_, Change::Created) => Change::Created,
+        (Change::Updated, _) | (_, Change::Updated) => Change::Updated,
+        _ => Change::Unchanged,
+    }
+}
+
+fn in_item(kind: &str, name: &str) -> impl FnOnce(StoreError) -> StoreError {
+    let ctx = format!("{kind} {name:?}");
+    move |e| match e {
+        StoreError::NotFound { .. } | StoreError::Invalid(_) | StoreError::Conflict(_) => {
+            StoreError::Invalid(format!("{ctx}: {e}"))
+        }
+        other => other,
+    }
+}
+
+/// Sets the attachments of one user or group to exactly `wanted`; returns whether anything
+/// changed.
+async fn converge_attachments(
+    c: &mut SqliteConnection,
+    current: Vec<String>,
+    wanted: &[String],
+    uid: Option<&str>,
+    gid: Option<&str>,
+) -> StoreResult<bool> {
+    let current: BTreeSet<String> = current.into_iter().collect();
+    let wanted: BTreeSet<String> = wanted.iter().cloned().collect();
+    let mut changed = false;
+    for p in wanted.difference(&current) {
+        let pid = queries::policy_id(c, p).await?;
+        changed |= queries::attach(c, &pid, uid, gid).await?;
+    }
+    for p in current.difference(&wanted) {
+        let pid = queries::policy_id(c, p).await?;
+        changed |= queries::detach(c, &pid, uid, gid).await?;
+    }
+    Ok(changed)
+}
+
+pub(super) async fn apply(
+    c: &mut SqliteConnection,
+    plan: &ApplyPlan,
+    default_account: &str,
+) -> StoreResult<ApplyReport> {
+    let mut report = ApplyReport::default();
+
+    for a in &plan.accounts {
+        let ch = queries::ensure_account(c, &a.id, &a.name)
+            .await
+            .map_err(in_item("account", &a.id))?;
+        report.push("account", a.id.clone(), ch);
+    }
+
+    // Validate every document before writing any of them.
+    for p in &plan.policies {
+        validate_policy_name(&p.name)?;
+        check_policy(&p.name, &p.document)?;
+    }
+    for p in &plan.policies {
+        let ch = queries::put_policy(c, &p.name, &p.document).await?;
+        report.push("policy", p.name.clone(), ch);
+    }
+
+    for u in &plan.users {
+        let ctx = || in_item("user", &u.name);
+        let acct = queries::resolve_account(c, u.account.as_deref(), default_account)
+            .await
+            .map_err(ctx())?;
+        let label = if u.account.is_some() {
+            format!("{acct}/{}", u.name)
+        } else {
+            u.name.clone()
+        };
+        let existing = queries::load_user_by_name(c, &acct, &u.name).await?;
+        let (uid, mut change) = match existing {
+            None => {
+                let hash = match &u.password {
+                    Some(pw) => Some(
+                        password::hash_async(pw.clone())
+                            .await
+                            .map_err(ctx())?,
+                    ),
+                    None => None,
+                };
+                let tags = u.tags.clone().unwrap_or_default();
+                let uid = queries::create_user(c, &acct, &u.name, hash.as_deref(), &tags)
+                    .await
+                    .map_err(ctx())?;
+                if u.disabled == Some(true) {
+                    queries::set_disabled(c, &uid, true).await?;
+                }
+                (uid, Change::Created)
+            }
+            Some(rec) => {
+                let mut changed = false;
+                if let Some(pw) = &u.password {
+                    let same = match rec.password_hash.clone() {
+                        Some(phc) => {
+                            let pw = pw.clone();
+                            tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+                                .await
+                                .map_err(|e| StoreError::Password(e.to_string()))?
+                        }
+                        None => false,
+                    };
+                    if !same {
+                        let hash = password::hash_async(pw.clone())
+                            .await
+                            .map_err(ctx())?;
+                        queries::set_password(c, &rec.id, Some(&hash)).await?;
+                        queries::delete_user_sessions(c, &rec.id).await?;
+                        changed = true;
+                    }
+                }
+                if let Some(tags) = &u.tags
+                    && *tags != rec.tags
+                {
+                    queries::set_tags(c, &rec.id, tags).await.map_err(ctx())?;
+                    changed = true;
+                }
+                if let Some(d) = u.disabled
+                    && d != rec.disabled
+                {
+                    queries::set_disabled(c, &rec.id, d).await?;
+                    if d {
+                        queries::delete_user_sessions(c, &rec.id).await?;
+                    }
+                    changed = true;
+                }
+                let ch = if changed {
+                    Change::Updated
+                } else {
+                    Change::Unchanged
+                };
+                (rec.id, ch)
+            }
+        };
+        if let Some(policies) = &u.policies {
+            let current = queries::user_policies(c, &uid).await?;
+            if converge_attachments(c, current, policies, Some(&uid), None)
+                .await
+                .map_err(ctx())?
+            {
+                change = merge(change, Change::Updated);
+            }
+        }
+        report.push("user", label, change);
+    }
+
+    for g in &plan.groups {
+        let ctx = || in_item("group", &g.name);
+        let acct = queries::resolve_account(c, g.account.as_deref(), default_account)
+            .await
+            .map_err(ctx())?;
+        let label = if g.account.is_some() {
+            format!("{acct}/{}", g.name)
+        } else {
+            g.name.clone()
+        };
+        let (gid, mut change) = match queries::find_group_id(c, &acct, &g.name).await? {
+            Some(id) => (id, Change::Unchanged),
+            None => (
+                queries::create_group(c, &acct, &g.name)
+                    .await
+                    .map_err(ctx())?,
+                Change::Created,
+            ),
+        };
+        if let Some(members) = &g.members {
+            let current: BTreeSet<String> =
+                queries::group_members(c, &gid).await?.into_iter().collect();
+            let wanted: BTreeSet<String> = members.iter().cloned().collect();
+            let mut changed = false;
+            for m in wanted.difference(&current) {
+                let uid = queries::user_id(c, &acct, m).await.map_err(ctx())?;
+                changed |= queries::add_member(c, &gid, &uid).await?;
+            }
+            for m in current.difference(&wanted) {
+                let uid = queries::user_id(c, &acct, m).await.map_err(ctx())?;
+                changed |= queries::remove_member(c, &gid, &uid).await?;
+            }
+            if changed {
+                change = merge(change, Change::Updated);
+            }
+        }
+        if let Some(policies) = &g.policies {
+            let current = queries::group_policies(c, &gid).await?;
+            if converge_attachments(c, current, policies, None, Some(&gid))
+                .await
+                .map_err(ctx())?
+            {
+                change = merge(change, Change::Updated);
+            }
+        }
+        report.push("group", label, change);
+    }
+
+    Ok(report)
+}

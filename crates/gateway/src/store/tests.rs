@@ -1,0 +1,475 @@
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use super::*;
+use crate::identity::AuthMethod;
+
+pub(crate) const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"mlflow:*","Resource":"*"}]}"#;
+
+pub(crate) fn doc(sid: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{sid}","Effect":"Allow","Action":"mlflow:Get*","Resource":"*"}}]}}"#
+    )
+}
+
+pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("data")).await.unwrap();
+    (dir, store)
+}
+
+fn names(p: &[NamedPolicy]) -> Vec<&str> {
+    p.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn open_creates_a_private_directory_and_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    let store = Store::open(&data).await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join(DB_FILE)), 0o600);
+    let accounts = store.list_accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, "111111111111");
+    assert_eq!(accounts[0].name, "mlflow");
+    drop(store);
+
+    // An existing, too-open directory is tightened.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Store::open(&open).await.unwrap();
+    assert_eq!(mode(&open), 0o700);
+}
+
+#[tokio::test]
+async fn users_groups_and_memberships() {
+    let (_d, s) = temp_store().await;
+    let tags = BTreeMap::from([("team".to_owned(), "ml".to_owned())]);
+    let u = s
+        .create_user(None, "alice", Some(password::hash("correct horse").unwrap()), tags)
+        .await
+        .unwrap();
+    assert_eq!(u.arn(), "arn:aws:iam::111111111111:user/alice");
+    assert!(u.has_password());
+    assert!(!format!("{u:?}").contains("argon2"), "Debug leaks the hash");
+    assert!(matches!(
+        s.create_user(None, "alice", None, BTreeMap::new()).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        s.create_user(None, "a/b", None, BTreeMap::new()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.create_user(None, "bob", None, BTreeMap::new()).await.unwrap();
+
+    s.create_group(None, "readers").await.unwrap();
+    s.create_group(None, "writers").await.unwrap();
+    assert!(s.add_member(None, "readers", "alice").await.unwrap());
+    assert!(!s.add_member(None, "readers", "alice").await.unwrap());
+    assert!(s.add_member(None, "writers", "alice").await.unwrap());
+    assert!(s.add_member(None, "readers", "bob").await.unwrap());
+    assert!(matches!(
+        s.add_member(None, "readers", "nobody").await,
+        Err(StoreError::NotFound { kind: "user", .. })
+    ));
+
+    let a = s.get_user(None, "alice").await.unwrap();
+    assert_eq!(a.groups, vec!["readers", "writers"]);
+    assert_eq!(a.tags["team"], "ml");
+    let groups = s.list_groups(None).await.unwrap();
+    assert_eq!(groups[0].name, "readers");
+    assert_eq!(groups[0].members, vec!["alice", "bob"]);
+
+    assert!(s.remove_member(None, "writers", "alice").await.unwrap());
+    assert_eq!(s.get_user(None, "alice").await.unwrap().groups, vec!["readers"]);
+
+    let t = s
+        .tag_user(
+            None,
+            "alice",
+            BTreeMap::from([("site".into(), "eu".into())]),
+            vec!["team".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.tags, BTreeMap::from([("site".into(), "eu".into())]));
+
+    s.set_disabled(None, "bob", true).await.unwrap();
+    assert!(s.get_user(None, "bob").await.unwrap().disabled);
+    s.delete_user(None, "bob").await.unwrap();
+    assert_eq!(
+        s.list_groups(None).await.unwrap()[0].members,
+        vec!["alice"],
+        "membership cascades"
+    );
+    s.delete_group(None, "readers").await.unwrap();
+    assert!(s.get_user(None, "alice").await.unwrap().groups.is_empty());
+}
+
+#[tokio::test]
+async fn accounts_scope_users() {
+    let (_d, s) = temp_store().await;
+    assert_eq!(
+        s.ensure_account("222222222222", "data-science").await.unwrap(),
+        Change::Created
+    );
+    assert_eq!(
+        s.ensure_account("222222222222", "data-science").await.unwrap(),
+        Change::Unchanged
+    );
+    assert!(matches!(
+        s.ensure_account("333333333333", "data-science").await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    // The same name in another account is another user.
+    let other = s
+        .create_user(Some("data-science"), "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(other.arn(), "arn:aws:iam::222222222222:user/alice");
+    assert_eq!(s.list_users(Some("222222222222")).await.unwrap().len(), 1);
+    assert_eq!(s.list_users(None).await.unwrap().len(), 2);
+    assert_eq!(
+        s.account_id("data-science").await.unwrap().as_deref(),
+        Some("222222222222")
+    );
+    assert_eq!(s.account_id("nope").await.unwrap(), None);
+    // Groups cannot take members from another account.
+    s.create_group(Some("222222222222"), "team").await.unwrap();
+    assert!(s.add_member(Some("222222222222"), "team", "alice").await.unwrap());
+    assert!(
+        s.get_user(None, "alice").await.unwrap().groups.is_empty(),
+        "the default account's alice is not in the other account's group"
+    );
+}
+
+#[tokio::test]
+async fn effective_policies_are_the_union_over_all_groups() {
+    let (_d, s) = temp_store().await;
+    for p in ["direct", "first-group", "second-group", "third-group", "unrelated"] {
+        s.put_policy(p, &doc(p)).await.unwrap();
+    }
+    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    for g in ["g1", "g2", "g3"] {
+        s.create_group(None, g).await.unwrap();
+        s.add_member(None, g, "alice").await.unwrap();
+    }
+    s.create_group(None, "other").await.unwrap();
+    let g = AttachTarget::Group;
+    s.attach_policy("first-group", None, g("g1")).await.unwrap();
+    s.attach_policy("second-group", None, g("g2")).await.unwrap();
+    s.attach_policy("third-group", None, g("g3")).await.unwrap();
+    // Attached twice (directly and through a group): listed once.
+    s.attach_policy("first-group", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
+    s.attach_policy("direct", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
+    s.attach_policy("unrelated", None, g("other")).await.unwrap();
+
+    let alice = s.get_user(None, "alice").await.unwrap().principal(AuthMethod::Basic);
+    let eff = s.effective_policies(&alice).await.unwrap();
+    assert_eq!(
+        names(&eff),
+        vec!["direct", "first-group", "second-group", "third-group"]
+    );
+
+    let sources = s.effective_policy_sources(None, "alice").await.unwrap();
+    let first = sources.iter().find(|(n, _)| n == "first-group").unwrap();
+    assert_eq!(first.1.len(), 2, "{first:?}");
+
+    // A principal whose user is gone has no policies.
+    let mut ghost = alice.clone();
+    ghost.name = "ghost".into();
+    assert!(s.effective_policies(&ghost).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_policies_are_refused_with_the_statement_named() {
+    let (_d, s) = temp_store().await;
+    let bad = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"Fine","Effect":"Allow","Action":"mlflow:GetRun","Resource":"*"},
+        {"Sid":"BrokenStatement","Effect":"Permit","Action":"mlflow:GetRun","Resource":"*"}]}"#;
+    let e = s.put_policy("bad", bad).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, StoreError::InvalidPolicy { .. }), "{e:?}");
+    assert!(msg.contains("BrokenStatement"), "{msg}");
+    assert!(msg.contains("\"bad\""), "{msg}");
+    assert!(s.list_policies().await.unwrap().is_empty());
+    assert!(s.put_policy("not json", "{").await.is_err());
+    assert!(s.put_policy("bad/name", ALLOW_ALL).await.is_err());
+}
+
+#[tokio::test]
+async fn policies_put_show_delete() {
+    let (_d, s) = temp_store().await;
+    assert_eq!(s.put_policy("p", ALLOW_ALL).await.unwrap(), Change::Created);
+    // Same JSON value, different formatting: unchanged.
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(ALLOW_ALL).unwrap()).unwrap();
+    assert_eq!(s.put_policy("p", &pretty).await.unwrap(), Change::Unchanged);
+    assert_eq!(s.put_policy("p", &doc("x")).await.unwrap(), Change::Updated);
+    assert_eq!(s.get_policy("p").await.unwrap().document, doc("x"));
+
+    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    s.attach_policy("p", None, AttachTarget::User("alice")).await.unwrap();
+    assert_eq!(s.get_policy("p").await.unwrap().attachment_count, 1);
+    let e = s.delete_policy("p", false).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)));
+    assert!(e.to_string().contains("alice"), "{e}");
+    assert!(s.detach_policy("p", None, AttachTarget::User("alice")).await.unwrap());
+    assert!(!s.detach_policy("p", None, AttachTarget::User("alice")).await.unwrap());
+    s.attach_policy("p", None, AttachTarget::User("alice")).await.unwrap();
+    s.delete_policy("p", true).await.unwrap();
+    assert!(matches!(
+        s.get_policy("p").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn hot_path_lookups_are_cached_and_writes_invalidate() {
+    let (_d, s) = temp_store().await;
+    s.put_policy("p1", &doc("a")).await.unwrap();
+    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    s.attach_policy("p1", None, AttachTarget::User("alice")).await.unwrap();
+    let alice = s.get_user(None, "alice").await.unwrap().principal(AuthMethod::Basic);
+
+    let before = s.cache_misses();
+    for _ in 0..50 {
+        assert_eq!(s.effective_policies(&alice).await.unwrap().len(), 1);
+        assert!(s.user_by_name("111111111111", "alice").await.unwrap().is_some());
+    }
+    assert_eq!(s.cache_misses() - before, 2, "one load per cache, then hits");
+
+    // A write through this handle is visible at once.
+    s.put_policy("p2", &doc("b")).await.unwrap();
+    s.attach_policy("p2", None, AttachTarget::User("alice")).await.unwrap();
+    assert_eq!(s.effective_policies(&alice).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn changes_from_another_process_show_within_the_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_millis(300);
+    let server = Store::open_with(
+        dir.path(),
+        StoreConfig {
+            cache_ttl: ttl,
+            ..StoreConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The admin CLI: another handle, with its own caches, on the same file.
+    let cli = Store::open(dir.path()).await.unwrap();
+    cli.put_policy("p1", &doc("a")).await.unwrap();
+    cli.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    let alice = server
+        .user_by_name("111111111111", "alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .principal(AuthMethod::Basic);
+    assert!(server.effective_policies(&alice).await.unwrap().is_empty());
+
+    cli.attach_policy("p1", None, AttachTarget::User("alice")).await.unwrap();
+    cli.set_disabled(None, "alice", true).await.unwrap();
+    // Still the cached view...
+    assert!(server.effective_policies(&alice).await.unwrap().is_empty());
+    // ... until the TTL passes.
+    tokio::time::sleep(ttl + Duration::from_millis(150)).await;
+    assert_eq!(server.effective_policies(&alice).await.unwrap().len(), 1);
+    assert!(server.user_by_name("111111111111", "alice").await.unwrap().unwrap().disabled);
+
+    // The TTL can never be configured above the 2 s bound.
+    let long = Store::open_with(
+        dir.path(),
+        StoreConfig {
+            cache_ttl: Duration::from_secs(3600),
+            ..StoreConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        long.inner.users_by_name.policy().time_to_live(),
+        Some(MAX_CACHE_TTL)
+    );
+    assert_eq!(
+        long.inner.policies.policy().time_to_live(),
+        Some(MAX_CACHE_TTL)
+    );
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).await.unwrap();
+        s.put_policy("p", ALLOW_ALL).await.unwrap();
+        s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+        s.attach_policy("p", None, AttachTarget::User("alice")).await.unwrap();
+    }
+    let s = Store::open(dir.path()).await.unwrap();
+    let alice = s.get_user(None, "alice").await.unwrap().principal(AuthMethod::Token);
+    assert_eq!(names(&s.effective_policies(&alice).await.unwrap()), vec!["p"]);
+}
+
+#[tokio::test]
+async fn tokens_and_sessions() {
+    let (_d, s) = temp_store().await;
+    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    let t = s
+        .insert_token(None, "alice", "0123456789abcdef", "ci", &"ab".repeat(32), Some(now() + 60))
+        .await
+        .unwrap();
+    assert_eq!(t.user_name, "alice");
+    assert!(!format!("{t:?}").contains(&"ab".repeat(32)));
+    assert!(!serde_json::to_string(&t).unwrap().contains(&"ab".repeat(32)));
+    assert_eq!(s.list_tokens(None, Some("alice")).await.unwrap().len(), 1);
+    assert!(s.revoke_token("0123456789abcdef").await.unwrap());
+    assert!(!s.revoke_token("0123456789abcdef").await.unwrap());
+    assert!(s.token_by_id("0123456789abcdef").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(matches!(
+        s.revoke_token("ffffffffffffffff").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let uid = s.get_user(None, "alice").await.unwrap().id;
+    s.create_session(&"cd".repeat(32), &uid, now() + 60, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(s.session_by_hash(&"cd".repeat(32)).await.unwrap().is_some());
+    assert!(s.delete_session(&"cd".repeat(32)).await.unwrap());
+    assert!(s.session_by_hash(&"cd".repeat(32)).await.unwrap().is_none());
+
+    // Changing the password ends the sessions.
+    s.create_session(&"ef".repeat(32), &uid, now() + 60, Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.set_password(None, "alice", Some(password::hash("new password").unwrap()))
+        .await
+        .unwrap();
+    assert!(s.session_by_hash(&"ef".repeat(32)).await.unwrap().is_none());
+
+    // Deleting the user removes its tokens.
+    s.delete_user(None, "alice").await.unwrap();
+    assert!(s.list_tokens(None, None).await.unwrap().is_empty());
+}
+
+fn plan() -> ApplyPlan {
+    ApplyPlan {
+        accounts: vec![ApplyAccount {
+            id: "222222222222".into(),
+            name: "data-science".into(),
+        }],
+        policies: vec![
+            ApplyPolicy {
+                name: "admins".into(),
+                document: ALLOW_ALL.into(),
+            },
+            ApplyPolicy {
+                name: "readers".into(),
+                document: doc("Read"),
+            },
+        ],
+        users: vec![
+            ApplyUser {
+                name: "mlflow-admin".into(),
+                password: Some("admin password".into()),
+                ..Default::default()
+            },
+            ApplyUser {
+                name: "mlflow-reader".into(),
+                password: Some("reader password".into()),
+                tags: Some(BTreeMap::from([("team".into(), "research".into())])),
+                ..Default::default()
+            },
+            ApplyUser {
+                account: Some("data-science".into()),
+                name: "ds-user".into(),
+                policies: Some(vec!["readers".into()]),
+                ..Default::default()
+            },
+        ],
+        groups: vec![
+            ApplyGroup {
+                name: "admins".into(),
+                members: Some(vec!["mlflow-admin".into()]),
+                policies: Some(vec!["admins".into()]),
+                ..Default::default()
+            },
+            ApplyGroup {
+                name: "readers".into(),
+                members: Some(vec!["mlflow-reader".into(), "mlflow-admin".into()]),
+                policies: Some(vec!["readers".into()]),
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn apply_is_idempotent() {
+    let (_d, s) = temp_store().await;
+    let first = s.apply(&plan()).await.unwrap();
+    assert_eq!(first.count(Change::Created), first.items.len(), "{first:?}");
+    assert_eq!(first.items.len(), 8);
+
+    let second = s.apply(&plan()).await.unwrap();
+    assert_eq!(second.count(Change::Unchanged), second.items.len(), "{second:?}");
+
+    let admin = s.get_user(None, "mlflow-admin").await.unwrap();
+    assert_eq!(admin.groups, vec!["admins", "readers"]);
+    assert!(password::verify("admin password", admin.password_hash().unwrap()));
+    let eff = s.effective_policies(&admin.principal(AuthMethod::Basic)).await.unwrap();
+    assert_eq!(names(&eff), vec!["admins", "readers"]);
+    let ds = s.get_user(Some("222222222222"), "ds-user").await.unwrap();
+    assert!(!ds.has_password());
+
+    // Changes are reported as updates, and only for what changed.
+    let mut p = plan();
+    p.policies[1].document = doc("ReadMore");
+    p.users[1].password = Some("a new password".into());
+    p.groups[1].members = Some(vec!["mlflow-reader".into()]);
+    let third = s.apply(&p).await.unwrap();
+    assert_eq!(third.change_of("policy", "readers"), Some(Change::Updated));
+    assert_eq!(third.change_of("policy", "admins"), Some(Change::Unchanged));
+    assert_eq!(third.change_of("user", "mlflow-reader"), Some(Change::Updated));
+    assert_eq!(third.change_of("user", "mlflow-admin"), Some(Change::Unchanged));
+    assert_eq!(third.change_of("group", "readers"), Some(Change::Updated));
+    assert_eq!(third.change_of("group", "admins"), Some(Change::Unchanged));
+    assert_eq!(
+        s.get_user(None, "mlflow-admin").await.unwrap().groups,
+        vec!["admins"]
+    );
+    assert_eq!(s.apply(&p).await.unwrap().count(Change::Unchanged), 8);
+}
+
+#[tokio::test]
+async fn apply_is_all_or_nothing() {
+    let (_d, s) = temp_store().await;
+    let mut p = plan();
+    p.groups[1].members = Some(vec!["no-such-user".into()]);
+    let e = s.apply(&p).await.unwrap_err().to_string();
+    assert!(e.contains("readers") && e.contains("no-such-user"), "{e}");
+    assert!(s.list_users(None).await.unwrap().is_empty(), "rolled back");
+    assert!(s.list_policies().await.unwrap().is_empty(), "rolled back");
+
+    let mut p = plan();
+    p.policies[1].document = r#"{"Version":"2012-10-17","Statement":{"Sid":"Oops","Effect":"Maybe","Action":"*","Resource":"*"}}"#.into();
+    let e = s.apply(&p).await.unwrap_err().to_string();
+    assert!(e.contains("Oops"), "{e}");
+    assert!(s.list_accounts().await.unwrap().len() == 1, "rolled back");
+
+    // A dry run reports but writes nothing.
+    let r = s.apply_dry_run(&plan()).await.unwrap();
+    assert_eq!(r.count(Change::Created), 8);
+    assert!(s.list_users(None).await.unwrap().is_empty());
+}

@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Start, wait for and stop the pair "MLflow on a private port + mlgate in front of it".
+
+One implementation of that idea, used by:
+
+* ``scripts/up``          -> ``python scripts/lib/mlgate_stack.py up`` (the foreground quick start)
+* ``tests/e2e/conftest.py`` -> ``Stack(...)`` (a throw-away stack on free ports per test session)
+
+Every child runs in its own process group (so Ctrl-C in the terminal reaches only this
+supervisor, which then stops the groups in order) and gets SIGTERM if the supervisor dies
+(Linux PR_SET_PDEATHSIG), so nothing is left running.
+
+Standard library only: it runs under the project venv's Python, but needs nothing from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = ROOT / ".venv"
+DEMO_FILE = ROOT / "deploy" / "demo.toml"
+
+# The users deploy/demo.toml creates, and the env vars it reads their passwords from.
+ADMIN_USER = "admin"
+DEMO_USERS = ("mlflow-admin", "mlflow-reader", "mlflow-model-approver")
+ADMIN_PASSWORD_ENV = "MLGATE_ADMIN_PASSWORD"
+DEMO_PASSWORD_ENV = "MLGATE_DEMO_PASSWORD"
+
+# MLflow 3.17 starts helper processes by default. Read from mlflow/server/__init__.py and
+# mlflow/environment_variables.py of the pinned version:
+#  * MLFLOW_SERVER_ENABLE_JOB_EXECUTION (default true) makes `mlflow server` spawn the job
+#    runner (`python -m mlflow.server.jobs._job_runner`), which in turn keeps one
+#    `huey_consumer` process per job type plus a periodic-tasks consumer alive. None of
+#    that is needed behind mlgate (jobs serve the GenAI judges/online scoring features).
+#  * MLFLOW_SERVER_JOB_ENABLE_PERIODIC_TASKS: belt and braces for the periodic consumer.
+#  * --workers 1: uvicorn defaults to 4 worker processes; one is plenty here.
+#  * MLFLOW_DISABLE_TELEMETRY: no usage reports to the internet from a private server.
+# What remains is two processes: the `mlflow server` CLI (it only waits and forwards
+# signals) and one uvicorn worker.
+MLFLOW_QUIET_ENV = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "MLFLOW_SERVER_JOB_ENABLE_PERIODIC_TASKS": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+# ---------------------------------------------------------------------------- small helpers
+
+
+def log(msg: str) -> None:
+    print(f"mlgate: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def mlgate_binary() -> Path:
+    """The mlgate binary to run: $MLGATE_BIN, else the release build of this checkout."""
+    override = os.environ.get("MLGATE_BIN")
+    return Path(override) if override else ROOT / "target" / "release" / "mlgate"
+
+
+def build_mlgate() -> Path:
+    """`cargo build --release -p mlgate` (a no-op when up to date), unless $MLGATE_BIN is set."""
+    if os.environ.get("MLGATE_BIN"):
+        return mlgate_binary()
+    log("building mlgate (cargo build --release -p mlgate; the first build takes a few minutes)")
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "-p", "mlgate"], cwd=ROOT, check=True
+    )
+    return mlgate_binary()
+
+
+def venv_bin(name: str) -> str:
+    path = VENV / "bin" / name
+    if not path.exists():
+        raise SystemExit(f"mlgate: {path} is missing: run scripts/lib/venv.sh first")
+    return str(path)
+
+
+def tail(path: Optional[Path], lines: int = 40) -> str:
+    if path is None or not path.exists():
+        return ""
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: own process group + SIGTERM when the supervisor dies (Linux only)."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except Exception:  # best effort: process groups + traps still stop everything
+            pass
+
+
+# ---------------------------------------------------------------------------- one child
+
+
+class Child:
+    """A child process in its own process group, stopped as a group."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: List[str],
+        log_path: Path,
+        env: Optional[Dict[str, str]] = None,
+        cwd: Optional[Path] = None,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(cwd) if cwd else None,
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _group_gone(self) -> bool:
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the whole group, SIGKILL to what is left after `timeout` seconds."""
+        self._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.proc.poll()
+            if self._group_gone():
+                break
+            time.sleep(0.1)
+        else:
+            self._signal_group(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group at once (simulates a crash)."""
+        self._signal_group(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        # Orphaned grandchildren are reparented to init and reaped there; wait for the group.
+        deadline = time.monotonic() + 10
+        while not self._group_gone() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._log.close()
+
+
+def wait_http(url: str, timeout: float, child: Optional[Child] = None) -> None:
+    """Wait until `url` answers with any HTTP status (a 401 also proves the server is up)."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive():
+            raise RuntimeError(
+                f"{child.name} exited with status {child.proc.returncode} before it answered;"
+                f" last lines of {child.log_path}:\n{tail(child.log_path)}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                resp.read()
+                return
+        except urllib.error.HTTPError:
+            return  # an HTTP error status is an answer
+        except (urllib.error.URLError, OSError) as e:
+            last = str(e)
+        time.sleep(0.25)
+    where = f"; last lines of {child.log_path}:\n{tail(child.log_path)}" if child else ""
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s ({last}){where}")
+
+
+# ---------------------------------------------------------------------------- the pair
+
+
+class Stack:
+    """MLflow bound to 127.0.0.1:<mlflow_port> plus mlgate on <host>:<port>, one data dir.
+
+    Layout of data_dir:
+      mlflow/mlflow.db        MLflow's SQLite backend store
+      mlflow/artifacts/       MLflow's artifact store (served through its artifact proxy)
+      logs/mlflow.log         MLflow's output, including uvicorn's access log
+      logs/mlgate.log         mlgate's output
+      audit.log               mlgate's audit log (one JSON line per request)
+      everything else         mlgate's own store (--data-dir)
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        mlflow_port: Optional[int] = None,
+        host: str = "127.0.0.1",
+        binary: Optional[Path] = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        self.port = port
+        self.mlflow_port = mlflow_port or free_port()
+        self.binary = Path(binary) if binary else mlgate_binary()
+        self.mlflow: Optional[Child] = None
+        self.gateway: Optional[Child] = None
+
+    # Paths and URLs ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{shown}:{self.port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def mlflow_log(self) -> Path:
+        return self.data_dir / "logs" / "mlflow.log"
+
+    @property
+    def mlgate_log(self) -> Path:
+        return self.data_dir / "logs" / "mlgate.log"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "audit.log"
+
+    # mlgate CLI ----------------------------------------------------------------------
+
+    def mlgate(
+        self, *args: str, env: Optional[Dict[str, str]] = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        """Run an mlgate admin command against this stack's data dir; returns the result."""
+        argv = [str(self.binary), *args, "--data-dir", str(self.data_dir)]
+        result = subprocess.run(
+            argv,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"`mlgate {' '.join(args)}` failed with status {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}"
+            )
+        return result
+
+    def apply(self, file: Path, env: Dict[str, str]) -> None:
+        """`mlgate apply -f FILE` (idempotent) with the password env vars the file names."""
+        self.mlgate("apply", "-f", str(file), env=env)
+
+    # MLflow --------------------------------------------------------------------------
+
+    def start_mlflow(self, timeout: float = 120.0) -> None:
+        if port_in_use(self.mlflow_port):
+            raise RuntimeError(
+                f"MLflow's private port {self.mlflow_port} is in use (set MLGATE_MLFLOW_PORT)"
+            )
+        (self.mlflow_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **MLFLOW_QUIET_ENV}
+        # The client-side tracking variables of whoever runs this are not MLflow's business.
+        for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                  "MLFLOW_TRACKING_TOKEN"):
+            env.pop(k, None)
+        argv = [
+            venv_bin("mlflow"), "server",
+            "--host", "127.0.0.1",
+            "--port", str(self.mlflow_port),
+            "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination", str(self.mlflow_dir / "artifacts"),
+        ]  # fmt: skip
+        self.mlflow = Child("MLflow", argv, self.mlflow_log, env=env, cwd=self.mlflow_dir)
+        wait_http(f"{self.mlflow_url}/health", timeout, self.mlflow)
+
+    def stop_mlflow(self) -> None:
+        if self.mlflow is not None:
+            self.mlflow.stop()
+            self.mlflow = None
+
+    def kill_mlflow(self) -> None:
+        """SIGKILL MLflow's whole process group (a crash, not a shutdown)."""
+        if self.mlflow is not None:
+            self.mlflow.kill()
+            self.mlflow = None
+
+    # mlgate --------------------------------------------------------------------------
+
+    def start_gateway(self, timeout: float = 60.0) -> None:
+        if port_in_use(self.port, "127.0.0.1"):
+            raise RuntimeError(f"port {self.port} is in use (set MLGATE_PORT)")
+        argv = [
+            str(self.binary), "serve",
+            "--listen", f"{self.host}:{self.port}",
+            "--upstream", self.mlflow_url,
+            "--data-dir", str(self.data_dir),
+            "--audit-log", str(self.audit_log),
+        ]  # fmt: skip
+        env = {**os.environ}
+        env.setdefault("RUST_LOG", "info")
+        self.gateway = Child("mlgate", argv, self.mlgate_log, env=env)
+        wait_http(f"{self.url}/_mlgate/login", timeout, self.gateway)
+
+    def stop_gateway(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+
+    # Together ------------------------------------------------------------------------
+
+    def up(self, declarative_file: Path, password_env: Dict[str, str]) -> None:
+        """Bootstrap (mlgate apply), start MLflow, start mlgate; tears down on any failure."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.apply(declarative_file, password_env)
+            self.start_mlflow()
+            self.start_gateway()
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        """Stop mlgate first (no new requests), then MLflow. Safe to call twice."""
+        self.stop_gateway()
+        self.stop_mlflow()
+
+    def first_dead(self) -> Optional[Child]:
+        for child in (self.gateway, self.mlflow):
+            if child is not None and not child.alive():
+                return child
+        return None
+
+
+# ---------------------------------------------------------------------------- scripts/up
+
+
+def _int_env(name: str, default: Optional[int]) -> Optional[int]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"mlgate: {name} must be a port number, not {value!r}")
+
+
+def _passwords() -> Dict[str, str]:
+    """The two bootstrap passwords: from the environment, or generated (and printed once)."""
+    env = {}
+    for name in (ADMIN_PASSWORD_ENV, DEMO_PASSWORD_ENV):
+        env[name] = os.environ.get(name) or generate_password()
+    return env
+
+
+def _print_ready(stack: Stack, env: Dict[str, str], generated: List[str]) -> None:
+    admin_pw = env[ADMIN_PASSWORD_ENV]
+    demo_pw = env[DEMO_PASSWORD_ENV]
+    rel = os.path.relpath(stack.data_dir)
+    data_dir = rel if not rel.startswith("..") else str(stack.data_dir)
+    binary = os.path.relpath(stack.binary) if str(stack.binary).startswith(str(ROOT)) \
+        else str(stack.binary)
+    note = {
+        ADMIN_PASSWORD_ENV: "generated now and shown only here" if ADMIN_PASSWORD_ENV in generated
+        else f"from ${ADMIN_PASSWORD_ENV}",
+        DEMO_PASSWORD_ENV: "generated now and shown only here" if DEMO_PASSWORD_ENV in generated
+        else f"from ${DEMO_PASSWORD_ENV}",
+    }
+    lines = [
+        f"mlgate: ready at {stack.url}",
+        "",
+        f"  Web UI:      {stack.url}/  (sign in with a user below)",
+        f"  Admin:       {ADMIN_USER} / {admin_pw}   ({note[ADMIN_PASSWORD_ENV]})",
+        f"  Demo users:  {', '.join(DEMO_USERS)} / {demo_pw}   ({note[DEMO_PASSWORD_ENV]})",
+        "               groups admins, readers, model-approvers (policies/*.json)",
+        "",
+        "  Point the MLflow client at it:",
+        f"    export MLFLOW_TRACKING_URI={stack.url}",
+        "    export MLFLOW_TRACKING_USERNAME=mlflow-reader",
+        f"    export MLFLOW_TRACKING_PASSWORD='{demo_pw}'",
+        "  or with an API token instead of a password:",
+        f"    export MLFLOW_TRACKING_TOKEN=$({binary} token create --user mlflow-reader"
+        f" --data-dir {data_dir} | tail -n 1)",
+        "",
+        f"  Audit log:   {stack.audit_log}",
+        f"  Logs:        {stack.mlgate_log}, {stack.mlflow_log}",
+        f"  MLflow:      {stack.mlflow_url} (private; only mlgate talks to it)",
+        "  Stop with Ctrl-C (stops MLflow too).",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    data_dir = Path(os.environ.get("MLGATE_DATA_DIR") or ROOT / ".mlgate")
+    port = _int_env("MLGATE_PORT", 5000)
+    mlflow_port = _int_env("MLGATE_MLFLOW_PORT", None)
+    host = os.environ.get("MLGATE_HOST", "127.0.0.1")
+    assert port is not None
+
+    binary = build_mlgate() if not args.no_build else mlgate_binary()
+    if not binary.exists():
+        raise SystemExit(f"mlgate: {binary} does not exist (build it or set MLGATE_BIN)")
+
+    generated = [n for n in (ADMIN_PASSWORD_ENV, DEMO_PASSWORD_ENV) if not os.environ.get(n)]
+    env = _passwords()
+    stack = Stack(data_dir, port=port, mlflow_port=mlflow_port, host=host, binary=binary)
+
+    stopping = {"signal": None}
+
+    def on_signal(signum: int, _frame) -> None:
+        stopping["signal"] = signum
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    try:
+        log(f"data dir {stack.data_dir}; MLflow on {stack.mlflow_url} (private)")
+        stack.up(Path(args.file), env)
+        _print_ready(stack, env, generated)
+        while True:
+            dead = stack.first_dead()
+            if dead is not None:
+                log(
+                    f"{dead.name} exited with status {dead.proc.returncode}; stopping."
+                    f" Last lines of {dead.log_path}:\n{tail(dead.log_path)}"
+                )
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        # Ignore further signals while we stop the children.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        log("stopping mlgate and MLflow")
+        return 0
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        log(str(e))
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        stack.down()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlgate_stack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="the quick start: bootstrap, start MLflow and mlgate, wait")
+    up.add_argument("-f", "--file", default=str(DEMO_FILE), help="declarative file to apply")
+    up.add_argument("--no-build", action="store_true", help="do not run cargo build")
+    up.set_defaults(func=cmd_up)
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Helpers shared by the end-to-end tests (fixtures live in conftest.py).
+
+The suite drives a real MLflow server behind mlgate with the real MLflow Python client. The
+client reads its credentials from the environment on every call, so `acting_as` swaps
+MLFLOW_TRACKING_USERNAME / PASSWORD / TOKEN for the duration of a `with` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+
+import mlgate_stack  # noqa: E402  (scripts/lib: one implementation of start/stop/wait)
+
+# Client-side settings for the whole session, before mlflow is imported anywhere:
+#  * no retries: a 401/403 is never retried anyway, and a 502 must surface at once;
+#  * no telemetry (closed network);
+#  * no ambient credentials from whoever runs the suite.
+CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+}
+CRED_VARS = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_AWS_SIGV4",
+    "MLFLOW_TRACKING_AUTH",
+)
+os.environ.update(CLIENT_ENV)
+for _var in CRED_VARS + ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+    os.environ.pop(_var, None)
+
+import mlflow  # noqa: E402
+import mlflow.pyfunc  # noqa: E402
+import requests  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+ADMIN = "mlflow-admin"
+READER = "mlflow-reader"
+APPROVER = "mlflow-model-approver"
+BOOTSTRAP_ADMIN = mlgate_stack.ADMIN_USER
+
+
+@dataclass
+class Identity:
+    """Who the client is: a built-in user with a password, or an API token, or nobody."""
+
+    name: Optional[str] = None
+    password: Optional[str] = None
+    token: Optional[str] = None
+
+    def env(self) -> dict:
+        if self.token is not None:
+            return {"MLFLOW_TRACKING_TOKEN": self.token}
+        if self.name is not None:
+            return {
+                "MLFLOW_TRACKING_USERNAME": self.name,
+                "MLFLOW_TRACKING_PASSWORD": self.password or "",
+            }
+        return {}
+
+    def requests_auth(self):
+        if self.token is not None:
+            return BearerAuth(self.token)
+        if self.name is not None:
+            return (self.name, self.password or "")
+        return None
+
+
+class BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, r):
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+
+@contextlib.contextmanager
+def acting_as(identity: Identity) -> Iterator[MlflowClient]:
+    """Within the block, the MLflow client (fluent API and MlflowClient) is `identity`."""
+    saved = {k: os.environ.get(k) for k in CRED_VARS}
+    for k in CRED_VARS:
+        os.environ.pop(k, None)
+    os.environ.update(identity.env())
+    try:
+        yield MlflowClient()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def denied(fn: Callable[[], object], code: str = "PERMISSION_DENIED") -> MlflowException:
+    """Calls fn, which must fail in the MLflow client with `code`; returns the exception."""
+    try:
+        fn()
+    except MlflowException as e:
+        assert e.error_code == code, f"expected {code}, got {e.error_code}: {e.message}"
+        return e
+    raise AssertionError(f"expected the call to fail with {code}, but it succeeded")
+
+
+def assert_mlflow_error(resp: requests.Response, status: int, code: Optional[str] = None) -> dict:
+    """`resp` is an error in MLflow's JSON shape: {"error_code": ..., "message": ...}."""
+    assert resp.status_code == status, (
+        f"expected HTTP {status}, got {resp.status_code}: {resp.text[:500]}"
+    )
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {resp.text[:500]!r}")
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("error_code"), str) and body["error_code"], body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    if code is not None:
+        assert body["error_code"] == code, body
+    return body
+
+
+class MlflowAccessLog:
+    """MLflow's own access log (uvicorn), to prove what reached MLflow and what did not."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, mark: int) -> List[str]:
+        with open(self.path, "rb") as f:
+            f.seek(mark)
+            return f.read().decode(errors="replace").splitlines()
+
+    def saw(self, mark: int, needle: str, settle: float = 0.5) -> bool:
+        """Whether a line containing `needle` was logged after `mark` (waits `settle` s)."""
+        time.sleep(settle)
+        return any(needle in line for line in self.since(mark))
+
+
+class AuditLog:
+    """mlgate's audit log: one JSON object per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def records_since(self, mark: int) -> List[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(mark)
+            data = f.read()
+        # Only complete lines: the writer is asynchronous.
+        complete = data[: data.rfind(b"\n") + 1]
+        return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+
+    def wait_for(self, mark: int, count: int, timeout: float = 10.0) -> List[dict]:
+        """Waits until at least `count` records were written after `mark`; returns them all."""
+        deadline = time.monotonic() + timeout
+        records: List[dict] = []
+        while time.monotonic() < deadline:
+            records = self.records_since(mark)
+            if len(records) >= count:
+                time.sleep(0.3)  # anything beyond `count` would show up now
+                return self.records_since(mark)
+            time.sleep(0.1)
+        raise AssertionError(
+            f"expected {count} audit record(s) after offset {mark}, found {len(records)}"
+        )
+
+
+def raw_http(url: str, method: str, target: str, body: bytes = b"",
+             headers: Optional[dict] = None) -> tuple:
+    """One request with an exact request target (no client-side path normalization)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+class EchoModel(mlflow.pyfunc.PythonModel):
+    """The smallest pyfunc model: returns its input (pickled by reference to this module)."""
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def parse_token_output(stdout: str) -> tuple:
+    """(token, token id) from `mlgate token create` output (JSON, or text whose last line is
+    the token)."""
+    text = stdout.strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "token" in data:
+        return data["token"], data.get("id")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines, "mlgate token create printed nothing"
+    token = lines[-1].split()[-1]
+    token_id = None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("id", "token id", "token_id") and value.strip():
+            token_id = value.strip()
+    return token, token_id
