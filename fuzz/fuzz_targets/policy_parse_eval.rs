@@ -3,6 +3,10 @@
 //!
 //! Input layout, split at NUL bytes: policy JSON, action, resource, principal, then
 //! `key=value` context entries. Missing parts are empty; an empty principal is anonymous.
+//!
+//! Run from `fuzz/`, with the hand-written seeds and the grammar's tokens:
+//! `cargo +nightly fuzz run policy_parse_eval corpus/policy_parse_eval seeds/policy_parse_eval
+//! -- -dict=policy_parse_eval.dict -max_len=8192`
 
 #![no_main]
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -409,42 +411,76 @@ def _int_env(name: str, default: Optional[int]) -> Optional[int]:
         raise SystemExit(f"mlgate: {name} must be a port number, not {value!r}")
 
 
-def _passwords() -> Dict[str, str]:
-    """The two bootstrap passwords: from the environment, or generated (and printed once)."""
-    env = {}
+def plan_keeping_passwords(src: Path, keep: List[str], dest: Path) -> Path:
+    """A copy of the declarative file `src` without the `password_env = "<VAR>"` lines of the
+    variables in `keep` (so apply leaves those users' passwords as they are), with policy
+    `file` paths made absolute (the copy lives elsewhere). Written to `dest`."""
+    out = []
+    for line in src.read_text().splitlines():
+        m = re.match(r'\s*password_env\s*=\s*"([A-Za-z0-9_]+)"\s*(#.*)?$', line)
+        if m and m.group(1) in keep:
+            continue
+        m = re.match(r'(\s*file\s*=\s*)"([^"\\]+)"(.*)$', line)
+        if m:
+            line = f"{m.group(1)}{json.dumps(str((src.parent / m.group(2)).resolve()))}{m.group(3)}"
+        out.append(line)
+    dest.write_text("\n".join(out) + "\n")
+    return dest
+
+
+def _bootstrap(stack: "Stack", file: Path) -> tuple:
+    """Decides the bootstrap passwords and the file to apply.
+
+    A password variable that is set wins. An unset one is generated on the first start (no
+    store yet) and printed once; on later starts the user keeps the password it has.
+    Returns (env for apply, file to apply, {var: "generated" | "env" | "kept"})."""
+    fresh = not (stack.data_dir / "mlgate.db").exists()
+    env: Dict[str, str] = {}
+    origin: Dict[str, str] = {}
+    keep: List[str] = []
     for name in (ADMIN_PASSWORD_ENV, DEMO_PASSWORD_ENV):
-        env[name] = os.environ.get(name) or generate_password()
-    return env
+        if os.environ.get(name):
+            env[name], origin[name] = os.environ[name], "env"
+        elif fresh:
+            env[name], origin[name] = generate_password(), "generated"
+        else:
+            keep.append(name)
+            origin[name] = "kept"
+    if keep:
+        stack.data_dir.mkdir(parents=True, exist_ok=True)
+        file = plan_keeping_passwords(file, keep, stack.data_dir / "apply-keep-passwords.toml")
+    return env, file, origin
 
 
-def _print_ready(stack: Stack, env: Dict[str, str], generated: List[str]) -> None:
-    admin_pw = env[ADMIN_PASSWORD_ENV]
-    demo_pw = env[DEMO_PASSWORD_ENV]
+def _print_ready(stack: Stack, env: Dict[str, str], origin: Dict[str, str]) -> None:
+    def shown(var: str) -> str:
+        how = origin[var]
+        if how == "generated":
+            return f"{env[var]}   (generated now, shown only here; ${var} sets your own)"
+        if how == "env":
+            return f"{env[var]}   (from ${var})"
+        return f"unchanged since the first start   (${var} sets a new one)"
+
+    demo_pw = env.get(DEMO_PASSWORD_ENV, "<demo password>")
     rel = os.path.relpath(stack.data_dir)
     data_dir = rel if not rel.startswith("..") else str(stack.data_dir)
     binary = os.path.relpath(stack.binary) if str(stack.binary).startswith(str(ROOT)) \
         else str(stack.binary)
-    note = {
-        ADMIN_PASSWORD_ENV: "generated now and shown only here" if ADMIN_PASSWORD_ENV in generated
-        else f"from ${ADMIN_PASSWORD_ENV}",
-        DEMO_PASSWORD_ENV: "generated now and shown only here" if DEMO_PASSWORD_ENV in generated
-        else f"from ${DEMO_PASSWORD_ENV}",
-    }
     lines = [
         f"mlgate: ready at {stack.url}",
         "",
-        f"  Web UI:      {stack.url}/  (sign in with a user below)",
-        f"  Admin:       {ADMIN_USER} / {admin_pw}   ({note[ADMIN_PASSWORD_ENV]})",
-        f"  Demo users:  {', '.join(DEMO_USERS)} / {demo_pw}   ({note[DEMO_PASSWORD_ENV]})",
-        "               groups admins, readers, model-approvers (policies/*.json)",
+        f"  Web UI:      {stack.url}/  (sign in as one of the users below)",
+        f"  Admin:       {ADMIN_USER} / {shown(ADMIN_PASSWORD_ENV)}",
+        f"  Demo users:  {', '.join(DEMO_USERS)} / {shown(DEMO_PASSWORD_ENV)}",
+        "               in groups admins, readers, model-approvers (policies/*.json)",
         "",
         "  Point the MLflow client at it:",
         f"    export MLFLOW_TRACKING_URI={stack.url}",
         "    export MLFLOW_TRACKING_USERNAME=mlflow-reader",
         f"    export MLFLOW_TRACKING_PASSWORD='{demo_pw}'",
-        "  or with an API token instead of a password:",
+        "  or use an API token instead of a username and password:",
         f"    export MLFLOW_TRACKING_TOKEN=$({binary} token create --user mlflow-reader"
-        f" --data-dir {data_dir} | tail -n 1)",
+        f" --data-dir {data_dir})",
         "",
         f"  Audit log:   {stack.audit_log}",
         f"  Logs:        {stack.mlgate_log}, {stack.mlflow_log}",
@@ -465,23 +501,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not binary.exists():
         raise SystemExit(f"mlgate: {binary} does not exist (build it or set MLGATE_BIN)")
 
-    generated = [n for n in (ADMIN_PASSWORD_ENV, DEMO_PASSWORD_ENV) if not os.environ.get(n)]
-    env = _passwords()
     stack = Stack(data_dir, port=port, mlflow_port=mlflow_port, host=host, binary=binary)
+    env, plan, origin = _bootstrap(stack, Path(args.file).resolve())
 
-    stopping = {"signal": None}
-
-    def on_signal(signum: int, _frame) -> None:
-        stopping["signal"] = signum
+    def on_signal(_signum: int, _frame) -> None:
         raise KeyboardInterrupt
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
+    shown = False
     try:
         log(f"data dir {stack.data_dir}; MLflow on {stack.mlflow_url} (private)")
-        stack.up(Path(args.file), env)
-        _print_ready(stack, env, generated)
+        stack.up(plan, env)
+        _print_ready(stack, env, origin)
+        shown = True
         while True:
             dead = stack.first_dead()
             if dead is not None:
@@ -492,18 +526,22 @@ def cmd_up(args: argparse.Namespace) -> int:
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
-        # Ignore further signals while we stop the children.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
         log("stopping mlgate and MLflow")
         return 0
     except (RuntimeError, subprocess.CalledProcessError) as e:
         log(str(e))
         return 1
     finally:
+        # Ignore further signals while the children stop.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
         stack.down()
+        generated = [v for v, how in origin.items() if how == "generated"]
+        if not shown and generated and (stack.data_dir / "mlgate.db").exists():
+            # The store may hold passwords nobody has seen yet: show them rather than lock
+            # the user out of the next start (which keeps them).
+            for var in generated:
+                log(f"{var} was set to {env[var]} (the next start keeps it)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

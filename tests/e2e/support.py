@@ -215,21 +215,8 @@ class EchoModel(mlflow.pyfunc.PythonModel):
 
 
 def parse_token_output(stdout: str) -> tuple:
-    """(token, token id) from `mlgate token create` output (JSON, or text whose last line is
-    the token)."""
-    text = stdout.strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and "token" in data:
-        return data["token"], data.get("id")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    assert lines, "mlgate token create printed nothing"
-    token = lines[-1].split()[-1]
-    token_id = None
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("id", "token id", "token_id") and value.strip():
-            token_id = value.strip()
-    return token, token_id
+    """(token, token id) from `mlgate token create`, which prints the token alone on stdout.
+    A token reads `mlg_<id>_<secret>`; `mlgate token revoke` takes the id."""
+    token = stdout.strip()
+    assert token.startswith("mlg_") and "\n" not in token, f"unexpected output: {stdout!r}"
+    return token, token.split("_")[1]

@@ -604,2855 +604,325 @@ const GW_ENDPOINT_PATH: IdField = path("endpoint_name", K::GatewayEndpoint);
 const SESSION: IdField = path("session_id", K::Assistant);
 
 /// Native FastAPI routes, in MLflow's registration (= dispatch) order.
+#[rustfmt::skip]
 static FASTAPI: &[Spec] = &[
     // OpenTelemetry (OTLP/HTTP) trace ingestion; body is OTLP protobuf or JSON.
-    fa!(
-        ROOT,
-        "POST",
-        "/v1/traces",
-        "ExportTraces",
-        W,
-        K::Experiment,
-        S::None,
-        [
-            header("x-mlflow-experiment-id", K::Experiment),
-            header("x-mlflow-run-id", K::Run)
-        ]
-    ),
+    fa!(ROOT, "POST", "/v1/traces", "ExportTraces", W, K::Experiment, S::None, [header("x-mlflow-experiment-id", K::Experiment), header("x-mlflow-run-id", K::Run)]),
     // Async jobs.
-    fa!(
-        AJAX3,
-        "GET",
-        "/jobs/{job_id}",
-        "GetJob",
-        R,
-        K::Job,
-        S::None,
-        [path("job_id", K::Job)]
-    ),
-    fa!(
-        AJAX3,
-        "POST",
-        "/jobs/",
-        "SubmitJob",
-        W,
-        K::Global,
-        S::JsonBody,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "PATCH",
-        "/jobs/cancel/{job_id}",
-        "CancelJob",
-        W,
-        K::Job,
-        S::None,
-        [path("job_id", K::Job)]
-    ),
-    fa!(
-        AJAX3,
-        "POST",
-        "/jobs/search",
-        "SearchJobs",
-        R,
-        K::Job,
-        S::JsonBody,
-        []
-    ),
+    fa!(AJAX3, "GET", "/jobs/{job_id}", "GetJob", R, K::Job, S::None, [path("job_id", K::Job)]),
+    fa!(AJAX3, "POST", "/jobs/", "SubmitJob", W, K::Global, S::JsonBody, []),
+    fa!(AJAX3, "PATCH", "/jobs/cancel/{job_id}", "CancelJob", W, K::Job, S::None, [path("job_id", K::Job)]),
+    fa!(AJAX3, "POST", "/jobs/search", "SearchJobs", R, K::Job, S::JsonBody, []),
     // AI gateway invocations.
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/{endpoint_name}/mlflow/invocations",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::None,
-        [GW_ENDPOINT_PATH]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/mlflow/v1/chat/completions",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "GET",
-        "/gateway/mlflow/v1/models",
-        "ListGatewayModels",
-        R,
-        K::GatewayEndpoint,
-        S::None,
-        []
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/openai/v1/chat/completions",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/openai/v1/embeddings",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/typesafe/v1/systemone",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/openai/v1/responses",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/openai/v1/responses/compact",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/anthropic/v1/messages",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::JsonBody,
-        [GW_MODEL_FIELD]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/gemini/v1beta/models/{endpoint_name}:generateContent",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::None,
-        [GW_ENDPOINT_PATH]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/gemini/v1beta/models/{endpoint_name}:streamGenerateContent",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::None,
-        [GW_ENDPOINT_PATH]
-    ),
-    fa!(
-        ROOT,
-        "POST",
-        "/gateway/proxy/{endpoint_name}/{path...}",
-        "InvokeGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::None,
-        [GW_ENDPOINT_PATH]
-    ),
+    fa!(ROOT, "POST", "/gateway/{endpoint_name}/mlflow/invocations", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::None, [GW_ENDPOINT_PATH]),
+    fa!(ROOT, "POST", "/gateway/mlflow/v1/chat/completions", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "GET", "/gateway/mlflow/v1/models", "ListGatewayModels", R, K::GatewayEndpoint, S::None, []),
+    fa!(ROOT, "POST", "/gateway/openai/v1/chat/completions", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "POST", "/gateway/openai/v1/embeddings", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "POST", "/gateway/typesafe/v1/systemone", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "POST", "/gateway/openai/v1/responses", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "POST", "/gateway/openai/v1/responses/compact", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "POST", "/gateway/anthropic/v1/messages", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::JsonBody, [GW_MODEL_FIELD]),
+    fa!(ROOT, "POST", "/gateway/gemini/v1beta/models/{endpoint_name}:generateContent", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::None, [GW_ENDPOINT_PATH]),
+    fa!(ROOT, "POST", "/gateway/gemini/v1beta/models/{endpoint_name}:streamGenerateContent", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::None, [GW_ENDPOINT_PATH]),
+    fa!(ROOT, "POST", "/gateway/proxy/{endpoint_name}/{path...}", "InvokeGatewayEndpoint", W, K::GatewayEndpoint, S::None, [GW_ENDPOINT_PATH]),
     // MLflow Assistant (server-side agent; GET .../stream runs the pending turn).
-    fa!(
-        AJAX3,
-        "POST",
-        "/mlflow/assistant/message",
-        "SendAssistantMessage",
-        W,
-        K::Assistant,
-        S::JsonBody,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "GET",
-        "/mlflow/assistant/sessions/{session_id}/stream",
-        "StreamAssistantResponse",
-        W,
-        K::Assistant,
-        S::None,
-        [SESSION]
-    ),
-    fa!(
-        AJAX3,
-        "PATCH",
-        "/mlflow/assistant/sessions/{session_id}",
-        "UpdateAssistantSession",
-        W,
-        K::Assistant,
-        S::JsonBody,
-        [SESSION]
-    ),
-    fa!(
-        AJAX3,
-        "POST",
-        "/mlflow/assistant/sessions/{session_id}/permission",
-        "ResolveAssistantPermission",
-        W,
-        K::Assistant,
-        S::JsonBody,
-        [SESSION]
-    ),
-    fa!(
-        AJAX3,
-        "POST",
-        "/mlflow/assistant/sessions/{session_id}/tool-result",
-        "SubmitAssistantToolResult",
-        W,
-        K::Assistant,
-        S::JsonBody,
-        [SESSION]
-    ),
-    fa!(
-        AJAX3,
-        "GET",
-        "/mlflow/assistant/providers/{provider}/health",
-        "GetAssistantProviderHealth",
-        R,
-        K::Assistant,
-        S::None,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "GET",
-        "/mlflow/assistant/providers",
-        "ListAssistantProviders",
-        R,
-        K::Assistant,
-        S::None,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "GET",
-        "/mlflow/assistant/config",
-        "GetAssistantConfig",
-        R,
-        K::Assistant,
-        S::None,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "PUT",
-        "/mlflow/assistant/config",
-        "UpdateAssistantConfig",
-        W,
-        K::Assistant,
-        S::JsonBody,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "POST",
-        "/mlflow/assistant/skills/install",
-        "InstallAssistantSkills",
-        W,
-        K::Assistant,
-        S::JsonBody,
-        []
-    ),
-    fa!(
-        AJAX3,
-        "GET",
-        "/mlflow/assistant/providers/{provider}/models",
-        "ListAssistantProviderModels",
-        R,
-        K::Assistant,
-        S::None,
-        []
-    ),
+    fa!(AJAX3, "POST", "/mlflow/assistant/message", "SendAssistantMessage", W, K::Assistant, S::JsonBody, []),
+    fa!(AJAX3, "GET", "/mlflow/assistant/sessions/{session_id}/stream", "StreamAssistantResponse", W, K::Assistant, S::None, [SESSION]),
+    fa!(AJAX3, "PATCH", "/mlflow/assistant/sessions/{session_id}", "UpdateAssistantSession", W, K::Assistant, S::JsonBody, [SESSION]),
+    fa!(AJAX3, "POST", "/mlflow/assistant/sessions/{session_id}/permission", "ResolveAssistantPermission", W, K::Assistant, S::JsonBody, [SESSION]),
+    fa!(AJAX3, "POST", "/mlflow/assistant/sessions/{session_id}/tool-result", "SubmitAssistantToolResult", W, K::Assistant, S::JsonBody, [SESSION]),
+    fa!(AJAX3, "GET", "/mlflow/assistant/providers/{provider}/health", "GetAssistantProviderHealth", R, K::Assistant, S::None, []),
+    fa!(AJAX3, "GET", "/mlflow/assistant/providers", "ListAssistantProviders", R, K::Assistant, S::None, []),
+    fa!(AJAX3, "GET", "/mlflow/assistant/config", "GetAssistantConfig", R, K::Assistant, S::None, []),
+    fa!(AJAX3, "PUT", "/mlflow/assistant/config", "UpdateAssistantConfig", W, K::Assistant, S::JsonBody, []),
+    fa!(AJAX3, "POST", "/mlflow/assistant/skills/install", "InstallAssistantSkills", W, K::Assistant, S::JsonBody, []),
+    fa!(AJAX3, "GET", "/mlflow/assistant/providers/{provider}/models", "ListAssistantProviderModels", R, K::Assistant, S::None, []),
     // Streaming artifact proxy (download / upload).
-    fa!(
-        A2P2,
-        "GET",
-        "/mlflow-artifacts/artifacts/{artifact_path...}",
-        "GetArtifact",
-        R,
-        K::Artifact,
-        S::None,
-        [ARTIFACT_PATH]
-    ),
-    fa!(
-        A2P2,
-        "PUT",
-        "/mlflow-artifacts/artifacts/{artifact_path...}",
-        "PutArtifact",
-        W,
-        K::Artifact,
-        S::None,
-        [ARTIFACT_PATH]
-    ),
+    fa!(A2P2, "GET", "/mlflow-artifacts/artifacts/{artifact_path...}", "GetArtifact", R, K::Artifact, S::None, [ARTIFACT_PATH]),
+    fa!(A2P2, "PUT", "/mlflow-artifacts/artifacts/{artifact_path...}", "PutArtifact", W, K::Artifact, S::None, [ARTIFACT_PATH]),
     // MCP server registry (`name` is `namespace/slug` and spans segments).
-    fa!(
-        A3P3,
-        "POST",
-        "/mlflow/mcp-servers",
-        "CreateMcpServer",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        []
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers",
-        "SearchMcpServers",
-        R,
-        K::McpServer,
-        S::Query,
-        []
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/endpoints",
-        "SearchMcpAccessEndpoints",
-        R,
-        K::McpServer,
-        S::Query,
-        []
-    ),
-    fa!(
-        A3P3,
-        "POST",
-        "/mlflow/mcp-servers/{name...}/versions/{version...}/tags",
-        "SetMcpServerVersionTag",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME, MCP_VERSION]
-    ),
-    fa!(
-        A3P3,
-        "DELETE",
-        "/mlflow/mcp-servers/{name...}/versions/{version...}/tags/{key...}",
-        "DeleteMcpServerVersionTag",
-        W,
-        K::McpServer,
-        S::None,
-        [MCP_NAME, MCP_VERSION]
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/{name...}/versions/{version...}",
-        "GetMcpServerVersion",
-        R,
-        K::McpServer,
-        S::None,
-        [MCP_NAME, MCP_VERSION]
-    ),
-    fa!(
-        A3P3,
-        "PATCH",
-        "/mlflow/mcp-servers/{name...}/versions/{version...}",
-        "UpdateMcpServerVersion",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME, MCP_VERSION]
-    ),
-    fa!(
-        A3P3,
-        "DELETE",
-        "/mlflow/mcp-servers/{name...}/versions/{version...}",
-        "DeleteMcpServerVersion",
-        W,
-        K::McpServer,
-        S::None,
-        [MCP_NAME, MCP_VERSION]
-    ),
-    fa!(
-        A3P3,
-        "POST",
-        "/mlflow/mcp-servers/{name...}/versions",
-        "CreateMcpServerVersion",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/{name...}/versions",
-        "SearchMcpServerVersions",
-        R,
-        K::McpServer,
-        S::Query,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "POST",
-        "/mlflow/mcp-servers/{name...}/endpoints",
-        "CreateMcpAccessEndpoint",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}",
-        "GetMcpAccessEndpoint",
-        R,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "PATCH",
-        "/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}",
-        "UpdateMcpAccessEndpoint",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "DELETE",
-        "/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}",
-        "DeleteMcpAccessEndpoint",
-        W,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/{name...}/endpoints",
-        "SearchMcpAccessEndpoints",
-        R,
-        K::McpServer,
-        S::Query,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "POST",
-        "/mlflow/mcp-servers/{name...}/tags",
-        "SetMcpServerTag",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "DELETE",
-        "/mlflow/mcp-servers/{name...}/tags/{key...}",
-        "DeleteMcpServerTag",
-        W,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "POST",
-        "/mlflow/mcp-servers/{name...}/aliases",
-        "SetMcpServerAlias",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/{name...}/aliases/{alias...}",
-        "GetMcpServerVersionByAlias",
-        R,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "DELETE",
-        "/mlflow/mcp-servers/{name...}/aliases/{alias...}",
-        "DeleteMcpServerAlias",
-        W,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/mcp-servers/{name...}",
-        "GetMcpServer",
-        R,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "PATCH",
-        "/mlflow/mcp-servers/{name...}",
-        "UpdateMcpServer",
-        W,
-        K::McpServer,
-        S::JsonBody,
-        [MCP_NAME]
-    ),
-    fa!(
-        A3P3,
-        "DELETE",
-        "/mlflow/mcp-servers/{name...}",
-        "DeleteMcpServer",
-        W,
-        K::McpServer,
-        S::None,
-        [MCP_NAME]
-    ),
+    fa!(A3P3, "POST", "/mlflow/mcp-servers", "CreateMcpServer", W, K::McpServer, S::JsonBody, []),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers", "SearchMcpServers", R, K::McpServer, S::Query, []),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/endpoints", "SearchMcpAccessEndpoints", R, K::McpServer, S::Query, []),
+    fa!(A3P3, "POST", "/mlflow/mcp-servers/{name...}/versions/{version...}/tags", "SetMcpServerVersionTag", W, K::McpServer, S::JsonBody, [MCP_NAME, MCP_VERSION]),
+    fa!(A3P3, "DELETE", "/mlflow/mcp-servers/{name...}/versions/{version...}/tags/{key...}", "DeleteMcpServerVersionTag", W, K::McpServer, S::None, [MCP_NAME, MCP_VERSION]),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/{name...}/versions/{version...}", "GetMcpServerVersion", R, K::McpServer, S::None, [MCP_NAME, MCP_VERSION]),
+    fa!(A3P3, "PATCH", "/mlflow/mcp-servers/{name...}/versions/{version...}", "UpdateMcpServerVersion", W, K::McpServer, S::JsonBody, [MCP_NAME, MCP_VERSION]),
+    fa!(A3P3, "DELETE", "/mlflow/mcp-servers/{name...}/versions/{version...}", "DeleteMcpServerVersion", W, K::McpServer, S::None, [MCP_NAME, MCP_VERSION]),
+    fa!(A3P3, "POST", "/mlflow/mcp-servers/{name...}/versions", "CreateMcpServerVersion", W, K::McpServer, S::JsonBody, [MCP_NAME]),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/{name...}/versions", "SearchMcpServerVersions", R, K::McpServer, S::Query, [MCP_NAME]),
+    fa!(A3P3, "POST", "/mlflow/mcp-servers/{name...}/endpoints", "CreateMcpAccessEndpoint", W, K::McpServer, S::JsonBody, [MCP_NAME]),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", "GetMcpAccessEndpoint", R, K::McpServer, S::None, [MCP_NAME]),
+    fa!(A3P3, "PATCH", "/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", "UpdateMcpAccessEndpoint", W, K::McpServer, S::JsonBody, [MCP_NAME]),
+    fa!(A3P3, "DELETE", "/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", "DeleteMcpAccessEndpoint", W, K::McpServer, S::None, [MCP_NAME]),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/{name...}/endpoints", "SearchMcpAccessEndpoints", R, K::McpServer, S::Query, [MCP_NAME]),
+    fa!(A3P3, "POST", "/mlflow/mcp-servers/{name...}/tags", "SetMcpServerTag", W, K::McpServer, S::JsonBody, [MCP_NAME]),
+    fa!(A3P3, "DELETE", "/mlflow/mcp-servers/{name...}/tags/{key...}", "DeleteMcpServerTag", W, K::McpServer, S::None, [MCP_NAME]),
+    fa!(A3P3, "POST", "/mlflow/mcp-servers/{name...}/aliases", "SetMcpServerAlias", W, K::McpServer, S::JsonBody, [MCP_NAME]),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/{name...}/aliases/{alias...}", "GetMcpServerVersionByAlias", R, K::McpServer, S::None, [MCP_NAME]),
+    fa!(A3P3, "DELETE", "/mlflow/mcp-servers/{name...}/aliases/{alias...}", "DeleteMcpServerAlias", W, K::McpServer, S::None, [MCP_NAME]),
+    fa!(A3P3, "GET", "/mlflow/mcp-servers/{name...}", "GetMcpServer", R, K::McpServer, S::None, [MCP_NAME]),
+    fa!(A3P3, "PATCH", "/mlflow/mcp-servers/{name...}", "UpdateMcpServer", W, K::McpServer, S::JsonBody, [MCP_NAME]),
+    fa!(A3P3, "DELETE", "/mlflow/mcp-servers/{name...}", "DeleteMcpServer", W, K::McpServer, S::None, [MCP_NAME]),
     // Liveness and capability discovery.
-    fa!(
-        ROOT,
-        "GET",
-        "/health",
-        "GetHealth",
-        R,
-        K::Global,
-        S::None,
-        [],
-        true
-    ),
-    fa!(
-        A3P3,
-        "GET",
-        "/mlflow/server-info",
-        "GetServerInfo",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
+    fa!(ROOT, "GET", "/health", "GetHealth", R, K::Global, S::None, [], true),
+    fa!(A3P3, "GET", "/mlflow/server-info", "GetServerInfo", R, K::Global, S::None, []),
 ];
 
 /// Routes of the Flask app (protobuf services under both prefixes, then the explicit
 /// routes of `mlflow/server/__init__.py`). Order only matters between routes of equal
 /// Werkzeug precedence, which do not occur.
+#[rustfmt::skip]
 static FLASK: &[Spec] = &[
     // ---- Experiments
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/experiments/get-by-name",
-        "GetExperimentByName",
-        R,
-        K::Experiment,
-        S::Message,
-        [p("experiment_name", K::Experiment)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/create",
-        "CreateExperiment",
-        W,
-        K::Experiment,
-        S::Message,
-        [p("name", K::Experiment)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/search",
-        "SearchExperiments",
-        R,
-        K::Experiment,
-        S::Message,
-        []
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/experiments/search",
-        "SearchExperiments",
-        R,
-        K::Experiment,
-        S::Message,
-        []
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/experiments/get",
-        "GetExperiment",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/delete",
-        "DeleteExperiment",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/restore",
-        "RestoreExperiment",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/update",
-        "UpdateExperiment",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/set-experiment-tag",
-        "SetExperimentTag",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/experiments/delete-experiment-tag",
-        "DeleteExperimentTag",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
+    fl!(P2, "GET", "/mlflow/experiments/get-by-name", "GetExperimentByName", R, K::Experiment, S::Message, [p("experiment_name", K::Experiment)]),
+    fl!(P2, "POST", "/mlflow/experiments/create", "CreateExperiment", W, K::Experiment, S::Message, [p("name", K::Experiment)]),
+    fl!(P2, "POST", "/mlflow/experiments/search", "SearchExperiments", R, K::Experiment, S::Message, []),
+    fl!(P2, "GET", "/mlflow/experiments/search", "SearchExperiments", R, K::Experiment, S::Message, []),
+    fl!(P2, "GET", "/mlflow/experiments/get", "GetExperiment", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "POST", "/mlflow/experiments/delete", "DeleteExperiment", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "POST", "/mlflow/experiments/restore", "RestoreExperiment", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "POST", "/mlflow/experiments/update", "UpdateExperiment", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "POST", "/mlflow/experiments/set-experiment-tag", "SetExperimentTag", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "POST", "/mlflow/experiments/delete-experiment-tag", "DeleteExperimentTag", W, K::Experiment, S::Message, [EXP_ID]),
     // The proto path lacks its leading '/', so MLflow serves "/api/2.0mlflow/..." (not
     // implemented there; the UI's working route is further below).
-    fl!(
-        P2,
-        "POST",
-        "mlflow/experiments/search-datasets",
-        "SearchDatasets",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
+    fl!(P2, "POST", "mlflow/experiments/search-datasets", "SearchDatasets", R, K::Experiment, S::Message, [EXP_IDS]),
     // ---- Runs
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/create",
-        "CreateRun",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/update",
-        "UpdateRun",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/delete",
-        "DeleteRun",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/restore",
-        "RestoreRun",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/log-metric",
-        "LogMetric",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID, p("model_id", K::LoggedModel)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/log-parameter",
-        "LogParam",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/set-tag",
-        "SetTag",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/delete-tag",
-        "DeleteTag",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/runs/get",
-        "GetRun",
-        R,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/search",
-        "SearchRuns",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/log-batch",
-        "LogBatch",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID, pm("metrics[].model_id", K::LoggedModel)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/log-model",
-        "LogModel",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/log-inputs",
-        "LogInputs",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID, pm("models[].model_id", K::LoggedModel)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/runs/outputs",
-        "LogOutputs",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID, pm("models[].model_id", K::LoggedModel)]
-    ),
+    fl!(P2, "POST", "/mlflow/runs/create", "CreateRun", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "POST", "/mlflow/runs/update", "UpdateRun", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/delete", "DeleteRun", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/restore", "RestoreRun", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/log-metric", "LogMetric", W, K::Run, S::Message, [RUN_ID, p("model_id", K::LoggedModel)]),
+    fl!(P2, "POST", "/mlflow/runs/log-parameter", "LogParam", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/set-tag", "SetTag", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/delete-tag", "DeleteTag", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "GET", "/mlflow/runs/get", "GetRun", R, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/search", "SearchRuns", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P2, "POST", "/mlflow/runs/log-batch", "LogBatch", W, K::Run, S::Message, [RUN_ID, pm("metrics[].model_id", K::LoggedModel)]),
+    fl!(P2, "POST", "/mlflow/runs/log-model", "LogModel", W, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/runs/log-inputs", "LogInputs", W, K::Run, S::Message, [RUN_ID, pm("models[].model_id", K::LoggedModel)]),
+    fl!(P2, "POST", "/mlflow/runs/outputs", "LogOutputs", W, K::Run, S::Message, [RUN_ID, pm("models[].model_id", K::LoggedModel)]),
     // ---- Run artifacts and metrics
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/artifacts/list",
-        "ListArtifacts",
-        R,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/artifacts/presigned-upload-url",
-        "CreatePresignedUploadUrl",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID, p("model_id", K::LoggedModel)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/artifacts/presigned-download-url",
-        "CreatePresignedDownloadUrl",
-        R,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/metrics/get-history",
-        "GetMetricHistory",
-        R,
-        K::Run,
-        S::Message,
-        [RUN_ID]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/metrics/get-history-bulk-interval",
-        "GetMetricHistoryBulkInterval",
-        R,
-        K::Run,
-        S::Message,
-        [pm("run_ids", K::Run)]
-    ),
+    fl!(P2, "GET", "/mlflow/artifacts/list", "ListArtifacts", R, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "POST", "/mlflow/artifacts/presigned-upload-url", "CreatePresignedUploadUrl", W, K::Run, S::Message, [RUN_ID, p("model_id", K::LoggedModel)]),
+    fl!(P2, "POST", "/mlflow/artifacts/presigned-download-url", "CreatePresignedDownloadUrl", R, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "GET", "/mlflow/metrics/get-history", "GetMetricHistory", R, K::Run, S::Message, [RUN_ID]),
+    fl!(P2, "GET", "/mlflow/metrics/get-history-bulk-interval", "GetMetricHistoryBulkInterval", R, K::Run, S::Message, [pm("run_ids", K::Run)]),
     // ---- Traces
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/traces/{request_id}/tags",
-        "SetTraceTag",
-        W,
-        K::Trace,
-        S::Message,
-        [path("request_id", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/traces/{trace_id}/tags",
-        "SetTraceTag",
-        W,
-        K::Trace,
-        S::Message,
-        [path("trace_id", K::Trace)]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/traces/{request_id}/tags",
-        "DeleteTraceTag",
-        W,
-        K::Trace,
-        S::Message,
-        [path("request_id", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/traces/{trace_id}/tags",
-        "DeleteTraceTag",
-        W,
-        K::Trace,
-        S::Message,
-        [path("trace_id", K::Trace)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/traces",
-        "StartTrace",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/traces/{request_id}",
-        "EndTrace",
-        W,
-        K::Trace,
-        S::Message,
-        [path("request_id", K::Trace)]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/traces/{request_id}/info",
-        "GetTraceInfo",
-        R,
-        K::Trace,
-        S::None,
-        [path("request_id", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/traces/{trace_id}",
-        "GetTraceInfo",
-        R,
-        K::Trace,
-        S::None,
-        [path("trace_id", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/traces/get",
-        "GetTrace",
-        R,
-        K::Trace,
-        S::Message,
-        [p("trace_id", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/traces/batchGet",
-        "BatchGetTraces",
-        R,
-        K::Trace,
-        S::Message,
-        [pm("trace_ids", K::Trace), EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces/batchGetInfos",
-        "BatchGetTraceInfos",
-        R,
-        K::Trace,
-        S::Message,
-        [pm("trace_ids", K::Trace), EXP_IDS]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/traces",
-        "SearchTraces",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces/search",
-        "SearchTraces",
-        R,
-        K::Experiment,
-        S::Message,
-        [pm(
-            "locations[].mlflow_experiment.experiment_id",
-            K::Experiment
-        )]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces",
-        "StartTrace",
-        W,
-        K::Experiment,
-        S::Message,
-        [p(
-            "trace.trace_info.trace_location.mlflow_experiment.experiment_id",
-            K::Experiment
-        )]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/traces/link-to-run",
-        "LinkTracesToRun",
-        W,
-        K::Run,
-        S::Message,
-        [RUN_ID, pm("trace_ids", K::Trace)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/traces/link-prompts",
-        "LinkPromptsToTrace",
-        W,
-        K::Trace,
-        S::Message,
-        [
-            p("trace_id", K::Trace),
-            pm("prompt_versions[].name", K::RegisteredModel)
-        ]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/unified-traces",
-        "SearchUnifiedTraces",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS, p("model_id", K::LoggedModel)]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/get-online-trace-details",
-        "GetOnlineTraceDetails",
-        R,
-        K::Trace,
-        S::Message,
-        [p("trace_id", K::Trace)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/traces/delete-traces",
-        "DeleteTraces",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID, pm("request_ids", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces/delete-traces",
-        "DeleteTraces",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID, pm("request_ids", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces/calculate-filter-correlation",
-        "CalculateTraceFilterCorrelation",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces/metrics",
-        "QueryTraceMetrics",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
+    fl!(P2, "PATCH", "/mlflow/traces/{request_id}/tags", "SetTraceTag", W, K::Trace, S::Message, [path("request_id", K::Trace)]),
+    fl!(P3, "PATCH", "/mlflow/traces/{trace_id}/tags", "SetTraceTag", W, K::Trace, S::Message, [path("trace_id", K::Trace)]),
+    fl!(P2, "DELETE", "/mlflow/traces/{request_id}/tags", "DeleteTraceTag", W, K::Trace, S::Message, [path("request_id", K::Trace)]),
+    fl!(P3, "DELETE", "/mlflow/traces/{trace_id}/tags", "DeleteTraceTag", W, K::Trace, S::Message, [path("trace_id", K::Trace)]),
+    fl!(P2, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P2, "PATCH", "/mlflow/traces/{request_id}", "EndTrace", W, K::Trace, S::Message, [path("request_id", K::Trace)]),
+    fl!(P2, "GET", "/mlflow/traces/{request_id}/info", "GetTraceInfo", R, K::Trace, S::None, [path("request_id", K::Trace)]),
+    fl!(P3, "GET", "/mlflow/traces/{trace_id}", "GetTraceInfo", R, K::Trace, S::None, [path("trace_id", K::Trace)]),
+    fl!(P3, "GET", "/mlflow/traces/get", "GetTrace", R, K::Trace, S::Message, [p("trace_id", K::Trace)]),
+    fl!(P3, "GET", "/mlflow/traces/batchGet", "BatchGetTraces", R, K::Trace, S::Message, [pm("trace_ids", K::Trace), EXP_IDS]),
+    fl!(P3, "POST", "/mlflow/traces/batchGetInfos", "BatchGetTraceInfos", R, K::Trace, S::Message, [pm("trace_ids", K::Trace), EXP_IDS]),
+    fl!(P2, "GET", "/mlflow/traces", "SearchTraces", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P3, "POST", "/mlflow/traces/search", "SearchTraces", R, K::Experiment, S::Message, [pm("locations[].mlflow_experiment.experiment_id", K::Experiment )]),
+    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment )]),
+    fl!(P2, "POST", "/mlflow/traces/link-to-run", "LinkTracesToRun", W, K::Run, S::Message, [RUN_ID, pm("trace_ids", K::Trace)]),
+    fl!(P2, "POST", "/mlflow/traces/link-prompts", "LinkPromptsToTrace", W, K::Trace, S::Message, [p("trace_id", K::Trace), pm("prompt_versions[].name", K::RegisteredModel)]),
+    fl!(P2, "GET", "/mlflow/unified-traces", "SearchUnifiedTraces", R, K::Experiment, S::Message, [EXP_IDS, p("model_id", K::LoggedModel)]),
+    fl!(P2, "GET", "/mlflow/get-online-trace-details", "GetOnlineTraceDetails", R, K::Trace, S::Message, [p("trace_id", K::Trace)]),
+    fl!(P2, "POST", "/mlflow/traces/delete-traces", "DeleteTraces", W, K::Experiment, S::Message, [EXP_ID, pm("request_ids", K::Trace)]),
+    fl!(P3, "POST", "/mlflow/traces/delete-traces", "DeleteTraces", W, K::Experiment, S::Message, [EXP_ID, pm("request_ids", K::Trace)]),
+    fl!(P3, "POST", "/mlflow/traces/calculate-filter-correlation", "CalculateTraceFilterCorrelation", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P3, "POST", "/mlflow/traces/metrics", "QueryTraceMetrics", R, K::Experiment, S::Message, [EXP_IDS]),
     // ---- Assessments (anchored on their trace)
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/traces/{trace_id}/assessments/{assessment_id}",
-        "GetAssessment",
-        R,
-        K::Trace,
-        S::None,
-        [
-            path("trace_id", K::Trace),
-            path("assessment_id", K::Assessment)
-        ]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/traces/{trace_id}/assessments",
-        "CreateAssessment",
-        W,
-        K::Trace,
-        S::Message,
-        [path("trace_id", K::Trace)]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/traces/{trace_id}/assessments/{assessment_id}",
-        "UpdateAssessment",
-        W,
-        K::Trace,
-        S::Message,
-        [
-            path("trace_id", K::Trace),
-            path("assessment_id", K::Assessment)
-        ]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/traces/{trace_id}/assessments/{assessment_id}",
-        "DeleteAssessment",
-        W,
-        K::Trace,
-        S::None,
-        [
-            path("trace_id", K::Trace),
-            path("assessment_id", K::Assessment)
-        ]
-    ),
+    fl!(P3, "GET", "/mlflow/traces/{trace_id}/assessments/{assessment_id}", "GetAssessment", R, K::Trace, S::None, [path("trace_id", K::Trace), path("assessment_id", K::Assessment)]),
+    fl!(P3, "POST", "/mlflow/traces/{trace_id}/assessments", "CreateAssessment", W, K::Trace, S::Message, [path("trace_id", K::Trace)]),
+    fl!(P3, "PATCH", "/mlflow/traces/{trace_id}/assessments/{assessment_id}", "UpdateAssessment", W, K::Trace, S::Message, [path("trace_id", K::Trace), path("assessment_id", K::Assessment)]),
+    fl!(P3, "DELETE", "/mlflow/traces/{trace_id}/assessments/{assessment_id}", "DeleteAssessment", W, K::Trace, S::None, [path("trace_id", K::Trace), path("assessment_id", K::Assessment)]),
     // ---- Workspaces
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/workspaces",
-        "ListWorkspaces",
-        R,
-        K::Workspace,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/workspaces",
-        "CreateWorkspace",
-        W,
-        K::Workspace,
-        S::Message,
-        [p("name", K::Workspace)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/workspaces/{workspace_name}",
-        "GetWorkspace",
-        R,
-        K::Workspace,
-        S::None,
-        [path("workspace_name", K::Workspace)]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/workspaces/{workspace_name}",
-        "UpdateWorkspace",
-        W,
-        K::Workspace,
-        S::Message,
-        [path("workspace_name", K::Workspace)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/workspaces/{workspace_name}",
-        "DeleteWorkspace",
-        W,
-        K::Workspace,
-        S::Query,
-        [path("workspace_name", K::Workspace)]
-    ),
+    fl!(P3, "GET", "/mlflow/workspaces", "ListWorkspaces", R, K::Workspace, S::Message, []),
+    fl!(P3, "POST", "/mlflow/workspaces", "CreateWorkspace", W, K::Workspace, S::Message, [p("name", K::Workspace)]),
+    fl!(P3, "GET", "/mlflow/workspaces/{workspace_name}", "GetWorkspace", R, K::Workspace, S::None, [path("workspace_name", K::Workspace)]),
+    fl!(P3, "PATCH", "/mlflow/workspaces/{workspace_name}", "UpdateWorkspace", W, K::Workspace, S::Message, [path("workspace_name", K::Workspace)]),
+    fl!(P3, "DELETE", "/mlflow/workspaces/{workspace_name}", "DeleteWorkspace", W, K::Workspace, S::Query, [path("workspace_name", K::Workspace)]),
     // ---- Logged models
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/logged-models",
-        "CreateLoggedModel",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID, p("source_run_id", K::Run)]
-    ),
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/logged-models/{model_id}",
-        "FinalizeLoggedModel",
-        W,
-        K::LoggedModel,
-        S::Message,
-        [LOGGED_MODEL]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/logged-models/{model_id}",
-        "GetLoggedModel",
-        R,
-        K::LoggedModel,
-        S::Query,
-        [LOGGED_MODEL]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/logged-models/{model_id}",
-        "DeleteLoggedModel",
-        W,
-        K::LoggedModel,
-        S::None,
-        [LOGGED_MODEL]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/logged-models/search",
-        "SearchLoggedModels",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/logged-models/{model_id}/tags",
-        "SetLoggedModelTags",
-        W,
-        K::LoggedModel,
-        S::Message,
-        [LOGGED_MODEL]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/logged-models/{model_id}/tags/{tag_key}",
-        "DeleteLoggedModelTag",
-        W,
-        K::LoggedModel,
-        S::None,
-        [LOGGED_MODEL]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/logged-models/{model_id}/artifacts/directories",
-        "ListLoggedModelArtifacts",
-        R,
-        K::LoggedModel,
-        S::Message,
-        [LOGGED_MODEL]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/logged-models/{model_id}/params",
-        "LogLoggedModelParams",
-        W,
-        K::LoggedModel,
-        S::Message,
-        [LOGGED_MODEL]
-    ),
+    fl!(P2, "POST", "/mlflow/logged-models", "CreateLoggedModel", W, K::Experiment, S::Message, [EXP_ID, p("source_run_id", K::Run)]),
+    fl!(P2, "PATCH", "/mlflow/logged-models/{model_id}", "FinalizeLoggedModel", W, K::LoggedModel, S::Message, [LOGGED_MODEL]),
+    fl!(P2, "GET", "/mlflow/logged-models/{model_id}", "GetLoggedModel", R, K::LoggedModel, S::Query, [LOGGED_MODEL]),
+    fl!(P2, "DELETE", "/mlflow/logged-models/{model_id}", "DeleteLoggedModel", W, K::LoggedModel, S::None, [LOGGED_MODEL]),
+    fl!(P2, "POST", "/mlflow/logged-models/search", "SearchLoggedModels", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P2, "PATCH", "/mlflow/logged-models/{model_id}/tags", "SetLoggedModelTags", W, K::LoggedModel, S::Message, [LOGGED_MODEL]),
+    fl!(P2, "DELETE", "/mlflow/logged-models/{model_id}/tags/{tag_key}", "DeleteLoggedModelTag", W, K::LoggedModel, S::None, [LOGGED_MODEL]),
+    fl!(P2, "GET", "/mlflow/logged-models/{model_id}/artifacts/directories", "ListLoggedModelArtifacts", R, K::LoggedModel, S::Message, [LOGGED_MODEL]),
+    fl!(P2, "POST", "/mlflow/logged-models/{model_id}/params", "LogLoggedModelParams", W, K::LoggedModel, S::Message, [LOGGED_MODEL]),
     // ---- Issues
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/issues",
-        "CreateIssue",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID, p("source_run_id", K::Run)]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/issues/{issue_id}",
-        "UpdateIssue",
-        W,
-        K::Issue,
-        S::Message,
-        [path("issue_id", K::Issue)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/issues/{issue_id}",
-        "GetIssue",
-        R,
-        K::Issue,
-        S::None,
-        [path("issue_id", K::Issue)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/issues/search",
-        "SearchIssues",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
+    fl!(P3, "POST", "/mlflow/issues", "CreateIssue", W, K::Experiment, S::Message, [EXP_ID, p("source_run_id", K::Run)]),
+    fl!(P3, "PATCH", "/mlflow/issues/{issue_id}", "UpdateIssue", W, K::Issue, S::Message, [path("issue_id", K::Issue)]),
+    fl!(P3, "GET", "/mlflow/issues/{issue_id}", "GetIssue", R, K::Issue, S::None, [path("issue_id", K::Issue)]),
+    fl!(P3, "POST", "/mlflow/issues/search", "SearchIssues", R, K::Experiment, S::Message, [EXP_ID]),
     // ---- Label schemas
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/label-schemas/create",
-        "CreateLabelSchema",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/label-schemas/get",
-        "GetLabelSchema",
-        R,
-        K::LabelSchema,
-        S::Message,
-        [p("schema_id", K::LabelSchema)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/label-schemas/get-by-name",
-        "GetLabelSchemaByName",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/label-schemas/list",
-        "ListLabelSchemas",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/label-schemas/update",
-        "UpdateLabelSchema",
-        W,
-        K::LabelSchema,
-        S::Message,
-        [p("schema_id", K::LabelSchema)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/label-schemas/delete",
-        "DeleteLabelSchema",
-        W,
-        K::LabelSchema,
-        S::Message,
-        [p("schema_id", K::LabelSchema)]
-    ),
+    fl!(P3, "POST", "/mlflow/label-schemas/create", "CreateLabelSchema", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "GET", "/mlflow/label-schemas/get", "GetLabelSchema", R, K::LabelSchema, S::Message, [p("schema_id", K::LabelSchema)]),
+    fl!(P3, "GET", "/mlflow/label-schemas/get-by-name", "GetLabelSchemaByName", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "GET", "/mlflow/label-schemas/list", "ListLabelSchemas", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "PATCH", "/mlflow/label-schemas/update", "UpdateLabelSchema", W, K::LabelSchema, S::Message, [p("schema_id", K::LabelSchema)]),
+    fl!(P3, "DELETE", "/mlflow/label-schemas/delete", "DeleteLabelSchema", W, K::LabelSchema, S::Message, [p("schema_id", K::LabelSchema)]),
     // ---- Evaluation datasets
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/datasets/create",
-        "CreateDataset",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/datasets/{dataset_id}",
-        "GetDataset",
-        R,
-        K::Dataset,
-        S::None,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/datasets/{dataset_id}",
-        "DeleteDataset",
-        W,
-        K::Dataset,
-        S::None,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/datasets/search",
-        "SearchEvaluationDatasets",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/datasets/search",
-        "SearchEvaluationDatasets",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/datasets/{dataset_id}/tags",
-        "SetDatasetTags",
-        W,
-        K::Dataset,
-        S::Message,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/datasets/{dataset_id}/tags/{key}",
-        "DeleteDatasetTag",
-        W,
-        K::Dataset,
-        S::None,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/datasets/{dataset_id}/records",
-        "UpsertDatasetRecords",
-        W,
-        K::Dataset,
-        S::Message,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/datasets/{dataset_id}/experiment-ids",
-        "GetDatasetExperimentIds",
-        R,
-        K::Dataset,
-        S::None,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/datasets/{dataset_id}/records",
-        "GetDatasetRecords",
-        R,
-        K::Dataset,
-        S::Message,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/datasets/{dataset_id}/records",
-        "DeleteDatasetRecords",
-        W,
-        K::Dataset,
-        S::Message,
-        [DATASET]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/datasets/{dataset_id}/add-experiments",
-        "AddDatasetToExperiments",
-        W,
-        K::Dataset,
-        S::Message,
-        [DATASET, EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/datasets/{dataset_id}/remove-experiments",
-        "RemoveDatasetFromExperiments",
-        W,
-        K::Dataset,
-        S::Message,
-        [DATASET, EXP_IDS]
-    ),
+    fl!(P3, "POST", "/mlflow/datasets/create", "CreateDataset", W, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P3, "GET", "/mlflow/datasets/{dataset_id}", "GetDataset", R, K::Dataset, S::None, [DATASET]),
+    fl!(P3, "DELETE", "/mlflow/datasets/{dataset_id}", "DeleteDataset", W, K::Dataset, S::None, [DATASET]),
+    fl!(P3, "POST", "/mlflow/datasets/search", "SearchEvaluationDatasets", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P3, "GET", "/mlflow/datasets/search", "SearchEvaluationDatasets", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(P3, "PATCH", "/mlflow/datasets/{dataset_id}/tags", "SetDatasetTags", W, K::Dataset, S::Message, [DATASET]),
+    fl!(P3, "DELETE", "/mlflow/datasets/{dataset_id}/tags/{key}", "DeleteDatasetTag", W, K::Dataset, S::None, [DATASET]),
+    fl!(P3, "POST", "/mlflow/datasets/{dataset_id}/records", "UpsertDatasetRecords", W, K::Dataset, S::Message, [DATASET]),
+    fl!(P3, "GET", "/mlflow/datasets/{dataset_id}/experiment-ids", "GetDatasetExperimentIds", R, K::Dataset, S::None, [DATASET]),
+    fl!(P3, "GET", "/mlflow/datasets/{dataset_id}/records", "GetDatasetRecords", R, K::Dataset, S::Message, [DATASET]),
+    fl!(P3, "DELETE", "/mlflow/datasets/{dataset_id}/records", "DeleteDatasetRecords", W, K::Dataset, S::Message, [DATASET]),
+    fl!(P3, "POST", "/mlflow/datasets/{dataset_id}/add-experiments", "AddDatasetToExperiments", W, K::Dataset, S::Message, [DATASET, EXP_IDS]),
+    fl!(P3, "POST", "/mlflow/datasets/{dataset_id}/remove-experiments", "RemoveDatasetFromExperiments", W, K::Dataset, S::Message, [DATASET, EXP_IDS]),
     // ---- Scorers
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/scorers/register",
-        "RegisterScorer",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID, p("name", K::Scorer)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/scorers/list",
-        "ListScorers",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID, EXP_IDS]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/scorers/versions",
-        "ListScorerVersions",
-        R,
-        K::Scorer,
-        S::Message,
-        [EXP_ID, p("name", K::Scorer)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/scorers/get",
-        "GetScorer",
-        R,
-        K::Scorer,
-        S::Message,
-        [EXP_ID, p("name", K::Scorer)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/scorers/delete",
-        "DeleteScorer",
-        W,
-        K::Scorer,
-        S::Message,
-        [EXP_ID, p("name", K::Scorer)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/scorers/online-configs",
-        "GetOnlineScoringConfigs",
-        R,
-        K::Scorer,
-        S::FlaskJson,
-        [pm("scorer_ids", K::Scorer)]
-    ),
-    fl!(
-        P3,
-        "PUT",
-        "/mlflow/scorers/online-config",
-        "UpsertOnlineScoringConfig",
-        W,
-        K::Scorer,
-        S::FlaskJson,
-        [EXP_ID, p("name", K::Scorer)]
-    ),
+    fl!(P3, "POST", "/mlflow/scorers/register", "RegisterScorer", W, K::Experiment, S::Message, [EXP_ID, p("name", K::Scorer)]),
+    fl!(P3, "GET", "/mlflow/scorers/list", "ListScorers", R, K::Experiment, S::Message, [EXP_ID, EXP_IDS]),
+    fl!(P3, "GET", "/mlflow/scorers/versions", "ListScorerVersions", R, K::Scorer, S::Message, [EXP_ID, p("name", K::Scorer)]),
+    fl!(P3, "GET", "/mlflow/scorers/get", "GetScorer", R, K::Scorer, S::Message, [EXP_ID, p("name", K::Scorer)]),
+    fl!(P3, "DELETE", "/mlflow/scorers/delete", "DeleteScorer", W, K::Scorer, S::Message, [EXP_ID, p("name", K::Scorer)]),
+    fl!(P3, "GET", "/mlflow/scorers/online-configs", "GetOnlineScoringConfigs", R, K::Scorer, S::FlaskJson, [pm("scorer_ids", K::Scorer)]),
+    fl!(P3, "PUT", "/mlflow/scorers/online-config", "UpsertOnlineScoringConfig", W, K::Scorer, S::FlaskJson, [EXP_ID, p("name", K::Scorer)]),
     // ---- AI gateway: secrets, endpoints, model definitions, bindings, tags
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/secrets/create",
-        "CreateGatewaySecret",
-        W,
-        K::GatewaySecret,
-        S::Message,
-        [p("secret_name", K::GatewaySecret)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/secrets/get",
-        "GetGatewaySecretInfo",
-        R,
-        K::GatewaySecret,
-        S::Message,
-        [
-            p("secret_id", K::GatewaySecret),
-            p("secret_name", K::GatewaySecret)
-        ]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/secrets/update",
-        "UpdateGatewaySecret",
-        W,
-        K::GatewaySecret,
-        S::Message,
-        [p("secret_id", K::GatewaySecret)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/secrets/delete",
-        "DeleteGatewaySecret",
-        W,
-        K::GatewaySecret,
-        S::Message,
-        [p("secret_id", K::GatewaySecret)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/secrets/list",
-        "ListGatewaySecretInfos",
-        R,
-        K::GatewaySecret,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/endpoints/create",
-        "CreateGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [
-            p("name", K::GatewayEndpoint),
-            EXP_ID,
-            pm(
-                "model_configs[].model_definition_id",
-                K::GatewayModelDefinition
-            )
-        ]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/endpoints/get",
-        "GetGatewayEndpoint",
-        R,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID, p("name", K::GatewayEndpoint)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/endpoints/update",
-        "UpdateGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [
-            GW_ENDPOINT_ID,
-            EXP_ID,
-            pm(
-                "model_configs[].model_definition_id",
-                K::GatewayModelDefinition
-            )
-        ]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/endpoints/delete",
-        "DeleteGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/endpoints/list",
-        "ListGatewayEndpoints",
-        R,
-        K::GatewayEndpoint,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/model-definitions/create",
-        "CreateGatewayModelDefinition",
-        W,
-        K::GatewayModelDefinition,
-        S::Message,
-        [p("secret_id", K::GatewaySecret)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/model-definitions/get",
-        "GetGatewayModelDefinition",
-        R,
-        K::GatewayModelDefinition,
-        S::Message,
-        [p("model_definition_id", K::GatewayModelDefinition)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/model-definitions/list",
-        "ListGatewayModelDefinitions",
-        R,
-        K::GatewayModelDefinition,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/model-definitions/update",
-        "UpdateGatewayModelDefinition",
-        W,
-        K::GatewayModelDefinition,
-        S::Message,
-        [
-            p("model_definition_id", K::GatewayModelDefinition),
-            p("secret_id", K::GatewaySecret)
-        ]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/model-definitions/delete",
-        "DeleteGatewayModelDefinition",
-        W,
-        K::GatewayModelDefinition,
-        S::Message,
-        [p("model_definition_id", K::GatewayModelDefinition)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/endpoints/models/attach",
-        "AttachModelToGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [
-            GW_ENDPOINT_ID,
-            p(
-                "model_config.model_definition_id",
-                K::GatewayModelDefinition
-            )
-        ]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/endpoints/models/detach",
-        "DetachModelFromGatewayEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [
-            GW_ENDPOINT_ID,
-            p("model_definition_id", K::GatewayModelDefinition)
-        ]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/endpoints/bindings/create",
-        "CreateGatewayEndpointBinding",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/endpoints/bindings/delete",
-        "DeleteGatewayEndpointBinding",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/endpoints/bindings/list",
-        "ListGatewayEndpointBindings",
-        R,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/endpoints/set-tag",
-        "SetGatewayEndpointTag",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/endpoints/delete-tag",
-        "DeleteGatewayEndpointTag",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
+    fl!(P3, "POST", "/mlflow/gateway/secrets/create", "CreateGatewaySecret", W, K::GatewaySecret, S::Message, [p("secret_name", K::GatewaySecret)]),
+    fl!(P3, "GET", "/mlflow/gateway/secrets/get", "GetGatewaySecretInfo", R, K::GatewaySecret, S::Message, [p("secret_id", K::GatewaySecret), p("secret_name", K::GatewaySecret)]),
+    fl!(P3, "POST", "/mlflow/gateway/secrets/update", "UpdateGatewaySecret", W, K::GatewaySecret, S::Message, [p("secret_id", K::GatewaySecret)]),
+    fl!(P3, "DELETE", "/mlflow/gateway/secrets/delete", "DeleteGatewaySecret", W, K::GatewaySecret, S::Message, [p("secret_id", K::GatewaySecret)]),
+    fl!(P3, "GET", "/mlflow/gateway/secrets/list", "ListGatewaySecretInfos", R, K::GatewaySecret, S::Message, []),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/create", "CreateGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [p("name", K::GatewayEndpoint), EXP_ID, pm("model_configs[].model_definition_id", K::GatewayModelDefinition )]),
+    fl!(P3, "GET", "/mlflow/gateway/endpoints/get", "GetGatewayEndpoint", R, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("name", K::GatewayEndpoint)]),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/update", "UpdateGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, EXP_ID, pm("model_configs[].model_definition_id", K::GatewayModelDefinition )]),
+    fl!(P3, "DELETE", "/mlflow/gateway/endpoints/delete", "DeleteGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "GET", "/mlflow/gateway/endpoints/list", "ListGatewayEndpoints", R, K::GatewayEndpoint, S::Message, []),
+    fl!(P3, "POST", "/mlflow/gateway/model-definitions/create", "CreateGatewayModelDefinition", W, K::GatewayModelDefinition, S::Message, [p("secret_id", K::GatewaySecret)]),
+    fl!(P3, "GET", "/mlflow/gateway/model-definitions/get", "GetGatewayModelDefinition", R, K::GatewayModelDefinition, S::Message, [p("model_definition_id", K::GatewayModelDefinition)]),
+    fl!(P3, "GET", "/mlflow/gateway/model-definitions/list", "ListGatewayModelDefinitions", R, K::GatewayModelDefinition, S::Message, []),
+    fl!(P3, "POST", "/mlflow/gateway/model-definitions/update", "UpdateGatewayModelDefinition", W, K::GatewayModelDefinition, S::Message, [p("model_definition_id", K::GatewayModelDefinition), p("secret_id", K::GatewaySecret)]),
+    fl!(P3, "DELETE", "/mlflow/gateway/model-definitions/delete", "DeleteGatewayModelDefinition", W, K::GatewayModelDefinition, S::Message, [p("model_definition_id", K::GatewayModelDefinition)]),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/models/attach", "AttachModelToGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("model_config.model_definition_id", K::GatewayModelDefinition )]),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/models/detach", "DetachModelFromGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("model_definition_id", K::GatewayModelDefinition)]),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/bindings/create", "CreateGatewayEndpointBinding", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "DELETE", "/mlflow/gateway/endpoints/bindings/delete", "DeleteGatewayEndpointBinding", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "GET", "/mlflow/gateway/endpoints/bindings/list", "ListGatewayEndpointBindings", R, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/set-tag", "SetGatewayEndpointTag", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "DELETE", "/mlflow/gateway/endpoints/delete-tag", "DeleteGatewayEndpointTag", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
     // ---- AI gateway: budgets and guardrails
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/budgets/create",
-        "CreateGatewayBudgetPolicy",
-        W,
-        K::GatewayBudgetPolicy,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/budgets/get",
-        "GetGatewayBudgetPolicy",
-        R,
-        K::GatewayBudgetPolicy,
-        S::Message,
-        [p("budget_policy_id", K::GatewayBudgetPolicy)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/budgets/update",
-        "UpdateGatewayBudgetPolicy",
-        W,
-        K::GatewayBudgetPolicy,
-        S::Message,
-        [p("budget_policy_id", K::GatewayBudgetPolicy)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/budgets/delete",
-        "DeleteGatewayBudgetPolicy",
-        W,
-        K::GatewayBudgetPolicy,
-        S::Message,
-        [p("budget_policy_id", K::GatewayBudgetPolicy)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/budgets/list",
-        "ListGatewayBudgetPolicies",
-        R,
-        K::GatewayBudgetPolicy,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/budgets/windows",
-        "ListGatewayBudgetWindows",
-        R,
-        K::GatewayBudgetPolicy,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/guardrails/create",
-        "CreateGatewayGuardrail",
-        W,
-        K::GatewayGuardrail,
-        S::Message,
-        [p("action_endpoint_id", K::GatewayEndpoint)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/guardrails/get",
-        "GetGatewayGuardrail",
-        R,
-        K::GatewayGuardrail,
-        S::Message,
-        [p("guardrail_id", K::GatewayGuardrail)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/guardrails/delete",
-        "DeleteGatewayGuardrail",
-        W,
-        K::GatewayGuardrail,
-        S::Message,
-        [p("guardrail_id", K::GatewayGuardrail)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/guardrails/list",
-        "ListGatewayGuardrails",
-        R,
-        K::GatewayGuardrail,
-        S::Message,
-        []
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/gateway/guardrails/add-to-endpoint",
-        "AddGuardrailToEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/gateway/guardrails/remove-from-endpoint",
-        "RemoveGuardrailFromEndpoint",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/gateway/guardrails/list-for-endpoint",
-        "ListEndpointGuardrailConfigs",
-        R,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID]
-    ),
-    fl!(
-        P3,
-        "PATCH",
-        "/mlflow/gateway/guardrails/update-config",
-        "UpdateEndpointGuardrailConfig",
-        W,
-        K::GatewayEndpoint,
-        S::Message,
-        [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]
-    ),
+    fl!(P3, "POST", "/mlflow/gateway/budgets/create", "CreateGatewayBudgetPolicy", W, K::GatewayBudgetPolicy, S::Message, []),
+    fl!(P3, "GET", "/mlflow/gateway/budgets/get", "GetGatewayBudgetPolicy", R, K::GatewayBudgetPolicy, S::Message, [p("budget_policy_id", K::GatewayBudgetPolicy)]),
+    fl!(P3, "POST", "/mlflow/gateway/budgets/update", "UpdateGatewayBudgetPolicy", W, K::GatewayBudgetPolicy, S::Message, [p("budget_policy_id", K::GatewayBudgetPolicy)]),
+    fl!(P3, "DELETE", "/mlflow/gateway/budgets/delete", "DeleteGatewayBudgetPolicy", W, K::GatewayBudgetPolicy, S::Message, [p("budget_policy_id", K::GatewayBudgetPolicy)]),
+    fl!(P3, "GET", "/mlflow/gateway/budgets/list", "ListGatewayBudgetPolicies", R, K::GatewayBudgetPolicy, S::Message, []),
+    fl!(P3, "GET", "/mlflow/gateway/budgets/windows", "ListGatewayBudgetWindows", R, K::GatewayBudgetPolicy, S::Message, []),
+    fl!(P3, "POST", "/mlflow/gateway/guardrails/create", "CreateGatewayGuardrail", W, K::GatewayGuardrail, S::Message, [p("action_endpoint_id", K::GatewayEndpoint)]),
+    fl!(P3, "GET", "/mlflow/gateway/guardrails/get", "GetGatewayGuardrail", R, K::GatewayGuardrail, S::Message, [p("guardrail_id", K::GatewayGuardrail)]),
+    fl!(P3, "DELETE", "/mlflow/gateway/guardrails/delete", "DeleteGatewayGuardrail", W, K::GatewayGuardrail, S::Message, [p("guardrail_id", K::GatewayGuardrail)]),
+    fl!(P3, "GET", "/mlflow/gateway/guardrails/list", "ListGatewayGuardrails", R, K::GatewayGuardrail, S::Message, []),
+    fl!(P3, "POST", "/mlflow/gateway/guardrails/add-to-endpoint", "AddGuardrailToEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]),
+    fl!(P3, "DELETE", "/mlflow/gateway/guardrails/remove-from-endpoint", "RemoveGuardrailFromEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]),
+    fl!(P3, "GET", "/mlflow/gateway/guardrails/list-for-endpoint", "ListEndpointGuardrailConfigs", R, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "PATCH", "/mlflow/gateway/guardrails/update-config", "UpdateEndpointGuardrailConfig", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]),
     // ---- Prompt optimization jobs
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/prompt-optimization/jobs",
-        "CreatePromptOptimizationJob",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/prompt-optimization/jobs/{job_id}",
-        "GetPromptOptimizationJob",
-        R,
-        K::PromptOptimizationJob,
-        S::None,
-        [path("job_id", K::PromptOptimizationJob)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/prompt-optimization/jobs/search",
-        "SearchPromptOptimizationJobs",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/prompt-optimization/jobs/search",
-        "SearchPromptOptimizationJobs",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/prompt-optimization/jobs/{job_id}/cancel",
-        "CancelPromptOptimizationJob",
-        W,
-        K::PromptOptimizationJob,
-        S::None,
-        [path("job_id", K::PromptOptimizationJob)]
-    ),
-    fl!(
-        P3,
-        "DELETE",
-        "/mlflow/prompt-optimization/jobs/{job_id}",
-        "DeletePromptOptimizationJob",
-        W,
-        K::PromptOptimizationJob,
-        S::None,
-        [path("job_id", K::PromptOptimizationJob)]
-    ),
+    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs", "CreatePromptOptimizationJob", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "GET", "/mlflow/prompt-optimization/jobs/{job_id}", "GetPromptOptimizationJob", R, K::PromptOptimizationJob, S::None, [path("job_id", K::PromptOptimizationJob)]),
+    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs/search", "SearchPromptOptimizationJobs", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "GET", "/mlflow/prompt-optimization/jobs/search", "SearchPromptOptimizationJobs", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs/{job_id}/cancel", "CancelPromptOptimizationJob", W, K::PromptOptimizationJob, S::None, [path("job_id", K::PromptOptimizationJob)]),
+    fl!(P3, "DELETE", "/mlflow/prompt-optimization/jobs/{job_id}", "DeletePromptOptimizationJob", W, K::PromptOptimizationJob, S::None, [path("job_id", K::PromptOptimizationJob)]),
     // ---- Review queues
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/create",
-        "CreateReviewQueue",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/get-or-create-user",
-        "GetOrCreateUserQueue",
-        W,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/review-queues/get",
-        "GetReviewQueue",
-        R,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/review-queues/get-by-name",
-        "GetReviewQueueByName",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/review-queues/list",
-        "ListReviewQueues",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_ID]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/update",
-        "UpdateReviewQueue",
-        W,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/delete",
-        "DeleteReviewQueue",
-        W,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/items/add",
-        "AddItemsToReviewQueue",
-        W,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/items/remove",
-        "RemoveItemsFromReviewQueue",
-        W,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/review-queues/items/list",
-        "ListReviewQueueItems",
-        R,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
-    fl!(
-        P3,
-        "POST",
-        "/mlflow/review-queues/items/set-status",
-        "SetReviewQueueItemStatus",
-        W,
-        K::ReviewQueue,
-        S::Message,
-        [p("queue_id", K::ReviewQueue)]
-    ),
+    fl!(P3, "POST", "/mlflow/review-queues/create", "CreateReviewQueue", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "POST", "/mlflow/review-queues/get-or-create-user", "GetOrCreateUserQueue", W, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "GET", "/mlflow/review-queues/get", "GetReviewQueue", R, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
+    fl!(P3, "GET", "/mlflow/review-queues/get-by-name", "GetReviewQueueByName", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "GET", "/mlflow/review-queues/list", "ListReviewQueues", R, K::Experiment, S::Message, [EXP_ID]),
+    fl!(P3, "POST", "/mlflow/review-queues/update", "UpdateReviewQueue", W, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
+    fl!(P3, "POST", "/mlflow/review-queues/delete", "DeleteReviewQueue", W, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
+    fl!(P3, "POST", "/mlflow/review-queues/items/add", "AddItemsToReviewQueue", W, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
+    fl!(P3, "POST", "/mlflow/review-queues/items/remove", "RemoveItemsFromReviewQueue", W, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
+    fl!(P3, "GET", "/mlflow/review-queues/items/list", "ListReviewQueueItems", R, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
+    fl!(P3, "POST", "/mlflow/review-queues/items/set-status", "SetReviewQueueItemStatus", W, K::ReviewQueue, S::Message, [p("queue_id", K::ReviewQueue)]),
     // ---- Model registry (registered models are also prompts)
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/registered-models/create",
-        "CreateRegisteredModel",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/registered-models/rename",
-        "RenameRegisteredModel",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME, p("new_name", K::RegisteredModel)]
-    ),
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/registered-models/update",
-        "UpdateRegisteredModel",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/registered-models/delete",
-        "DeleteRegisteredModel",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/registered-models/get",
-        "GetRegisteredModel",
-        R,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/registered-models/search",
-        "SearchRegisteredModels",
-        R,
-        K::RegisteredModel,
-        S::Message,
-        []
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/registered-models/get-latest-versions",
-        "GetLatestModelVersions",
-        R,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/registered-models/get-latest-versions",
-        "GetLatestModelVersions",
-        R,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/model-versions/create",
-        "CreateModelVersion",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME, RUN_ID, p("model_id", K::LoggedModel)]
-    ),
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/model-versions/update",
-        "UpdateModelVersion",
-        W,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/model-versions/transition-stage",
-        "TransitionModelVersionStage",
-        W,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/model-versions/delete",
-        "DeleteModelVersion",
-        W,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/model-versions/get",
-        "GetModelVersion",
-        R,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/model-versions/search",
-        "SearchModelVersions",
-        R,
-        K::ModelVersion,
-        S::Message,
-        []
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/model-versions/get-download-uri",
-        "GetDownloadURIForModelVersionArtifacts",
-        R,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/registered-models/set-tag",
-        "SetRegisteredModelTag",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/model-versions/set-tag",
-        "SetModelVersionTag",
-        W,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/registered-models/delete-tag",
-        "DeleteRegisteredModelTag",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/model-versions/delete-tag",
-        "DeleteModelVersionTag",
-        W,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/registered-models/alias",
-        "SetRegisteredModelAlias",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME, MODEL_VERSION, p("alias", K::ModelVersion)]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/registered-models/alias",
-        "DeleteRegisteredModelAlias",
-        W,
-        K::RegisteredModel,
-        S::Message,
-        [MODEL_NAME, p("alias", K::ModelVersion)]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/registered-models/alias",
-        "GetModelVersionByAlias",
-        R,
-        K::ModelVersion,
-        S::Message,
-        [MODEL_NAME, p("alias", K::ModelVersion)]
-    ),
+    fl!(P2, "POST", "/mlflow/registered-models/create", "CreateRegisteredModel", W, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "POST", "/mlflow/registered-models/rename", "RenameRegisteredModel", W, K::RegisteredModel, S::Message, [MODEL_NAME, p("new_name", K::RegisteredModel)]),
+    fl!(P2, "PATCH", "/mlflow/registered-models/update", "UpdateRegisteredModel", W, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "DELETE", "/mlflow/registered-models/delete", "DeleteRegisteredModel", W, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "GET", "/mlflow/registered-models/get", "GetRegisteredModel", R, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "GET", "/mlflow/registered-models/search", "SearchRegisteredModels", R, K::RegisteredModel, S::Message, []),
+    fl!(P2, "POST", "/mlflow/registered-models/get-latest-versions", "GetLatestModelVersions", R, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "GET", "/mlflow/registered-models/get-latest-versions", "GetLatestModelVersions", R, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "POST", "/mlflow/model-versions/create", "CreateModelVersion", W, K::RegisteredModel, S::Message, [MODEL_NAME, RUN_ID, p("model_id", K::LoggedModel)]),
+    fl!(P2, "PATCH", "/mlflow/model-versions/update", "UpdateModelVersion", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "POST", "/mlflow/model-versions/transition-stage", "TransitionModelVersionStage", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "DELETE", "/mlflow/model-versions/delete", "DeleteModelVersion", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "GET", "/mlflow/model-versions/get", "GetModelVersion", R, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "GET", "/mlflow/model-versions/search", "SearchModelVersions", R, K::ModelVersion, S::Message, []),
+    fl!(P2, "GET", "/mlflow/model-versions/get-download-uri", "GetDownloadURIForModelVersionArtifacts", R, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "POST", "/mlflow/registered-models/set-tag", "SetRegisteredModelTag", W, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "POST", "/mlflow/model-versions/set-tag", "SetModelVersionTag", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "DELETE", "/mlflow/registered-models/delete-tag", "DeleteRegisteredModelTag", W, K::RegisteredModel, S::Message, [MODEL_NAME]),
+    fl!(P2, "DELETE", "/mlflow/model-versions/delete-tag", "DeleteModelVersionTag", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
+    fl!(P2, "POST", "/mlflow/registered-models/alias", "SetRegisteredModelAlias", W, K::RegisteredModel, S::Message, [MODEL_NAME, MODEL_VERSION, p("alias", K::ModelVersion)]),
+    fl!(P2, "DELETE", "/mlflow/registered-models/alias", "DeleteRegisteredModelAlias", W, K::RegisteredModel, S::Message, [MODEL_NAME, p("alias", K::ModelVersion)]),
+    fl!(P2, "GET", "/mlflow/registered-models/alias", "GetModelVersionByAlias", R, K::ModelVersion, S::Message, [MODEL_NAME, p("alias", K::ModelVersion)]),
     // ---- Webhooks
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/webhooks",
-        "CreateWebhook",
-        W,
-        K::Webhook,
-        S::Message,
-        []
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/webhooks",
-        "ListWebhooks",
-        R,
-        K::Webhook,
-        S::Message,
-        []
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow/webhooks/{webhook_id}",
-        "GetWebhook",
-        R,
-        K::Webhook,
-        S::None,
-        [path("webhook_id", K::Webhook)]
-    ),
-    fl!(
-        P2,
-        "PATCH",
-        "/mlflow/webhooks/{webhook_id}",
-        "UpdateWebhook",
-        W,
-        K::Webhook,
-        S::Message,
-        [path("webhook_id", K::Webhook)]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow/webhooks/{webhook_id}",
-        "DeleteWebhook",
-        W,
-        K::Webhook,
-        S::None,
-        [path("webhook_id", K::Webhook)]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow/webhooks/{webhook_id}/test",
-        "TestWebhook",
-        W,
-        K::Webhook,
-        S::Message,
-        [path("webhook_id", K::Webhook)]
-    ),
+    fl!(P2, "POST", "/mlflow/webhooks", "CreateWebhook", W, K::Webhook, S::Message, []),
+    fl!(P2, "GET", "/mlflow/webhooks", "ListWebhooks", R, K::Webhook, S::Message, []),
+    fl!(P2, "GET", "/mlflow/webhooks/{webhook_id}", "GetWebhook", R, K::Webhook, S::None, [path("webhook_id", K::Webhook)]),
+    fl!(P2, "PATCH", "/mlflow/webhooks/{webhook_id}", "UpdateWebhook", W, K::Webhook, S::Message, [path("webhook_id", K::Webhook)]),
+    fl!(P2, "DELETE", "/mlflow/webhooks/{webhook_id}", "DeleteWebhook", W, K::Webhook, S::None, [path("webhook_id", K::Webhook)]),
+    fl!(P2, "POST", "/mlflow/webhooks/{webhook_id}/test", "TestWebhook", W, K::Webhook, S::Message, [path("webhook_id", K::Webhook)]),
     // ---- Artifact proxy (mlflow-artifacts service). GET and PUT on artifacts/{...} are
     // served by FastAPI (above); these Flask twins serve HEAD and remain registered.
-    fl!(
-        P2,
-        "GET",
-        "/mlflow-artifacts/artifacts/{artifact_path...}",
-        "GetArtifact",
-        R,
-        K::Artifact,
-        S::None,
-        [ARTIFACT_PATH]
-    ),
-    fl!(
-        P2,
-        "PUT",
-        "/mlflow-artifacts/artifacts/{artifact_path...}",
-        "PutArtifact",
-        W,
-        K::Artifact,
-        S::None,
-        [ARTIFACT_PATH]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow-artifacts/artifacts",
-        "ListArtifacts",
-        R,
-        K::Artifact,
-        S::Message,
-        [p("path", K::Artifact)]
-    ),
-    fl!(
-        P2,
-        "DELETE",
-        "/mlflow-artifacts/artifacts/{artifact_path...}",
-        "DeleteArtifact",
-        W,
-        K::Artifact,
-        S::Message,
-        [ARTIFACT_PATH]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow-artifacts/mpu/create/{artifact_path...}",
-        "CreateMultipartUpload",
-        W,
-        K::Artifact,
-        S::Message,
-        [ARTIFACT_PATH]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow-artifacts/mpu/complete/{artifact_path...}",
-        "CompleteMultipartUpload",
-        W,
-        K::Artifact,
-        S::Message,
-        [ARTIFACT_PATH]
-    ),
-    fl!(
-        P2,
-        "POST",
-        "/mlflow-artifacts/mpu/abort/{artifact_path...}",
-        "AbortMultipartUpload",
-        W,
-        K::Artifact,
-        S::Message,
-        [ARTIFACT_PATH]
-    ),
-    fl!(
-        P2,
-        "GET",
-        "/mlflow-artifacts/presigned/{artifact_path...}",
-        "GetPresignedDownloadUrl",
-        R,
-        K::Artifact,
-        S::None,
-        [ARTIFACT_PATH]
-    ),
+    fl!(P2, "GET", "/mlflow-artifacts/artifacts/{artifact_path...}", "GetArtifact", R, K::Artifact, S::None, [ARTIFACT_PATH]),
+    fl!(P2, "PUT", "/mlflow-artifacts/artifacts/{artifact_path...}", "PutArtifact", W, K::Artifact, S::None, [ARTIFACT_PATH]),
+    fl!(P2, "GET", "/mlflow-artifacts/artifacts", "ListArtifacts", R, K::Artifact, S::Message, [p("path", K::Artifact)]),
+    fl!(P2, "DELETE", "/mlflow-artifacts/artifacts/{artifact_path...}", "DeleteArtifact", W, K::Artifact, S::Message, [ARTIFACT_PATH]),
+    fl!(P2, "POST", "/mlflow-artifacts/mpu/create/{artifact_path...}", "CreateMultipartUpload", W, K::Artifact, S::Message, [ARTIFACT_PATH]),
+    fl!(P2, "POST", "/mlflow-artifacts/mpu/complete/{artifact_path...}", "CompleteMultipartUpload", W, K::Artifact, S::Message, [ARTIFACT_PATH]),
+    fl!(P2, "POST", "/mlflow-artifacts/mpu/abort/{artifact_path...}", "AbortMultipartUpload", W, K::Artifact, S::Message, [ARTIFACT_PATH]),
+    fl!(P2, "GET", "/mlflow-artifacts/presigned/{artifact_path...}", "GetPresignedDownloadUrl", R, K::Artifact, S::None, [ARTIFACT_PATH]),
     // ---- GraphQL (the body is read for GET too); a mutation is not a read, see
     // `graphql_is_read_only` and `GRAPHQL_MUTATION_OPERATION`.
-    fl!(
-        ROOT,
-        "GET",
-        "/graphql",
-        "GraphQLQuery",
-        R,
-        K::Global,
-        S::JsonBody,
-        []
-    ),
-    fl!(
-        ROOT,
-        "POST",
-        "/graphql",
-        "GraphQLQuery",
-        R,
-        K::Global,
-        S::JsonBody,
-        []
-    ),
+    fl!(ROOT, "GET", "/graphql", "GraphQLQuery", R, K::Global, S::JsonBody, []),
+    fl!(ROOT, "POST", "/graphql", "GraphQLQuery", R, K::Global, S::JsonBody, []),
     // ---- Flask twins of FastAPI routes (serve HEAD)
-    fl!(
-        P3,
-        "GET",
-        "/mlflow/server-info",
-        "GetServerInfo",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
+    fl!(P3, "GET", "/mlflow/server-info", "GetServerInfo", R, K::Global, S::None, []),
     // ---- UI helpers registered by handlers.get_endpoints()
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/gateway/supported-providers",
-        "ListGatewaySupportedProviders",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/gateway/supported-models",
-        "ListGatewaySupportedModels",
-        R,
-        K::Global,
-        S::Query,
-        []
-    ),
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/gateway/provider-config",
-        "GetGatewayProviderConfig",
-        R,
-        K::Global,
-        S::Query,
-        []
-    ),
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/gateway/secrets/config",
-        "GetGatewaySecretsConfig",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
-    fl!(
-        AJAX3,
-        "POST",
-        "/mlflow/scorer/invoke",
-        "InvokeScorer",
-        W,
-        K::Experiment,
-        S::JsonBody,
-        [EXP_ID, pm("trace_ids", K::Trace)]
-    ),
-    fl!(
-        AJAX3,
-        "POST",
-        "/mlflow/demo/generate",
-        "GenerateDemo",
-        W,
-        K::Global,
-        S::JsonBody,
-        []
-    ),
-    fl!(
-        AJAX3,
-        "POST",
-        "/mlflow/demo/delete",
-        "DeleteDemo",
-        W,
-        K::Global,
-        S::None,
-        []
-    ),
-    fl!(
-        AJAX3,
-        "POST",
-        "/mlflow/issues/invoke",
-        "InvokeIssueDetection",
-        W,
-        K::Experiment,
-        S::FlaskJson,
-        [
-            EXP_ID,
-            pm("trace_ids", K::Trace),
-            p("secret_id", K::GatewaySecret),
-            p("endpoint_name", K::GatewayEndpoint)
-        ]
-    ),
-    fl!(
-        AJAX3,
-        "POST",
-        "/mlflow/genai/evaluate/invoke",
-        "InvokeGenaiEvaluate",
-        W,
-        K::Experiment,
-        S::FlaskJson,
-        [EXP_ID, pm("trace_ids", K::Trace)]
-    ),
-    fl!(
-        AJAX3,
-        "PATCH",
-        "/mlflow/jobs/cancel/{job_id}",
-        "CancelJob",
-        W,
-        K::Job,
-        S::None,
-        [path("job_id", K::Job)]
-    ),
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/jobs/{job_id}",
-        "GetJob",
-        R,
-        K::Job,
-        S::None,
-        [path("job_id", K::Job)]
-    ),
+    fl!(AJAX3, "GET", "/mlflow/gateway/supported-providers", "ListGatewaySupportedProviders", R, K::Global, S::None, []),
+    fl!(AJAX3, "GET", "/mlflow/gateway/supported-models", "ListGatewaySupportedModels", R, K::Global, S::Query, []),
+    fl!(AJAX3, "GET", "/mlflow/gateway/provider-config", "GetGatewayProviderConfig", R, K::Global, S::Query, []),
+    fl!(AJAX3, "GET", "/mlflow/gateway/secrets/config", "GetGatewaySecretsConfig", R, K::Global, S::None, []),
+    fl!(AJAX3, "POST", "/mlflow/scorer/invoke", "InvokeScorer", W, K::Experiment, S::JsonBody, [EXP_ID, pm("trace_ids", K::Trace)]),
+    fl!(AJAX3, "POST", "/mlflow/demo/generate", "GenerateDemo", W, K::Global, S::JsonBody, []),
+    fl!(AJAX3, "POST", "/mlflow/demo/delete", "DeleteDemo", W, K::Global, S::None, []),
+    fl!(AJAX3, "POST", "/mlflow/issues/invoke", "InvokeIssueDetection", W, K::Experiment, S::FlaskJson, [EXP_ID, pm("trace_ids", K::Trace), p("secret_id", K::GatewaySecret), p("endpoint_name", K::GatewayEndpoint)]),
+    fl!(AJAX3, "POST", "/mlflow/genai/evaluate/invoke", "InvokeGenaiEvaluate", W, K::Experiment, S::FlaskJson, [EXP_ID, pm("trace_ids", K::Trace)]),
+    fl!(AJAX3, "PATCH", "/mlflow/jobs/cancel/{job_id}", "CancelJob", W, K::Job, S::None, [path("job_id", K::Job)]),
+    fl!(AJAX3, "GET", "/mlflow/jobs/{job_id}", "GetJob", R, K::Job, S::None, [path("job_id", K::Job)]),
     // ---- Explicit routes of mlflow/server/__init__.py
-    fl!(
-        ROOT,
-        "GET",
-        "/health",
-        "GetHealth",
-        R,
-        K::Global,
-        S::None,
-        [],
-        true
-    ),
-    fl!(
-        ROOT,
-        "GET",
-        "/version",
-        "GetVersion",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
-    fl!(
-        ROOT,
-        "GET",
-        "/get-artifact",
-        "GetArtifact",
-        R,
-        K::Run,
-        S::Query,
-        [RUN_ID, p("path", K::Artifact)]
-    ),
-    fl!(
-        ROOT,
-        "GET",
-        "/model-versions/get-artifact",
-        "GetArtifact",
-        R,
-        K::ModelVersion,
-        S::Query,
-        [MODEL_NAME, MODEL_VERSION, p("path", K::Artifact)]
-    ),
-    fl!(
-        AJAX2,
-        "GET",
-        "/mlflow/metrics/get-history-bulk",
-        "GetMetricHistoryBulk",
-        R,
-        K::Run,
-        S::Query,
-        [pm("run_id", K::Run)]
-    ),
-    fl!(
-        AJAX2,
-        "POST",
-        "/mlflow/experiments/search-datasets",
-        "SearchDatasets",
-        R,
-        K::Experiment,
-        S::Message,
-        [EXP_IDS]
-    ),
-    fl!(
-        AJAX2,
-        "POST",
-        "/mlflow/runs/create-promptlab-run",
-        "CreatePromptlabRun",
-        W,
-        K::Experiment,
-        S::JsonBody,
-        [EXP_ID]
-    ),
+    fl!(ROOT, "GET", "/health", "GetHealth", R, K::Global, S::None, [], true),
+    fl!(ROOT, "GET", "/version", "GetVersion", R, K::Global, S::None, []),
+    fl!(ROOT, "GET", "/get-artifact", "GetArtifact", R, K::Run, S::Query, [RUN_ID, p("path", K::Artifact)]),
+    fl!(ROOT, "GET", "/model-versions/get-artifact", "GetArtifact", R, K::ModelVersion, S::Query, [MODEL_NAME, MODEL_VERSION, p("path", K::Artifact)]),
+    fl!(AJAX2, "GET", "/mlflow/metrics/get-history-bulk", "GetMetricHistoryBulk", R, K::Run, S::Query, [pm("run_id", K::Run)]),
+    fl!(AJAX2, "POST", "/mlflow/experiments/search-datasets", "SearchDatasets", R, K::Experiment, S::Message, [EXP_IDS]),
+    fl!(AJAX2, "POST", "/mlflow/runs/create-promptlab-run", "CreatePromptlabRun", W, K::Experiment, S::JsonBody, [EXP_ID]),
     // Server-side call to the legacy deployments server ($MLFLOW_DEPLOYMENTS_TARGET).
-    fl!(
-        AJAX2,
-        "GET",
-        "/mlflow/gateway-proxy",
-        "QueryGatewayProxy",
-        R,
-        K::Global,
-        S::QueryIfGetElseJson,
-        []
-    ),
-    fl!(
-        AJAX2,
-        "POST",
-        "/mlflow/gateway-proxy",
-        "InvokeGatewayProxy",
-        W,
-        K::Global,
-        S::QueryIfGetElseJson,
-        []
-    ),
-    fl!(
-        AJAX2,
-        "POST",
-        "/mlflow/upload-artifact",
-        "PutArtifact",
-        W,
-        K::Run,
-        S::Query,
-        [RUN_ID, p("path", K::Artifact)]
-    ),
-    fl!(
-        AJAX2,
-        "GET",
-        "/mlflow/get-trace-artifact",
-        "GetTraceArtifact",
-        R,
-        K::Trace,
-        S::Query,
-        [p("request_id", K::Trace)]
-    ),
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/get-trace-artifact",
-        "GetTraceArtifact",
-        R,
-        K::Trace,
-        S::Query,
-        [p("request_id", K::Trace)]
-    ),
-    fl!(
-        AJAX2,
-        "GET",
-        "/mlflow/logged-models/{model_id}/artifacts/files",
-        "GetArtifact",
-        R,
-        K::LoggedModel,
-        S::Query,
-        [LOGGED_MODEL, p("artifact_file_path", K::Artifact)]
-    ),
-    fl!(
-        AJAX3,
-        "GET",
-        "/mlflow/ui-telemetry",
-        "GetUiTelemetry",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
+    fl!(AJAX2, "GET", "/mlflow/gateway-proxy", "QueryGatewayProxy", R, K::Global, S::QueryIfGetElseJson, []),
+    fl!(AJAX2, "POST", "/mlflow/gateway-proxy", "InvokeGatewayProxy", W, K::Global, S::QueryIfGetElseJson, []),
+    fl!(AJAX2, "POST", "/mlflow/upload-artifact", "PutArtifact", W, K::Run, S::Query, [RUN_ID, p("path", K::Artifact)]),
+    fl!(AJAX2, "GET", "/mlflow/get-trace-artifact", "GetTraceArtifact", R, K::Trace, S::Query, [p("request_id", K::Trace)]),
+    fl!(AJAX3, "GET", "/mlflow/get-trace-artifact", "GetTraceArtifact", R, K::Trace, S::Query, [p("request_id", K::Trace)]),
+    fl!(AJAX2, "GET", "/mlflow/logged-models/{model_id}/artifacts/files", "GetArtifact", R, K::LoggedModel, S::Query, [LOGGED_MODEL, p("artifact_file_path", K::Artifact)]),
+    fl!(AJAX3, "GET", "/mlflow/ui-telemetry", "GetUiTelemetry", R, K::Global, S::None, []),
     // UI usage events for MLflow's telemetry; changes no tracking data, so a read.
-    fl!(
-        AJAX3,
-        "POST",
-        "/mlflow/ui-telemetry",
-        "SendUiTelemetry",
-        R,
-        K::Global,
-        S::JsonBody,
-        []
-    ),
-    fl!(
-        ROOT,
-        "GET",
-        "/static-files/{path...}",
-        "AccessUI",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
-    fl!(
-        ROOT,
-        "GET",
-        "/build/{filename...}",
-        "AccessUI",
-        R,
-        K::Global,
-        S::None,
-        []
-    ),
+    fl!(AJAX3, "POST", "/mlflow/ui-telemetry", "SendUiTelemetry", R, K::Global, S::JsonBody, []),
+    fl!(ROOT, "GET", "/static-files/{path...}", "AccessUI", R, K::Global, S::None, []),
+    fl!(ROOT, "GET", "/build/{filename...}", "AccessUI", R, K::Global, S::None, []),
     fl!(ROOT, "GET", "/", "AccessUI", R, K::Global, S::None, []),
 ];
 

@@ -45,7 +45,7 @@ enum Check {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Qualifier {
-    /// No prefix: the request values are one value, usually.
+    /// No prefix: meant for single-valued keys.
     Plain,
     ForAnyValue,
     ForAllValues,
@@ -216,40 +216,30 @@ fn parse_condition(
 ) -> Result<Condition, String> {
     validate_key(key)?;
     let values = value_texts(values)?;
-    let typed = |values: &[String]| -> Result<(), String> {
-        if variables && values.iter().any(|v| v.contains("${")) {
-            return Err(
-                "policy variables can only be used with String and Arn operators".to_owned(),
-            );
-        }
-        Ok(())
-    };
-    let single = |values: &[String]| -> Result<String, String> {
-        match values {
-            [value] => Ok(value.clone()),
-            _ => Err("takes exactly one value".to_owned()),
-        }
-    };
-    let each = |parse: &dyn Fn(&str) -> bool, what: &str| -> Result<(), String> {
-        match values.iter().find(|value| !parse(value)) {
-            Some(value) => Err(format!("{value:?} is not {what}")),
-            None => Ok(()),
-        }
-    };
     let globs = |wildcards: bool| -> Result<Vec<Glob>, String> {
+        let syntax = Syntax {
+            wildcards,
+            variables,
+        };
         values
             .iter()
-            .map(|value| {
-                Glob::parse(
-                    value,
-                    Syntax {
-                        wildcards,
-                        variables,
-                    },
-                )
-            })
+            .map(|value| Glob::parse(value, syntax))
             .collect()
     };
+    // Typed operators read `${` as text, which would then fail to parse with a puzzling
+    // message; say what is wrong instead.
+    if variables
+        && !matches!(
+            operator.family,
+            Family::StringEquals
+                | Family::StringEqualsIgnoreCase
+                | Family::StringLike
+                | Family::Arn
+        )
+        && values.iter().any(|value| value.contains("${"))
+    {
+        return Err("policy variables can only be used with String and Arn operators".to_owned());
+    }
     let test = match operator.family {
         Family::StringEquals => Test::StringEquals(globs(false)?),
         Family::StringEqualsIgnoreCase => Test::StringEqualsIgnoreCase(globs(false)?),
@@ -260,52 +250,40 @@ fn parse_condition(
                 .map(|value| ArnPattern::parse(value, variables))
                 .collect::<Result<_, _>>()?,
         ),
-        Family::Numeric(comparison) => {
-            typed(&values)?;
-            each(&|v| Decimal::parse(v).is_some(), "a decimal number")?;
-            Test::Numeric(
-                comparison,
-                values.iter().filter_map(|v| Decimal::parse(v)).collect(),
-            )
-        }
-        Family::Date(comparison) => {
-            typed(&values)?;
-            each(
-                &|v| parse_date(v).is_some(),
+        Family::Numeric(comparison) => Test::Numeric(
+            comparison,
+            parse_each(&values, "a decimal number", Decimal::parse)?,
+        ),
+        Family::Date(comparison) => Test::Date(
+            comparison,
+            parse_each(
+                &values,
                 "a date (epoch seconds, YYYY-MM-DD or ISO-8601 with offset)",
-            )?;
-            Test::Date(
-                comparison,
-                values.iter().filter_map(|v| parse_date(v)).collect(),
-            )
-        }
+                parse_date,
+            )?,
+        ),
+        Family::Binary => Test::Binary(parse_each(&values, "base64", parse_base64)?),
+        Family::IpAddress => Test::IpAddress(parse_each(
+            &values,
+            "an IP address or CIDR block",
+            parse_network,
+        )?),
         Family::Bool | Family::Null => {
-            typed(&values)?;
-            let value = single(&values)?;
+            let [value] = values.as_slice() else {
+                return Err("takes exactly one value".to_owned());
+            };
             let flag =
-                parse_bool(&value).ok_or_else(|| format!("{value:?} is not true or false"))?;
+                parse_bool(value).ok_or_else(|| format!("{value:?} is not true or false"))?;
             if operator.family == Family::Null {
+                let check = Check::Null {
+                    must_be_absent: flag,
+                };
                 return Ok(Condition {
                     key: normalize_key(key).into(),
-                    check: Check::Null {
-                        must_be_absent: flag,
-                    },
+                    check,
                 });
             }
             Test::Bool(flag)
-        }
-        Family::Binary => {
-            typed(&values)?;
-            each(&|v| parse_base64(v).is_some(), "base64")?;
-            Test::Binary(values.iter().filter_map(|v| parse_base64(v)).collect())
-        }
-        Family::IpAddress => {
-            typed(&values)?;
-            each(
-                &|v| parse_network(v).is_some(),
-                "an IP address or CIDR block",
-            )?;
-            Test::IpAddress(values.iter().filter_map(|v| parse_network(v)).collect())
         }
     };
     let Operator {
@@ -314,15 +292,28 @@ fn parse_condition(
         negated,
         ..
     } = operator;
+    let check = Check::Values {
+        qualifier,
+        if_exists,
+        negated,
+        test,
+    };
     Ok(Condition {
         key: normalize_key(key).into(),
-        check: Check::Values {
-            qualifier,
-            if_exists,
-            negated,
-            test,
-        },
+        check,
     })
+}
+
+/// Parses every value, or names the first that is not `what`.
+fn parse_each<T>(
+    values: &[String],
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    values
+        .iter()
+        .map(|value| parse(value).ok_or_else(|| format!("{value:?} is not {what}")))
+        .collect()
 }
 
 /// A condition value is a string, number or boolean, or a non-empty list of those; AWS

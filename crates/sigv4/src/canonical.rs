@@ -90,11 +90,10 @@ pub(crate) fn normalize_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn write_aws_query(
-    out: &mut Vec<u8>,
-    query: &str,
-    presigned: bool,
-) -> Result<(), SigV4Error> {
+fn write_aws_query(out: &mut Vec<u8>, query: &str, presigned: bool) -> Result<(), SigV4Error> {
+    if query.is_empty() {
+        return Ok(());
+    }
     // Encoded pairs share one buffer; the sort compares slices of it.
     let mut buf = Vec::with_capacity(query.len() + 16);
     let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
@@ -141,7 +140,10 @@ fn write_raw_query(out: &mut Vec<u8>, query: &str) {
 /// Trim spaces at both ends and collapse runs of spaces, as aws-sigv4 does (tabs are kept).
 fn write_header_value(out: &mut Vec<u8>, value: &[u8]) {
     let start = value.iter().position(|&b| b != b' ').unwrap_or(value.len());
-    let end = value.iter().rposition(|&b| b != b' ').map_or(start, |i| i + 1);
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(start, |i| i + 1);
     let mut previous_space = false;
     for &b in &value[start..end] {
         if b == b' ' && previous_space {
@@ -178,7 +180,7 @@ pub(crate) fn raw_form_eligible(request: &SignedRequest<'_>) -> bool {
 }
 
 /// Writes the canonical request up to and including the signed-headers line and its newline;
-/// the payload line follows. The caller has checked that every signed header is present.
+/// the payload line follows. A signed header missing from the request is an error.
 pub(crate) fn write_canonical_prefix(
     out: &mut Vec<u8>,
     request: &SignedRequest<'_>,
@@ -204,10 +206,13 @@ pub(crate) fn write_canonical_prefix(
     for name in signed_headers.split(';') {
         out.extend_from_slice(name.as_bytes());
         out.push(b':');
-        for (i, value) in request.header_values(name).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        let mut values = request.header_values(name);
+        let first = values
+            .next()
+            .ok_or_else(|| SigV4Error::MissingSignedHeader(name.to_owned()))?;
+        write_header_value(out, first);
+        for value in values {
+            out.push(b',');
             write_header_value(out, value);
         }
         out.push(b'\n');
@@ -222,7 +227,12 @@ pub(crate) fn write_canonical_prefix(
 mod tests {
     use super::*;
 
-    fn prefix(req: &SignedRequest<'_>, form: CanonicalForm, presigned: bool, signed: &str) -> String {
+    fn prefix(
+        req: &SignedRequest<'_>,
+        form: CanonicalForm,
+        presigned: bool,
+        signed: &str,
+    ) -> String {
         let mut out = Vec::new();
         write_canonical_prefix(&mut out, req, form, presigned, signed).unwrap();
         String::from_utf8(out).unwrap()
@@ -303,7 +313,12 @@ mod tests {
             ],
         };
         assert_eq!(
-            prefix(&req, CanonicalForm::Aws, false, "host;my-header1;my-header2"),
+            prefix(
+                &req,
+                CanonicalForm::Aws,
+                false,
+                "host;my-header1;my-header2"
+            ),
             "GET\n/\n\nhost:example.amazonaws.com\nmy-header1:value4,a b c\nmy-header2:\"a\t\tb\"\n\nhost;my-header1;my-header2\n"
         );
     }
@@ -333,11 +348,7 @@ mod tests {
             ("/", "a=b=c"),
             ("/", "a=1&"),
         ] {
-            let req = SignedRequest {
-                path,
-                query,
-                ..req
-            };
+            let req = SignedRequest { path, query, ..req };
             assert!(!raw_form_eligible(&req), "{path}?{query}");
         }
     }

@@ -24,14 +24,24 @@ fn suite_root() -> PathBuf {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Offline, cargo can only describe the packages it downloaded: those of this platform.
-    let version = Command::new(&cargo).arg("-vV").output().expect("run cargo -vV");
+    let version = Command::new(&cargo)
+        .arg("-vV")
+        .output()
+        .expect("run cargo -vV");
     let version = String::from_utf8(version.stdout).expect("cargo -vV output");
     let host = version
         .lines()
         .find_map(|l| l.strip_prefix("host: "))
         .expect("cargo -vV names the host");
     let output = Command::new(&cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", host])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            host,
+        ])
         .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .output()
@@ -87,7 +97,10 @@ fn parse_request(text: &[u8]) -> OwnedRequest {
     let mut request = OwnedRequest::new(method, target, &[]);
     for line in lines {
         if line.starts_with([' ', '\t']) {
-            let (_, value) = request.headers.last_mut().expect("folded line after a header");
+            let (_, value) = request
+                .headers
+                .last_mut()
+                .expect("folded line after a header");
             value.push(b' ');
             value.extend_from_slice(line.trim_matches([' ', '\t']).as_bytes());
         } else {
@@ -96,7 +109,11 @@ fn parse_request(text: &[u8]) -> OwnedRequest {
         }
     }
     request.body = body.as_bytes().to_vec();
-    if let Some((_, len)) = request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+    if let Some((_, len)) = request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
         let len: usize = std::str::from_utf8(len).unwrap().parse().unwrap();
         request.body.truncate(len);
     }
@@ -168,18 +185,34 @@ fn canonical_request(r: &OwnedRequest, presigned: bool) -> String {
             .unwrap();
         raw.replace("%3B", ";")
     } else {
-        let auth = r.headers.iter().find(|(n, _)| n == "Authorization").unwrap();
+        let auth = r
+            .headers
+            .iter()
+            .find(|(n, _)| n == "Authorization")
+            .unwrap();
         let auth = std::str::from_utf8(&auth.1).unwrap();
         let start = auth.find("SignedHeaders=").unwrap() + "SignedHeaders=".len();
         auth[start..].split(',').next().unwrap().to_owned()
     };
-    let payload = match r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("x-amz-content-sha256")) {
+    let payload = match r
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-content-sha256"))
+    {
         Some((_, v)) => String::from_utf8(v.clone()).unwrap(),
         None => String::from_utf8(hex32(&r.body_sha256()).to_vec()).unwrap(),
     };
     let mut out = Vec::new();
-    r.with(|req| write_canonical_prefix(&mut out, req, CanonicalForm::Aws, presigned, &signed_headers))
-        .unwrap();
+    r.with(|req| {
+        write_canonical_prefix(
+            &mut out,
+            req,
+            CanonicalForm::Aws,
+            presigned,
+            &signed_headers,
+        )
+    })
+    .unwrap();
     out.extend_from_slice(payload.as_bytes());
     String::from_utf8(out).unwrap()
 }
@@ -215,9 +248,19 @@ struct Tally {
 /// Every one-byte change of method, path, query, signed header values and body must be refused,
 /// except path changes inside segments that dot-segment normalization removes (AWS defines those
 /// requests as the same; the gateway's normalize stage refuses such paths).
-fn assert_mutations_fail(v: &Verifier, r: &OwnedRequest, now: &str, secret: &str, tally: &mut Tally, name: &str) {
+fn assert_mutations_fail(
+    v: &Verifier,
+    r: &OwnedRequest,
+    now: &str,
+    secret: &str,
+    tally: &mut Tally,
+    name: &str,
+) {
     let expect_err = |m: OwnedRequest, what: String, tally: &mut Tally| {
-        assert!(check(v, &m, now, secret).is_err(), "{name}: {what} still verifies");
+        assert!(
+            check(v, &m, now, secret).is_err(),
+            "{name}: {what} still verifies"
+        );
         tally.mutations_rejected += 1;
     };
     for i in 0..r.method.len() {
@@ -229,7 +272,11 @@ fn assert_mutations_fail(v: &Verifier, r: &OwnedRequest, now: &str, secret: &str
         let mut m = r.clone();
         m.path = mutate_str(&r.path, i);
         if normalize_path(&m.path) == normalize_path(&r.path) {
-            assert!(check(v, &m, now, secret).is_ok(), "{name}: equivalent path {}", m.path);
+            assert!(
+                check(v, &m, now, secret).is_ok(),
+                "{name}: equivalent path {}",
+                m.path
+            );
             tally.mutations_equivalent += 1;
         } else {
             expect_err(m, format!("path byte {i}"), tally);
@@ -250,7 +297,13 @@ fn assert_mutations_fail(v: &Verifier, r: &OwnedRequest, now: &str, secret: &str
         Some((_, auth)) => {
             let auth = String::from_utf8(auth.clone()).unwrap();
             let start = auth.find("SignedHeaders=").unwrap() + "SignedHeaders=".len();
-            auth[start..].split(',').next().unwrap().split(';').map(str::to_owned).collect()
+            auth[start..]
+                .split(',')
+                .next()
+                .unwrap()
+                .split(';')
+                .map(str::to_owned)
+                .collect()
         }
         None => r
             .query
@@ -290,8 +343,7 @@ fn assert_mutations_fail(v: &Verifier, r: &OwnedRequest, now: &str, secret: &str
     }
 }
 
-const SKIP_UNNORMALIZED: &str =
-    "normalize=false is S3-style signing; mlgate verifies non-S3 services, whose paths are always normalized";
+const SKIP_UNNORMALIZED: &str = "normalize=false is S3-style signing; mlgate verifies non-S3 services, whose paths are always normalized";
 
 #[test]
 fn aws_sigv4_test_suite() {
@@ -316,7 +368,11 @@ fn aws_sigv4_test_suite() {
         }
         let strict = verifier_for(&ctx.region, &ctx.service, false);
         for (presigned, prefix) in [(false, "header"), (true, "query")] {
-            let request = parse_request(read(&dir.join(format!("{prefix}-signed-request.txt"))).unwrap().as_bytes());
+            let request = parse_request(
+                read(&dir.join(format!("{prefix}-signed-request.txt")))
+                    .unwrap()
+                    .as_bytes(),
+            );
             let expected = read(&dir.join(format!("{prefix}-canonical-request.txt"))).unwrap();
             let result = check(&strict, &request, &ctx.time, &ctx.secret);
             match (name.as_str(), presigned) {
@@ -343,10 +399,22 @@ fn aws_sigv4_test_suite() {
                     );
                     assert_eq!(result, Ok(CanonicalForm::Aws), "{name} ({prefix})");
                     tally.verified += 1;
-                    assert_mutations_fail(&strict, &request, &ctx.time, &ctx.secret, &mut tally, &name);
+                    assert_mutations_fail(
+                        &strict,
+                        &request,
+                        &ctx.time,
+                        &ctx.secret,
+                        &mut tally,
+                        &name,
+                    );
                     // Wrong secret, and a clock outside the window.
                     assert_eq!(
-                        check(&strict, &request, &ctx.time, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEX"),
+                        check(
+                            &strict,
+                            &request,
+                            &ctx.time,
+                            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEX"
+                        ),
                         Err(SigV4Error::SignatureMismatch)
                     );
                     let later = crate::date::AmzTime(
@@ -357,9 +425,16 @@ fn aws_sigv4_test_suite() {
                     // The access key id and session token offered for lookup are the suite's.
                     let seen = request.with(|req| {
                         let p = strict.parse_and_check(req, at(&ctx.time)).unwrap();
-                        (p.access_key_id().to_owned(), p.session_token().map(str::to_owned))
+                        (
+                            p.access_key_id().to_owned(),
+                            p.session_token().map(str::to_owned),
+                        )
                     });
-                    assert_eq!(seen, (ctx.access_key_id.clone(), ctx.token.clone()), "{name}");
+                    assert_eq!(
+                        seen,
+                        (ctx.access_key_id.clone(), ctx.token.clone()),
+                        "{name}"
+                    );
                 }
             }
         }
@@ -367,12 +442,28 @@ fn aws_sigv4_test_suite() {
 
     // The two older cases: double encoding of an already-encoded path.
     let old = [
-        ("double-encode-path", "notrealrnrELgWzOk3IfjzDKtFBhDby", "us-east-1", "service", "20150830T123600Z"),
-        ("double-url-encode", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-2", "lambda", "20210511T154045Z"),
+        (
+            "double-encode-path",
+            "notrealrnrELgWzOk3IfjzDKtFBhDby",
+            "us-east-1",
+            "service",
+            "20150830T123600Z",
+        ),
+        (
+            "double-url-encode",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "us-east-2",
+            "lambda",
+            "20210511T154045Z",
+        ),
     ];
     for (name, secret, region, service, time) in old {
         let dir = v4.join(name);
-        let request = parse_request(read(&dir.join("header-signed-request.txt")).unwrap().as_bytes());
+        let request = parse_request(
+            read(&dir.join("header-signed-request.txt"))
+                .unwrap()
+                .as_bytes(),
+        );
         let expected = read(&dir.join("header-canonical-request.txt")).unwrap();
         let ours = canonical_request(&request, false);
         // The path line is what these cases are about (double-encode-path's file carries a date
@@ -435,7 +526,11 @@ fn aws_sigv4_test_suite() {
 #[test]
 fn suite_root_is_found_through_cargo_metadata() {
     let root = suite_root();
-    assert!(root.join("v4/get-vanilla/context.json").is_file(), "{}", root.display());
+    assert!(
+        root.join("v4/get-vanilla/context.json").is_file(),
+        "{}",
+        root.display()
+    );
     // The canonical request of the simplest case hashes as its string-to-sign says.
     let expected = read(&root.join("v4/get-vanilla/header-canonical-request.txt")).unwrap();
     let sts = read(&root.join("v4/get-vanilla/header-string-to-sign.txt")).unwrap();

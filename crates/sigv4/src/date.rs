@@ -149,7 +149,12 @@ mod tests {
             b"+0150830T123600Z",
             b"",
         ] {
-            assert_eq!(parse_amz_date(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_amz_date(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(parse_scope_date(b"20000229"), Some(11_016));
         assert_eq!(parse_scope_date(b"2015083"), None);

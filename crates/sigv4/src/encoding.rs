@@ -79,18 +79,21 @@ pub(crate) struct RawPair<'a> {
 
 /// Splits a raw query string on `&`, skipping empty segments as form-urlencoded parsers do.
 pub(crate) fn raw_pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
-    query.split('&').filter(|s| !s.is_empty()).map(|s| match s.split_once('=') {
-        Some((key, value)) => RawPair {
-            key,
-            value,
-            has_eq: true,
-        },
-        None => RawPair {
-            key: s,
-            value: "",
-            has_eq: false,
-        },
-    })
+    query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.split_once('=') {
+            Some((key, value)) => RawPair {
+                key,
+                value,
+                has_eq: true,
+            },
+            None => RawPair {
+                key: s,
+                value: "",
+                has_eq: false,
+            },
+        })
 }
 
 /// Lower-case hex of a 32-byte digest, as SigV4 writes hashes and signatures.
@@ -145,7 +148,9 @@ mod tests {
     #[test]
     fn decodes_strictly() {
         assert_eq!(
-            decode_query_component("a+b%20c%2b%E1%88%B4").unwrap().as_ref(),
+            decode_query_component("a+b%20c%2b%E1%88%B4")
+                .unwrap()
+                .as_ref(),
             "a b c+\u{1234}".as_bytes()
         );
         assert_eq!(decode_query_component("%ff").unwrap().as_ref(), b"\xff");

@@ -64,7 +64,11 @@ fn query_component() -> impl Strategy<Value = String> {
 
 fn query() -> impl Strategy<Value = String> {
     let pair = (
-        prop_oneof![Just("run_id".to_owned()), Just("a".to_owned()), query_component()],
+        prop_oneof![
+            Just("run_id".to_owned()),
+            Just("a".to_owned()),
+            query_component()
+        ],
         query_component(),
         0u8..6,
     )
@@ -263,7 +267,13 @@ fn signed_header_names(r: &OwnedRequest) -> Vec<String> {
     if let Some((_, auth)) = r.headers.iter().find(|(n, _)| n == "authorization") {
         let auth = std::str::from_utf8(auth).unwrap();
         let start = auth.find("SignedHeaders=").unwrap() + "SignedHeaders=".len();
-        return auth[start..].split(',').next().unwrap().split(';').map(str::to_owned).collect();
+        return auth[start..]
+            .split(',')
+            .next()
+            .unwrap()
+            .split(';')
+            .map(str::to_owned)
+            .collect();
     }
     r.query
         .split('&')

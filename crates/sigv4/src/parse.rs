@@ -126,11 +126,7 @@ pub(crate) fn check_signed_headers(list: &str) -> Result<(), SigV4Error> {
     let mut count = 0;
     for name in list.split(';') {
         count += 1;
-        let token = |b: u8| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
-        };
+        let token = |b: u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
         if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.bytes().all(token) {
             return Err(SigV4Error::Malformed(
                 "SignedHeaders must list lower-case header names separated by ';'",
@@ -144,7 +140,9 @@ pub(crate) fn check_signed_headers(list: &str) -> Result<(), SigV4Error> {
         previous = Some(name);
     }
     if count > MAX_SIGNED_HEADERS {
-        return Err(SigV4Error::Malformed("SignedHeaders lists too many headers"));
+        return Err(SigV4Error::Malformed(
+            "SignedHeaders lists too many headers",
+        ));
     }
     Ok(())
 }
@@ -225,7 +223,9 @@ fn decode_param(raw: &str) -> Result<Cow<'_, str>, SigV4Error> {
     ))?;
     match decoded {
         Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
-        Cow::Owned(v) => String::from_utf8(v).map(Cow::Owned).map_err(|e| e.utf8_error()),
+        Cow::Owned(v) => String::from_utf8(v)
+            .map(Cow::Owned)
+            .map_err(|e| e.utf8_error()),
     }
     .map_err(|_| SigV4Error::Malformed("an X-Amz-* query parameter is not valid UTF-8"))
 }
@@ -263,7 +263,15 @@ pub(crate) fn parse_presigned(query: &str) -> Result<PresignedAuth<'_>, SigV4Err
             ));
         }
     }
-    let [algorithm, credential, date, expires, signed_headers, signature, security_token] = slots;
+    let [
+        algorithm,
+        credential,
+        date,
+        expires,
+        signed_headers,
+        signature,
+        security_token,
+    ] = slots;
     let missing = |what| SigV4Error::Malformed(what);
     if algorithm.ok_or(missing("presigned URL lacks X-Amz-Algorithm"))? != ALGORITHM {
         return Err(SigV4Error::UnsupportedAlgorithm);
@@ -275,12 +283,11 @@ pub(crate) fn parse_presigned(query: &str) -> Result<PresignedAuth<'_>, SigV4Err
         signed_headers.ok_or(missing("presigned URL lacks X-Amz-SignedHeaders"))?;
     let signature = signature.ok_or(missing("presigned URL lacks X-Amz-Signature"))?;
     check_signed_headers(&signed_headers)?;
-    let expires_secs = (!expires.is_empty()
-        && expires.len() <= 10
-        && expires.bytes().all(|b| b.is_ascii_digit()))
-    .then(|| expires.parse::<u64>().ok())
-    .flatten()
-    .ok_or(missing("X-Amz-Expires must be a number of seconds"))?;
+    let expires_secs =
+        (!expires.is_empty() && expires.len() <= 10 && expires.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| expires.parse::<u64>().ok())
+            .flatten()
+            .ok_or(missing("X-Amz-Expires must be a number of seconds"))?;
     if let Some(token) = &security_token {
         check_session_token(token.as_bytes())?;
     }
@@ -332,7 +339,10 @@ mod tests {
             a.credential.scope(),
             "20150830/us-east-1/service/aws4_request"
         );
-        assert_eq!(a.credential.key_id(), "AKIDEXAMPLE/20150830/us-east-1/service");
+        assert_eq!(
+            a.credential.key_id(),
+            "AKIDEXAMPLE/20150830/us-east-1/service"
+        );
         assert_eq!(a.signed_headers, "host;x-amz-date");
         assert_eq!(a.signature[0], 0x5f);
         // Without spaces after the commas, in another order.
@@ -353,35 +363,75 @@ mod tests {
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host"),
             format!("AWS4-HMAC-SHA256 SignedHeaders=host, Signature={SIG}"),
             format!("AWS4-HMAC-SHA256 {good_cred}, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 {good_cred}, {good_cred}, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={SIG}, Signature={SIG}"),
+            format!(
+                "AWS4-HMAC-SHA256 {good_cred}, {good_cred}, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={SIG}, Signature={SIG}"
+            ),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={SIG}, Extra=1"),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={SIG},"),
-            format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={}", SIG.to_uppercase()),
-            format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={}", &SIG[..62]),
+            format!(
+                "AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={}",
+                SIG.to_uppercase()
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host, Signature={}",
+                &SIG[..62]
+            ),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=Host, Signature={SIG}"),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=x-amz-date;host, Signature={SIG}"),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host;host, Signature={SIG}"),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=host;;x, Signature={SIG}"),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=, Signature={SIG}"),
             format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders=ho st, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute-api, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute-api/aws4_request/x, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/2015083/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=/20150830/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AK-ID/20150830/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830/US-EAST-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830//execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute_api/aws4_request, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute-api/aws4_requesT, SignedHeaders=host, Signature={SIG}"),
-            format!("AWS4-HMAC-SHA256 Credential={}/20150830/r/s/aws4_request, SignedHeaders=host, Signature={SIG}", "A".repeat(129)),
-            format!("AWS4-HMAC-SHA256 {good_cred}, SignedHeaders={}, Signature={SIG}", (0..65).map(|i| format!("h{i:03}")).collect::<Vec<_>>().join(";")),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute-api, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute-api/aws4_request/x, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/2015083/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=/20150830/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AK-ID/20150830/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20150830/US-EAST-1/execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20150830//execute-api/aws4_request, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute_api/aws4_request, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/execute-api/aws4_requesT, SignedHeaders=host, Signature={SIG}"
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/20150830/r/s/aws4_request, SignedHeaders=host, Signature={SIG}",
+                "A".repeat(129)
+            ),
+            format!(
+                "AWS4-HMAC-SHA256 {good_cred}, SignedHeaders={}, Signature={SIG}",
+                (0..65)
+                    .map(|i| format!("h{i:03}"))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            ),
             "AWS4-HMAC-SHA256".to_owned(),
         ];
         for case in cases {
             let err = auth(&case).expect_err(&case);
             assert!(
-                matches!(err, SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm),
+                matches!(
+                    err,
+                    SigV4Error::Malformed(_) | SigV4Error::UnsupportedAlgorithm
+                ),
                 "{case}: {err:?}"
             );
         }
@@ -424,12 +474,18 @@ mod tests {
         for skip in 0..all.len() {
             let mut parts = all.clone();
             parts.remove(skip);
-            assert!(parse_presigned(&assemble(&parts)).is_err(), "missing {skip}");
+            assert!(
+                parse_presigned(&assemble(&parts)).is_err(),
+                "missing {skip}"
+            );
         }
         for (i, replacement) in [
             (0, "X-Amz-Algorithm=AWS4-HMAC-SHA512"),
             (1, "X-Amz-Credential=AKID/20150830/us-east-1/service"),
-            (1, "X-Amz-Credential=AKID%2F20150830%2Fus-east-1%2Fservice%2Faws4_request%zz"),
+            (
+                1,
+                "X-Amz-Credential=AKID%2F20150830%2Fus-east-1%2Fservice%2Faws4_request%zz",
+            ),
             (3, "X-Amz-Expires=-1"),
             (3, "X-Amz-Expires=1e3"),
             (3, "X-Amz-Expires=99999999999"),

@@ -45,9 +45,11 @@ impl DeclaredPayload {
         if value.starts_with(b"STREAMING-") {
             return Err(SigV4Error::UnsupportedPayload);
         }
-        parse_hex32(value).map(Self::Sha256).ok_or(SigV4Error::Malformed(
-            "x-amz-content-sha256 must be 64 lower-case hex digits or UNSIGNED-PAYLOAD",
-        ))
+        parse_hex32(value)
+            .map(Self::Sha256)
+            .ok_or(SigV4Error::Malformed(
+                "x-amz-content-sha256 must be 64 lower-case hex digits or UNSIGNED-PAYLOAD",
+            ))
     }
 }
 
@@ -164,6 +166,9 @@ mod tests {
         let mut h = PayloadHasher::new(expected);
         h.update(&body[..body.len() - 1]);
         assert_eq!(h.finish(), Err(SigV4Error::PayloadHashMismatch));
-        assert_eq!(format!("{:?}", PayloadHasher::new(expected)), "PayloadHasher { .. }");
+        assert_eq!(
+            format!("{:?}", PayloadHasher::new(expected)),
+            "PayloadHasher { .. }"
+        );
     }
 }

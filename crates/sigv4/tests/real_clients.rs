@@ -30,7 +30,11 @@ struct Outcome {
 
 /// Verifies a vector as the gateway would: declared bodies checked while "streaming", undeclared
 /// ones hashed first. `tamper` may change the request before verification.
-fn run(v: &Value, raw_uri: bool, tamper: impl FnOnce(&mut Vec<(String, Vec<u8>)>, &mut String, &mut Vec<u8>)) -> Outcome {
+fn run(
+    v: &Value,
+    raw_uri: bool,
+    tamper: impl FnOnce(&mut Vec<(String, Vec<u8>)>, &mut String, &mut Vec<u8>),
+) -> Outcome {
     let verifier = Verifier::new(VerifierConfig {
         regions: vec![v["region"].as_str().unwrap().to_owned()],
         accept_raw_uri_form: raw_uri,
@@ -41,12 +45,20 @@ fn run(v: &Value, raw_uri: bool, tamper: impl FnOnce(&mut Vec<(String, Vec<u8>)>
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h[0].as_str().unwrap().to_owned(), h[1].as_str().unwrap().as_bytes().to_vec()))
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_owned(),
+                h[1].as_str().unwrap().as_bytes().to_vec(),
+            )
+        })
         .collect();
     let mut query = v["query"].as_str().unwrap().to_owned();
     let mut body = hex_decode(v["body_hex"].as_str().unwrap());
     tamper(&mut headers, &mut query, &mut body);
-    let header_refs: Vec<(&str, &[u8])> = headers.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let header_refs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     let request = SignedRequest {
         method: v["method"].as_str().unwrap(),
         path: v["path"].as_str().unwrap(),
@@ -58,9 +70,17 @@ fn run(v: &Value, raw_uri: bool, tamper: impl FnOnce(&mut Vec<(String, Vec<u8>)>
 
     let pending = match verifier.parse_and_check(&request, now) {
         Ok(p) => p,
-        Err(e) => return Outcome { result: Err(e), token: None },
+        Err(e) => {
+            return Outcome {
+                result: Err(e),
+                token: None,
+            };
+        }
     };
-    assert_eq!(pending.access_key_id(), v["access_key_id"].as_str().unwrap());
+    assert_eq!(
+        pending.access_key_id(),
+        v["access_key_id"].as_str().unwrap()
+    );
     let token = pending.session_token().map(str::to_owned);
     let key = pending.derive_signing_key(secret);
     let body_hash: [u8; 32] = Sha256::digest(&body).into();
@@ -94,12 +114,20 @@ fn real_clients_meet_their_expectations() {
             "raw-uri" => {
                 assert_eq!(outcome.result, Ok(CanonicalForm::RawUri), "{name}");
                 // Without the raw-URI form these real requests would be refused.
-                assert_eq!(run(v, false, |_, _, _| {}).result, Err(SigV4Error::SignatureMismatch), "{name}");
+                assert_eq!(
+                    run(v, false, |_, _, _| {}).result,
+                    Err(SigV4Error::SignatureMismatch),
+                    "{name}"
+                );
             }
             "reject" => assert_eq!(outcome.result, Err(SigV4Error::SignatureMismatch), "{name}"),
             other => panic!("{name}: unknown expectation {other}"),
         }
-        assert_eq!(outcome.token.as_deref(), v["session_token"].as_str(), "{name}");
+        assert_eq!(
+            outcome.token.as_deref(),
+            v["session_token"].as_str(),
+            "{name}"
+        );
     }
 }
 
@@ -109,33 +137,54 @@ fn tampered_real_requests_are_refused() {
         let name = v["name"].as_str().unwrap();
         // A signed header changed in transit (every client signs host).
         let r = run(v, true, |headers, _, _| {
-            let host = headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case("host")).unwrap();
+            let host = headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                .unwrap();
             host.1.push(b'x');
         });
         assert_eq!(r.result, Err(SigV4Error::SignatureMismatch), "{name}: host");
         // An extra query parameter.
         let r = run(v, true, |_, query, _| {
-            query.push_str(if query.is_empty() { "run_id=x" } else { "&run_id=x" });
+            query.push_str(if query.is_empty() {
+                "run_id=x"
+            } else {
+                "&run_id=x"
+            });
         });
         assert!(r.result.is_err(), "{name}: query");
         // A different body.
         let r = run(v, true, |_, _, body| body.push(b' '));
         assert!(
-            matches!(r.result, Err(SigV4Error::PayloadHashMismatch | SigV4Error::SignatureMismatch)),
+            matches!(
+                r.result,
+                Err(SigV4Error::PayloadHashMismatch | SigV4Error::SignatureMismatch)
+            ),
             "{name}: body"
         );
         // Replayed after the clock-skew window.
         let mut late = v.clone();
         late["now_unix"] = (v["now_unix"].as_u64().unwrap() + 301).into();
-        assert!(matches!(run(&late, true, |_, _, _| {}).result, Err(SigV4Error::Expired { .. })), "{name}");
+        assert!(
+            matches!(
+                run(&late, true, |_, _, _| {}).result,
+                Err(SigV4Error::Expired { .. })
+            ),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn unsigned_connection_header_does_not_matter() {
     // sagemaker-mlflow strips Connection before signing and puts it back: proxies may drop it.
-    for v in vectors().iter().filter(|v| v["client"].as_str().unwrap().contains("sagemaker")) {
-        let r = run(v, true, |headers, _, _| headers.retain(|(n, _)| !n.eq_ignore_ascii_case("connection")));
+    for v in vectors()
+        .iter()
+        .filter(|v| v["client"].as_str().unwrap().contains("sagemaker"))
+    {
+        let r = run(v, true, |headers, _, _| {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case("connection"))
+        });
         assert_eq!(r.result, Ok(CanonicalForm::Aws), "{}", v["name"]);
     }
 }

@@ -93,7 +93,10 @@ struct FileGroup {
 
 /// Reads and resolves an apply file: policy files are read relative to the file's directory,
 /// passwords from the environment (`env`) or their files.
-pub fn load_plan(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<ApplyPlan, AdminError> {
+pub fn load_plan(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ApplyPlan, AdminError> {
     let text = std::fs::read_to_string(path).map_err(|e| AdminError::Io {
         path: path.to_owned(),
         source: e,
@@ -122,16 +125,17 @@ pub fn parse_plan(
             None => e.message().to_owned(),
         }
     })?;
-    let mut plan = ApplyPlan::default();
-
-    plan.accounts = spec
-        .accounts
-        .into_iter()
-        .map(|a| ApplyAccount {
-            id: a.id,
-            name: a.name,
-        })
-        .collect();
+    let mut plan = ApplyPlan {
+        accounts: spec
+            .accounts
+            .into_iter()
+            .map(|a| ApplyAccount {
+                id: a.id,
+                name: a.name,
+            })
+            .collect(),
+        ..ApplyPlan::default()
+    };
 
     for p in spec.policies {
         let document = match (&p.file, &p.document) {
@@ -141,8 +145,9 @@ pub fn parse_plan(
                     .map_err(|e| format!("policy {:?}: {}: {e}", p.name, full.display()))?
             }
             (None, Some(toml::Value::String(s))) => s.clone(),
-            (None, Some(v @ toml::Value::Table(_))) => serde_json::to_string_pretty(v)
-                .map_err(|e| format!("policy {:?}: {e}", p.name))?,
+            (None, Some(v @ toml::Value::Table(_))) => {
+                serde_json::to_string_pretty(v).map_err(|e| format!("policy {:?}: {e}", p.name))?
+            }
             (None, Some(_)) => {
                 return Err(format!(
                     "policy {:?}: `document` must be JSON text or a table",

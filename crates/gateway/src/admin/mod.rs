@@ -332,7 +332,11 @@ pub fn parse_duration(s: &str) -> Result<Option<u64>, AdminError> {
     if s.eq_ignore_ascii_case("never") {
         return Ok(None);
     }
-    let bad = || AdminError::Usage(format!("invalid duration {s:?}: use e.g. 90d, 12h, 30m, 2w or never"));
+    let bad = || {
+        AdminError::Usage(format!(
+            "invalid duration {s:?}: use e.g. 90d, 12h, 30m, 2w or never"
+        ))
+    };
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| bad())?;
@@ -405,7 +409,11 @@ fn json_out(io: &mut AdminIo<'_>, v: &impl serde::Serialize) -> Result<(), Admin
 }
 
 /// Runs one admin command.
-pub async fn execute(cmd: AdminCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+pub async fn execute(
+    cmd: AdminCommand,
+    store: &Store,
+    io: &mut AdminIo<'_>,
+) -> Result<(), AdminError> {
     match cmd {
         AdminCommand::User(c) => user(c, store, io).await,
         AdminCommand::Group(c) => group(c, store, io).await,
@@ -426,7 +434,11 @@ pub async fn execute(cmd: AdminCommand, store: &Store, io: &mut AdminIo<'_>) -> 
             writeln!(
                 io.out,
                 "{}{} created, {} updated, {} unchanged",
-                if a.dry_run { "dry run (nothing written): " } else { "" },
+                if a.dry_run {
+                    "dry run (nothing written): "
+                } else {
+                    ""
+                },
                 report.count(Change::Created),
                 report.count(Change::Updated),
                 report.count(Change::Unchanged),
@@ -458,7 +470,8 @@ async fn user(c: UserCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(),
                 && let Some(p) = pw
             {
                 writeln!(io.out, "{p}").map_err(io_err)?;
-                writeln!(io.err, "the generated password above is shown only once").map_err(io_err)?;
+                writeln!(io.err, "the generated password above is shown only once")
+                    .map_err(io_err)?;
             } else if pw.is_none() {
                 writeln!(
                     io.err,
@@ -584,7 +597,9 @@ async fn user(c: UserCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(),
 async fn group(c: GroupCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
     match c {
         GroupCommand::Create { name, account } => {
-            store.create_group(account.account.as_deref(), &name).await?;
+            store
+                .create_group(account.account.as_deref(), &name)
+                .await?;
             writeln!(io.err, "created group {name}").map_err(io_err)
         }
         GroupCommand::List { account, json } => {
@@ -606,7 +621,9 @@ async fn group(c: GroupCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(
             Ok(())
         }
         GroupCommand::Delete { name, account } => {
-            store.delete_group(account.account.as_deref(), &name).await?;
+            store
+                .delete_group(account.account.as_deref(), &name)
+                .await?;
             writeln!(io.err, "deleted group {name}").map_err(io_err)
         }
         GroupCommand::AddMember {
@@ -635,7 +652,11 @@ async fn group(c: GroupCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(
             writeln!(
                 io.err,
                 "{user} {} {group}",
-                if removed { "removed from" } else { "was not in" }
+                if removed {
+                    "removed from"
+                } else {
+                    "was not in"
+                }
             )
             .map_err(io_err)
         }
@@ -707,7 +728,11 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             writeln!(
                 io.err,
                 "policy {name} {} {}",
-                if changed { "attached to" } else { "was already attached to" },
+                if changed {
+                    "attached to"
+                } else {
+                    "was already attached to"
+                },
                 describe(&target)
             )
             .map_err(io_err)
@@ -723,7 +748,11 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             writeln!(
                 io.err,
                 "policy {name} {} {}",
-                if changed { "detached from" } else { "was not attached to" },
+                if changed {
+                    "detached from"
+                } else {
+                    "was not attached to"
+                },
                 describe(&target)
             )
             .map_err(io_err)
@@ -737,8 +766,11 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
                 .effective_policy_sources(account.account.as_deref(), &user)
                 .await?;
             if sources.is_empty() {
-                writeln!(io.err, "no policies apply to {user}: every request is denied")
-                    .map_err(io_err)?;
+                writeln!(
+                    io.err,
+                    "no policies apply to {user}: every request is denied"
+                )
+                .map_err(io_err)?;
             }
             for (name, via) in sources {
                 let via: Vec<String> = via.iter().map(ToString::to_string).collect();
@@ -770,9 +802,8 @@ async fn token_cmd(c: TokenCommand, store: &Store, io: &mut AdminIo<'_>) -> Resu
             expires_in,
         } => {
             let lifetime = parse_duration(&expires_in)?;
-            let expires_at = lifetime.map(|s| {
-                store::now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX))
-            });
+            let expires_at =
+                lifetime.map(|s| store::now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
             let minted = token::mint();
             let rec = store
                 .insert_token(
@@ -840,7 +871,11 @@ async fn token_cmd(c: TokenCommand, store: &Store, io: &mut AdminIo<'_>) -> Resu
             writeln!(
                 io.err,
                 "token {id} {}",
-                if changed { "revoked" } else { "was already revoked" }
+                if changed {
+                    "revoked"
+                } else {
+                    "was already revoked"
+                }
             )
             .map_err(io_err)
         }

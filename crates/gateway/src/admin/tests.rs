@@ -58,8 +58,22 @@ fn durations() {
 #[test]
 fn passwords_cannot_be_given_as_arguments() {
     for args in [
-        vec!["mlgate", "user", "create", "alice", "--password", "hunter22"],
-        vec!["mlgate", "user", "set-password", "alice", "--password", "hunter22"],
+        vec![
+            "mlgate",
+            "user",
+            "create",
+            "alice",
+            "--password",
+            "hunter22",
+        ],
+        vec![
+            "mlgate",
+            "user",
+            "set-password",
+            "alice",
+            "--password",
+            "hunter22",
+        ],
     ] {
         assert!(Cli::try_parse_from(args).is_err());
     }
@@ -76,8 +90,10 @@ fn passwords_cannot_be_given_as_arguments() {
         .is_err()
     );
     assert!(
-        Cli::try_parse_from(["mlgate", "policy", "attach", "p", "--user", "a", "--group", "g"])
-            .is_err()
+        Cli::try_parse_from([
+            "mlgate", "policy", "attach", "p", "--user", "a", "--group", "g"
+        ])
+        .is_err()
     );
     assert!(Cli::try_parse_from(["mlgate", "policy", "attach", "p"]).is_err());
 }
@@ -86,20 +102,45 @@ fn passwords_cannot_be_given_as_arguments() {
 async fn users_from_stdin_env_and_generated() {
     let (_d, s) = temp_store().await;
     let env = HashMap::from([("ALICE_PW", "alice password")]);
-    cli(&s, &["user", "create", "alice", "--password-env", "ALICE_PW", "--tag", "team=ml"], "", &env)
-        .await
-        .unwrap();
-    let o = cli(&s, &["user", "create", "bob", "--password-stdin"], "bob password\n", &env)
-        .await
-        .unwrap();
+    cli(
+        &s,
+        &[
+            "user",
+            "create",
+            "alice",
+            "--password-env",
+            "ALICE_PW",
+            "--tag",
+            "team=ml",
+        ],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
+    let o = cli(
+        &s,
+        &["user", "create", "bob", "--password-stdin"],
+        "bob password\n",
+        &env,
+    )
+    .await
+    .unwrap();
     assert!(o.out.is_empty(), "nothing secret printed: {}", o.out);
-    let o = cli(&s, &["user", "create", "carol", "--generate-password"], "", &env)
-        .await
-        .unwrap();
+    let o = cli(
+        &s,
+        &["user", "create", "carol", "--generate-password"],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
     let generated = o.out.trim().to_owned();
     assert!(generated.len() >= 20, "{generated:?}");
     assert!(o.err.contains("only once"));
-    let o = cli(&s, &["user", "create", "dave"], "", &env).await.unwrap();
+    let o = cli(&s, &["user", "create", "dave"], "", &env)
+        .await
+        .unwrap();
     assert!(o.err.contains("no password"));
 
     let check = |name: &'static str, pw: String| {
@@ -113,36 +154,59 @@ async fn users_from_stdin_env_and_generated() {
     assert!(check("bob", "bob password".into()).await);
     assert!(check("carol", generated).await);
 
-    let e = cli(&s, &["user", "create", "eve", "--password-env", "UNSET"], "", &env)
-        .await
-        .err()
-        .unwrap();
+    let e = cli(
+        &s,
+        &["user", "create", "eve", "--password-env", "UNSET"],
+        "",
+        &env,
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("UNSET"));
-    let e = cli(&s, &["user", "create", "eve", "--password-stdin"], "short\n", &env)
-        .await
-        .err()
-        .unwrap();
+    let e = cli(
+        &s,
+        &["user", "create", "eve", "--password-stdin"],
+        "short\n",
+        &env,
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("too short") && !e.to_string().contains("short\n"));
 
     let o = cli(&s, &["user", "list"], "", &env).await.unwrap();
     assert!(o.out.contains("alice") && o.out.contains("team=ml"));
-    assert!(o.out.lines().any(|l| l.contains("dave") && l.contains("no-password")));
+    assert!(
+        o.out
+            .lines()
+            .any(|l| l.contains("dave") && l.contains("no-password"))
+    );
     assert!(!o.out.contains("argon2"));
-    let o = cli(&s, &["user", "list", "--json"], "", &env).await.unwrap();
+    let o = cli(&s, &["user", "list", "--json"], "", &env)
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&o.out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 4);
     assert!(!o.out.contains("argon2"));
 
-    cli(&s, &["user", "set-password", "alice", "--password-stdin"], "new alice password\n", &env)
-        .await
-        .unwrap();
+    cli(
+        &s,
+        &["user", "set-password", "alice", "--password-stdin"],
+        "new alice password\n",
+        &env,
+    )
+    .await
+    .unwrap();
     assert!(check("alice", "new alice password".into()).await);
     cli(&s, &["user", "set-password", "alice", "--remove"], "", &env)
         .await
         .unwrap();
     assert!(!s.get_user(None, "alice").await.unwrap().has_password());
 
-    cli(&s, &["user", "disable", "bob"], "", &env).await.unwrap();
+    cli(&s, &["user", "disable", "bob"], "", &env)
+        .await
+        .unwrap();
     assert!(s.get_user(None, "bob").await.unwrap().disabled);
     cli(&s, &["user", "enable", "bob"], "", &env).await.unwrap();
     assert!(!s.get_user(None, "bob").await.unwrap().disabled);
@@ -154,7 +218,9 @@ async fn users_from_stdin_env_and_generated() {
         .await
         .unwrap();
     assert_eq!(s.get_user(None, "bob").await.unwrap().tags.len(), 1);
-    cli(&s, &["user", "delete", "dave"], "", &env).await.unwrap();
+    cli(&s, &["user", "delete", "dave"], "", &env)
+        .await
+        .unwrap();
     assert!(s.get_user(None, "dave").await.is_err());
 }
 
@@ -179,57 +245,135 @@ async fn groups_policies_and_effective() {
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"NotValid","Effect":"Sometimes","Action":"*","Resource":"*"}]}"#,
     )
     .unwrap();
-    let e = cli(&s, &["policy", "put", "bad", "-f", bad.to_str().unwrap()], "", &env)
-        .await
-        .err()
-        .unwrap();
+    let e = cli(
+        &s,
+        &["policy", "put", "bad", "-f", bad.to_str().unwrap()],
+        "",
+        &env,
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("NotValid"), "{e}");
 
     let p = good.to_str().unwrap();
-    let o = cli(&s, &["policy", "put", "readers", "-f", p], "", &env).await.unwrap();
+    let o = cli(&s, &["policy", "put", "readers", "-f", p], "", &env)
+        .await
+        .unwrap();
     assert!(o.err.contains("created"));
-    let o = cli(&s, &["policy", "put", "readers", "-f", p], "", &env).await.unwrap();
+    let o = cli(&s, &["policy", "put", "readers", "-f", p], "", &env)
+        .await
+        .unwrap();
     assert!(o.err.contains("unchanged"));
-    cli(&s, &["policy", "put", "approvers", "-f", p], "", &env).await.unwrap();
-    cli(&s, &["policy", "attach", "readers", "--group", "readers"], "", &env)
+    cli(&s, &["policy", "put", "approvers", "-f", p], "", &env)
         .await
         .unwrap();
-    cli(&s, &["policy", "attach", "approvers", "--group", "approvers"], "", &env)
+    cli(
+        &s,
+        &["policy", "attach", "readers", "--group", "readers"],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
+    cli(
+        &s,
+        &["policy", "attach", "approvers", "--group", "approvers"],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
+
+    let o = cli(&s, &["policy", "effective", "--user", "alice"], "", &env)
         .await
         .unwrap();
+    assert!(
+        o.out.contains("readers\tvia group 111111111111/readers"),
+        "{}",
+        o.out
+    );
+    assert!(
+        o.out
+            .contains("approvers\tvia group 111111111111/approvers"),
+        "{}",
+        o.out
+    );
 
-    let o = cli(&s, &["policy", "effective", "--user", "alice"], "", &env).await.unwrap();
-    assert!(o.out.contains("readers\tvia group 111111111111/readers"), "{}", o.out);
-    assert!(o.out.contains("approvers\tvia group 111111111111/approvers"), "{}", o.out);
-
-    let o = cli(&s, &["policy", "show", "readers"], "", &env).await.unwrap();
+    let o = cli(&s, &["policy", "show", "readers"], "", &env)
+        .await
+        .unwrap();
     assert!(o.out.contains("\"Statement\""));
     assert!(o.err.contains("group 111111111111/readers"));
     let o = cli(&s, &["policy", "list"], "", &env).await.unwrap();
     assert!(o.out.contains("readers\tattachments=1"));
     let o = cli(&s, &["group", "list"], "", &env).await.unwrap();
-    assert!(o.out.contains("readers\tmembers=[alice]\tpolicies=[readers]"), "{}", o.out);
+    assert!(
+        o.out
+            .contains("readers\tmembers=[alice]\tpolicies=[readers]"),
+        "{}",
+        o.out
+    );
 
-    assert!(cli(&s, &["policy", "delete", "readers"], "", &env).await.is_err());
-    cli(&s, &["policy", "detach", "readers", "--group", "readers"], "", &env)
+    assert!(
+        cli(&s, &["policy", "delete", "readers"], "", &env)
+            .await
+            .is_err()
+    );
+    cli(
+        &s,
+        &["policy", "detach", "readers", "--group", "readers"],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
+    cli(&s, &["policy", "delete", "readers"], "", &env)
         .await
         .unwrap();
-    cli(&s, &["policy", "delete", "readers"], "", &env).await.unwrap();
-    cli(&s, &["group", "remove-member", "approvers", "alice"], "", &env)
+    cli(
+        &s,
+        &["group", "remove-member", "approvers", "alice"],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
+    let o = cli(&s, &["policy", "effective", "--user", "alice"], "", &env)
         .await
         .unwrap();
-    let o = cli(&s, &["policy", "effective", "--user", "alice"], "", &env).await.unwrap();
-    assert!(o.out.is_empty() && o.err.contains("denied"), "{}{}", o.out, o.err);
+    assert!(
+        o.out.is_empty() && o.err.contains("denied"),
+        "{}{}",
+        o.out,
+        o.err
+    );
 }
 
 #[tokio::test]
 async fn tokens_are_printed_once() {
     let (_d, s) = temp_store().await;
     let env = HashMap::new();
-    cli(&s, &["user", "create", "alice"], "", &env).await.unwrap();
-    let o = cli(&s, &["token", "create", "--user", "alice", "--name", "ci", "--expires-in", "30d"], "", &env)
+    cli(&s, &["user", "create", "alice"], "", &env)
         .await
         .unwrap();
+    let o = cli(
+        &s,
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "ci",
+            "--expires-in",
+            "30d",
+        ],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
     let tok = o.out.trim().to_owned();
     let (id, secret) = token::parse(&tok).expect("stdout is exactly the token");
     assert!(o.err.contains(id) && !o.err.contains(secret));
@@ -237,18 +381,34 @@ async fn tokens_are_printed_once() {
     let o = cli(&s, &["token", "list"], "", &env).await.unwrap();
     assert!(o.out.contains(id) && o.out.contains("active") && o.out.contains("ci"));
     assert!(!o.out.contains(secret));
-    let o = cli(&s, &["token", "list", "--json"], "", &env).await.unwrap();
+    let o = cli(&s, &["token", "list", "--json"], "", &env)
+        .await
+        .unwrap();
     assert!(!o.out.contains(secret) && !o.out.contains(&token::sha256_hex(secret)));
 
     // Revoking by the whole token only uses (and prints) its id.
     let o = cli(&s, &["token", "revoke", &tok], "", &env).await.unwrap();
     assert!(o.err.contains("revoked") && !o.err.contains(secret));
-    let o = cli(&s, &["token", "list", "--user", "alice"], "", &env).await.unwrap();
-    assert!(o.out.contains("revoked"));
-
-    let o = cli(&s, &["token", "create", "--user", "alice", "--expires-in", "never"], "", &env)
+    let o = cli(&s, &["token", "list", "--user", "alice"], "", &env)
         .await
         .unwrap();
+    assert!(o.out.contains("revoked"));
+
+    let o = cli(
+        &s,
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--expires-in",
+            "never",
+        ],
+        "",
+        &env,
+    )
+    .await
+    .unwrap();
     assert!(o.err.contains("expires never"));
 }
 
@@ -313,26 +473,44 @@ policies = ["readers", "tabled"]
     .unwrap();
     let env = HashMap::from([("ADMIN_PW", "admin password"), ("DEMO_PW", "demo password")]);
     let f = file.to_str().unwrap();
-    let o = cli(&s, &["apply", "-f", f, "--dry-run"], "", &env).await.unwrap();
+    let o = cli(&s, &["apply", "-f", f, "--dry-run"], "", &env)
+        .await
+        .unwrap();
     assert!(o.out.contains("dry run"));
     assert!(s.list_users(None).await.unwrap().is_empty());
 
     let o = cli(&s, &["apply", "-f", f], "", &env).await.unwrap();
-    assert!(o.out.ends_with("9 created, 0 updated, 0 unchanged\n"), "{}", o.out);
+    assert!(
+        o.out.ends_with("9 created, 0 updated, 0 unchanged\n"),
+        "{}",
+        o.out
+    );
     let o = cli(&s, &["apply", "-f", f], "", &env).await.unwrap();
-    assert!(o.out.ends_with("0 created, 0 updated, 9 unchanged\n"), "{}", o.out);
+    assert!(
+        o.out.ends_with("0 created, 0 updated, 9 unchanged\n"),
+        "{}",
+        o.out
+    );
     assert!(!o.out.contains("admin password"));
 
     let tabled = s.get_policy("tabled").await.unwrap();
     assert!(tabled.document.contains("FromToml"));
     let reader = s.get_user(None, "mlflow-reader").await.unwrap();
-    assert!(password::verify("demo password", reader.password_hash().unwrap()));
+    assert!(password::verify(
+        "demo password",
+        reader.password_hash().unwrap()
+    ));
 
     // A missing env var names the variable, not a value.
-    let e = cli(&s, &["apply", "-f", f], "", &HashMap::from([("ADMIN_PW", "x")]))
-        .await
-        .err()
-        .unwrap();
+    let e = cli(
+        &s,
+        &["apply", "-f", f],
+        "",
+        &HashMap::from([("ADMIN_PW", "x")]),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("DEMO_PW"), "{e}");
 }
 
@@ -349,11 +527,6 @@ fn apply_file_errors_never_quote_the_line() {
     assert!(!e.contains("s3cret"), "{e}");
     let e = parse_plan("[[users]]\nnam = \"a\"\n", Path::new("."), &env).unwrap_err();
     assert!(e.contains("nam"), "{e}");
-    let e = parse_plan(
-        "[[policies]]\nname = \"p\"\n",
-        Path::new("."),
-        &env,
-    )
-    .unwrap_err();
+    let e = parse_plan("[[policies]]\nname = \"p\"\n", Path::new("."), &env).unwrap_err();
     assert!(e.contains("exactly one of `file` or `document`"), "{e}");
 }

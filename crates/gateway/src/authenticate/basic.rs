@@ -126,7 +126,10 @@ mod tests {
             decode(&b("no-colon")).unwrap_err().kind,
             AuthFailureKind::Malformed
         );
-        assert_eq!(decode(&b(":pw")).unwrap_err().kind, AuthFailureKind::Malformed);
+        assert_eq!(
+            decode(&b(":pw")).unwrap_err().kind,
+            AuthFailureKind::Malformed
+        );
         let e = decode(&b("no-colon-secret")).unwrap_err();
         assert!(!e.reason.contains("secret"));
     }

@@ -15,7 +15,12 @@ async fn setup() -> (tempfile::TempDir, Authenticator) {
     let store = Store::open(dir.path()).await.unwrap();
     let tags = BTreeMap::from([("team".to_owned(), "research".to_owned())]);
     store
-        .create_user(None, "alice", Some(password::hash("correct horse").unwrap()), tags)
+        .create_user(
+            None,
+            "alice",
+            Some(password::hash("correct horse").unwrap()),
+            tags,
+        )
         .await
         .unwrap();
     store.create_group(None, "readers").await.unwrap();
@@ -29,9 +34,15 @@ fn basic(user: &str, pw: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{pw}")))
 }
 
-async fn auth_get(a: &Authenticator, headers: &[(&str, &str)]) -> Result<Option<Principal>, AuthFailure> {
-    a.authenticate(&parts("GET", "/api/2.0/mlflow/experiments/search", headers), false)
-        .await
+async fn auth_get(
+    a: &Authenticator,
+    headers: &[(&str, &str)],
+) -> Result<Option<Principal>, AuthFailure> {
+    a.authenticate(
+        &parts("GET", "/api/2.0/mlflow/experiments/search", headers),
+        false,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -39,7 +50,10 @@ async fn no_credential_is_none() {
     let (_d, a) = setup().await;
     assert_eq!(auth_get(&a, &[]).await.unwrap(), None);
     // An unrelated cookie is not a credential.
-    assert_eq!(auth_get(&a, &[("cookie", "theme=dark")]).await.unwrap(), None);
+    assert_eq!(
+        auth_get(&a, &[("cookie", "theme=dark")]).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -47,7 +61,10 @@ async fn basic_verifies_once_then_serves_from_cache() {
     let (_d, a) = setup().await;
     let h = basic("alice", "correct horse");
     for _ in 0..25 {
-        let p = auth_get(&a, &[("authorization", &h)]).await.unwrap().unwrap();
+        let p = auth_get(&a, &[("authorization", &h)])
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.arn, "arn:aws:iam::111111111111:user/alice");
         assert_eq!(p.account, "111111111111");
         assert_eq!(p.name, "alice");
@@ -56,18 +73,31 @@ async fn basic_verifies_once_then_serves_from_cache() {
         assert_eq!(p.tags["team"], "research");
         assert_eq!(p.auth_method, AuthMethod::Basic);
     }
-    assert_eq!(a.passwords().kdf_runs(), 1, "argon2 must run once, not per request");
+    assert_eq!(
+        a.passwords().kdf_runs(),
+        1,
+        "argon2 must run once, not per request"
+    );
 
     // Account-qualified user names work, by id and by name.
-    let p = auth_get(&a, &[("authorization", &basic("111111111111/alice", "correct horse"))])
-        .await
-        .unwrap()
-        .unwrap();
+    let p = auth_get(
+        &a,
+        &[(
+            "authorization",
+            &basic("111111111111/alice", "correct horse"),
+        )],
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(p.name, "alice");
-    let p = auth_get(&a, &[("authorization", &basic("mlflow/alice", "correct horse"))])
-        .await
-        .unwrap()
-        .unwrap();
+    let p = auth_get(
+        &a,
+        &[("authorization", &basic("mlflow/alice", "correct horse"))],
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(p.name, "alice");
 }
 
@@ -77,7 +107,10 @@ async fn basic_failures() {
     let e = auth_get(&a, &[("authorization", &basic("alice", "wrong horse"))])
         .await
         .unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::Invalid, 401));
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::Invalid, 401)
+    );
     assert_eq!(e.method, Some(AuthMethod::Basic));
     assert_eq!(e.error_code(), "UNAUTHENTICATED");
     assert!(!e.reason.contains("wrong horse"));
@@ -86,35 +119,56 @@ async fn basic_failures() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
-    let e = auth_get(&a, &[("authorization", &basic("nowhere/alice", "correct horse"))])
-        .await
-        .unwrap_err();
+    let e = auth_get(
+        &a,
+        &[("authorization", &basic("nowhere/alice", "correct horse"))],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
 
-    let e = auth_get(&a, &[("authorization", "Basic %%%")]).await.unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::Malformed, 400));
+    let e = auth_get(&a, &[("authorization", "Basic %%%")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::Malformed, 400)
+    );
 }
 
 #[tokio::test]
 async fn password_change_and_disable_take_effect_at_once() {
     let (_d, a) = setup().await;
     let h = basic("alice", "correct horse");
-    auth_get(&a, &[("authorization", &h)]).await.unwrap().unwrap();
+    auth_get(&a, &[("authorization", &h)])
+        .await
+        .unwrap()
+        .unwrap();
 
     a.store()
-        .set_password(None, "alice", Some(password::hash("battery staple").unwrap()))
+        .set_password(
+            None,
+            "alice",
+            Some(password::hash("battery staple").unwrap()),
+        )
         .await
         .unwrap();
     let e = auth_get(&a, &[("authorization", &h)]).await.unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
     let h2 = basic("alice", "battery staple");
-    auth_get(&a, &[("authorization", &h2)]).await.unwrap().unwrap();
+    auth_get(&a, &[("authorization", &h2)])
+        .await
+        .unwrap()
+        .unwrap();
 
     a.store().set_disabled(None, "alice", true).await.unwrap();
     let e = auth_get(&a, &[("authorization", &h2)]).await.unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
     a.store().set_disabled(None, "alice", false).await.unwrap();
-    auth_get(&a, &[("authorization", &h2)]).await.unwrap().unwrap();
+    auth_get(&a, &[("authorization", &h2)])
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 async fn new_token(a: &Authenticator, expires_at: Option<i64>) -> token::MintedToken {
@@ -131,7 +185,10 @@ async fn api_tokens() {
     let (_d, a) = setup().await;
     let m = new_token(&a, Some(crate::store::now() + 3600)).await;
     let bearer = format!("Bearer {}", m.token);
-    let p = auth_get(&a, &[("authorization", &bearer)]).await.unwrap().unwrap();
+    let p = auth_get(&a, &[("authorization", &bearer)])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.arn, "arn:aws:iam::111111111111:user/alice");
     assert_eq!(p.auth_method, AuthMethod::Token);
     assert_eq!(p.groups.len(), 2);
@@ -143,7 +200,10 @@ async fn api_tokens() {
     let e = auth_get(&a, &[("authorization", &format!("Bearer {tampered}"))])
         .await
         .unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::Invalid, 401));
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::Invalid, 401)
+    );
     assert!(!e.reason.contains(&tampered[20..]));
 
     // Unknown id.
@@ -154,18 +214,27 @@ async fn api_tokens() {
     assert_eq!(e.kind, AuthFailureKind::Invalid);
 
     // Malformed mlg_ token, JWT, random opaque string.
-    let e = auth_get(&a, &[("authorization", "Bearer mlg_nothex_zz")]).await.unwrap_err();
+    let e = auth_get(&a, &[("authorization", "Bearer mlg_nothex_zz")])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
     let e = auth_get(&a, &[("authorization", "Bearer eyJhbGciOi.eyJzdWIi.c2ln")])
         .await
         .unwrap_err();
-    assert_eq!((e.method, e.kind), (Some(AuthMethod::Jwt), AuthFailureKind::Unsupported));
-    let e = auth_get(&a, &[("authorization", "Bearer opaque-thing")]).await.unwrap_err();
+    assert_eq!(
+        (e.method, e.kind),
+        (Some(AuthMethod::Jwt), AuthFailureKind::Unsupported)
+    );
+    let e = auth_get(&a, &[("authorization", "Bearer opaque-thing")])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
 
     // Revocation is honoured (this handle clears its caches on write).
     a.store().revoke_token(&m.id).await.unwrap();
-    let e = auth_get(&a, &[("authorization", &bearer)]).await.unwrap_err();
+    let e = auth_get(&a, &[("authorization", &bearer)])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
     assert!(e.reason.contains("revoked"));
 }
@@ -174,14 +243,23 @@ async fn api_tokens() {
 async fn expired_tokens_and_disabled_users() {
     let (_d, a) = setup().await;
     let expired = new_token(&a, Some(crate::store::now() - 1)).await;
-    let e = auth_get(&a, &[("authorization", &format!("Bearer {}", expired.token))])
-        .await
-        .unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::Expired, 401));
+    let e = auth_get(
+        &a,
+        &[("authorization", &format!("Bearer {}", expired.token))],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::Expired, 401)
+    );
 
     let forever = new_token(&a, None).await;
     let h = format!("Bearer {}", forever.token);
-    auth_get(&a, &[("authorization", &h)]).await.unwrap().unwrap();
+    auth_get(&a, &[("authorization", &h)])
+        .await
+        .unwrap()
+        .unwrap();
     a.store().set_disabled(None, "alice", true).await.unwrap();
     let e = auth_get(&a, &[("authorization", &h)]).await.unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
@@ -192,7 +270,10 @@ async fn token_use_is_recorded() {
     let (_d, a) = setup().await;
     let m = new_token(&a, None).await;
     let h = format!("Bearer {}", m.token);
-    auth_get(&a, &[("authorization", &h)]).await.unwrap().unwrap();
+    auth_get(&a, &[("authorization", &h)])
+        .await
+        .unwrap()
+        .unwrap();
     let mut seen = None;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -216,9 +297,16 @@ async fn two_credentials_are_refused() {
     let e = auth_get(&a, &[("authorization", &b), ("cookie", &cookie)])
         .await
         .unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::Conflicting, 400));
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::Conflicting, 400)
+    );
     assert_eq!(e.error_code(), "INVALID_PARAMETER_VALUE");
-    assert!(e.reason.contains("HTTP Basic") && e.reason.contains("session cookie"), "{}", e.reason);
+    assert!(
+        e.reason.contains("HTTP Basic") && e.reason.contains("session cookie"),
+        "{}",
+        e.reason
+    );
     assert!(!e.reason.contains(&sid.cookie_value));
 
     let e = a
@@ -236,7 +324,10 @@ async fn two_credentials_are_refused() {
 
     // Each alone works.
     auth_get(&a, &[("cookie", &cookie)]).await.unwrap().unwrap();
-    auth_get(&a, &[("authorization", &b)]).await.unwrap().unwrap();
+    auth_get(&a, &[("authorization", &b)])
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -247,15 +338,24 @@ async fn sessions_and_csrf() {
     let cookie = format!("mlgate_session={}", sid.cookie_value);
 
     let p = auth_get(&a, &[("cookie", &cookie)]).await.unwrap().unwrap();
-    assert_eq!((p.name.as_str(), p.auth_method), ("alice", AuthMethod::Session));
+    assert_eq!(
+        (p.name.as_str(), p.auth_method),
+        ("alice", AuthMethod::Session)
+    );
 
     // Unsafe method with the cookie: needs same-origin proof.
     let post = |h: &[(&str, &str)]| parts("POST", "/ajax-api/2.0/mlflow/runs/create", h);
     let e = a
-        .authenticate(&post(&[("cookie", &cookie), ("host", "mlflow.example")]), false)
+        .authenticate(
+            &post(&[("cookie", &cookie), ("host", "mlflow.example")]),
+            false,
+        )
         .await
         .unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::CrossSite, 403));
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::CrossSite, 403)
+    );
     let e = a
         .authenticate(
             &post(&[
@@ -290,7 +390,12 @@ async fn sessions_and_csrf() {
     assert!(ok.is_some());
     // Header credentials are not subject to the CSRF rule.
     let b = basic("alice", "correct horse");
-    assert!(a.authenticate(&post(&[("authorization", &b)]), false).await.unwrap().is_some());
+    assert!(
+        a.authenticate(&post(&[("authorization", &b)]), false)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // Under TLS the plain cookie name is not read at all.
     assert_eq!(
@@ -310,10 +415,15 @@ async fn sessions_and_csrf() {
     // Sign-out deletes the server-side session.
     assert!(a.logout(&sid.cookie_value).await.unwrap());
     let e = auth_get(&a, &[("cookie", &cookie)]).await.unwrap_err();
-    assert_eq!((e.kind, e.method), (AuthFailureKind::Invalid, Some(AuthMethod::Session)));
+    assert_eq!(
+        (e.kind, e.method),
+        (AuthFailureKind::Invalid, Some(AuthMethod::Session))
+    );
 
     // A made-up cookie value is invalid.
-    let e = auth_get(&a, &[("cookie", "mlgate_session=forged")]).await.unwrap_err();
+    let e = auth_get(&a, &[("cookie", "mlgate_session=forged")])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
 }
 
@@ -333,7 +443,10 @@ async fn session_lifetime_and_idle_timeout() {
         .unwrap();
     a.store().invalidate_caches();
     let e = auth_get(&a, &[("cookie", &cookie)]).await.unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::Expired, 401));
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::Expired, 401)
+    );
 
     // Active but past its absolute lifetime.
     sqlx::query("UPDATE sessions SET last_seen_at = ?, expires_at = ?")
@@ -361,7 +474,12 @@ async fn login_uses_the_basic_cache_and_limits() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     store
-        .create_user(None, "alice", Some(password::hash("correct horse").unwrap()), BTreeMap::new())
+        .create_user(
+            None,
+            "alice",
+            Some(password::hash("correct horse").unwrap()),
+            BTreeMap::new(),
+        )
         .await
         .unwrap();
     let mut settings = AuthSettings::default();
@@ -372,12 +490,19 @@ async fn login_uses_the_basic_cache_and_limits() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(a.passwords().kdf_runs(), 1, "login and Basic share the verification cache");
+    assert_eq!(
+        a.passwords().kdf_runs(),
+        1,
+        "login and Basic share the verification cache"
+    );
 
     for pw in ["guess one!", "guess two!"] {
         let e = a.login("alice", pw, None).await.unwrap_err();
         assert_eq!(e.kind, AuthFailureKind::Invalid);
     }
     let e = a.login("alice", "guess three!", None).await.unwrap_err();
-    assert_eq!((e.kind, e.status().as_u16()), (AuthFailureKind::RateLimited, 429));
+    assert_eq!(
+        (e.kind, e.status().as_u16()),
+        (AuthFailureKind::RateLimited, 429)
+    );
 }

@@ -117,7 +117,11 @@ pub struct AuthFailure {
 }
 
 impl AuthFailure {
-    pub fn new(method: Option<AuthMethod>, kind: AuthFailureKind, reason: impl Into<String>) -> Self {
+    pub fn new(
+        method: Option<AuthMethod>,
+        kind: AuthFailureKind,
+        reason: impl Into<String>,
+    ) -> Self {
         AuthFailure {
             method,
             kind,
@@ -206,7 +210,10 @@ fn malformed(reason: &str) -> AuthFailure {
 }
 
 /// Finds every credential on the request. Fails on unreadable or repeated `Authorization`.
-fn find_credentials(parts: &Parts, secure_transport: bool) -> Result<Vec<Credential<'_>>, AuthFailure> {
+fn find_credentials(
+    parts: &Parts,
+    secure_transport: bool,
+) -> Result<Vec<Credential<'_>>, AuthFailure> {
     let mut found = Vec::new();
 
     let mut auth_headers = parts.headers.get_all(header::AUTHORIZATION).iter();
@@ -242,7 +249,10 @@ fn find_credentials(parts: &Parts, secure_transport: bool) -> Result<Vec<Credent
     if let Some(q) = parts.uri.query()
         && q.split('&').any(|kv| {
             let k = kv.split_once('=').map_or(kv, |(k, _)| k);
-            matches!(k, "X-Amz-Signature" | "X-Amz-Credential" | "X-Amz-Algorithm")
+            matches!(
+                k,
+                "X-Amz-Signature" | "X-Amz-Credential" | "X-Amz-Algorithm"
+            )
         })
     {
         found.push(Credential::Sigv4);
@@ -334,7 +344,9 @@ impl Authenticator {
             }
         };
         let principal = match cred {
-            Credential::Basic(payload) => basic::authenticate(self, payload, client_ip(parts)).await?,
+            Credential::Basic(payload) => {
+                basic::authenticate(self, payload, client_ip(parts)).await?
+            }
             Credential::Bearer(value) => {
                 if value.starts_with(token::TOKEN_PREFIX) {
                     token::authenticate(self, value).await?
@@ -446,17 +458,27 @@ mod tests {
 
     #[test]
     fn credential_detection() {
-        let p = parts("GET", "/api/2.0/mlflow/experiments/get?experiment_id=1", &[]);
+        let p = parts(
+            "GET",
+            "/api/2.0/mlflow/experiments/get?experiment_id=1",
+            &[],
+        );
         assert!(find_credentials(&p, false).unwrap().is_empty());
 
         let p = parts("GET", "/x?X-Amz-Signature=abc&X-Amz-Credential=k", &[]);
-        assert!(matches!(find_credentials(&p, false).unwrap()[..], [Credential::Sigv4]));
+        assert!(matches!(
+            find_credentials(&p, false).unwrap()[..],
+            [Credential::Sigv4]
+        ));
 
         // Two Authorization headers: refused without looking at either.
         let p = parts(
             "GET",
             "/x",
-            &[("authorization", "Basic YTpi"), ("authorization", "Bearer mlg_x_y")],
+            &[
+                ("authorization", "Basic YTpi"),
+                ("authorization", "Bearer mlg_x_y"),
+            ],
         );
         let e = find_credentials(&p, false).err().unwrap();
         assert_eq!(e.kind, AuthFailureKind::Conflicting);
@@ -474,12 +496,25 @@ mod tests {
 
         // The cookie name depends on the transport.
         let p = parts("GET", "/x", &[("cookie", "a=1; mlgate_session=abc; b=2")]);
-        assert!(matches!(find_credentials(&p, false).unwrap()[..], [Credential::Session("abc")]));
+        assert!(matches!(
+            find_credentials(&p, false).unwrap()[..],
+            [Credential::Session("abc")]
+        ));
         assert!(find_credentials(&p, true).unwrap().is_empty());
         let p = parts("GET", "/x", &[("cookie", "__Host-mlgate_session=abc")]);
-        assert!(matches!(find_credentials(&p, true).unwrap()[..], [Credential::Session("abc")]));
+        assert!(matches!(
+            find_credentials(&p, true).unwrap()[..],
+            [Credential::Session("abc")]
+        ));
 
-        let p = parts("GET", "/x", &[("cookie", "mlgate_session=a"), ("cookie", "mlgate_session=b")]);
+        let p = parts(
+            "GET",
+            "/x",
+            &[
+                ("cookie", "mlgate_session=a"),
+                ("cookie", "mlgate_session=b"),
+            ],
+        );
         assert_eq!(
             find_credentials(&p, false).err().unwrap().kind,
             AuthFailureKind::Conflicting

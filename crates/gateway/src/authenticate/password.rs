@@ -307,7 +307,8 @@ mod tests {
         // A wrong password is verified once and then refused from the negative cache.
         for _ in 0..5 {
             assert_eq!(
-                v.check(Some(&u), "111111111111/alice", "wrong horse", None).await,
+                v.check(Some(&u), "111111111111/alice", "wrong horse", None)
+                    .await,
                 Err(PasswordFailure::Invalid)
             );
         }
@@ -335,22 +336,29 @@ mod tests {
     async fn password_change_invalidates_the_cached_success() {
         let v = PasswordVerifier::new(fast());
         let old = user("u1", &kdf::hash("correct horse").unwrap());
-        v.check(Some(&old), "alice", "correct horse", None).await.unwrap();
+        v.check(Some(&old), "alice", "correct horse", None)
+            .await
+            .unwrap();
         // Same user id, new hash (the admin set a new password).
         let new = user("u1", &kdf::hash("battery staple").unwrap());
         assert_eq!(
             v.check(Some(&new), "alice", "correct horse", None).await,
             Err(PasswordFailure::Invalid)
         );
-        v.check(Some(&new), "alice", "battery staple", None).await.unwrap();
+        v.check(Some(&new), "alice", "battery staple", None)
+            .await
+            .unwrap();
         // A disabled user is refused even with a cached success.
         let mut disabled = new.clone();
         disabled.disabled = true;
         let runs = v.kdf_runs();
-        v.check(Some(&new), "alice", "battery staple", None).await.unwrap();
+        v.check(Some(&new), "alice", "battery staple", None)
+            .await
+            .unwrap();
         assert_eq!(v.kdf_runs(), runs, "cache hit expected");
         assert_eq!(
-            v.check(Some(&disabled), "alice", "battery staple", None).await,
+            v.check(Some(&disabled), "alice", "battery staple", None)
+                .await,
             Err(PasswordFailure::Invalid)
         );
     }
@@ -366,7 +374,8 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..3 {
             assert_eq!(
-                v.check(Some(&u), "alice", &format!("guess-{i}-xx"), Some(ip)).await,
+                v.check(Some(&u), "alice", &format!("guess-{i}-xx"), Some(ip))
+                    .await,
                 Err(PasswordFailure::Invalid)
             );
         }
@@ -385,7 +394,8 @@ mod tests {
         // ... and the address is limited across user names (unknown users count too).
         for i in 0..2 {
             assert_eq!(
-                v.check(None, &format!("nobody{i}"), "whatever-pw", Some(ip)).await,
+                v.check(None, &format!("nobody{i}"), "whatever-pw", Some(ip))
+                    .await,
                 Err(PasswordFailure::Invalid)
             );
         }

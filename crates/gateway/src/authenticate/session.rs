@@ -142,8 +142,16 @@ fn fail(kind: AuthFailureKind, reason: &str) -> AuthFailure {
     AuthFailure::new(Some(AuthMethod::Session), kind, reason)
 }
 
-pub(super) async fn authenticate(auth: &Authenticator, value: &str) -> Result<Principal, AuthFailure> {
-    let invalid = || fail(AuthFailureKind::Invalid, "session is not valid; sign in again");
+pub(super) async fn authenticate(
+    auth: &Authenticator,
+    value: &str,
+) -> Result<Principal, AuthFailure> {
+    let invalid = || {
+        fail(
+            AuthFailureKind::Invalid,
+            "session is not valid; sign in again",
+        )
+    };
     if !well_formed(value) {
         return Err(invalid());
     }
@@ -156,7 +164,10 @@ pub(super) async fn authenticate(auth: &Authenticator, value: &str) -> Result<Pr
         .ok_or_else(invalid)?;
     let t = now();
     if t >= rec.expires_at {
-        return Err(fail(AuthFailureKind::Expired, "session expired; sign in again"));
+        return Err(fail(
+            AuthFailureKind::Expired,
+            "session expired; sign in again",
+        ));
     }
     let idle = i64::try_from(auth.settings().session_idle_timeout.as_secs()).unwrap_or(i64::MAX);
     if t.saturating_sub(rec.last_seen_at) >= idle {
@@ -194,7 +205,8 @@ impl Authenticator {
             super::basic::verify_password(self, user_ref, password, ip, AuthMethod::Session)
                 .await?;
         let sid = mint_session_id();
-        let lifetime = i64::try_from(self.settings().session_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let lifetime =
+            i64::try_from(self.settings().session_lifetime.as_secs()).unwrap_or(i64::MAX);
         self.store()
             .create_session(
                 &sid.id_sha256,
@@ -230,7 +242,10 @@ mod tests {
         // Safe methods always pass.
         assert!(ok("GET", &[("sec-fetch-site", "cross-site")]));
         // Sec-Fetch-Site decides when present.
-        assert!(ok("POST", &[("sec-fetch-site", "same-origin"), ("host", "a.example")]));
+        assert!(ok(
+            "POST",
+            &[("sec-fetch-site", "same-origin"), ("host", "a.example")]
+        ));
         assert!(ok("POST", &[("sec-fetch-site", "none")]));
         assert!(!ok("POST", &[("sec-fetch-site", "same-site")]));
         assert!(!ok(
@@ -242,10 +257,28 @@ mod tests {
             ]
         ));
         // Otherwise Origin must match Host.
-        assert!(ok("POST", &[("origin", "http://a.example:5000"), ("host", "a.example:5000")]));
-        assert!(ok("DELETE", &[("origin", "https://A.example"), ("host", "a.example")]));
-        assert!(!ok("POST", &[("origin", "http://evil.example"), ("host", "a.example")]));
-        assert!(!ok("POST", &[("origin", "http://a.example:5001"), ("host", "a.example:5000")]));
+        assert!(ok(
+            "POST",
+            &[
+                ("origin", "http://a.example:5000"),
+                ("host", "a.example:5000")
+            ]
+        ));
+        assert!(ok(
+            "DELETE",
+            &[("origin", "https://A.example"), ("host", "a.example")]
+        ));
+        assert!(!ok(
+            "POST",
+            &[("origin", "http://evil.example"), ("host", "a.example")]
+        ));
+        assert!(!ok(
+            "POST",
+            &[
+                ("origin", "http://a.example:5001"),
+                ("host", "a.example:5000")
+            ]
+        ));
         assert!(!ok("POST", &[("origin", "null"), ("host", "a.example")]));
         // Neither header: refused.
         assert!(!ok("POST", &[("host", "a.example")]));

@@ -75,9 +75,16 @@ fn invalid() -> AuthFailure {
     AuthFailure::new(METHOD, AuthFailureKind::Invalid, "invalid API token")
 }
 
-pub(super) async fn authenticate(auth: &Authenticator, value: &str) -> Result<Principal, AuthFailure> {
+pub(super) async fn authenticate(
+    auth: &Authenticator,
+    value: &str,
+) -> Result<Principal, AuthFailure> {
     let (id, secret) = parse(value).ok_or_else(|| {
-        AuthFailure::new(METHOD, AuthFailureKind::Invalid, "malformed mlgate API token")
+        AuthFailure::new(
+            METHOD,
+            AuthFailureKind::Invalid,
+            "malformed mlgate API token",
+        )
     })?;
     let store = auth.store();
     let rec = store
@@ -119,7 +126,9 @@ pub(super) async fn authenticate(auth: &Authenticator, value: &str) -> Result<Pr
     }
     let s = store.clone();
     let tid = id.to_owned();
-    auth.throttled_touch(format!("token:{id}"), async move { s.touch_token(&tid, t).await });
+    auth.throttled_touch(format!("token:{id}"), async move {
+        s.touch_token(&tid, t).await
+    });
     Ok(user.principal(AuthMethod::Token))
 }
 

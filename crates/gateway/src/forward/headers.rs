@@ -2,7 +2,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::authenticate::SESSION_COOKIE;
+use crate::authenticate::session::{COOKIE_NAME, SECURE_COOKIE_NAME};
 use crate::listen::Peer;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy
@@ -77,7 +77,7 @@ pub(super) fn clean_request(headers: &mut HeaderMap) {
     strip_session_cookie(headers);
 }
 
-/// Drops mlgate's session cookie and keeps any other cookie.
+/// Drops mlgate's session cookie (under either of its names) and keeps any other cookie.
 fn strip_session_cookie(headers: &mut HeaderMap) {
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
@@ -85,7 +85,10 @@ fn strip_session_cookie(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split('=').next().map(str::trim) != Some(SESSION_COOKIE))
+        .filter(|pair| {
+            let name = pair.split('=').next().map(str::trim).unwrap_or_default();
+            !pair.is_empty() && name != COOKIE_NAME && name != SECURE_COOKIE_NAME
+        })
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
@@ -169,7 +172,7 @@ mod tests {
             ("forwarded", "for=127.0.0.1"),
             ("x-real-ip", "127.0.0.1"),
             ("expect", "100-continue"),
-            ("cookie", &format!("theme=dark; {SESSION_COOKIE}=secret")),
+            ("cookie", &format!("theme=dark; {COOKIE_NAME}=secret; {SECURE_COOKIE_NAME}=secret2")),
             ("cookie", "other=1"),
             ("x-mlflow-workspace", "team-a"),
         ]);
@@ -180,7 +183,7 @@ mod tests {
 
     #[test]
     fn only_session_cookie_means_no_cookie_header() {
-        let mut headers = map(&[("cookie", &format!("{SESSION_COOKIE}=secret"))]);
+        let mut headers = map(&[("cookie", &format!("{COOKIE_NAME}=secret"))]);
         clean_request(&mut headers);
         assert!(headers.get(header::COOKIE).is_none());
     }

@@ -64,8 +64,16 @@ pub fn login_page(action: &str, next: &str, username: &str, error: Option<&str>)
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
-    let autofocus_user = if username.is_empty() { " autofocus" } else { "" };
-    let autofocus_pw = if username.is_empty() { "" } else { " autofocus" };
+    let autofocus_user = if username.is_empty() {
+        " autofocus"
+    } else {
+        ""
+    };
+    let autofocus_pw = if username.is_empty() {
+        ""
+    } else {
+        " autofocus"
+    };
     page(
         "Sign in",
         &format!(

@@ -89,7 +89,8 @@ impl PortalOutcome {
         PortalOutcome {
             principal: None,
             auth_method: f.method,
-            decision: if f.kind == AuthFailureKind::Malformed || f.kind == AuthFailureKind::CrossSite
+            decision: if f.kind == AuthFailureKind::Malformed
+                || f.kind == AuthFailureKind::CrossSite
             {
                 AuditDecision::Rejected
             } else {
@@ -170,7 +171,10 @@ fn secure_headers(h: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -304,7 +308,8 @@ async fn post_login(
     {
         Ok((principal, sid)) => {
             // Replace any previous session of this browser (no fixation, no orphan).
-            for old in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport))
+            for old in
+                session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport))
             {
                 let _ = s.auth.logout(old).await;
             }
@@ -361,10 +366,21 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
         ended |= s.auth.logout(c).await.unwrap_or(false);
     }
     let outcome = PortalOutcome {
-        reason: Some(if ended { "signed out" } else { "no session to end" }.to_owned()),
+        reason: Some(
+            if ended {
+                "signed out"
+            } else {
+                "no session to end"
+            }
+            .to_owned(),
+        ),
         ..PortalOutcome::public()
     };
-    redirect(&login_path(), Some(clear_cookie(s.secure_transport)), outcome)
+    redirect(
+        &login_path(),
+        Some(clear_cookie(s.secure_transport)),
+        outcome,
+    )
 }
 
 async fn whoami(State(s): State<PortalState>, parts: Parts) -> Response {

@@ -13,21 +13,37 @@ async fn setup(secure: bool) -> (tempfile::TempDir, PortalState) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     store
-        .create_user(None, "alice", Some(password::hash("correct horse").unwrap()), BTreeMap::new())
+        .create_user(
+            None,
+            "alice",
+            Some(password::hash("correct horse").unwrap()),
+            BTreeMap::new(),
+        )
         .await
         .unwrap();
     let mut settings = AuthSettings::default();
     settings.password.max_failures_per_ip = 3;
-    (dir, PortalState::new(Authenticator::new(store, settings), secure))
+    (
+        dir,
+        PortalState::new(Authenticator::new(store, settings), secure),
+    )
 }
 
-async fn send(s: &PortalState, req: Request<Body>) -> (StatusCode, HeaderMap, String, Option<PortalOutcome>) {
+async fn send(
+    s: &PortalState,
+    req: Request<Body>,
+) -> (StatusCode, HeaderMap, String, Option<PortalOutcome>) {
     let resp = router(s.clone()).oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let outcome = resp.extensions().get::<PortalOutcome>().cloned();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8(body.to_vec()).unwrap(), outcome)
+    (
+        status,
+        headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+        outcome,
+    )
 }
 
 fn login_post(form: &str, headers: &[(&str, &str)]) -> Request<Body> {
@@ -49,8 +65,14 @@ fn cookie_of(h: &HeaderMap) -> String {
 
 #[test]
 fn next_must_be_a_same_site_path() {
-    assert_eq!(safe_next(Some("/#/experiments/1?x=y")), "/#/experiments/1?x=y");
-    assert_eq!(safe_next(Some("/ajax-api/2.0/mlflow/runs/get?run_id=1")), "/ajax-api/2.0/mlflow/runs/get?run_id=1");
+    assert_eq!(
+        safe_next(Some("/#/experiments/1?x=y")),
+        "/#/experiments/1?x=y"
+    );
+    assert_eq!(
+        safe_next(Some("/ajax-api/2.0/mlflow/runs/get?run_id=1")),
+        "/ajax-api/2.0/mlflow/runs/get?run_id=1"
+    );
     for evil in [
         "//evil.example",
         "/\\evil.example",
@@ -73,10 +95,7 @@ fn next_must_be_a_same_site_path() {
 #[test]
 fn login_urls_round_trip_through_safe_next() {
     assert_eq!(login_url("/"), "/_mlgate/login");
-    assert_eq!(
-        login_url("/#/experiments/1?a=b c"),
-        "/_mlgate/login"
-    );
+    assert_eq!(login_url("/#/experiments/1?a=b c"), "/_mlgate/login");
     assert_eq!(
         login_url("/#/experiments/1?a=b&c=d"),
         "/_mlgate/login?next=/%23/experiments/1%3Fa%3Db%26c%3Dd"
@@ -97,14 +116,24 @@ async fn login_page_renders_escaped_and_safe() {
     assert_eq!(st, StatusCode::OK);
     assert!(body.contains("<form method=\"post\" action=\"/_mlgate/login\">"));
     assert!(!body.contains("<script>"));
-    assert!(body.contains("value=\"/#/models&quot;&gt;&lt;script&gt;\""), "{body}");
+    assert!(
+        body.contains("value=\"/#/models&quot;&gt;&lt;script&gt;\""),
+        "{body}"
+    );
     assert_eq!(h[header::CACHE_CONTROL], "no-store");
     assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
-    assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        h[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
 
     let (_, _, body, _) = send(
         &s,
-        Request::get("/_mlgate/login?next=//evil.example").body(Body::empty()).unwrap(),
+        Request::get("/_mlgate/login?next=//evil.example")
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert!(body.contains("name=\"next\" value=\"/\""));
@@ -129,7 +158,10 @@ async fn sign_in_whoami_sign_out() {
     assert!(set.contains("Max-Age=43200"));
     assert!(!set.contains("Secure"));
     let outcome = outcome.unwrap();
-    assert_eq!(outcome.principal.as_deref(), Some("arn:aws:iam::111111111111:user/alice"));
+    assert_eq!(
+        outcome.principal.as_deref(),
+        Some("arn:aws:iam::111111111111:user/alice")
+    );
     let cookie = cookie_of(&h);
 
     let who = |c: &str| {
@@ -147,7 +179,10 @@ async fn sign_in_whoami_sign_out() {
     // Signed-in visitors of the login page see who they are.
     let (_, _, body, _) = send(
         &s,
-        Request::get("/_mlgate/login").header("cookie", &cookie).body(Body::empty()).unwrap(),
+        Request::get("/_mlgate/login")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert!(body.contains("Signed in") && body.contains("alice"));
@@ -160,21 +195,38 @@ async fn sign_in_whoami_sign_out() {
         }
         b.body(Body::empty()).unwrap()
     };
-    let (st, _, _, _) = send(&s, logout(&[("cookie", &cookie), ("origin", "http://evil.example")])).await;
+    let (st, _, _, _) = send(
+        &s,
+        logout(&[("cookie", &cookie), ("origin", "http://evil.example")]),
+    )
+    .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    assert_eq!(send(&s, who(&cookie)).await.0, StatusCode::OK, "still signed in");
+    assert_eq!(
+        send(&s, who(&cookie)).await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
     // ... then deletes the server-side session and clears the cookie.
     let (st, h, _, _) = send(&s, logout(&[("cookie", &cookie), SAME_ORIGIN])).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     assert_eq!(h[header::LOCATION], "/_mlgate/login");
-    assert!(h[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        h[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let (st, _, body, _) = send(&s, who(&cookie)).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error_code"], "UNAUTHENTICATED");
 
     // No credential at all.
-    let (st, _, body, _) = send(&s, Request::get("/_mlgate/whoami").body(Body::empty()).unwrap()).await;
+    let (st, _, body, _) = send(
+        &s,
+        Request::get("/_mlgate/whoami").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert!(body.contains("UNAUTHENTICATED"));
 }
@@ -188,14 +240,21 @@ async fn sign_in_is_csrf_protected() {
         vec![("sec-fetch-site", "cross-site")],
         vec![("origin", "null")],
     ] {
-        let (st, h, _, outcome) = send(&s, login_post("username=alice&password=correct+horse", &headers)).await;
+        let (st, h, _, outcome) = send(
+            &s,
+            login_post("username=alice&password=correct+horse", &headers),
+        )
+        .await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{headers:?}");
         assert!(h.get(header::SET_COOKIE).is_none());
         assert_eq!(outcome.unwrap().decision, AuditDecision::Rejected);
     }
     let (st, _, _, _) = send(
         &s,
-        login_post("username=alice&password=correct+horse", &[("sec-fetch-site", "same-origin")]),
+        login_post(
+            "username=alice&password=correct+horse",
+            &[("sec-fetch-site", "same-origin")],
+        ),
     )
     .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
@@ -204,10 +263,18 @@ async fn sign_in_is_csrf_protected() {
 #[tokio::test]
 async fn sign_in_never_redirects_off_site() {
     let (_d, s) = setup(false).await;
-    for next in ["%2F%2Fevil.example", "https%3A%2F%2Fevil.example", "%2F%5Cevil.example", "javascript%3Aalert(1)"] {
+    for next in [
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+        "javascript%3Aalert(1)",
+    ] {
         let (st, h, _, _) = send(
             &s,
-            login_post(&format!("username=alice&password=correct+horse&next={next}"), &[SAME_ORIGIN]),
+            login_post(
+                &format!("username=alice&password=correct+horse&next={next}"),
+                &[SAME_ORIGIN],
+            ),
         )
         .await;
         assert_eq!(st, StatusCode::SEE_OTHER);
@@ -226,7 +293,10 @@ async fn failed_sign_in_and_rate_limit() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert!(h.get(header::SET_COOKIE).is_none());
     assert!(body.contains("Invalid user name or password."));
-    assert!(body.contains("value=\"alice&quot;&gt;\""), "user name kept, escaped");
+    assert!(
+        body.contains("value=\"alice&quot;&gt;\""),
+        "user name kept, escaped"
+    );
     assert!(!body.contains("wrong horse"), "password never echoed");
     let outcome = outcome.unwrap();
     assert_eq!(outcome.decision, AuditDecision::Unauthenticated);
@@ -235,8 +305,9 @@ async fn failed_sign_in_and_rate_limit() {
     // Same client address: limited after 3 distinct failures (setup sets the IP limit to 3).
     let from = |form: &str| {
         let mut r = login_post(form, &[SAME_ORIGIN]);
-        r.extensions_mut()
-            .insert(crate::authenticate::ClientAddr("192.0.2.7".parse().unwrap()));
+        r.extensions_mut().insert(crate::authenticate::ClientAddr(
+            "192.0.2.7".parse().unwrap(),
+        ));
         r
     };
     for i in 0..3 {
@@ -269,7 +340,10 @@ async fn tls_uses_the_host_prefixed_secure_cookie() {
     let cookie = cookie_of(&h);
     let (st, _, _, _) = send(
         &s,
-        Request::get("/_mlgate/whoami").header("cookie", &cookie).body(Body::empty()).unwrap(),
+        Request::get("/_mlgate/whoami")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(st, StatusCode::OK);
@@ -278,16 +352,28 @@ async fn tls_uses_the_host_prefixed_secure_cookie() {
 #[tokio::test]
 async fn sign_in_replaces_the_previous_session() {
     let (_d, s) = setup(false).await;
-    let (_, h, _, _) = send(&s, login_post("username=alice&password=correct+horse", &[SAME_ORIGIN])).await;
+    let (_, h, _, _) = send(
+        &s,
+        login_post("username=alice&password=correct+horse", &[SAME_ORIGIN]),
+    )
+    .await;
     let first = cookie_of(&h);
     let (_, h, _, _) = send(
         &s,
-        login_post("username=alice&password=correct+horse", &[SAME_ORIGIN, ("cookie", &first)]),
+        login_post(
+            "username=alice&password=correct+horse",
+            &[SAME_ORIGIN, ("cookie", &first)],
+        ),
     )
     .await;
     let second = cookie_of(&h);
     assert_ne!(first, second, "a new id at every sign-in");
-    let who = |c: &str| Request::get("/_mlgate/whoami").header("cookie", c).body(Body::empty()).unwrap();
+    let who = |c: &str| {
+        Request::get("/_mlgate/whoami")
+            .header("cookie", c)
+            .body(Body::empty())
+            .unwrap()
+    };
     assert_eq!(send(&s, who(&first)).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(send(&s, who(&second)).await.0, StatusCode::OK);
 }
@@ -295,7 +381,11 @@ async fn sign_in_replaces_the_previous_session() {
 #[tokio::test]
 async fn unknown_portal_paths_are_404() {
     let (_d, s) = setup(false).await;
-    let (st, _, body, _) = send(&s, Request::get("/_mlgate/nope").body(Body::empty()).unwrap()).await;
+    let (st, _, body, _) = send(
+        &s,
+        Request::get("/_mlgate/nope").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(body.contains("ENDPOINT_NOT_FOUND"));
 }

@@ -301,3 +301,122 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove
 fn escape(value: &str) -> String {
     utf8_percent_encode(value, UNRESERVED).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use mlgate_catalog::{Classified, classify, read_params_for};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const ARN: &str = "arn:mlflow:us-east-1:111111111111:";
+
+    /// Plans a request the way the pipeline does: classify, read the fields, plan.
+    fn plan_for(method: &str, path_and_query: &str, body: Option<Value>, headers: &[(&'static str, &'static str)]) -> Result<Plan, GatewayError> {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let Classified::Route { route, path_params } = classify(method, path) else { panic!("{method} {path} is not a route") };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let params = read_params_for(route, method, query, Some("application/json"), body.as_bytes()).expect("readable");
+        let mut header_map = HeaderMap::new();
+        for (name, value) in headers {
+            header_map.append(http::HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        plan(&ArnScope::new("us-east-1", "111111111111"), route, &path_params, &params, &header_map)
+    }
+
+    fn arns(plan: &Plan) -> Vec<String> {
+        plan.arns.iter().map(|arn| arn.strip_prefix(ARN).expect("our prefix").to_owned()).collect()
+    }
+
+    #[test]
+    fn runs_need_a_lookup() {
+        let plan = plan_for("GET", "/api/2.0/mlflow/runs/get?run_id=abc", None, &[]).expect("plan");
+        assert!(plan.arns.is_empty());
+        assert_eq!(plan.lookups, [Lookup::Child { kind: Child::Run, id: "abc".into() }]);
+        // The legacy spelling reaches the same run.
+        let legacy = plan_for("POST", "/api/2.0/mlflow/runs/log-parameter", Some(json!({"run_uuid": "abc", "key": "k", "value": "v"})), &[]).expect("plan");
+        assert_eq!(legacy.lookups, plan.lookups);
+    }
+
+    #[test]
+    fn experiments_by_id_and_the_default_experiment() {
+        let plan = plan_for("POST", "/api/2.0/mlflow/runs/create", Some(json!({"experimentId": "7"})), &[]).expect("plan");
+        assert_eq!(arns(&plan), ["experiment/7"]);
+        // MLflow creates the run in experiment 0 when none is named.
+        let default = plan_for("POST", "/api/2.0/mlflow/runs/create", Some(json!({})), &[]).expect("plan");
+        assert_eq!(arns(&default), ["experiment/0"]);
+        let search = plan_for("POST", "/api/2.0/mlflow/runs/search", Some(json!({"experiment_ids": ["1", "2"]})), &[]).expect("plan");
+        assert_eq!(arns(&search), ["experiment/1", "experiment/2"]);
+    }
+
+    #[test]
+    fn experiment_names() {
+        let create = plan_for("POST", "/api/2.0/mlflow/experiments/create", Some(json!({"name": "fraud"})), &[]).expect("plan");
+        assert!(create.arns.is_empty() && create.lookups.is_empty());
+        assert_eq!(create.context, [("mlflow:ExperimentName", "fraud".to_owned())]);
+        let get = plan_for("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fraud", None, &[]).expect("plan");
+        assert_eq!(get.lookups, [Lookup::ExperimentNamed("fraud".into())]);
+    }
+
+    #[test]
+    fn model_versions_pair_name_and_version() {
+        let body = json!({"name": "churn", "version": "3", "stage": "Production"});
+        let plan = plan_for("POST", "/api/2.0/mlflow/model-versions/transition-stage", Some(body), &[]).expect("plan");
+        assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
+        assert_eq!(plan.context, [("mlflow:TargetStage", "Production".to_owned())]);
+
+        let alias = json!({"name": "churn", "version": "3", "alias": "champion"});
+        let plan = plan_for("POST", "/api/2.0/mlflow/registered-models/alias", Some(alias), &[]).expect("plan");
+        assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
+        assert_eq!(plan.context, [("mlflow:Alias", "champion".to_owned())]);
+
+        let plan = plan_for("GET", "/api/2.0/mlflow/registered-models/alias?name=churn&alias=champion", None, &[]).expect("plan");
+        assert_eq!(arns(&plan), ["registered-model/churn"]);
+
+        let rename = json!({"name": "churn", "new_name": "churn-v2"});
+        let plan = plan_for("POST", "/api/2.0/mlflow/registered-models/rename", Some(rename), &[]).expect("plan");
+        assert_eq!(arns(&plan), ["registered-model/churn", "registered-model/churn-v2"]);
+    }
+
+    #[test]
+    fn a_name_cannot_pose_as_another_resource() {
+        let body = json!({"name": "churn/version/1"});
+        assert!(matches!(
+            plan_for("POST", "/api/2.0/mlflow/registered-models/create", Some(body), &[]),
+            Err(GatewayError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn artifact_proxy_paths_name_their_run() {
+        let plan = plan_for("PUT", "/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/model.pkl", None, &[]).expect("plan");
+        assert_eq!(arns(&plan), ["experiment/3/run/abc"]);
+        let list = plan_for("GET", "/api/2.0/mlflow-artifacts/artifacts?path=3/abc/artifacts", None, &[]).expect("plan");
+        assert_eq!(arns(&list), ["experiment/3/run/abc"]);
+        assert!(plan_for("GET", "/api/2.0/mlflow-artifacts/artifacts?path=3/../4/abc", None, &[]).is_err());
+        // On run routes the artifact path is a sub-path of the run, not a resource of its own.
+        let download = plan_for("GET", "/get-artifact?run_id=abc&path=../../x", None, &[]).expect("plan");
+        assert!(download.arns.is_empty());
+        assert_eq!(download.lookups, [Lookup::Child { kind: Child::Run, id: "abc".into() }]);
+    }
+
+    #[test]
+    fn headers_and_flat_resources() {
+        let plan = plan_for("POST", "/v1/traces", None, &[("x-mlflow-experiment-id", "5")]).expect("plan");
+        assert_eq!(arns(&plan), ["experiment/5"]);
+        let webhook = plan_for("GET", "/api/2.0/mlflow/webhooks/wh-1", None, &[]).expect("plan");
+        assert_eq!(arns(&webhook), ["webhook/wh-1"]);
+    }
+
+    #[test]
+    fn routes_without_identifiers_plan_nothing() {
+        let plan = plan_for("GET", "/api/2.0/mlflow/registered-models/search", None, &[]).expect("plan");
+        assert_eq!(plan, Plan::default());
+        let ui = plan_for("GET", "/", None, &[]).expect("plan");
+        assert_eq!(ui, Plan::default());
+    }
+}

@@ -207,11 +207,7 @@ pub(super) async fn apply(
         let (uid, mut change) = match existing {
             None => {
                 let hash = match &u.password {
-                    Some(pw) => Some(
-                        password::hash_async(pw.clone())
-                            .await
-                            .map_err(ctx())?,
-                    ),
+                    Some(pw) => Some(password::hash_async(pw.clone()).await.map_err(ctx())?),
                     None => None,
                 };
                 let tags = u.tags.clone().unwrap_or_default();
@@ -236,9 +232,7 @@ pub(super) async fn apply(
                         None => false,
                     };
                     if !same {
-                        let hash = password::hash_async(pw.clone())
-                            .await
-                            .map_err(ctx())?;
+                        let hash = password::hash_async(pw.clone()).await.map_err(ctx())?;
                         queries::set_password(c, &rec.id, Some(&hash)).await?;
                         queries::delete_user_sessions(c, &rec.id).await?;
                         changed = true;

@@ -84,7 +84,10 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migrate(Arc<sqlx::migrate::MigrateError>),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: Arc<io::Error> },
+    Io {
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
     #[error("{kind} {name:?} not found")]
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {name:?} already exists")]
@@ -668,7 +671,10 @@ impl Store {
     /// policy once. Cached for at most [`MAX_CACHE_TTL`]. A principal whose user no longer
     /// exists has no policies (everything is implicitly denied). Fails closed: a stored document
     /// that no longer parses is an error, never silently skipped (it might hold a Deny).
-    pub async fn effective_policies(&self, principal: &Principal) -> StoreResult<Arc<[NamedPolicy]>> {
+    pub async fn effective_policies(
+        &self,
+        principal: &Principal,
+    ) -> StoreResult<Arc<[NamedPolicy]>> {
         match principal.kind {
             PrincipalKind::User => {}
             // Roles arrive with STS (a later issue); until then an assumed role has no policies.
@@ -689,12 +695,11 @@ impl Store {
                 let docs = queries::effective_documents(&mut conn, &uid).await?;
                 let mut out = Vec::with_capacity(docs.len());
                 for (name, text) in docs {
-                    let document = PolicyDocument::parse(&text).map_err(|e| {
-                        StoreError::InvalidPolicy {
+                    let document =
+                        PolicyDocument::parse(&text).map_err(|e| StoreError::InvalidPolicy {
                             name: name.clone(),
                             message: e.to_string(),
-                        }
-                    })?;
+                        })?;
                     out.push(NamedPolicy { name, document });
                 }
                 Ok::<_, StoreError>(Arc::from(out))
@@ -764,7 +769,11 @@ impl Store {
             .try_get_with(token_id.to_owned(), async {
                 inner.loads.fetch_add(1, Ordering::Relaxed);
                 let mut conn = inner.pool.acquire().await?;
-                Ok::<_, StoreError>(queries::load_token(&mut conn, token_id).await?.map(Arc::new))
+                Ok::<_, StoreError>(
+                    queries::load_token(&mut conn, token_id)
+                        .await?
+                        .map(Arc::new),
+                )
             })
             .await?)
     }
@@ -833,12 +842,14 @@ impl Store {
 
     /// Moves a session's idle clock forward (throttled by the authenticator).
     pub async fn touch_session(&self, id_sha256_hex: &str, at: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id_sha256 = ? AND last_seen_at < ?")
-            .bind(at)
-            .bind(id_sha256_hex)
-            .bind(at)
-            .execute(&self.inner.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = ? WHERE id_sha256 = ? AND last_seen_at < ?",
+        )
+        .bind(at)
+        .bind(id_sha256_hex)
+        .bind(at)
+        .execute(&self.inner.pool)
+        .await?;
         Ok(())
     }
 

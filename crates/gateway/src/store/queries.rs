@@ -27,7 +27,11 @@ fn not_found(kind: &'static str, name: &str) -> StoreError {
 
 // ----- accounts ---------------------------------------------------------------------------
 
-pub async fn resolve_account(c: &mut Conn, account: Option<&str>, default: &str) -> StoreResult<String> {
+pub async fn resolve_account(
+    c: &mut Conn,
+    account: Option<&str>,
+    default: &str,
+) -> StoreResult<String> {
     let Some(a) = account else {
         return Ok(default.to_owned());
     };
@@ -52,11 +56,11 @@ pub async fn ensure_account(c: &mut Conn, id: &str, name: &str) -> StoreResult<C
         .bind(id)
         .fetch_optional(&mut *c)
         .await?;
-    if let Some((existing,)) = by_id {
-        if existing == name {
-            return Ok(Change::Unchanged);
-        }
-        // Renaming an account is allowed as long as the new name is free.
+    // Renaming an account is allowed as long as the new name is free.
+    if let Some((existing,)) = &by_id
+        && existing == name
+    {
+        return Ok(Change::Unchanged);
     }
     let by_name: Option<(String,)> = sqlx::query_as("SELECT id FROM accounts WHERE name = ?")
         .bind(name)
@@ -103,7 +107,16 @@ pub async fn list_accounts(c: &mut Conn) -> StoreResult<Vec<AccountRecord>> {
 
 // ----- users ------------------------------------------------------------------------------
 
-type UserRow = (String, String, String, Option<String>, String, bool, i64, i64);
+type UserRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    i64,
+    i64,
+);
 
 const USER_COLUMNS: &str =
     "id, account_id, name, password_hash, tags, disabled, created_at, updated_at";
@@ -133,7 +146,11 @@ async fn user_from_row(c: &mut Conn, row: UserRow) -> StoreResult<UserRecord> {
     })
 }
 
-pub async fn load_user_by_name(c: &mut Conn, acct: &str, name: &str) -> StoreResult<Option<UserRecord>> {
+pub async fn load_user_by_name(
+    c: &mut Conn,
+    acct: &str,
+    name: &str,
+) -> StoreResult<Option<UserRecord>> {
     let q = sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE account_id = ? AND name = ?"
     ));
@@ -364,13 +381,11 @@ pub async fn list_groups(c: &mut Conn, acct: Option<&str>) -> StoreResult<Vec<Gr
             .fetch_all(&mut *c)
             .await?
         }
-        None => {
-            sqlx::query_as(
-                "SELECT id, account_id, name, created_at FROM user_groups ORDER BY account_id, name",
-            )
-            .fetch_all(&mut *c)
-            .await?
-        }
+        None => sqlx::query_as(
+            "SELECT id, account_id, name, created_at FROM user_groups ORDER BY account_id, name",
+        )
+        .fetch_all(&mut *c)
+        .await?,
     };
     let mut out = Vec::with_capacity(rows.len());
     for (id, account_id, name, created_at) in rows {
@@ -734,9 +749,7 @@ pub async fn list_tokens(c: &mut Conn, uid: Option<&str>) -> StoreResult<Vec<Tok
             sqlx::query_as(q).bind(u).fetch_all(&mut *c).await?
         }
         None => {
-            let q = sqlx::AssertSqlSafe(format!(
-                "{TOKEN_SELECT} ORDER BY t.created_at DESC, t.id"
-            ));
+            let q = sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} ORDER BY t.created_at DESC, t.id"));
             sqlx::query_as(q).fetch_all(&mut *c).await?
         }
     };

@@ -8,6 +8,7 @@ use crate::identity::AuthMethod;
 pub(crate) const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"mlflow:*","Resource":"*"}]}"#;
 
 pub(crate) fn doc(sid: &str) -> String {
+    let sid: String = sid.chars().filter(char::is_ascii_alphanumeric).collect();
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{sid}","Effect":"Allow","Action":"mlflow:Get*","Resource":"*"}}]}}"#
     )
@@ -50,7 +51,12 @@ async fn users_groups_and_memberships() {
     let (_d, s) = temp_store().await;
     let tags = BTreeMap::from([("team".to_owned(), "ml".to_owned())]);
     let u = s
-        .create_user(None, "alice", Some(password::hash("correct horse").unwrap()), tags)
+        .create_user(
+            None,
+            "alice",
+            Some(password::hash("correct horse").unwrap()),
+            tags,
+        )
         .await
         .unwrap();
     assert_eq!(u.arn(), "arn:aws:iam::111111111111:user/alice");
@@ -64,7 +70,9 @@ async fn users_groups_and_memberships() {
         s.create_user(None, "a/b", None, BTreeMap::new()).await,
         Err(StoreError::Invalid(_))
     ));
-    s.create_user(None, "bob", None, BTreeMap::new()).await.unwrap();
+    s.create_user(None, "bob", None, BTreeMap::new())
+        .await
+        .unwrap();
 
     s.create_group(None, "readers").await.unwrap();
     s.create_group(None, "writers").await.unwrap();
@@ -85,7 +93,10 @@ async fn users_groups_and_memberships() {
     assert_eq!(groups[0].members, vec!["alice", "bob"]);
 
     assert!(s.remove_member(None, "writers", "alice").await.unwrap());
-    assert_eq!(s.get_user(None, "alice").await.unwrap().groups, vec!["readers"]);
+    assert_eq!(
+        s.get_user(None, "alice").await.unwrap().groups,
+        vec!["readers"]
+    );
 
     let t = s
         .tag_user(
@@ -114,18 +125,24 @@ async fn users_groups_and_memberships() {
 async fn accounts_scope_users() {
     let (_d, s) = temp_store().await;
     assert_eq!(
-        s.ensure_account("222222222222", "data-science").await.unwrap(),
+        s.ensure_account("222222222222", "data-science")
+            .await
+            .unwrap(),
         Change::Created
     );
     assert_eq!(
-        s.ensure_account("222222222222", "data-science").await.unwrap(),
+        s.ensure_account("222222222222", "data-science")
+            .await
+            .unwrap(),
         Change::Unchanged
     );
     assert!(matches!(
         s.ensure_account("333333333333", "data-science").await,
         Err(StoreError::Conflict(_))
     ));
-    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    s.create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
     // The same name in another account is another user.
     let other = s
         .create_user(Some("data-science"), "alice", None, BTreeMap::new())
@@ -141,7 +158,11 @@ async fn accounts_scope_users() {
     assert_eq!(s.account_id("nope").await.unwrap(), None);
     // Groups cannot take members from another account.
     s.create_group(Some("222222222222"), "team").await.unwrap();
-    assert!(s.add_member(Some("222222222222"), "team", "alice").await.unwrap());
+    assert!(
+        s.add_member(Some("222222222222"), "team", "alice")
+            .await
+            .unwrap()
+    );
     assert!(
         s.get_user(None, "alice").await.unwrap().groups.is_empty(),
         "the default account's alice is not in the other account's group"
@@ -151,10 +172,18 @@ async fn accounts_scope_users() {
 #[tokio::test]
 async fn effective_policies_are_the_union_over_all_groups() {
     let (_d, s) = temp_store().await;
-    for p in ["direct", "first-group", "second-group", "third-group", "unrelated"] {
+    for p in [
+        "direct",
+        "first-group",
+        "second-group",
+        "third-group",
+        "unrelated",
+    ] {
         s.put_policy(p, &doc(p)).await.unwrap();
     }
-    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    s.create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
     for g in ["g1", "g2", "g3"] {
         s.create_group(None, g).await.unwrap();
         s.add_member(None, g, "alice").await.unwrap();
@@ -162,7 +191,9 @@ async fn effective_policies_are_the_union_over_all_groups() {
     s.create_group(None, "other").await.unwrap();
     let g = AttachTarget::Group;
     s.attach_policy("first-group", None, g("g1")).await.unwrap();
-    s.attach_policy("second-group", None, g("g2")).await.unwrap();
+    s.attach_policy("second-group", None, g("g2"))
+        .await
+        .unwrap();
     s.attach_policy("third-group", None, g("g3")).await.unwrap();
     // Attached twice (directly and through a group): listed once.
     s.attach_policy("first-group", None, AttachTarget::User("alice"))
@@ -171,9 +202,15 @@ async fn effective_policies_are_the_union_over_all_groups() {
     s.attach_policy("direct", None, AttachTarget::User("alice"))
         .await
         .unwrap();
-    s.attach_policy("unrelated", None, g("other")).await.unwrap();
+    s.attach_policy("unrelated", None, g("other"))
+        .await
+        .unwrap();
 
-    let alice = s.get_user(None, "alice").await.unwrap().principal(AuthMethod::Basic);
+    let alice = s
+        .get_user(None, "alice")
+        .await
+        .unwrap()
+        .principal(AuthMethod::Basic);
     let eff = s.effective_policies(&alice).await.unwrap();
     assert_eq!(
         names(&eff),
@@ -211,20 +248,37 @@ async fn policies_put_show_delete() {
     let (_d, s) = temp_store().await;
     assert_eq!(s.put_policy("p", ALLOW_ALL).await.unwrap(), Change::Created);
     // Same JSON value, different formatting: unchanged.
-    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(ALLOW_ALL).unwrap()).unwrap();
+    let pretty = serde_json::to_string_pretty(
+        &serde_json::from_str::<serde_json::Value>(ALLOW_ALL).unwrap(),
+    )
+    .unwrap();
     assert_eq!(s.put_policy("p", &pretty).await.unwrap(), Change::Unchanged);
     assert_eq!(s.put_policy("p", &doc("x")).await.unwrap(), Change::Updated);
     assert_eq!(s.get_policy("p").await.unwrap().document, doc("x"));
 
-    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
-    s.attach_policy("p", None, AttachTarget::User("alice")).await.unwrap();
+    s.create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
+    s.attach_policy("p", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
     assert_eq!(s.get_policy("p").await.unwrap().attachment_count, 1);
     let e = s.delete_policy("p", false).await.unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)));
     assert!(e.to_string().contains("alice"), "{e}");
-    assert!(s.detach_policy("p", None, AttachTarget::User("alice")).await.unwrap());
-    assert!(!s.detach_policy("p", None, AttachTarget::User("alice")).await.unwrap());
-    s.attach_policy("p", None, AttachTarget::User("alice")).await.unwrap();
+    assert!(
+        s.detach_policy("p", None, AttachTarget::User("alice"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.detach_policy("p", None, AttachTarget::User("alice"))
+            .await
+            .unwrap()
+    );
+    s.attach_policy("p", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
     s.delete_policy("p", true).await.unwrap();
     assert!(matches!(
         s.get_policy("p").await,
@@ -236,20 +290,39 @@ async fn policies_put_show_delete() {
 async fn hot_path_lookups_are_cached_and_writes_invalidate() {
     let (_d, s) = temp_store().await;
     s.put_policy("p1", &doc("a")).await.unwrap();
-    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
-    s.attach_policy("p1", None, AttachTarget::User("alice")).await.unwrap();
-    let alice = s.get_user(None, "alice").await.unwrap().principal(AuthMethod::Basic);
+    s.create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
+    s.attach_policy("p1", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
+    let alice = s
+        .get_user(None, "alice")
+        .await
+        .unwrap()
+        .principal(AuthMethod::Basic);
 
     let before = s.cache_misses();
     for _ in 0..50 {
         assert_eq!(s.effective_policies(&alice).await.unwrap().len(), 1);
-        assert!(s.user_by_name("111111111111", "alice").await.unwrap().is_some());
+        assert!(
+            s.user_by_name("111111111111", "alice")
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
-    assert_eq!(s.cache_misses() - before, 2, "one load per cache, then hits");
+    assert_eq!(
+        s.cache_misses() - before,
+        2,
+        "one load per cache, then hits"
+    );
 
     // A write through this handle is visible at once.
     s.put_policy("p2", &doc("b")).await.unwrap();
-    s.attach_policy("p2", None, AttachTarget::User("alice")).await.unwrap();
+    s.attach_policy("p2", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
     assert_eq!(s.effective_policies(&alice).await.unwrap().len(), 2);
 }
 
@@ -269,7 +342,9 @@ async fn changes_from_another_process_show_within_the_ttl() {
     // The admin CLI: another handle, with its own caches, on the same file.
     let cli = Store::open(dir.path()).await.unwrap();
     cli.put_policy("p1", &doc("a")).await.unwrap();
-    cli.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    cli.create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
     let alice = server
         .user_by_name("111111111111", "alice")
         .await
@@ -278,14 +353,23 @@ async fn changes_from_another_process_show_within_the_ttl() {
         .principal(AuthMethod::Basic);
     assert!(server.effective_policies(&alice).await.unwrap().is_empty());
 
-    cli.attach_policy("p1", None, AttachTarget::User("alice")).await.unwrap();
+    cli.attach_policy("p1", None, AttachTarget::User("alice"))
+        .await
+        .unwrap();
     cli.set_disabled(None, "alice", true).await.unwrap();
     // Still the cached view...
     assert!(server.effective_policies(&alice).await.unwrap().is_empty());
     // ... until the TTL passes.
     tokio::time::sleep(ttl + Duration::from_millis(150)).await;
     assert_eq!(server.effective_policies(&alice).await.unwrap().len(), 1);
-    assert!(server.user_by_name("111111111111", "alice").await.unwrap().unwrap().disabled);
+    assert!(
+        server
+            .user_by_name("111111111111", "alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
 
     // The TTL can never be configured above the 2 s bound.
     let long = Store::open_with(
@@ -313,29 +397,60 @@ async fn data_survives_reopening() {
     {
         let s = Store::open(dir.path()).await.unwrap();
         s.put_policy("p", ALLOW_ALL).await.unwrap();
-        s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
-        s.attach_policy("p", None, AttachTarget::User("alice")).await.unwrap();
+        s.create_user(None, "alice", None, BTreeMap::new())
+            .await
+            .unwrap();
+        s.attach_policy("p", None, AttachTarget::User("alice"))
+            .await
+            .unwrap();
     }
     let s = Store::open(dir.path()).await.unwrap();
-    let alice = s.get_user(None, "alice").await.unwrap().principal(AuthMethod::Token);
-    assert_eq!(names(&s.effective_policies(&alice).await.unwrap()), vec!["p"]);
+    let alice = s
+        .get_user(None, "alice")
+        .await
+        .unwrap()
+        .principal(AuthMethod::Token);
+    assert_eq!(
+        names(&s.effective_policies(&alice).await.unwrap()),
+        vec!["p"]
+    );
 }
 
 #[tokio::test]
 async fn tokens_and_sessions() {
     let (_d, s) = temp_store().await;
-    s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    s.create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
     let t = s
-        .insert_token(None, "alice", "0123456789abcdef", "ci", &"ab".repeat(32), Some(now() + 60))
+        .insert_token(
+            None,
+            "alice",
+            "0123456789abcdef",
+            "ci",
+            &"ab".repeat(32),
+            Some(now() + 60),
+        )
         .await
         .unwrap();
     assert_eq!(t.user_name, "alice");
     assert!(!format!("{t:?}").contains(&"ab".repeat(32)));
-    assert!(!serde_json::to_string(&t).unwrap().contains(&"ab".repeat(32)));
+    assert!(
+        !serde_json::to_string(&t)
+            .unwrap()
+            .contains(&"ab".repeat(32))
+    );
     assert_eq!(s.list_tokens(None, Some("alice")).await.unwrap().len(), 1);
     assert!(s.revoke_token("0123456789abcdef").await.unwrap());
     assert!(!s.revoke_token("0123456789abcdef").await.unwrap());
-    assert!(s.token_by_id("0123456789abcdef").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        s.token_by_id("0123456789abcdef")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert!(matches!(
         s.revoke_token("ffffffffffffffff").await,
         Err(StoreError::NotFound { .. })
@@ -423,12 +538,22 @@ async fn apply_is_idempotent() {
     assert_eq!(first.items.len(), 8);
 
     let second = s.apply(&plan()).await.unwrap();
-    assert_eq!(second.count(Change::Unchanged), second.items.len(), "{second:?}");
+    assert_eq!(
+        second.count(Change::Unchanged),
+        second.items.len(),
+        "{second:?}"
+    );
 
     let admin = s.get_user(None, "mlflow-admin").await.unwrap();
     assert_eq!(admin.groups, vec!["admins", "readers"]);
-    assert!(password::verify("admin password", admin.password_hash().unwrap()));
-    let eff = s.effective_policies(&admin.principal(AuthMethod::Basic)).await.unwrap();
+    assert!(password::verify(
+        "admin password",
+        admin.password_hash().unwrap()
+    ));
+    let eff = s
+        .effective_policies(&admin.principal(AuthMethod::Basic))
+        .await
+        .unwrap();
     assert_eq!(names(&eff), vec!["admins", "readers"]);
     let ds = s.get_user(Some("222222222222"), "ds-user").await.unwrap();
     assert!(!ds.has_password());
@@ -441,8 +566,14 @@ async fn apply_is_idempotent() {
     let third = s.apply(&p).await.unwrap();
     assert_eq!(third.change_of("policy", "readers"), Some(Change::Updated));
     assert_eq!(third.change_of("policy", "admins"), Some(Change::Unchanged));
-    assert_eq!(third.change_of("user", "mlflow-reader"), Some(Change::Updated));
-    assert_eq!(third.change_of("user", "mlflow-admin"), Some(Change::Unchanged));
+    assert_eq!(
+        third.change_of("user", "mlflow-reader"),
+        Some(Change::Updated)
+    );
+    assert_eq!(
+        third.change_of("user", "mlflow-admin"),
+        Some(Change::Unchanged)
+    );
     assert_eq!(third.change_of("group", "readers"), Some(Change::Updated));
     assert_eq!(third.change_of("group", "admins"), Some(Change::Unchanged));
     assert_eq!(

@@ -8,7 +8,8 @@ use crate::test_support::{OwnedRequest, at, sign_header_form};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const DATE: &str = "20260115T101500Z";
-const SCOPE: (&str, &str, &str, &str) = ("AKIAMLGATEEXAMPLE", "20260115", "us-east-1", "execute-api");
+const SCOPE: (&str, &str, &str, &str) =
+    ("AKIAMLGATEEXAMPLE", "20260115", "us-east-1", "execute-api");
 
 fn verifier() -> Verifier {
     Verifier::new(VerifierConfig::default()).unwrap()
@@ -23,7 +24,10 @@ fn signed_post(body: &[u8]) -> OwnedRequest {
     let mut r = OwnedRequest::new(
         "POST",
         "/api/2.0/mlflow/runs/create",
-        &[("Host", "mlflow.example.com"), ("Content-Type", "application/json")],
+        &[
+            ("Host", "mlflow.example.com"),
+            ("Content-Type", "application/json"),
+        ],
     );
     r.body = body.to_vec();
     let hash = String::from_utf8(hex32(&r.body_sha256()).to_vec()).unwrap();
@@ -102,9 +106,21 @@ fn undeclared_body_must_be_hashed_by_the_caller() {
 
 #[test]
 fn unsigned_payload_is_reported_not_hidden() {
-    let mut r = OwnedRequest::new("GET", "/api/2.0/mlflow/experiments/get?experiment_id=1", &[("host", "h")])
-        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, SCOPE, DATE, &[], "UNSIGNED-PAYLOAD");
+    let mut r = OwnedRequest::new(
+        "GET",
+        "/api/2.0/mlflow/experiments/get?experiment_id=1",
+        &[("host", "h")],
+    )
+    .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        SCOPE,
+        DATE,
+        &[],
+        "UNSIGNED-PAYLOAD",
+    );
     let verified = check(&r, DATE).unwrap();
     assert!(matches!(verified.payload, PayloadCheck::Unsigned));
     r.with(|req| {
@@ -125,16 +141,28 @@ fn wrong_secret_or_tampering_is_a_mismatch() {
 
     let mut tampered = r.clone();
     tampered.path = "/api/2.0/mlflow/runs/delete".to_owned();
-    assert_eq!(check(&tampered, DATE).unwrap_err(), SigV4Error::SignatureMismatch);
+    assert_eq!(
+        check(&tampered, DATE).unwrap_err(),
+        SigV4Error::SignatureMismatch
+    );
     let mut tampered = r.clone();
     tampered.method = "PUT".to_owned();
-    assert_eq!(check(&tampered, DATE).unwrap_err(), SigV4Error::SignatureMismatch);
+    assert_eq!(
+        check(&tampered, DATE).unwrap_err(),
+        SigV4Error::SignatureMismatch
+    );
     let mut tampered = r.clone();
     tampered.query = "experiment_id=2".to_owned();
-    assert_eq!(check(&tampered, DATE).unwrap_err(), SigV4Error::SignatureMismatch);
+    assert_eq!(
+        check(&tampered, DATE).unwrap_err(),
+        SigV4Error::SignatureMismatch
+    );
     let mut tampered = r;
     tampered.headers[0].1 = b"evil.example.com".to_vec();
-    assert_eq!(check(&tampered, DATE).unwrap_err(), SigV4Error::SignatureMismatch);
+    assert_eq!(
+        check(&tampered, DATE).unwrap_err(),
+        SigV4Error::SignatureMismatch
+    );
 }
 
 #[test]
@@ -182,7 +210,15 @@ fn scope_is_checked_before_any_secret() {
     );
 
     let mut r = OwnedRequest::new("GET", "/", &[("host", "h")]);
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, ("AKID", "20260115", "us-east-1", "s3"), DATE, &[], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        ("AKID", "20260115", "us-east-1", "s3"),
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     assert_eq!(
         r.with(|req| verifier().parse_and_check(req, at(DATE)).unwrap_err()),
         SigV4Error::WrongService {
@@ -192,7 +228,15 @@ fn scope_is_checked_before_any_secret() {
     );
 
     let mut r = OwnedRequest::new("GET", "/", &[("host", "h")]);
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, ("AKID", "20260114", "us-east-1", "execute-api"), DATE, &[], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        ("AKID", "20260114", "us-east-1", "execute-api"),
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     assert_eq!(
         r.with(|req| verifier().parse_and_check(req, at(DATE)).unwrap_err()),
         SigV4Error::ScopeDateMismatch
@@ -205,7 +249,15 @@ fn scope_is_checked_before_any_secret() {
     })
     .unwrap();
     let mut r = OwnedRequest::new("GET", "/", &[("host", "h")]);
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, ("AKID", "20260115", "eu-west-1", "execute-api"), DATE, &[], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        ("AKID", "20260115", "eu-west-1", "execute-api"),
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     r.with(|req| {
         let pending = multi.parse_and_check(req, at(DATE)).unwrap();
         assert_eq!(
@@ -228,19 +280,41 @@ fn required_headers_must_be_signed_and_present() {
     let base = || OwnedRequest::new("GET", "/", &[("host", "h")]);
     // host not signed: sign only x-amz-date by renaming host afterwards.
     let mut r = base();
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, SCOPE, DATE, &[], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        SCOPE,
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     let auth = String::from_utf8(r.headers.last().unwrap().1.clone()).unwrap();
     let forged = auth.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=x-amz-date");
     r.headers.last_mut().unwrap().1 = forged.into_bytes();
-    assert_eq!(check(&r, DATE).unwrap_err(), SigV4Error::UnsignedHeader("host".into()));
+    assert_eq!(
+        check(&r, DATE).unwrap_err(),
+        SigV4Error::UnsignedHeader("host".into())
+    );
 
     let mut r = base();
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, SCOPE, DATE, &[], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        SCOPE,
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     let auth = String::from_utf8(r.headers.last().unwrap().1.clone()).unwrap();
     r.headers.last_mut().unwrap().1 = auth
         .replace("SignedHeaders=host;x-amz-date", "SignedHeaders=host")
         .into_bytes();
-    assert_eq!(check(&r, DATE).unwrap_err(), SigV4Error::UnsignedHeader("x-amz-date".into()));
+    assert_eq!(
+        check(&r, DATE).unwrap_err(),
+        SigV4Error::UnsignedHeader("x-amz-date".into())
+    );
 
     // An x-amz-* header added after signing (a session token, a content hash) is refused.
     for (name, value) in [
@@ -249,7 +323,15 @@ fn required_headers_must_be_signed_and_present() {
         ("X-Amz-Meta-Anything", "x"),
     ] {
         let mut r = base();
-        sign_header_form(&mut r, CanonicalForm::Aws, SECRET, SCOPE, DATE, &[], &empty_hex());
+        sign_header_form(
+            &mut r,
+            CanonicalForm::Aws,
+            SECRET,
+            SCOPE,
+            DATE,
+            &[],
+            &empty_hex(),
+        );
         let r = r.header(name, value);
         assert_eq!(
             check(&r, DATE).unwrap_err(),
@@ -258,14 +340,29 @@ fn required_headers_must_be_signed_and_present() {
     }
 
     let mut r = base().header("My-Header", "v");
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, SCOPE, DATE, &["my-header"], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        SCOPE,
+        DATE,
+        &["my-header"],
+        &empty_hex(),
+    );
     r.headers.retain(|(n, _)| n != "My-Header");
-    assert_eq!(check(&r, DATE).unwrap_err(), SigV4Error::MissingSignedHeader("my-header".into()));
+    assert_eq!(
+        check(&r, DATE).unwrap_err(),
+        SigV4Error::MissingSignedHeader("my-header".into())
+    );
 }
 
 #[test]
 fn detects_absent_ambiguous_and_repeated_credentials() {
-    let plain = OwnedRequest::new("GET", "/", &[("host", "h"), ("Authorization", "Basic dTpw")]);
+    let plain = OwnedRequest::new(
+        "GET",
+        "/",
+        &[("host", "h"), ("Authorization", "Basic dTpw")],
+    );
     assert_eq!(check(&plain, DATE).unwrap_err(), SigV4Error::Missing);
     let plain = OwnedRequest::new("GET", "/?X-Amz-Date=20260115T101500Z", &[("host", "h")]);
     assert_eq!(check(&plain, DATE).unwrap_err(), SigV4Error::Missing);
@@ -273,8 +370,17 @@ fn detects_absent_ambiguous_and_repeated_credentials() {
     let r = signed_post(b"{}");
     let mut both = r.clone();
     both.query = "X-Amz-Signature=00".into();
-    assert!(matches!(check(&both, DATE).unwrap_err(), SigV4Error::Malformed(_)));
-    let auth = r.headers.iter().find(|(n, _)| n == "Authorization").unwrap().1.clone();
+    assert!(matches!(
+        check(&both, DATE).unwrap_err(),
+        SigV4Error::Malformed(_)
+    ));
+    let auth = r
+        .headers
+        .iter()
+        .find(|(n, _)| n == "Authorization")
+        .unwrap()
+        .1
+        .clone();
     let mut twice = r.clone();
     twice.headers.push(("authorization".into(), auth));
     assert_eq!(
@@ -288,13 +394,31 @@ fn detects_absent_ambiguous_and_repeated_credentials() {
     );
     let mut no_date = r;
     no_date.headers.retain(|(n, _)| n != "X-Amz-Date");
-    assert!(matches!(check(&no_date, DATE).unwrap_err(), SigV4Error::Malformed(_)));
+    assert!(matches!(
+        check(&no_date, DATE).unwrap_err(),
+        SigV4Error::Malformed(_)
+    ));
 }
 
 #[test]
 fn session_token_is_returned_for_lookup() {
-    let mut r = OwnedRequest::new("GET", "/", &[("host", "h"), ("x-amz-security-token", "FQoGZXIvYXdzEJr//token+=")]);
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, SCOPE, DATE, &[], &empty_hex());
+    let mut r = OwnedRequest::new(
+        "GET",
+        "/",
+        &[
+            ("host", "h"),
+            ("x-amz-security-token", "FQoGZXIvYXdzEJr//token+="),
+        ],
+    );
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        SCOPE,
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     r.with(|req| {
         let pending = verifier().parse_and_check(req, at(DATE)).unwrap();
         assert_eq!(pending.session_token(), Some("FQoGZXIvYXdzEJr//token+="));
@@ -324,7 +448,10 @@ fn presigned(expires: &str, extra_query: &str) -> OwnedRequest {
         b"\n20260115/us-east-1/execute-api/aws4_request\n",
         &hash,
     ]);
-    r.query = format!("{query}&X-Amz-Signature={}", String::from_utf8(hex32(&sig).to_vec()).unwrap());
+    r.query = format!(
+        "{query}&X-Amz-Signature={}",
+        String::from_utf8(hex32(&sig).to_vec()).unwrap()
+    );
     r
 }
 
@@ -371,10 +498,16 @@ fn presigned_expiry_bounds() {
         SigV4Error::ExpiresOutOfRange { max_secs: 3600 }
     );
     // Tampering with any signed parameter, or the extra ones, breaks it.
-    for (from, to) in [("X-Amz-Expires=60", "X-Amz-Expires=61"), ("path=1%2F", "path=2%2F")] {
+    for (from, to) in [
+        ("X-Amz-Expires=60", "X-Amz-Expires=61"),
+        ("path=1%2F", "path=2%2F"),
+    ] {
         let mut t = r.clone();
         t.query = t.query.replace(from, to);
-        assert!(check_with(&verifier(), &t, DATE, Some(&empty)).is_err(), "{to}");
+        assert!(
+            check_with(&verifier(), &t, DATE, Some(&empty)).is_err(),
+            "{to}"
+        );
     }
     // A session token may not come twice.
     let mut t = r.clone().header("x-amz-security-token", "a");
@@ -401,8 +534,20 @@ fn requests_auth_style(target: &str) -> OwnedRequest {
         dict.retain(|(name, _)| *name != k);
         dict.push((k, v));
     }
-    r.query = dict.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    sign_header_form(&mut r, CanonicalForm::RawUri, SECRET, SCOPE, DATE, &[], &empty_hex());
+    r.query = dict
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    sign_header_form(
+        &mut r,
+        CanonicalForm::RawUri,
+        SECRET,
+        SCOPE,
+        DATE,
+        &[],
+        &empty_hex(),
+    );
     r.query = sent_query;
     r
 }
@@ -412,7 +557,10 @@ fn raw_uri_form_accepts_exactly_the_unambiguous_requests_auth_signatures() {
     let r = requests_auth_style(
         "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/my%20model.txt?filter=name+%3D+%27x%27&max_results=10",
     );
-    assert_eq!(check(&r, DATE).unwrap().canonical_form, CanonicalForm::RawUri);
+    assert_eq!(
+        check(&r, DATE).unwrap().canonical_form,
+        CanonicalForm::RawUri
+    );
     let strict = Verifier::new(VerifierConfig {
         accept_raw_uri_form: false,
         ..VerifierConfig::default()
@@ -427,7 +575,9 @@ fn raw_uri_form_accepts_exactly_the_unambiguous_requests_auth_signatures() {
     assert_eq!(check(&r, DATE).unwrap().canonical_form, CanonicalForm::Aws);
 
     // Repeated names: the client signs only the last value, so the request is refused.
-    let r = requests_auth_style("/api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=a&run_ids=b");
+    let r = requests_auth_style(
+        "/api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=a&run_ids=b",
+    );
     assert_eq!(check(&r, DATE).unwrap_err(), SigV4Error::SignatureMismatch);
     // `%25` in the path could be the AWS form of another request: refused.
     let r = requests_auth_style("/api/2.0/mlflow-artifacts/artifacts/100%25.txt");
@@ -435,8 +585,21 @@ fn raw_uri_form_accepts_exactly_the_unambiguous_requests_auth_signatures() {
 
     // An AWS-form signature for `/a%20b` does not authenticate `/a%2520b` (a literal "%20").
     let mut aws = OwnedRequest::new("GET", "/a%20b", &[("Host", "localhost")]);
-    sign_header_form(&mut aws, CanonicalForm::Aws, SECRET, SCOPE, DATE, &[], &empty_hex());
-    assert_eq!(check_with(&verifier(), &aws, DATE, Some(&crate::EMPTY_SHA256)).unwrap().canonical_form, CanonicalForm::Aws);
+    sign_header_form(
+        &mut aws,
+        CanonicalForm::Aws,
+        SECRET,
+        SCOPE,
+        DATE,
+        &[],
+        &empty_hex(),
+    );
+    assert_eq!(
+        check_with(&verifier(), &aws, DATE, Some(&crate::EMPTY_SHA256))
+            .unwrap()
+            .canonical_form,
+        CanonicalForm::Aws
+    );
     let mut replayed = aws.clone();
     replayed.path = "/a%2520b".into();
     assert_eq!(
@@ -449,19 +612,40 @@ fn raw_uri_form_accepts_exactly_the_unambiguous_requests_auth_signatures() {
 fn config_is_validated() {
     let bad = |c: VerifierConfig| Verifier::new(c).unwrap_err();
     let d = VerifierConfig::default;
-    assert_eq!(bad(VerifierConfig { regions: vec![], ..d() }), ConfigError::NoRegion);
-    assert_eq!(bad(VerifierConfig { services: vec![], ..d() }), ConfigError::NoService);
     assert_eq!(
-        bad(VerifierConfig { regions: vec!["US-EAST-1".into()], ..d() }),
+        bad(VerifierConfig {
+            regions: vec![],
+            ..d()
+        }),
+        ConfigError::NoRegion
+    );
+    assert_eq!(
+        bad(VerifierConfig {
+            services: vec![],
+            ..d()
+        }),
+        ConfigError::NoService
+    );
+    assert_eq!(
+        bad(VerifierConfig {
+            regions: vec!["US-EAST-1".into()],
+            ..d()
+        }),
         ConfigError::InvalidName("US-EAST-1".into())
     );
     assert_eq!(
-        bad(VerifierConfig { clock_skew: Duration::from_secs(3601), ..d() }),
+        bad(VerifierConfig {
+            clock_skew: Duration::from_secs(3601),
+            ..d()
+        }),
         ConfigError::ClockSkewTooLarge
     );
     for expiry in [0, 604_801] {
         assert_eq!(
-            bad(VerifierConfig { max_presigned_expiry: Duration::from_secs(expiry), ..d() }),
+            bad(VerifierConfig {
+                max_presigned_expiry: Duration::from_secs(expiry),
+                ..d()
+            }),
             ConfigError::PresignedExpiryOutOfRange
         );
     }
@@ -479,7 +663,15 @@ fn signing_key_cache_is_keyed_by_scope_and_bounded() {
     .iter()
     .map(|(akid, day, date)| {
         let mut r = OwnedRequest::new("GET", "/", &[("host", "h")]);
-        sign_header_form(&mut r, CanonicalForm::Aws, SECRET, (akid, day, "us-east-1", "execute-api"), date, &[], &empty_hex());
+        sign_header_form(
+            &mut r,
+            CanonicalForm::Aws,
+            SECRET,
+            (akid, day, "us-east-1", "execute-api"),
+            date,
+            &[],
+            &empty_hex(),
+        );
         r
     })
     .collect();
@@ -512,19 +704,35 @@ fn signing_key_cache_is_keyed_by_scope_and_bounded() {
     assert!(!run(1));
     cache.remove_access_key("AKID");
     assert_eq!(cache.len(), 1);
-    assert_eq!(format!("{cache:?}"), "SigningKeyCache { capacity: 2, len: 1 }");
+    assert_eq!(
+        format!("{cache:?}"),
+        "SigningKeyCache { capacity: 2, len: 1 }"
+    );
 }
 
 #[test]
 fn a_stale_cached_key_cannot_verify_another_scope() {
     // Keys are per scope: a key derived for one day does not verify the next day's request.
     let mut r = OwnedRequest::new("GET", "/", &[("host", "h")]);
-    sign_header_form(&mut r, CanonicalForm::Aws, SECRET, ("AKID", "20260116", "us-east-1", "execute-api"), "20260116T000001Z", &[], &empty_hex());
+    sign_header_form(
+        &mut r,
+        CanonicalForm::Aws,
+        SECRET,
+        ("AKID", "20260116", "us-east-1", "execute-api"),
+        "20260116T000001Z",
+        &[],
+        &empty_hex(),
+    );
     r.with(|req| {
-        let pending = verifier().parse_and_check(req, at("20260116T000001Z")).unwrap();
-        let yesterday = SigningKey::derive(SECRET.as_bytes(), "20260115", "us-east-1", "execute-api");
+        let pending = verifier()
+            .parse_and_check(req, at("20260116T000001Z"))
+            .unwrap();
+        let yesterday =
+            SigningKey::derive(SECRET.as_bytes(), "20260115", "us-east-1", "execute-api");
         assert_eq!(
-            pending.verify(&yesterday, Some(&crate::EMPTY_SHA256)).unwrap_err(),
+            pending
+                .verify(&yesterday, Some(&crate::EMPTY_SHA256))
+                .unwrap_err(),
             SigV4Error::SignatureMismatch
         );
     });
