@@ -25,13 +25,24 @@ fuzz_target!(|data: &[u8]| {
         let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
         context.insert(key, value);
     }
-    let request = Request { action, resource, principal, context: &context };
+    let request = Request {
+        action,
+        resource,
+        principal,
+        context: &context,
+    };
 
-    for parsed in [PolicyDocument::parse(policy), PolicyDocument::parse_resource_policy(policy)] {
+    for parsed in [
+        PolicyDocument::parse(policy),
+        PolicyDocument::parse_resource_policy(policy),
+    ] {
         match parsed {
             Ok(document) => {
                 assert_eq!(document.to_json(), policy);
-                let policies = [NamedPolicy { name: "fuzz".into(), document }];
+                let policies = [NamedPolicy {
+                    name: "fuzz".into(),
+                    document,
+                }];
                 let decision = evaluate(&policies, &request);
                 // A decision always names a statement of the one policy, or none.
                 if let Decision::Allow(by) | Decision::ExplicitDeny(by) = decision {

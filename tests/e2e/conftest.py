@@ -144,6 +144,13 @@ def world(stack, admin) -> World:
 
 
 @pytest.fixture(scope="session")
+def scratch_experiment(admin) -> str:
+    """An experiment for tests that create runs, so the world's experiment keeps one run."""
+    with acting_as(admin) as client:
+        return client.create_experiment(unique("e2e-scratch"))
+
+
+@pytest.fixture(scope="session")
 def create_token(stack):
     """`mlgate token create --user NAME`: returns (token, token id or None)."""
 

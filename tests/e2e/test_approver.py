@@ -39,13 +39,19 @@ def test_approver_registers_a_version_and_promotes_it(approver, world, fresh_nam
         assert got.tags["approved_by"] == "approver"
         assert "prod" in got.aliases
 
-        # A second version through the fluent API, straight to Staging.
-        mv2 = mlflow.register_model(world.model_uri, name)
-        assert str(mv2.version) == "2"
-        client.transition_model_version_stage(name, mv2.version, "Staging")
-
         model = mlflow.pyfunc.load_model(f"models:/{name}@prod")
         assert list(model.predict([3])) == [3]
+
+
+def test_approver_registers_with_the_fluent_api(approver, world, fresh_name):
+    """`mlflow.register_model("models:/m-...")`, the usual call: after creating the version, the
+    MLflow 3 client also tags the logged model (SetLoggedModelTags, `mlflow.modelVersions`)."""
+    name = fresh_name("e2e-approved-fluent")
+    with acting_as(approver) as client:
+        mv = mlflow.register_model(world.model_uri, name)
+        assert str(mv.version) == "1"
+        client.transition_model_version_stage(name, mv.version, "Staging")
+        assert client.get_model_version(name, mv.version).current_stage == "Staging"
 
 
 def test_approver_cannot_create_experiments(approver, fresh_name):

@@ -82,16 +82,16 @@ def test_bootstrap_admin_can_sign_in(users):
 # -------------------------------------------------------------------------- attribution
 
 
-def test_forged_user_on_create_run_is_overwritten(stack, admin, world):
+def test_forged_user_on_create_run_is_overwritten(stack, admin, scratch_experiment):
     # Through the client: a forged mlflow.user tag
     with acting_as(admin) as client:
-        run = client.create_run(world.experiment_id, tags={"mlflow.user": "mallory"})
+        run = client.create_run(scratch_experiment, tags={"mlflow.user": "mallory"})
         got = client.get_run(run.info.run_id)
         assert got.info.user_id == ADMIN
         assert got.data.tags["mlflow.user"] == ADMIN
 
         # The fluent API sets mlflow.user to the local OS user: also replaced.
-        with mlflow.start_run(experiment_id=world.experiment_id) as active:
+        with mlflow.start_run(experiment_id=scratch_experiment) as active:
             pass
         got = client.get_run(active.info.run_id)
         assert got.info.user_id == ADMIN
@@ -101,7 +101,7 @@ def test_forged_user_on_create_run_is_overwritten(stack, admin, world):
     resp = requests.post(
         f"{stack.url}/api/2.0/mlflow/runs/create",
         json={
-            "experiment_id": world.experiment_id,
+            "experiment_id": scratch_experiment,
             "user_id": "mallory",
             "tags": [{"key": "mlflow.user", "value": "mallory"}, {"key": "x", "value": "y"}],
         },

@@ -189,10 +189,10 @@ def test_sign_out_ends_the_session(stack, admin):
     assert again.status_code in (302, 303, 307)
 
 
-def test_session_user_is_the_principal(stack, admin_browser, world):
+def test_session_user_is_the_principal(stack, admin_browser, scratch_experiment):
     resp = admin_browser.post(
         f"{stack.url}/ajax-api/2.0/mlflow/runs/create",
-        json={"experiment_id": world.experiment_id, "user_id": "mallory"},
+        json={"experiment_id": scratch_experiment, "user_id": "mallory"},
         headers={"Origin": _origin(stack.url), "Accept": "application/json"},
         timeout=30,
     )

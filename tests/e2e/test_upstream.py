@@ -10,7 +10,7 @@ from support import acting_as, assert_mlflow_error
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=5"
 
 
-def test_mlflow_killed_gives_502_then_recovers(stack, admin, world, audit):
+def test_mlflow_killed_gives_502_then_recovers(stack, admin, world, scratch_experiment, audit):
     url = f"{stack.url}{SEARCH}"
     assert requests.get(url, auth=admin.requests_auth(), timeout=30).status_code == 200
 
@@ -36,6 +36,6 @@ def test_mlflow_killed_gives_502_then_recovers(stack, admin, world, audit):
     assert resp.status_code == 200, resp.text[:300]
     with acting_as(admin) as client:
         assert client.get_experiment(world.experiment_id).name == world.experiment_name
-        run = client.create_run(world.experiment_id)
+        run = client.create_run(scratch_experiment)
         client.log_metric(run.info.run_id, "after_restart", 1.0)
         assert client.get_run(run.info.run_id).data.metrics["after_restart"] == 1.0

@@ -50,7 +50,8 @@ impl<'a> SignedRequest<'a> {
                 "authorization" => "repeated Authorization header",
                 "x-amz-date" => "repeated x-amz-date header",
                 "x-amz-content-sha256" => "repeated x-amz-content-sha256 header",
-                _ => "repeated x-amz-security-token header",
+                "x-amz-security-token" => "repeated x-amz-security-token header",
+                _ => "a header that must appear once is repeated",
             }));
         }
         Ok(first)

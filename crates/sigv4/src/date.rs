@@ -47,7 +47,7 @@ pub(crate) fn unix_secs(now: SystemTime) -> i64 {
 }
 
 /// Parses `YYYYMMDD` into days since the Unix epoch; rejects impossible dates.
-pub(crate) fn parse_scope_date(s: &[u8]) -> Option<i64> {
+fn parse_scope_date(s: &[u8]) -> Option<i64> {
     if s.len() != 8 {
         return None;
     }

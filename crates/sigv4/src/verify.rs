@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::canonical::{SignedRequest, raw_form_eligible, write_canonical_prefix};
-use crate::date::{AmzTime, parse_amz_date, parse_scope_date, unix_secs};
+use crate::date::{AmzTime, parse_amz_date, unix_secs};
 use crate::encoding::hex32;
 use crate::error::SigV4Error;
 use crate::key::SigningKey;
@@ -130,6 +130,62 @@ pub struct VerifiedSignature {
     pub payload: PayloadCheck,
 }
 
+/// The signature's parts, from whichever of the two places carries them.
+struct Credentials<'r> {
+    form: AuthForm,
+    credential: Credential<'r>,
+    amz_date: Cow<'r, str>,
+    signed_headers: Cow<'r, str>,
+    signature: [u8; 32],
+    query_token: Option<Cow<'r, str>>,
+    expires_secs: Option<u64>,
+}
+
+impl<'r> Credentials<'r> {
+    fn parse(request: &'r SignedRequest<'r>) -> Result<Self, SigV4Error> {
+        let authorization = request
+            .unique_header("authorization")?
+            .filter(|v| is_aws4_authorization(v));
+        match (authorization, is_presigned_query(request.query)) {
+            (None, false) => Err(SigV4Error::Missing),
+            (Some(_), true) => Err(SigV4Error::Malformed(
+                "the request is signed both in the Authorization header and in the query string",
+            )),
+            (Some(authorization), false) => {
+                let auth = parse::parse_authorization(authorization)?;
+                let date = request
+                    .unique_header("x-amz-date")?
+                    .ok_or(SigV4Error::Malformed(
+                        "the x-amz-date header is required (the Date header is not supported)",
+                    ))?;
+                let date = std::str::from_utf8(date)
+                    .map_err(|_| SigV4Error::Malformed("invalid x-amz-date"))?;
+                Ok(Self {
+                    form: AuthForm::Header,
+                    credential: auth.credential,
+                    amz_date: Cow::Borrowed(date),
+                    signed_headers: Cow::Borrowed(auth.signed_headers),
+                    signature: auth.signature,
+                    query_token: None,
+                    expires_secs: None,
+                })
+            }
+            (None, true) => {
+                let auth = parse::parse_presigned(request.query)?;
+                Ok(Self {
+                    form: AuthForm::Presigned,
+                    credential: auth.credential,
+                    amz_date: auth.date,
+                    signed_headers: auth.signed_headers,
+                    signature: auth.signature,
+                    query_token: auth.security_token,
+                    expires_secs: Some(auth.expires_secs),
+                })
+            }
+        }
+    }
+}
+
 fn scope_name_valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -184,49 +240,15 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<PendingSignature<'r>, SigV4Error> {
         let now = unix_secs(now);
-        let authorization = request.unique_header("authorization")?;
-        let header_form = authorization.is_some_and(is_aws4_authorization);
-        let presigned = is_presigned_query(request.query);
-        let (form, credential, amz_date, signed_headers, signature, query_token, expires_secs) =
-            match (header_form, presigned) {
-                (false, false) => return Err(SigV4Error::Missing),
-                (true, true) => {
-                    return Err(SigV4Error::Malformed(
-                        "the request is signed both in the Authorization header and in the query string",
-                    ));
-                }
-                (true, false) => {
-                    let auth = parse::parse_authorization(authorization.unwrap_or_default())?;
-                    let date = request.unique_header("x-amz-date")?.ok_or(
-                        SigV4Error::Malformed(
-                            "the x-amz-date header is required (the Date header is not supported)",
-                        ),
-                    )?;
-                    let date = std::str::from_utf8(date)
-                        .map_err(|_| SigV4Error::Malformed("invalid x-amz-date"))?;
-                    (
-                        AuthForm::Header,
-                        auth.credential,
-                        Cow::Borrowed(date),
-                        Cow::Borrowed(auth.signed_headers),
-                        auth.signature,
-                        None,
-                        None,
-                    )
-                }
-                (false, true) => {
-                    let auth = parse::parse_presigned(request.query)?;
-                    (
-                        AuthForm::Presigned,
-                        auth.credential,
-                        auth.date,
-                        auth.signed_headers,
-                        auth.signature,
-                        auth.security_token,
-                        Some(auth.expires_secs),
-                    )
-                }
-            };
+        let Credentials {
+            form,
+            credential,
+            amz_date,
+            signed_headers,
+            signature,
+            query_token,
+            expires_secs,
+        } = Credentials::parse(request)?;
 
         if !self
             .config
@@ -251,8 +273,6 @@ impl Verifier {
         if !amz_date.starts_with(credential.date()) {
             return Err(SigV4Error::ScopeDateMismatch);
         }
-        let scope_day = parse_scope_date(credential.date().as_bytes())
-            .ok_or(SigV4Error::Malformed("invalid date in Credential"))?;
         let expires_at = match expires_secs {
             Some(secs) if secs == 0 || secs > self.max_expires_secs => {
                 return Err(SigV4Error::ExpiresOutOfRange {
@@ -299,7 +319,7 @@ impl Verifier {
             form,
             credential,
             amz_date,
-            scope_day,
+            scope_day: signed_at.div_euclid(86_400),
             signed_at,
             expires_at,
             signed_headers,

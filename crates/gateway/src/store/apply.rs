@@ -27,7 +27,8 @@ pub enum Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so that width and alignment flags work in reports.
+        f.pad(match self {
             Change::Created => "created",
             Change::Updated => "updated",
             Change::Unchanged => "unchanged",
