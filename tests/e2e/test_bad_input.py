@@ -144,3 +144,18 @@ def test_ambiguous_paths_do_not_slip_past_the_catalog(stack, reader, world, mlfl
     parsed = json.loads(payload)
     assert parsed.get("error_code") and parsed.get("message"), parsed
     assert not mlflow_log.saw(mark, "runs")
+
+
+def test_mlflow_access_log_does_record_forwarded_requests(stack, reader, mlflow_log):
+    """Control for the "never forwarded" checks above: a request mlgate does forward shows up."""
+    marker = f"e2e-control-{uuid.uuid4().hex}"
+    mark = mlflow_log.mark()
+    resp = requests.get(
+        f"{stack.url}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": marker},
+        auth=reader.requests_auth(),
+        timeout=30,
+    )
+    assert resp.status_code == 404, resp.text  # forwarded: MLflow says RESOURCE_DOES_NOT_EXIST
+    assert_mlflow_error(resp, 404, "RESOURCE_DOES_NOT_EXIST")
+    assert mlflow_log.saw(mark, marker)

@@ -13,10 +13,19 @@ use http::Uri;
 use crate::admin::AdminCommand;
 
 #[derive(Debug, Parser)]
-#[command(name = "mlgate", version, about = "Access control and audit in front of an MLflow tracking server")]
+#[command(
+    name = "mlgate",
+    version,
+    about = "Access control and audit in front of an MLflow tracking server"
+)]
 pub struct Cli {
     /// Directory of the embedded store (users, groups, policies, tokens, sessions) and the audit log.
-    #[arg(long, env = "MLGATE_DATA_DIR", default_value = ".mlgate", global = true)]
+    #[arg(
+        long,
+        env = "MLGATE_DATA_DIR",
+        default_value = ".mlgate",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     #[command(subcommand)]
@@ -104,7 +113,9 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn audit_log_path(&self, data_dir: &Path) -> PathBuf {
-        self.audit_log.clone().unwrap_or_else(|| data_dir.join("audit.log"))
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit.log"))
     }
 }
 
@@ -139,7 +150,9 @@ impl From<&ServeArgs> for GatewaySettings {
 fn parse_upstream(s: &str) -> Result<Uri, String> {
     let uri: Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
     if uri.scheme_str() != Some("http") {
-        return Err("the upstream must be an http:// URL (MLflow listens on a private address)".into());
+        return Err(
+            "the upstream must be an http:// URL (MLflow listens on a private address)".into(),
+        );
     }
     if uri.authority().is_none() {
         return Err("the upstream URL needs a host and port".into());
@@ -160,7 +173,7 @@ fn parse_account(s: &str) -> Result<String, String> {
 }
 
 /// `1048576`, `64KiB`, `16MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, all binary).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
@@ -172,11 +185,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("unknown size unit in {s:?} (use KiB, MiB or GiB)")),
     };
-    n.checked_mul(multiplier).ok_or_else(|| format!("size too large: {s:?}"))
+    n.checked_mul(multiplier)
+        .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
 /// `30s`, `500ms`, `2m`, `1m 30s` or ISO 8601 (`PT30S`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let d: jiff::SignedDuration = s.parse().map_err(|e| format!("not a duration: {e}"))?;
     let d = Duration::try_from(d).map_err(|_| format!("a duration must not be negative: {s:?}"))?;
     if d.is_zero() {
@@ -231,16 +245,29 @@ mod tests {
     fn serve_flags() {
         // Explicit flags win over any MLGATE_* variable the environment may hold.
         let cli = Cli::try_parse_from([
-            "mlgate", "--data-dir", "/srv/mlgate", "serve", "--listen", "0.0.0.0:8080",
-            "--max-parsed-body", "1MiB", "--upstream-timeout", "5s",
+            "mlgate",
+            "--data-dir",
+            "/srv/mlgate",
+            "serve",
+            "--listen",
+            "0.0.0.0:8080",
+            "--max-parsed-body",
+            "1MiB",
+            "--upstream-timeout",
+            "5s",
         ])
         .expect("flags parse");
-        let Command::Serve(mut args) = cli.command else { panic!("serve expected") };
+        let Command::Serve(mut args) = cli.command else {
+            panic!("serve expected")
+        };
         assert_eq!(args.listen, "0.0.0.0:8080".parse().expect("addr"));
         assert_eq!(args.max_parsed_body, 1 << 20);
         assert_eq!(args.upstream_timeout, Duration::from_secs(5));
         args.audit_log = None;
-        assert_eq!(args.audit_log_path(&cli.data_dir), PathBuf::from("/srv/mlgate/audit.log"));
+        assert_eq!(
+            args.audit_log_path(&cli.data_dir),
+            PathBuf::from("/srv/mlgate/audit.log")
+        );
         assert!(Cli::try_parse_from(["mlgate", "serve", "--tls-cert", "c.pem"]).is_err());
     }
 }

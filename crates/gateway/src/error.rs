@@ -69,7 +69,9 @@ impl GatewayError {
             GatewayError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
             GatewayError::PayloadTooLarge(_) => "REQUEST_LIMIT_EXCEEDED",
             GatewayError::ClientTimeout(_) => "BAD_REQUEST",
-            GatewayError::UpstreamUnavailable(_) | GatewayError::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
+            GatewayError::UpstreamUnavailable(_) | GatewayError::Unavailable(_) => {
+                "TEMPORARILY_UNAVAILABLE"
+            }
             GatewayError::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
             GatewayError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -96,9 +98,15 @@ impl IntoResponse for GatewayError {
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if self.status() == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mlgate\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mlgate\""),
+            );
         }
         response
     }
@@ -110,19 +118,48 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         serde_json::from_slice(&bytes).expect("json")
     }
 
     #[tokio::test]
     async fn mlflow_shape_and_status() {
         let cases = [
-            (GatewayError::BadRequest("x".into()), 400, "INVALID_PARAMETER_VALUE"),
-            (GatewayError::PermissionDenied("x".into()), 403, "PERMISSION_DENIED"),
-            (GatewayError::NotFound("x".into()), 404, "RESOURCE_DOES_NOT_EXIST"),
-            (GatewayError::PayloadTooLarge("x".into()), 413, "REQUEST_LIMIT_EXCEEDED"),
-            (GatewayError::UpstreamUnavailable("x".into()), 502, "TEMPORARILY_UNAVAILABLE"),
-            (GatewayError::UpstreamTimeout("x".into()), 504, "DEADLINE_EXCEEDED"),
+            (
+                GatewayError::BadRequest("x".into()),
+                400,
+                "INVALID_PARAMETER_VALUE",
+            ),
+            (
+                GatewayError::PermissionDenied("x".into()),
+                403,
+                "PERMISSION_DENIED",
+            ),
+            (
+                GatewayError::NotFound("x".into()),
+                404,
+                "RESOURCE_DOES_NOT_EXIST",
+            ),
+            (
+                GatewayError::PayloadTooLarge("x".into()),
+                413,
+                "REQUEST_LIMIT_EXCEEDED",
+            ),
+            (
+                GatewayError::UpstreamUnavailable("x".into()),
+                502,
+                "TEMPORARILY_UNAVAILABLE",
+            ),
+            (
+                GatewayError::UpstreamTimeout("x".into()),
+                504,
+                "DEADLINE_EXCEEDED",
+            ),
         ];
         for (error, status, code) in cases {
             let response = error.into_response();
@@ -139,7 +176,10 @@ mod tests {
         let error = GatewayError::Unauthenticated("no".into());
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"mlgate\"");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"mlgate\""
+        );
         assert_eq!(body_json(response).await["error_code"], "UNAUTHENTICATED");
     }
 

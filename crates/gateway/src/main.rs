@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mlgate::admin;
 use mlgate::audit::AuditSink;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::config::{Cli, Command, GatewaySettings, LogFormat, ServeArgs};
@@ -12,7 +13,6 @@ use mlgate::listen::{self, ListenLimits};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
 use mlgate::store::Store;
-use mlgate::admin;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -26,7 +26,9 @@ async fn main() -> ExitCode {
         }
         Command::Admin(command) => {
             init_logging(LogFormat::Text);
-            admin::run(command, &cli.data_dir).await.map_err(|e| e.to_string())
+            admin::run(command, &cli.data_dir)
+                .await
+                .map_err(|e| e.to_string())
         }
     };
     match result {
@@ -40,7 +42,9 @@ async fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -60,7 +64,13 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
     let authenticator = Authenticator::new(store.clone(), AuthSettings::default());
     let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
-    let gateway = Gateway::new(GatewaySettings::from(args), store, authenticator, portal, audit.clone())?;
+    let gateway = Gateway::new(
+        GatewaySettings::from(args),
+        store,
+        authenticator,
+        portal,
+        audit.clone(),
+    )?;
     let limits = ListenLimits {
         max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
         header_read_timeout: args.header_read_timeout,
@@ -77,7 +87,14 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
     let _ = writeln!(stdout, "mlgate: ready on {scheme}://{addr}");
     let _ = stdout.flush();
 
-    listen::serve(listener, tls, gateway.into_router(), limits, listen::shutdown_signal()).await;
+    listen::serve(
+        listener,
+        tls,
+        gateway.into_router(),
+        limits,
+        listen::shutdown_signal(),
+    )
+    .await;
     tokio::task::spawn_blocking(move || audit.flush())
         .await
         .map_err(|e| e.to_string())?

@@ -55,8 +55,19 @@ impl Gateway {
         audit: AuditSink,
     ) -> Result<Gateway, String> {
         let upstream = Upstream::new(&settings.upstream, settings.upstream_timeout)?;
-        let resolver = Resolver::new(ArnScope::new(&settings.region, &settings.account), upstream.clone());
-        Ok(Gateway { settings, store, authenticator, resolver, upstream, portal, audit })
+        let resolver = Resolver::new(
+            ArnScope::new(&settings.region, &settings.account),
+            upstream.clone(),
+        );
+        Ok(Gateway {
+            settings,
+            store,
+            authenticator,
+            resolver,
+            upstream,
+            portal,
+            audit,
+        })
     }
 
     /// The service the listener runs: every request goes through [`handle`].
@@ -66,10 +77,9 @@ impl Gateway {
 
     async fn process(&self, request: Request, trail: &mut Trail) -> Result<Response, GatewayError> {
         let (mut parts, body) = request.into_parts();
-        let peer = *parts
-            .extensions
-            .get::<Peer>()
-            .ok_or_else(|| GatewayError::Internal("request without connection information".into()))?;
+        let peer = *parts.extensions.get::<Peer>().ok_or_else(|| {
+            GatewayError::Internal("request without connection information".into())
+        })?;
         parts.extensions.insert(ClientAddr(peer.addr.ip()));
         parts.headers.insert(X_REQUEST_ID, trail.request_id.clone());
         let body = Body::new(IdleTimeout::new(body, self.settings.body_timeout));
@@ -82,7 +92,11 @@ impl Gateway {
         }
 
         // 3. authenticate: exactly one credential, or none at all.
-        let principal = self.authenticator.authenticate(&parts, peer.secure).await.map_err(GatewayError::Authentication)?;
+        let principal = self
+            .authenticator
+            .authenticate(&parts, peer.secure)
+            .await
+            .map_err(GatewayError::Authentication)?;
         trail.principal = principal.as_ref().map(|p| p.arn.clone());
         trail.auth_method = principal.as_ref().map(|p| p.auth_method);
 
@@ -95,34 +109,51 @@ impl Gateway {
         let Some(principal) = principal else {
             return self.unauthenticated(&parts, &call, &target, trail);
         };
-        let context = global_context(Some(&principal), &peer, trail.time);
+        let mut context = global_context(&principal, &peer, trail.time);
         let Some(route) = call.route else {
             // Only `execute-api:Invoke` on this exact method/path ARN can allow it.
-            self.authorize(&principal, None, &call, &context, trail).await?;
+            self.authorize(&principal, None, &call, &context, trail)
+                .await?;
             return self.forward(parts, body, target, &peer).await;
         };
 
         // 2 (cont.). read the fields as MLflow will; only bodies MLflow parses are buffered.
-        let (mut params, body) = normalize::read_fields(route, &parts, body, self.body_limits()).await?;
+        let (mut params, body) =
+            normalize::read_fields(route, &parts, body, self.body_limits()).await?;
         let action = classify::action(route, body.bytes());
+        trail.actions = vec![action.clone()];
 
         // 5. resolve: identifiers → resource ARNs and condition keys.
-        let plan = resolve::plan(self.resolver.scope(), route, &call.path_params, &params, &parts.headers)?;
+        let plan = resolve::plan(
+            self.resolver.scope(),
+            route,
+            &call.path_params,
+            &params,
+            &parts.headers,
+        )?;
         let resources = self.resolver.resources(&plan).await?;
-        let mut context = context;
         for (key, value) in &plan.context {
             context.insert(key, value.clone());
         }
 
         // 6. authorize: both vocabularies, explicit deny wins.
-        self.authorize(&principal, Some((&action, &resources)), &call, &context, trail).await?;
+        self.authorize(
+            &principal,
+            Some((&action, &resources)),
+            &call,
+            &context,
+            trail,
+        )
+        .await?;
 
         // 7. rewrite: attribute writes to the principal.
         let body = if rewrite::attribute(route.operation, &mut params, &principal.name)
             .map_err(|e| GatewayError::BadRequest(e.to_string()))?
         {
             let bytes = Bytes::from(params.into_json_body());
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             RequestBody::Read(bytes)
         } else {
             body
@@ -133,11 +164,19 @@ impl Gateway {
     }
 
     fn body_limits(&self) -> BodyLimits {
-        BodyLimits { max_bytes: self.settings.max_parsed_body, timeout: self.settings.body_timeout }
+        BodyLimits {
+            max_bytes: self.settings.max_parsed_body,
+            timeout: self.settings.body_timeout,
+        }
     }
 
     async fn portal(&self, parts: Parts, body: Body, trail: &mut Trail) -> Response {
-        let response = match self.portal.clone().oneshot(Request::from_parts(parts, body)).await {
+        let response = match self
+            .portal
+            .clone()
+            .oneshot(Request::from_parts(parts, body))
+            .await
+        {
             Ok(response) => response,
             Err(never) => match never {},
         };
@@ -155,7 +194,13 @@ impl Gateway {
 
     /// No credential: a browser opening a UI page goes to the sign-in page, anything else
     /// gets 401 (with a Basic challenge, which the MLflow client answers).
-    fn unauthenticated(&self, parts: &Parts, call: &Call, target: &Target, trail: &mut Trail) -> Result<Response, GatewayError> {
+    fn unauthenticated(
+        &self,
+        parts: &Parts,
+        call: &Call,
+        target: &Target,
+        trail: &mut Trail,
+    ) -> Result<Response, GatewayError> {
         let navigation = matches!(parts.method, Method::GET | Method::HEAD)
             && parts
                 .headers
@@ -171,7 +216,14 @@ impl Gateway {
         trail.reason = Some("no credential; sent to the sign-in page".into());
         let location = HeaderValue::from_str(&portal::login_url(target.path_and_query.as_str()))
             .map_err(|_| GatewayError::Internal("sign-in URL is not a header value".into()))?;
-        Ok((StatusCode::FOUND, [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]).into_response())
+        Ok((
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, location),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response())
     }
 
     async fn authorize(
@@ -186,18 +238,37 @@ impl Gateway {
             tracing::error!(%error, principal = %principal.arn, "cannot load the principal's policies");
             GatewayError::Unavailable("the policy store is unavailable; try again".into())
         })?;
-        let question = Question { mlflow, execute_api: &call.execute_api, principal: &principal.arn, context };
+        let question = Question {
+            mlflow,
+            execute_api: &call.execute_api,
+            principal: &principal.arn,
+            context,
+        };
         let verdict = authorize(&policies, &question);
         trail.record_verdict(&question, &verdict);
         if verdict.is_allowed() {
             Ok(())
         } else {
-            Err(GatewayError::PermissionDenied(verdict.denial_message(&principal.arn)))
+            Err(GatewayError::PermissionDenied(
+                verdict.denial_message(&principal.arn),
+            ))
         }
     }
 
-    async fn forward(&self, parts: Parts, body: Body, target: Target, peer: &Peer) -> Result<Response, GatewayError> {
-        self.upstream.forward(Request::from_parts(parts, body), target.path_and_query, peer).await
+    async fn forward(
+        &self,
+        parts: Parts,
+        body: Body,
+        target: Target,
+        peer: &Peer,
+    ) -> Result<Response, GatewayError> {
+        self.upstream
+            .forward(
+                Request::from_parts(parts, body),
+                target.path_and_query,
+                peer,
+            )
+            .await
     }
 }
 
@@ -211,7 +282,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             error.into_response()
         }
     };
-    response.headers_mut().insert(X_REQUEST_ID, trail.request_id.clone());
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, trail.request_id.clone());
     gateway.audit.record(trail.finish(response.status()));
     response
 }
@@ -250,8 +323,13 @@ impl Trail {
         Trail {
             time: Timestamp::now(),
             started: Instant::now(),
-            request_id: HeaderValue::from_str(&request_id).unwrap_or_else(|_| HeaderValue::from_static("-")),
-            source_ip: request.extensions().get::<Peer>().map(|p| p.addr.ip().to_canonical().to_string()).unwrap_or_default(),
+            request_id: HeaderValue::from_str(&request_id)
+                .unwrap_or_else(|_| HeaderValue::from_static("-")),
+            source_ip: request
+                .extensions()
+                .get::<Peer>()
+                .map(|p| p.addr.ip().to_canonical().to_string())
+                .unwrap_or_default(),
             method: request.method().to_string(),
             path,
             principal: None,
@@ -265,9 +343,16 @@ impl Trail {
     }
 
     fn record_verdict(&mut self, question: &Question<'_>, verdict: &Verdict<'_>) {
-        self.actions = question.mlflow.iter().map(|(action, _)| (*action).to_owned()).collect();
+        self.actions = question
+            .mlflow
+            .iter()
+            .map(|(action, _)| (*action).to_owned())
+            .collect();
         self.actions.push(EXECUTE_API_INVOKE.to_owned());
-        self.resources = question.mlflow.map(|(_, resources)| resources.to_vec()).unwrap_or_default();
+        self.resources = question
+            .mlflow
+            .map(|(_, resources)| resources.to_vec())
+            .unwrap_or_default();
         self.resources.push(question.execute_api.to_owned());
         let (decision, by) = match &verdict.decision {
             Decision::Allow(by) => (AuditDecision::Allow, Some(by)),
@@ -281,7 +366,9 @@ impl Trail {
     /// Notes why the request failed; a request refused before authorization says so.
     fn refused(&mut self, error: &GatewayError) {
         self.decision.get_or_insert(match error {
-            GatewayError::Unauthenticated(_) | GatewayError::Authentication(_) => AuditDecision::Unauthenticated,
+            GatewayError::Unauthenticated(_) | GatewayError::Authentication(_) => {
+                AuditDecision::Unauthenticated
+            }
             _ => AuditDecision::Rejected,
         });
         if let GatewayError::Authentication(failure) = error {

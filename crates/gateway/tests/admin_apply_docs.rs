@@ -24,7 +24,10 @@ fn repo() -> PathBuf {
 /// The TOML block under "### Full example".
 fn documented_example() -> String {
     let doc = std::fs::read_to_string(repo().join("docs/administration.md")).unwrap();
-    let section = doc.split("### Full example").nth(1).expect("section exists");
+    let section = doc
+        .split("### Full example")
+        .nth(1)
+        .expect("section exists");
     let block = section.split("```toml\n").nth(1).expect("toml block");
     block.split("\n```").next().unwrap().to_owned()
 }
@@ -42,7 +45,9 @@ async fn run(store: &Store, args: &[&str], env: &HashMap<&str, &str>) -> Result<
         stdin: &mut stdin,
         env: &lookup,
     };
-    execute(cmd, store, &mut io).await.map_err(|e| e.to_string())?;
+    execute(cmd, store, &mut io)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(String::from_utf8(out).unwrap())
 }
 
@@ -69,10 +74,19 @@ async fn the_documented_example_applies_idempotently() {
     ]);
 
     let first = run(&store, &["apply", "-f", f], &env).await.unwrap();
-    assert!(first.ends_with("16 created, 0 updated, 0 unchanged\n"), "{first}");
-    assert!(first.contains("created   group   222222222222/scientists"), "{first}");
+    assert!(
+        first.ends_with("16 created, 0 updated, 0 unchanged\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("created   group   222222222222/scientists"),
+        "{first}"
+    );
     let second = run(&store, &["apply", "-f", f], &env).await.unwrap();
-    assert!(second.ends_with("0 created, 0 updated, 16 unchanged\n"), "{second}");
+    assert!(
+        second.ends_with("0 created, 0 updated, 16 unchanged\n"),
+        "{second}"
+    );
 
     // A changed password is one update, nothing else.
     let env2 = HashMap::from([
@@ -80,7 +94,10 @@ async fn the_documented_example_applies_idempotently() {
         ("MLGATE_DEMO_PASSWORD", "demo password 1"),
     ]);
     let third = run(&store, &["apply", "-f", f], &env2).await.unwrap();
-    assert!(third.ends_with("0 created, 1 updated, 15 unchanged\n"), "{third}");
+    assert!(
+        third.ends_with("0 created, 1 updated, 15 unchanged\n"),
+        "{third}"
+    );
     assert!(third.contains("updated   user    admin"), "{third}");
 
     // Effective policies: the reader's own policy plus both of its group's.
@@ -100,13 +117,26 @@ async fn the_documented_example_applies_idempotently() {
         names,
         vec!["deny-production-deletes", "readers", "team-experiments"]
     );
-    let eff = run(&store, &["policy", "effective", "--user", "mlflow-reader"], &env)
+    let eff = run(
+        &store,
+        &["policy", "effective", "--user", "mlflow-reader"],
+        &env,
+    )
+    .await
+    .unwrap();
+    assert!(
+        eff.contains("team-experiments\tvia user 111111111111/mlflow-reader"),
+        "{eff}"
+    );
+    assert!(
+        eff.contains("readers\tvia group 111111111111/readers"),
+        "{eff}"
+    );
+
+    let scientist = store
+        .get_user(Some("data-science"), "scientist")
         .await
         .unwrap();
-    assert!(eff.contains("team-experiments\tvia user 111111111111/mlflow-reader"), "{eff}");
-    assert!(eff.contains("readers\tvia group 111111111111/readers"), "{eff}");
-
-    let scientist = store.get_user(Some("data-science"), "scientist").await.unwrap();
     assert_eq!(scientist.arn(), "arn:aws:iam::222222222222:user/scientist");
     assert_eq!(scientist.groups, vec!["scientists"]);
     assert!(!store.get_user(None, "ci-bot").await.unwrap().has_password());

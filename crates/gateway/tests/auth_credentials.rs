@@ -111,7 +111,11 @@ async fn basic_token_and_session_give_the_same_principal() {
         assert_eq!(policies.len(), 1);
         assert_eq!(policies[0].name, "readers");
     }
-    assert_eq!(auth.passwords().kdf_runs(), 1, "Basic and sign-in share one argon2 run");
+    assert_eq!(
+        auth.passwords().kdf_runs(),
+        1,
+        "Basic and sign-in share one argon2 run"
+    );
 
     // All three at once: refused, whatever they are.
     let e = auth
@@ -141,9 +145,14 @@ async fn admin_changes_from_another_process_reach_the_server_within_the_cache_tt
     let auth = Authenticator::new(server_store, AuthSettings::default());
     // The admin CLI is a separate process: a separate store handle with its own caches.
     let cli = Store::open(dir.path()).await.unwrap();
-    cli.create_user(None, "bob", Some(password::hash("first password").unwrap()), BTreeMap::new())
-        .await
-        .unwrap();
+    cli.create_user(
+        None,
+        "bob",
+        Some(password::hash("first password").unwrap()),
+        BTreeMap::new(),
+    )
+    .await
+    .unwrap();
     let minted = token::mint();
     cli.insert_token(None, "bob", &minted.id, "t", &minted.secret_sha256, None)
         .await
@@ -158,21 +167,32 @@ async fn admin_changes_from_another_process_reach_the_server_within_the_cache_tt
     let bearer = format!("Bearer {}", minted.token);
     let check = |h: String| {
         let auth = auth.clone();
-        async move { auth.authenticate(&parts("GET", &[("authorization", &h)]), false).await }
+        async move {
+            auth.authenticate(&parts("GET", &[("authorization", &h)]), false)
+                .await
+        }
     };
     check(basic("first password")).await.unwrap().unwrap();
     check(bearer.clone()).await.unwrap().unwrap();
 
     cli.revoke_token(&minted.id).await.unwrap();
-    cli.set_password(None, "bob", Some(password::hash("second password").unwrap()))
-        .await
-        .unwrap();
+    cli.set_password(
+        None,
+        "bob",
+        Some(password::hash("second password").unwrap()),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
 
     let e = check(bearer).await.unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Invalid);
     let e = check(basic("first password")).await.unwrap_err();
-    assert_eq!(e.kind, AuthFailureKind::Invalid, "the cached success must not outlive the change");
+    assert_eq!(
+        e.kind,
+        AuthFailureKind::Invalid,
+        "the cached success must not outlive the change"
+    );
     check(basic("second password")).await.unwrap().unwrap();
 
     cli.set_disabled(None, "bob", true).await.unwrap();

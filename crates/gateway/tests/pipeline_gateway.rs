@@ -71,7 +71,10 @@ const WINDOW: u64 = 24 << 20;
 fn mlflow_router(state: Arc<Mlflow>) -> Router {
     Router::new()
         .route("/api/2.0/mlflow/runs/get", get(get_run))
-        .route("/api/2.0/mlflow-artifacts/artifacts/{*path}", get(download).put(upload))
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            get(download).put(upload),
+        )
         .route("/version", get(slow_version))
         .route("/hop", any(hop_headers))
         .fallback(echo)
@@ -94,14 +97,17 @@ async fn get_run(State(state): State<Arc<Mlflow>>, request: Request) -> Response
             return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
         }
     };
-    axum::Json(json!({"run": {"info": {"experiment_id": experiment, "run_id": "r"}}})).into_response()
+    axum::Json(json!({"run": {"info": {"experiment_id": experiment, "run_id": "r"}}}))
+        .into_response()
 }
 
 async fn upload(State(state): State<Arc<Mlflow>>, request: Request) -> Response {
     let mut body = request.into_body();
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { return StatusCode::BAD_REQUEST.into_response() };
+        let Ok(frame) = frame else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
         if let Some(data) = frame.data_ref() {
             total += data.len() as u64;
             state.uploaded.store(total, Ordering::SeqCst);
@@ -147,7 +153,12 @@ async fn echo(State(state): State<Arc<Mlflow>>, request: Request) -> Response {
     let headers: BTreeMap<String, String> = seen
         .headers
         .iter()
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("<binary>").to_owned()))
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                value.to_str().unwrap_or("<binary>").to_owned(),
+            )
+        })
         .collect();
     axum::Json(json!({
         "method": seen.method.as_str(),
@@ -160,8 +171,17 @@ async fn echo(State(state): State<Arc<Mlflow>>, request: Request) -> Response {
 
 async fn remember(state: &Mlflow, request: Request) -> Seen {
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let seen = Seen { method: parts.method, uri: parts.uri.to_string(), headers: parts.headers, body };
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let seen = Seen {
+        method: parts.method,
+        uri: parts.uri.to_string(),
+        headers: parts.headers,
+        body,
+    };
     state.seen.lock().expect("lock").push(seen.clone());
     seen
 }
@@ -206,7 +226,10 @@ impl Write for SharedBuf {
 
 /// Users, each with one policy.
 const USERS: &[(&str, &str)] = &[
-    ("admin", r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"mlflow:*","Resource":"*"}]}"#),
+    (
+        "admin",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"mlflow:*","Resource":"*"}]}"#,
+    ),
     (
         "reader",
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"Read","Effect":"Allow",
@@ -229,9 +252,15 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
     let store = Store::open(dir.path()).await.expect("store");
     for (user, policy) in USERS {
         let hash = password::hash(PASSWORD).expect("hash");
-        store.create_user(None, user, Some(hash), BTreeMap::new()).await.expect("user");
+        store
+            .create_user(None, user, Some(hash), BTreeMap::new())
+            .await
+            .expect("user");
         store.put_policy(user, policy).await.expect("policy");
-        store.attach_policy(user, None, AttachTarget::User(user)).await.expect("attach");
+        store
+            .attach_policy(user, None, AttachTarget::User(user))
+            .await
+            .expect("attach");
     }
     let audit_lines = Arc::new(Mutex::new(Vec::new()));
     let audit = AuditSink::with_writer(Box::new(SharedBuf(audit_lines.clone())), 1024);
@@ -247,16 +276,33 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_millis(500),
     };
-    let gateway = Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");
+    let gateway =
+        Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (shutdown, stop) = oneshot::channel::<()>();
-    let limits = ListenLimits { max_header_bytes: 64 << 10, header_read_timeout: Duration::from_secs(5) };
-    tokio::spawn(listen::serve(listener, None, gateway.into_router(), limits, async {
-        let _ = stop.await;
-    }));
+    let limits = ListenLimits {
+        max_header_bytes: 64 << 10,
+        header_read_timeout: Duration::from_secs(5),
+    };
+    tokio::spawn(listen::serve(
+        listener,
+        None,
+        gateway.into_router(),
+        limits,
+        async {
+            let _ = stop.await;
+        },
+    ));
     let client = Client::builder(TokioExecutor::new()).build_http();
-    Gate { addr, client, audit, audit_lines, _shutdown: shutdown, _dir: dir }
+    Gate {
+        addr,
+        client,
+        audit,
+        audit_lines,
+        _shutdown: shutdown,
+        _dir: dir,
+    }
 }
 
 async fn mlflow_and_gate() -> (Arc<Mlflow>, Gate) {
@@ -267,12 +313,17 @@ async fn mlflow_and_gate() -> (Arc<Mlflow>, Gate) {
 }
 
 fn basic(user: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"))
+    )
 }
 
 impl Gate {
     fn request(&self, method: Method, path: &str, user: Option<&str>) -> http::request::Builder {
-        let builder = http::Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
+        let builder = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
         match user {
             Some(user) => builder.header(header::AUTHORIZATION, basic(user)),
             None => builder,
@@ -285,10 +336,20 @@ impl Gate {
             .expect("mlgate answers")
             .expect("request sent");
         let (parts, body) = response.into_parts();
-        (parts.status, parts.headers, body.collect().await.expect("body").to_bytes())
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.expect("body").to_bytes(),
+        )
     }
 
-    async fn json(&self, method: Method, path: &str, user: Option<&str>, body: Value) -> (StatusCode, Value) {
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let request = self
             .request(method, path, user)
             .header(header::CONTENT_TYPE, "application/json")
@@ -299,22 +360,38 @@ impl Gate {
     }
 
     async fn get(&self, path: &str, user: Option<&str>) -> (StatusCode, Value) {
-        let (status, _, body) = self.send(self.request(Method::GET, path, user).body(Body::empty()).expect("request")).await;
+        let (status, _, body) = self
+            .send(
+                self.request(Method::GET, path, user)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     async fn audit_records(&self) -> Vec<Value> {
         let audit = self.audit.clone();
-        tokio::task::spawn_blocking(move || audit.flush()).await.expect("join").expect("flush");
+        tokio::task::spawn_blocking(move || audit.flush())
+            .await
+            .expect("join")
+            .expect("flush");
         let lines = self.audit_lines.lock().expect("lock").clone();
-        String::from_utf8(lines).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+        String::from_utf8(lines)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
     }
 }
 
 fn assert_mlflow_error(status: StatusCode, body: &Value, expected_status: u16, code: &str) {
     assert_eq!(status.as_u16(), expected_status, "{body}");
     assert_eq!(body["error_code"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -329,11 +406,17 @@ async fn a_64_mib_upload_streams_through() {
     let producer = tokio::spawn(async move {
         for k in 0..CHUNKS {
             wait_until_within_window((k * CHUNK) as u64, &producer_mlflow.uploaded).await;
-            tx.send_data(Bytes::from(vec![b'x'; CHUNK])).await.expect("mlgate keeps reading");
+            tx.send_data(Bytes::from(vec![b'x'; CHUNK]))
+                .await
+                .expect("mlgate keeps reading");
         }
     });
     let request = gate
-        .request(Method::PUT, "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/big.bin", Some("admin"))
+        .request(
+            Method::PUT,
+            "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/big.bin",
+            Some("admin"),
+        )
         .body(Body::new(body))
         .expect("request");
     let (status, _, body) = gate.send(request).await;
@@ -347,7 +430,11 @@ async fn a_64_mib_upload_streams_through() {
 async fn a_64_mib_download_streams_through() {
     let (mlflow, gate) = mlflow_and_gate().await;
     let request = gate
-        .request(Method::GET, "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/big.bin", Some("reader"))
+        .request(
+            Method::GET,
+            "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/big.bin",
+            Some("reader"),
+        )
         .body(Body::empty())
         .expect("request");
     let response = tokio::time::timeout(Duration::from_secs(30), gate.client.request(request))
@@ -357,7 +444,10 @@ async fn a_64_mib_download_streams_through() {
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let mut total = 0u64;
-    while let Some(frame) = tokio::time::timeout(Duration::from_secs(30), body.frame()).await.expect("no stall") {
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(30), body.frame())
+        .await
+        .expect("no stall")
+    {
         if let Some(data) = frame.expect("frame").data_ref() {
             total += data.len() as u64;
             mlflow.downloaded.store(total, Ordering::SeqCst);
@@ -370,7 +460,11 @@ async fn a_64_mib_download_streams_through() {
 async fn mlflow_sees_its_own_host_and_mlgates_forwarding_headers_but_no_secrets() {
     let (mlflow, gate) = mlflow_and_gate().await;
     let request = gate
-        .request(Method::GET, "/api/2.0/mlflow/experiments/search?max_results=1", Some("reader"))
+        .request(
+            Method::GET,
+            "/api/2.0/mlflow/experiments/search?max_results=1",
+            Some("reader"),
+        )
         .header(header::COOKIE, "theme=dark")
         .header("x-mlflow-authorization", "Basic c3RvbGVu")
         .header("x-mlflow-assistant-delegation", "admin")
@@ -382,20 +476,43 @@ async fn mlflow_sees_its_own_host_and_mlgates_forwarding_headers_but_no_secrets(
         .expect("request");
     let (status, response_headers, _) = gate.send(request).await;
     assert_eq!(status, StatusCode::OK);
-    let seen = mlflow.seen.lock().expect("lock").last().cloned().expect("forwarded");
-    let upstream_host = seen.headers[header::HOST].to_str().expect("host").to_owned();
+    let seen = mlflow
+        .seen
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("forwarded");
+    let upstream_host = seen.headers[header::HOST]
+        .to_str()
+        .expect("host")
+        .to_owned();
     assert_ne!(upstream_host, gate.addr.to_string());
     assert!(upstream_host.starts_with("127.0.0.1:"));
     assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
-    assert_eq!(seen.headers["x-forwarded-host"], gate.addr.to_string().as_str());
+    assert_eq!(
+        seen.headers["x-forwarded-host"],
+        gate.addr.to_string().as_str()
+    );
     assert_eq!(seen.headers[header::COOKIE], "theme=dark");
-    for stripped in ["authorization", "x-mlflow-authorization", "x-mlflow-assistant-delegation", "x-mlgate-principal"] {
-        assert!(!seen.headers.contains_key(stripped), "{stripped} reached MLflow");
+    for stripped in [
+        "authorization",
+        "x-mlflow-authorization",
+        "x-mlflow-assistant-delegation",
+        "x-mlgate-principal",
+    ] {
+        assert!(
+            !seen.headers.contains_key(stripped),
+            "{stripped} reached MLflow"
+        );
     }
     // One request id, mlgate's, on both sides.
     assert_ne!(seen.headers["x-request-id"], "client-chosen");
-    assert_eq!(seen.headers["x-request-id"], response_headers["x-request-id"]);
+    assert_eq!(
+        seen.headers["x-request-id"],
+        response_headers["x-request-id"]
+    );
 }
 
 #[tokio::test]
@@ -412,13 +529,25 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         .expect("request");
     let (status, headers, _) = gate.send(request).await;
     assert_eq!(status, StatusCode::OK);
-    let seen = mlflow.seen.lock().expect("lock").last().cloned().expect("forwarded");
+    let seen = mlflow
+        .seen
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("forwarded");
     for stripped in ["x-hop", "keep-alive", "proxy-authorization"] {
-        assert!(!seen.headers.contains_key(stripped), "{stripped} reached MLflow");
+        assert!(
+            !seen.headers.contains_key(stripped),
+            "{stripped} reached MLflow"
+        );
     }
     assert_eq!(seen.headers[header::TE], "trailers");
     for stripped in ["x-resp-hop", "keep-alive", "proxy-authenticate"] {
-        assert!(!headers.contains_key(stripped), "{stripped} reached the client");
+        assert!(
+            !headers.contains_key(stripped),
+            "{stripped} reached the client"
+        );
     }
     assert_eq!(headers["x-kept"], "1");
 }
@@ -430,11 +559,21 @@ async fn mlflow_down_is_a_502_and_mlgate_recovers() {
     drop(placeholder);
     let gate = start_gate(upstream, 1 << 20).await;
 
-    let (status, body) = gate.get("/api/2.0/mlflow/experiments/search?max_results=1", Some("reader")).await;
+    let (status, body) = gate
+        .get(
+            "/api/2.0/mlflow/experiments/search?max_results=1",
+            Some("reader"),
+        )
+        .await;
     assert_mlflow_error(status, &body, 502, "TEMPORARILY_UNAVAILABLE");
 
     let _mlflow = start_mlflow_on(TcpListener::bind(upstream).await.expect("rebind")).await;
-    let (status, body) = gate.get("/api/2.0/mlflow/experiments/search?max_results=1", Some("reader")).await;
+    let (status, body) = gate
+        .get(
+            "/api/2.0/mlflow/experiments/search?max_results=1",
+            Some("reader"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -452,7 +591,10 @@ async fn mlflow_too_slow_is_a_504() {
 #[tokio::test]
 async fn unauthenticated_api_clients_get_401_and_browsers_the_sign_in_page() {
     let (mlflow, gate) = mlflow_and_gate().await;
-    let request = gate.request(Method::GET, "/api/2.0/mlflow/experiments/search", None).body(Body::empty()).expect("request");
+    let request = gate
+        .request(Method::GET, "/api/2.0/mlflow/experiments/search", None)
+        .body(Body::empty())
+        .expect("request");
     let (status, headers, body) = gate.send(request).await;
     let body: Value = serde_json::from_slice(&body).expect("json");
     assert_mlflow_error(status, &body, 401, "UNAUTHENTICATED");
@@ -460,11 +602,22 @@ async fn unauthenticated_api_clients_get_401_and_browsers_the_sign_in_page() {
 
     let wrong = gate
         .request(Method::GET, "/api/2.0/mlflow/experiments/search", None)
-        .header(header::AUTHORIZATION, format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("reader:wrong password!")))
+        .header(
+            header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("reader:wrong password!")
+            ),
+        )
         .body(Body::empty())
         .expect("request");
     let (status, _, body) = gate.send(wrong).await;
-    assert_mlflow_error(status, &serde_json::from_slice(&body).expect("json"), 401, "UNAUTHENTICATED");
+    assert_mlflow_error(
+        status,
+        &serde_json::from_slice(&body).expect("json"),
+        401,
+        "UNAUTHENTICATED",
+    );
 
     let browser = gate
         .request(Method::GET, "/?o=1", None)
@@ -477,18 +630,36 @@ async fn unauthenticated_api_clients_get_401_and_browsers_the_sign_in_page() {
     assert!(location.starts_with("/_mlgate/login?next=/"), "{location}");
 
     // The sign-in page itself is served by mlgate, and health checks need no credential.
-    let (status, _, _) = gate.send(gate.request(Method::GET, "/_mlgate/login", None).body(Body::empty()).expect("request")).await;
+    let (status, _, _) = gate
+        .send(
+            gate.request(Method::GET, "/_mlgate/login", None)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = gate.get("/health", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(mlflow.seen.lock().expect("lock").iter().all(|s| s.uri == "/health"));
+    assert!(
+        mlflow
+            .seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|s| s.uri == "/health")
+    );
 }
 
 #[tokio::test]
 async fn ambiguous_or_malformed_bodies_never_reach_mlflow() {
     let (mlflow, gate) = mlflow_and_gate().await;
     let (status, body) = gate
-        .json(Method::POST, "/api/2.0/mlflow/runs/create", Some("admin"), json!({"experiment_id": "1", "experimentId": "2"}))
+        .json(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some("admin"),
+            json!({"experiment_id": "1", "experimentId": "2"}),
+        )
         .await;
     assert_mlflow_error(status, &body, 400, "INVALID_PARAMETER_VALUE");
 
@@ -498,9 +669,19 @@ async fn ambiguous_or_malformed_bodies_never_reach_mlflow() {
         .body(Body::from("{\"experiment_id\": \"1\""))
         .expect("request");
     let (status, _, body) = gate.send(malformed).await;
-    assert_mlflow_error(status, &serde_json::from_slice(&body).expect("json"), 400, "INVALID_PARAMETER_VALUE");
+    assert_mlflow_error(
+        status,
+        &serde_json::from_slice(&body).expect("json"),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    );
 
-    let (status, body) = gate.get("/api/2.0/mlflow/../mlflow/runs/get?run_id=run-in-1", Some("admin")).await;
+    let (status, body) = gate
+        .get(
+            "/api/2.0/mlflow/../mlflow/runs/get?run_id=run-in-1",
+            Some("admin"),
+        )
+        .await;
     assert_mlflow_error(status, &body, 400, "INVALID_PARAMETER_VALUE");
 
     assert!(mlflow.seen.lock().expect("lock").is_empty());
@@ -514,7 +695,14 @@ async fn bodies_over_the_parse_limit_are_413() {
     let mlflow = start_mlflow_on(listener).await;
     let gate = start_gate(upstream, 1024).await;
     let big = json!({"experiment_ids": ["1"], "filter": "x".repeat(2048)});
-    let (status, body) = gate.json(Method::POST, "/api/2.0/mlflow/runs/search", Some("reader"), big.clone()).await;
+    let (status, body) = gate
+        .json(
+            Method::POST,
+            "/api/2.0/mlflow/runs/search",
+            Some("reader"),
+            big.clone(),
+        )
+        .await;
     assert_mlflow_error(status, &body, 413, "REQUEST_LIMIT_EXCEEDED");
 
     // Without a Content-Length the limit holds while reading.
@@ -528,7 +716,12 @@ async fn bodies_over_the_parse_limit_are_413() {
         .body(Body::new(chunked))
         .expect("request");
     let (status, _, body) = gate.send(request).await;
-    assert_mlflow_error(status, &serde_json::from_slice(&body).expect("json"), 413, "REQUEST_LIMIT_EXCEEDED");
+    assert_mlflow_error(
+        status,
+        &serde_json::from_slice(&body).expect("json"),
+        413,
+        "REQUEST_LIMIT_EXCEEDED",
+    );
     assert!(mlflow.seen.lock().expect("lock").is_empty());
 }
 
@@ -539,10 +732,15 @@ async fn unknown_routes_need_an_execute_api_allow_on_their_exact_arn() {
     assert_mlflow_error(status, &body, 403, "PERMISSION_DENIED");
     let message = body["message"].as_str().expect("message");
     assert!(message.contains("execute-api:Invoke"), "{message}");
-    assert!(message.contains("mlgate/prod/GET/api/2.0/mlflow/not-a-route"), "{message}");
+    assert!(
+        message.contains("mlgate/prod/GET/api/2.0/mlflow/not-a-route"),
+        "{message}"
+    );
     assert!(mlflow.seen.lock().expect("lock").is_empty());
 
-    let (status, body) = gate.get("/api/2.0/mlflow/not-a-route", Some("article")).await;
+    let (status, body) = gate
+        .get("/api/2.0/mlflow/not-a-route", Some("article"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["uri"], "/api/2.0/mlflow/not-a-route");
 }
@@ -550,22 +748,41 @@ async fn unknown_routes_need_an_execute_api_allow_on_their_exact_arn() {
 #[tokio::test]
 async fn denials_name_the_action_and_the_resource() {
     let (mlflow, gate) = mlflow_and_gate().await;
-    let (status, body) = gate.json(Method::POST, "/api/2.0/mlflow/runs/create", Some("reader"), json!({"experiment_id": "1"})).await;
+    let (status, body) = gate
+        .json(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some("reader"),
+            json!({"experiment_id": "1"}),
+        )
+        .await;
     assert_mlflow_error(status, &body, 403, "PERMISSION_DENIED");
     let message = body["message"].as_str().expect("message");
     assert!(message.contains("mlflow:CreateRun"), "{message}");
-    assert!(message.contains("arn:mlflow:us-east-1:111111111111:experiment/1"), "{message}");
+    assert!(
+        message.contains("arn:mlflow:us-east-1:111111111111:experiment/1"),
+        "{message}"
+    );
     assert!(message.contains("user/reader"), "{message}");
     assert!(!message.contains(PASSWORD));
     assert!(mlflow.seen.lock().expect("lock").is_empty());
 
     let records = gate.audit_records().await;
-    let denied = records.iter().find(|r| r["status"] == 403).expect("audited");
+    let denied = records
+        .iter()
+        .find(|r| r["status"] == 403)
+        .expect("audited");
     assert_eq!(denied["decision"], "implicit_deny");
     assert_eq!(denied["principal"], "arn:aws:iam::111111111111:user/reader");
     assert_eq!(denied["auth_method"], "basic");
-    assert_eq!(denied["actions"], json!(["mlflow:CreateRun", "execute-api:Invoke"]));
-    assert_eq!(denied["resources"][0], "arn:mlflow:us-east-1:111111111111:experiment/1");
+    assert_eq!(
+        denied["actions"],
+        json!(["mlflow:CreateRun", "execute-api:Invoke"])
+    );
+    assert_eq!(
+        denied["resources"][0],
+        "arn:mlflow:us-east-1:111111111111:experiment/1"
+    );
 }
 
 #[tokio::test]
@@ -576,16 +793,28 @@ async fn create_run_is_attributed_to_the_principal() {
         "user_id": "mallory",
         "tags": [{"key": "mlflow.user", "value": "mallory"}, {"key": "team", "value": "fraud"}]
     });
-    let (status, echoed) = gate.json(Method::POST, "/api/2.0/mlflow/runs/create", Some("admin"), forged).await;
+    let (status, echoed) = gate
+        .json(
+            Method::POST,
+            "/api/2.0/mlflow/runs/create",
+            Some("admin"),
+            forged,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{echoed}");
-    let received: Value = serde_json::from_str(echoed["body"].as_str().expect("body")).expect("json body");
+    let received: Value =
+        serde_json::from_str(echoed["body"].as_str().expect("body")).expect("json body");
     assert_eq!(received["user_id"], "admin");
     assert_eq!(received["experiment_id"], "1");
     assert_eq!(
         received["tags"],
         json!([{"key": "team", "value": "fraud"}, {"key": "mlflow.user", "value": "admin"}])
     );
-    let length: usize = echoed["headers"]["content-length"].as_str().expect("length").parse().expect("number");
+    let length: usize = echoed["headers"]["content-length"]
+        .as_str()
+        .expect("length")
+        .parse()
+        .expect("number");
     assert_eq!(length, echoed["body"].as_str().expect("body").len());
 
     let records = gate.audit_records().await;
@@ -600,17 +829,34 @@ async fn create_run_is_attributed_to_the_principal() {
 #[tokio::test]
 async fn runs_resolve_to_their_experiment_once() {
     let (mlflow, gate) = mlflow_and_gate().await;
-    let (status, body) = gate.get("/api/2.0/mlflow/runs/get?run_id=run-in-1", Some("exp1")).await;
+    let (status, body) = gate
+        .get("/api/2.0/mlflow/runs/get?run_id=run-in-1", Some("exp1"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = gate.get("/api/2.0/mlflow/runs/get?run_id=run-in-1", Some("exp1")).await;
+    let (status, _) = gate
+        .get("/api/2.0/mlflow/runs/get?run_id=run-in-1", Some("exp1"))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(mlflow.lookups.load(Ordering::SeqCst), 1, "run → experiment is cached");
+    assert_eq!(
+        mlflow.lookups.load(Ordering::SeqCst),
+        1,
+        "run → experiment is cached"
+    );
 
-    let (status, body) = gate.get("/api/2.0/mlflow/runs/get?run_id=run-in-2", Some("exp1")).await;
+    let (status, body) = gate
+        .get("/api/2.0/mlflow/runs/get?run_id=run-in-2", Some("exp1"))
+        .await;
     assert_mlflow_error(status, &body, 403, "PERMISSION_DENIED");
-    assert!(body["message"].as_str().expect("message").contains("experiment/2/run/run-in-2"));
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("experiment/2/run/run-in-2")
+    );
 
-    let (status, body) = gate.get("/api/2.0/mlflow/runs/get?run_id=no-such-run", Some("admin")).await;
+    let (status, body) = gate
+        .get("/api/2.0/mlflow/runs/get?run_id=no-such-run", Some("admin"))
+        .await;
     assert_mlflow_error(status, &body, 404, "RESOURCE_DOES_NOT_EXIST");
     // Only the two allowed reads were forwarded.
     assert_eq!(mlflow.seen.lock().expect("lock").len(), 2);

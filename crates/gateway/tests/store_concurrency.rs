@@ -46,7 +46,10 @@ async fn the_default_account_is_configurable() {
     )
     .await
     .unwrap();
-    let u = s.create_user(None, "alice", None, BTreeMap::new()).await.unwrap();
+    let u = s
+        .create_user(None, "alice", None, BTreeMap::new())
+        .await
+        .unwrap();
     assert_eq!(u.arn(), "arn:aws:iam::222222222222:user/alice");
     assert!(
         Store::open_with(

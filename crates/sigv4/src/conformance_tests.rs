@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -19,11 +20,15 @@ use crate::{CanonicalForm, SigV4Error, Verifier, VerifierConfig};
 
 /// `aws-signing-test-suite/` inside the aws-sigv4 package this crate's dev-dependency resolved to.
 fn suite_root() -> PathBuf {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(find_suite_root).clone()
+}
+
+fn find_suite_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("MLGATE_AWS_SIGV4_SUITE") {
         return dir.into();
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // Offline, cargo can only describe the packages it downloaded: those of this platform.
     let version = Command::new(&cargo)
         .arg("-vV")
         .output()
@@ -33,19 +38,30 @@ fn suite_root() -> PathBuf {
         .lines()
         .find_map(|l| l.strip_prefix("host: "))
         .expect("cargo -vV names the host");
-    let output = Command::new(&cargo)
-        .args([
+    let metadata = |offline: bool| {
+        let mut command = Command::new(&cargo);
+        command.args([
             "metadata",
             "--format-version",
             "1",
-            "--offline",
             "--filter-platform",
             host,
-        ])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .output()
-        .expect("run cargo metadata");
+        ]);
+        if offline {
+            command.arg("--offline");
+        }
+        command
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .output()
+            .expect("run cargo metadata")
+    };
+    // Offline first (this platform's packages are downloaded once the tests are built); online
+    // when another workspace member's dependencies have not been fetched yet.
+    let mut output = metadata(true);
+    if !output.status.success() {
+        output = metadata(false);
+    }
     assert!(
         output.status.success(),
         "cargo metadata failed: {}",

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-pub(crate) fn is_unreserved(b: u8) -> bool {
+fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
@@ -73,27 +73,15 @@ pub(crate) fn decode_query_component(raw: &str) -> Option<Cow<'_, [u8]>> {
 pub(crate) struct RawPair<'a> {
     pub key: &'a str,
     pub value: &'a str,
-    /// Whether the segment contained `=` at all (`k` and `k=` canonicalize alike).
-    pub has_eq: bool,
 }
 
-/// Splits a raw query string on `&`, skipping empty segments as form-urlencoded parsers do.
+/// Splits a raw query string on `&`, skipping empty segments as form-urlencoded parsers do; a
+/// segment without `=` has an empty value (`k` and `k=` mean the same).
 pub(crate) fn raw_pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
-    query
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|s| match s.split_once('=') {
-            Some((key, value)) => RawPair {
-                key,
-                value,
-                has_eq: true,
-            },
-            None => RawPair {
-                key: s,
-                value: "",
-                has_eq: false,
-            },
-        })
+    query.split('&').filter(|s| !s.is_empty()).map(|s| {
+        let (key, value) = s.split_once('=').unwrap_or((s, ""));
+        RawPair { key, value }
+    })
 }
 
 /// Lower-case hex of a 32-byte digest, as SigV4 writes hashes and signatures.
@@ -166,16 +154,10 @@ mod tests {
     #[test]
     fn splits_pairs() {
         let pairs: Vec<_> = raw_pairs("a=1&&b&c=&=d&e=f=g").collect();
-        let keys: Vec<_> = pairs.iter().map(|p| (p.key, p.value, p.has_eq)).collect();
+        let keys: Vec<_> = pairs.iter().map(|p| (p.key, p.value)).collect();
         assert_eq!(
             keys,
-            [
-                ("a", "1", true),
-                ("b", "", false),
-                ("c", "", true),
-                ("", "d", true),
-                ("e", "f=g", true)
-            ]
+            [("a", "1"), ("b", ""), ("c", ""), ("", "d"), ("e", "f=g")]
         );
         assert_eq!(raw_pairs("").count(), 0);
     }

@@ -18,13 +18,13 @@ const MAX_SIGNED_HEADERS: usize = 64;
 const MAX_HEADER_NAME: usize = 128;
 const MAX_SESSION_TOKEN: usize = 4096;
 
-pub(crate) const PARAM_ALGORITHM: &str = "X-Amz-Algorithm";
-pub(crate) const PARAM_CREDENTIAL: &str = "X-Amz-Credential";
-pub(crate) const PARAM_DATE: &str = "X-Amz-Date";
-pub(crate) const PARAM_EXPIRES: &str = "X-Amz-Expires";
-pub(crate) const PARAM_SIGNED_HEADERS: &str = "X-Amz-SignedHeaders";
+const PARAM_ALGORITHM: &str = "X-Amz-Algorithm";
+const PARAM_CREDENTIAL: &str = "X-Amz-Credential";
+const PARAM_DATE: &str = "X-Amz-Date";
+const PARAM_EXPIRES: &str = "X-Amz-Expires";
+const PARAM_SIGNED_HEADERS: &str = "X-Amz-SignedHeaders";
 pub(crate) const PARAM_SIGNATURE: &str = "X-Amz-Signature";
-pub(crate) const PARAM_SECURITY_TOKEN: &str = "X-Amz-Security-Token";
+const PARAM_SECURITY_TOKEN: &str = "X-Amz-Security-Token";
 
 /// `AKID/YYYYMMDD/region/service/aws4_request`, validated, with the part boundaries kept.
 #[derive(Debug, Clone)]

@@ -53,7 +53,12 @@ pub fn authorize<'a>(policies: &[NamedPolicy], question: &Question<'a>) -> Verdi
     let ask = |action: &str, resource: &str| {
         evaluate(
             policies.iter(),
-            &Request { action, resource, principal: Some(question.principal), context: question.context },
+            &Request {
+                action,
+                resource,
+                principal: Some(question.principal),
+                context: question.context,
+            },
         )
     };
     let api = Verdict {
@@ -64,13 +69,18 @@ pub fn authorize<'a>(policies: &[NamedPolicy], question: &Question<'a>) -> Verdi
     let mlflow: Vec<Verdict<'a>> = match question.mlflow {
         Some((action, resources)) => resources
             .iter()
-            .map(|resource| Verdict { decision: ask(action, resource), action, resource })
+            .map(|resource| Verdict {
+                decision: ask(action, resource),
+                action,
+                resource,
+            })
             .collect(),
         None => Vec::new(),
     };
 
-    if let Some(deny) =
-        std::iter::once(&api).chain(&mlflow).find(|v| matches!(v.decision, Decision::ExplicitDeny(_)))
+    if let Some(deny) = std::iter::once(&api)
+        .chain(&mlflow)
+        .find(|v| matches!(v.decision, Decision::ExplicitDeny(_)))
     {
         return deny.clone();
     }
@@ -99,7 +109,10 @@ mod tests {
 
     fn policy(name: &str, json: &str) -> NamedPolicy {
         let json = json.replace("A/", &format!("{API}/"));
-        NamedPolicy { name: name.into(), document: PolicyDocument::parse(&json).expect("valid policy") }
+        NamedPolicy {
+            name: name.into(),
+            document: PolicyDocument::parse(&json).expect("valid policy"),
+        }
     }
 
     /// The sample repository's role policies (CDK), with the api-id placeholder filled.
@@ -143,12 +156,25 @@ mod tests {
         }
     }
 
-    fn ask(policies: &[NamedPolicy], mlflow: Option<(&str, &[String])>, method_path: &str) -> Answer {
+    fn ask(
+        policies: &[NamedPolicy],
+        mlflow: Option<(&str, &[String])>,
+        method_path: &str,
+    ) -> Answer {
         let context = Context::default();
         let execute_api = format!("{API}/prod/{method_path}");
-        let question = Question { mlflow, execute_api: &execute_api, principal: ALICE, context: &context };
+        let question = Question {
+            mlflow,
+            execute_api: &execute_api,
+            principal: ALICE,
+            context: &context,
+        };
         let verdict = authorize(policies, &question);
-        Answer { decision: verdict.decision, action: verdict.action.to_owned(), resource: verdict.resource.to_owned() }
+        Answer {
+            decision: verdict.decision,
+            action: verdict.action.to_owned(),
+            resource: verdict.resource.to_owned(),
+        }
     }
 
     fn resources(arns: &[&str]) -> Vec<String> {
@@ -157,7 +183,9 @@ mod tests {
 
     fn determining(verdict: &Answer) -> (String, String) {
         match &verdict.decision {
-            Decision::Allow(by) | Decision::ExplicitDeny(by) => (by.policy.clone(), by.statement.clone()),
+            Decision::Allow(by) | Decision::ExplicitDeny(by) => {
+                (by.policy.clone(), by.statement.clone())
+            }
             Decision::ImplicitDeny => panic!("no determining statement for an implicit deny"),
         }
     }
@@ -166,7 +194,11 @@ mod tests {
     fn article_admin_may_do_anything_even_unknown_routes() {
         let policies = [article_admin()];
         let res = resources(&[EXP_1]);
-        let verdict = ask(&policies, Some(("mlflow:DeleteExperiment", &res)), "POST/api/2.0/mlflow/experiments/delete");
+        let verdict = ask(
+            &policies,
+            Some(("mlflow:DeleteExperiment", &res)),
+            "POST/api/2.0/mlflow/experiments/delete",
+        );
         assert!(verdict.is_allowed());
         assert_eq!(determining(&verdict).0, "restApiAdmin");
         assert!(ask(&policies, None, "GET/some/unknown/route").is_allowed());
@@ -176,14 +208,36 @@ mod tests {
     fn article_reader_is_path_based() {
         let policies = [article_reader()];
         let res = resources(&[RUN_1]);
-        assert!(ask(&policies, Some(("mlflow:GetRun", &res)), "GET/api/2.0/mlflow/runs/get").is_allowed());
-        assert!(ask(&policies, Some(("mlflow:SearchRuns", &res)), "POST/api/2.0/mlflow/runs/search").is_allowed());
-        let denied = ask(&policies, Some(("mlflow:CreateRun", &res)), "POST/api/2.0/mlflow/runs/create");
+        assert!(
+            ask(
+                &policies,
+                Some(("mlflow:GetRun", &res)),
+                "GET/api/2.0/mlflow/runs/get"
+            )
+            .is_allowed()
+        );
+        assert!(
+            ask(
+                &policies,
+                Some(("mlflow:SearchRuns", &res)),
+                "POST/api/2.0/mlflow/runs/search"
+            )
+            .is_allowed()
+        );
+        let denied = ask(
+            &policies,
+            Some(("mlflow:CreateRun", &res)),
+            "POST/api/2.0/mlflow/runs/create",
+        );
         assert_eq!(denied.decision, Decision::ImplicitDeny);
         // The message names the mlflow action and resource, the more precise of the two.
         assert_eq!(denied.named(), ("mlflow:CreateRun", RUN_1));
         // The article's path-based policy lets readers POST nothing else, even reads.
-        let latest = ask(&policies, Some(("mlflow:GetLatestVersions", &res)), "POST/api/2.0/mlflow/registered-models/get-latest-versions");
+        let latest = ask(
+            &policies,
+            Some(("mlflow:GetLatestVersions", &res)),
+            "POST/api/2.0/mlflow/registered-models/get-latest-versions",
+        );
         assert!(!latest.is_allowed());
     }
 
@@ -191,10 +245,24 @@ mod tests {
     fn mlflow_reader_reads_posted_reads_but_no_writes() {
         let policies = [mlflow_reader()];
         let res = resources(&[EXP_1]);
-        let verdict = ask(&policies, Some(("mlflow:GetLatestVersions", &res)), "POST/api/2.0/mlflow/registered-models/get-latest-versions");
+        let verdict = ask(
+            &policies,
+            Some(("mlflow:GetLatestVersions", &res)),
+            "POST/api/2.0/mlflow/registered-models/get-latest-versions",
+        );
         assert!(verdict.is_allowed());
-        assert_eq!(determining(&verdict), ("readers".to_owned(), "ReadAll".to_owned()));
-        assert!(!ask(&policies, Some(("mlflow:CreateRun", &res)), "POST/api/2.0/mlflow/runs/create").is_allowed());
+        assert_eq!(
+            determining(&verdict),
+            ("readers".to_owned(), "ReadAll".to_owned())
+        );
+        assert!(
+            !ask(
+                &policies,
+                Some(("mlflow:CreateRun", &res)),
+                "POST/api/2.0/mlflow/runs/create"
+            )
+            .is_allowed()
+        );
         // An unknown route has no mlflow action: only execute-api could allow it.
         let unknown = ask(&policies, None, "GET/api/2.0/mlflow/not-a-route");
         assert_eq!(unknown.decision, Decision::ImplicitDeny);
@@ -209,9 +277,20 @@ mod tests {
                 "Resource":"arn:mlflow:us-east-1:111111111111:experiment/1*"}}"#,
         )];
         let one = resources(&[EXP_1, RUN_1]);
-        assert!(ask(&policies, Some(("mlflow:GetMetricHistoryBulkInterval", &one)), "GET/x").is_allowed());
+        assert!(
+            ask(
+                &policies,
+                Some(("mlflow:GetMetricHistoryBulkInterval", &one)),
+                "GET/x"
+            )
+            .is_allowed()
+        );
         let both = resources(&[EXP_1, EXP_2]);
-        let verdict = ask(&policies, Some(("mlflow:SearchRuns", &both)), "POST/api/2.0/mlflow/runs/search");
+        let verdict = ask(
+            &policies,
+            Some(("mlflow:SearchRuns", &both)),
+            "POST/api/2.0/mlflow/runs/search",
+        );
         assert_eq!(verdict.decision, Decision::ImplicitDeny);
         assert_eq!(verdict.resource, EXP_2);
     }
@@ -220,9 +299,23 @@ mod tests {
     fn either_vocabulary_allows() {
         // execute-api allows, mlflow says nothing: allowed.
         let res = resources(&[EXP_1]);
-        assert!(ask(&[article_reader()], Some(("mlflow:GetExperiment", &res)), "GET/api/2.0/mlflow/experiments/get").is_allowed());
+        assert!(
+            ask(
+                &[article_reader()],
+                Some(("mlflow:GetExperiment", &res)),
+                "GET/api/2.0/mlflow/experiments/get"
+            )
+            .is_allowed()
+        );
         // mlflow allows, execute-api says nothing: allowed.
-        assert!(ask(&[mlflow_reader()], Some(("mlflow:GetExperiment", &res)), "GET/api/2.0/mlflow/experiments/get").is_allowed());
+        assert!(
+            ask(
+                &[mlflow_reader()],
+                Some(("mlflow:GetExperiment", &res)),
+                "GET/api/2.0/mlflow/experiments/get"
+            )
+            .is_allowed()
+        );
     }
 
     #[test]
@@ -242,7 +335,10 @@ mod tests {
 
         let verdict = ask(&[article_admin(), deny_mlflow.clone()], delete, path);
         assert!(matches!(verdict.decision, Decision::ExplicitDeny(_)));
-        assert_eq!(determining(&verdict), ("no-deletes".to_owned(), "NoDeletes".to_owned()));
+        assert_eq!(
+            determining(&verdict),
+            ("no-deletes".to_owned(), "NoDeletes".to_owned())
+        );
         assert_eq!(verdict.named(), ("mlflow:DeleteExperiment", EXP_1));
 
         let admin_mlflow = policy(
@@ -260,7 +356,11 @@ mod tests {
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"mlflow:*","Resource":"arn:mlflow:*:*:experiment/2"}]}"#,
         );
         let both = resources(&[EXP_1, EXP_2]);
-        let verdict = ask(&[article_admin(), deny_exp_2], Some(("mlflow:SearchRuns", &both)), "POST/api/2.0/mlflow/runs/search");
+        let verdict = ask(
+            &[article_admin(), deny_exp_2],
+            Some(("mlflow:SearchRuns", &both)),
+            "POST/api/2.0/mlflow/runs/search",
+        );
         assert!(matches!(verdict.decision, Decision::ExplicitDeny(_)));
         assert_eq!(verdict.resource, EXP_2);
     }
@@ -268,12 +368,19 @@ mod tests {
     #[test]
     fn no_policies_no_access() {
         let res = resources(&[EXP_1]);
-        assert_eq!(ask(&[], Some(("mlflow:GetExperiment", &res)), "GET/x").decision, Decision::ImplicitDeny);
+        assert_eq!(
+            ask(&[], Some(("mlflow:GetExperiment", &res)), "GET/x").decision,
+            Decision::ImplicitDeny
+        );
     }
 
     #[test]
     fn denial_messages_name_action_and_resource() {
-        let verdict = Verdict { decision: Decision::ImplicitDeny, action: "mlflow:CreateRun", resource: EXP_1 };
+        let verdict = Verdict {
+            decision: Decision::ImplicitDeny,
+            action: "mlflow:CreateRun",
+            resource: EXP_1,
+        };
         let message = verdict.denial_message(ALICE);
         assert!(message.contains("mlflow:CreateRun"), "{message}");
         assert!(message.contains(EXP_1), "{message}");

@@ -2,7 +2,10 @@
 //! and its ARN in the article's execute-api vocabulary.
 
 use http::Method;
-use mlgate_catalog::{Classified, GRAPHQL_MUTATION_OPERATION, ParamStyle, Route, classify, execute_api_arn, graphql_is_read_only};
+use mlgate_catalog::{
+    Classified, GRAPHQL_MUTATION_OPERATION, ParamStyle, Route, classify, execute_api_arn,
+    graphql_is_read_only,
+};
 
 use crate::config::GatewaySettings;
 
@@ -35,8 +38,16 @@ impl Call {
             normalized_path,
         );
         match classify(method.as_str(), normalized_path) {
-            Classified::Route { route, path_params } => Call { route: Some(route), path_params, execute_api },
-            Classified::Unknown => Call { route: None, path_params: Vec::new(), execute_api },
+            Classified::Route { route, path_params } => Call {
+                route: Some(route),
+                path_params,
+                execute_api,
+            },
+            Classified::Unknown => Call {
+                route: None,
+                path_params: Vec::new(),
+                execute_api,
+            },
         }
     }
 
@@ -47,7 +58,8 @@ impl Call {
 
     /// A page of the MLflow UI.
     pub fn is_ui_page(&self) -> bool {
-        self.route.is_some_and(|route| route.operation == UI_OPERATION)
+        self.route
+            .is_some_and(|route| route.operation == UI_OPERATION)
     }
 }
 
@@ -95,7 +107,10 @@ mod tests {
         let call = Call::new(&Method::POST, "/api/2.0/mlflow/runs/create", &settings());
         let route = call.route.expect("known route");
         assert_eq!(route.operation, "CreateRun");
-        assert_eq!(call.execute_api, "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/POST/api/2.0/mlflow/runs/create");
+        assert_eq!(
+            call.execute_api,
+            "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/POST/api/2.0/mlflow/runs/create"
+        );
         assert!(reads_body(route, &Method::POST));
 
         let unknown = Call::new(&Method::GET, "/api/2.0/mlflow/not-a-route", &settings());
@@ -113,10 +128,17 @@ mod tests {
 
     #[test]
     fn artifact_bodies_stream() {
-        let call = Call::new(&Method::PUT, "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model.pkl", &settings());
+        let call = Call::new(
+            &Method::PUT,
+            "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model.pkl",
+            &settings(),
+        );
         let route = call.route.expect("known route");
         assert!(!reads_body(route, &Method::PUT));
-        assert_eq!(call.path_params, vec![("artifact_path", "1/abc/artifacts/model.pkl".to_owned())]);
+        assert_eq!(
+            call.path_params,
+            vec![("artifact_path", "1/abc/artifacts/model.pkl".to_owned())]
+        );
     }
 
     #[test]

@@ -47,17 +47,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
-    let keep_te = headers
-        .get_all(header::TE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers"))));
+    let keep_te = headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
     headers.remove(header::TE);
     if keep_te {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     // Any `Proxy-*` header is meant for a proxy, never for MLflow or the client.
-    let proxy: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().starts_with("proxy-")).cloned().collect();
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
     for name in proxy {
         headers.remove(name);
     }
@@ -69,8 +74,11 @@ pub(super) fn clean_request(headers: &mut HeaderMap) {
     for name in &UNTRUSTED {
         headers.remove(name);
     }
-    let identity: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().starts_with("x-mlgate-")).cloned().collect();
+    let identity: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-mlgate-"))
+        .cloned()
+        .collect();
     for name in identity {
         headers.remove(name);
     }
@@ -102,12 +110,19 @@ fn strip_session_cookie(headers: &mut HeaderMap) {
 /// Tells MLflow who the client is. mlgate is the edge, so it replaces whatever the client sent:
 /// MLflow's uvicorn trusts `X-Forwarded-For` from 127.0.0.1 (e.g. for its localhost-only
 /// assistant), and a forwarded client address must not be forgeable.
-pub(super) fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, client_host: Option<HeaderValue>) {
+pub(super) fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: &Peer,
+    client_host: Option<HeaderValue>,
+) {
     if let Ok(ip) = HeaderValue::from_str(&peer.addr.ip().to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), ip);
     }
     let proto = if peer.secure { "https" } else { "http" };
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
     if let Some(host) = client_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -172,7 +187,10 @@ mod tests {
             ("forwarded", "for=127.0.0.1"),
             ("x-real-ip", "127.0.0.1"),
             ("expect", "100-continue"),
-            ("cookie", &format!("theme=dark; {COOKIE_NAME}=secret; {SECURE_COOKIE_NAME}=secret2")),
+            (
+                "cookie",
+                &format!("theme=dark; {COOKIE_NAME}=secret; {SECURE_COOKIE_NAME}=secret2"),
+            ),
             ("cookie", "other=1"),
             ("x-mlflow-workspace", "team-a"),
         ]);
@@ -192,8 +210,15 @@ mod tests {
     fn forwarded_headers_are_mlgates_own() {
         let mut headers = map(&[("x-forwarded-for", "10.0.0.1")]);
         clean_request(&mut headers);
-        let peer = Peer { addr: "203.0.113.7:4242".parse().expect("addr"), secure: true };
-        set_forwarded(&mut headers, &peer, Some(HeaderValue::from_static("mlflow.example.com")));
+        let peer = Peer {
+            addr: "203.0.113.7:4242".parse().expect("addr"),
+            secure: true,
+        };
+        set_forwarded(
+            &mut headers,
+            &peer,
+            Some(HeaderValue::from_static("mlflow.example.com")),
+        );
         assert_eq!(headers["x-forwarded-for"], "203.0.113.7");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-host"], "mlflow.example.com");

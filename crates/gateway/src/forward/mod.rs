@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use crate::error::GatewayError;
 use crate::listen::{BodyTimeout, Peer};
 
-pub use headers::strip_hop_by_hop;
+use headers::strip_hop_by_hop;
 
 /// Shorter than uvicorn's 5 s keep-alive, so a pooled connection is never reused just as MLflow
 /// closes it (a request written to a closing socket fails and cannot be retried safely).
@@ -49,7 +49,10 @@ impl Upstream {
     /// `base` is `http://host:port` (validated by the config); `timeout` is how long MLflow has
     /// to start answering once it has the whole request.
     pub fn new(base: &Uri, timeout: Duration) -> Result<Self, String> {
-        let authority = base.authority().cloned().ok_or("the upstream URL has no host")?;
+        let authority = base
+            .authority()
+            .cloned()
+            .ok_or("the upstream URL has no host")?;
         let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -59,7 +62,12 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .set_host(false)
             .build(connector);
-        Ok(Upstream { client, authority, host, timeout })
+        Ok(Upstream {
+            client,
+            authority,
+            host,
+            timeout,
+        })
     }
 
     /// Forwards a request whose path is `path_and_query` (the normalized one that was
@@ -70,11 +78,12 @@ impl Upstream {
         path_and_query: PathAndQuery,
         peer: &Peer,
     ) -> Result<Response<Body>, GatewayError> {
-        let client_host = request
-            .headers()
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let client_host = request.headers().get(header::HOST).cloned().or_else(|| {
+            request
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         *request.uri_mut() = self.uri(path_and_query)?;
         // Upstream is HTTP/1.1 (uvicorn); an h2 client's request must not keep its version.
         *request.version_mut() = http::Version::HTTP_11;
@@ -97,16 +106,27 @@ impl Upstream {
         let mut request = Request::new(Body::empty());
         *request.method_mut() = Method::GET;
         *request.uri_mut() = self.uri(path_and_query)?;
-        request.headers_mut().insert(header::HOST, self.host.clone());
-        request.headers_mut().insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        request
+            .headers_mut()
+            .insert(header::HOST, self.host.clone());
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let (sent_tx, sent_rx) = oneshot::channel();
         let request = request.map(|body| Body::new(SentSignal::new(body, sent_tx)));
         let response = self.send(request, sent_rx).await?;
         let status = response.status();
-        let body = tokio::time::timeout(self.timeout, Limited::new(response.into_body(), MAX_LOOKUP_BODY).collect())
-            .await
-            .map_err(|_| GatewayError::UpstreamTimeout("MLflow did not finish answering a lookup in time".into()))?
-            .map_err(|e| GatewayError::UpstreamUnavailable(format!("MLflow broke off a lookup answer: {e}")))?;
+        let body = tokio::time::timeout(
+            self.timeout,
+            Limited::new(response.into_body(), MAX_LOOKUP_BODY).collect(),
+        )
+        .await
+        .map_err(|_| {
+            GatewayError::UpstreamTimeout("MLflow did not finish answering a lookup in time".into())
+        })?
+        .map_err(|e| {
+            GatewayError::UpstreamUnavailable(format!("MLflow broke off a lookup answer: {e}"))
+        })?;
         Ok((status, body.to_bytes()))
     }
 
@@ -165,7 +185,10 @@ struct SentSignal {
 
 impl SentSignal {
     fn new(inner: Body, sent: oneshot::Sender<()>) -> Self {
-        let mut signal = SentSignal { inner, sent: Some(sent) };
+        let mut signal = SentSignal {
+            inner,
+            sent: Some(sent),
+        };
         signal.notify_if_done();
         signal
     }
@@ -183,7 +206,10 @@ impl http_body::Body for SentSignal {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {

@@ -41,7 +41,11 @@ pub struct IdleTimeout {
 
 impl IdleTimeout {
     pub fn new(inner: Body, idle: Duration) -> Self {
-        IdleTimeout { inner, idle, timer: None }
+        IdleTimeout {
+            inner,
+            idle,
+            timer: None,
+        }
     }
 }
 
@@ -49,7 +53,10 @@ impl http_body::Body for IdleTimeout {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
@@ -58,7 +65,9 @@ impl http_body::Body for IdleTimeout {
             }
             Poll::Pending => {
                 let idle = this.idle;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(idle))))),
                     Poll::Pending => Poll::Pending,
@@ -89,7 +98,11 @@ mod tests {
         tx.send_data(Bytes::from_static(b"x")).await.expect("send");
         let first = body.frame().await.expect("frame").expect("ok");
         assert_eq!(first.into_data().expect("data"), "x");
-        let error = body.frame().await.expect("an error frame").expect_err("times out");
+        let error = body
+            .frame()
+            .await
+            .expect("an error frame")
+            .expect_err("times out");
         assert!(BodyTimeout::find(error.as_ref()).is_some());
     }
 

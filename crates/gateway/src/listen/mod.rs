@@ -77,7 +77,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let peer = Peer { addr, secure: tls.is_some() };
+        let peer = Peer {
+            addr,
+            secure: tls.is_some(),
+        };
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(peer);
@@ -88,17 +91,37 @@ pub async fn serve(
         let tls = tls.clone();
         let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            let result = match tls {
-                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
-                Some(acceptor) => {
-                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => return tracing::debug!(%addr, %error, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%addr, "TLS handshake timed out"),
-                    };
-                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
-                }
-            };
+            let result =
+                match tls {
+                    None => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    return tracing::debug!(%addr, %error, "TLS handshake failed");
+                                }
+                                Err(_) => return tracing::debug!(%addr, "TLS handshake timed out"),
+                            };
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                };
             if let Err(error) = result {
                 tracing::debug!(%addr, %error, "connection ended with an error");
             }
@@ -107,7 +130,10 @@ pub async fn serve(
 
     drop(listener);
     tracing::info!("shutting down; waiting for open requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("open connections did not finish in time; closing them");
     }
 }

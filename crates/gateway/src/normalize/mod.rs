@@ -35,7 +35,10 @@ pub fn target(uri: &Uri) -> Result<Target, GatewayError> {
     };
     let path_and_query = PathAndQuery::try_from(path_and_query)
         .map_err(|_| GatewayError::BadRequest("the request target is not a valid URI".into()))?;
-    Ok(Target { path, path_and_query })
+    Ok(Target {
+        path,
+        path_and_query,
+    })
 }
 
 impl Target {
@@ -91,7 +94,10 @@ pub async fn read_fields(
     } else {
         RequestBody::Streaming(body)
     };
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let params = read_params_for(
         route,
         parts.method.as_str(),
@@ -110,20 +116,31 @@ async fn read_body(parts: &Parts, body: Body, limits: BodyLimits) -> Result<Byte
             limits.max_bytes
         ))
     };
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limits.max_bytes) {
         return Err(too_large());
     }
     let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
     let collected = tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect())
         .await
-        .map_err(|_| GatewayError::ClientTimeout(format!("the request body did not arrive within {} s", limits.timeout.as_secs_f64())))?;
+        .map_err(|_| {
+            GatewayError::ClientTimeout(format!(
+                "the request body did not arrive within {} s",
+                limits.timeout.as_secs_f64()
+            ))
+        })?;
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
         Err(error) => match BodyTimeout::find(error.as_ref()) {
             Some(timeout) => Err(GatewayError::ClientTimeout(timeout.to_string())),
-            None => Err(GatewayError::BadRequest("the request body could not be read".into())),
+            None => Err(GatewayError::BadRequest(
+                "the request body could not be read".into(),
+            )),
         },
     }
 }
@@ -134,24 +151,41 @@ mod tests {
 
     #[test]
     fn targets_are_canonical_and_keep_the_query() {
-        let uri: Uri = "/api/2.0/mlflow/runs/get?run_id=abc&x=%20".parse().expect("uri");
+        let uri: Uri = "/api/2.0/mlflow/runs/get?run_id=abc&x=%20"
+            .parse()
+            .expect("uri");
         let target = target(&uri).expect("valid");
         assert_eq!(target.path, "/api/2.0/mlflow/runs/get");
-        assert_eq!(target.path_and_query.as_str(), "/api/2.0/mlflow/runs/get?run_id=abc&x=%20");
+        assert_eq!(
+            target.path_and_query.as_str(),
+            "/api/2.0/mlflow/runs/get?run_id=abc&x=%20"
+        );
         assert!(!target.is_reserved());
     }
 
     #[test]
     fn ambiguous_paths_are_refused() {
-        for raw in ["/api/2.0/mlflow/../mlflow/runs/get", "/api//2.0", "/api/2.0%2Fmlflow", "/a/%2e%2e/b"] {
+        for raw in [
+            "/api/2.0/mlflow/../mlflow/runs/get",
+            "/api//2.0",
+            "/api/2.0%2Fmlflow",
+            "/a/%2e%2e/b",
+        ] {
             let uri: Uri = raw.parse().expect("uri");
-            assert!(matches!(target(&uri), Err(GatewayError::BadRequest(_))), "{raw}");
+            assert!(
+                matches!(target(&uri), Err(GatewayError::BadRequest(_))),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn reserved_prefix() {
-        let reserved = |raw: &str| target(&raw.parse().expect("uri")).expect("valid").is_reserved();
+        let reserved = |raw: &str| {
+            target(&raw.parse().expect("uri"))
+                .expect("valid")
+                .is_reserved()
+        };
         assert!(reserved("/_mlgate/login?next=/"));
         assert!(reserved("/_mlgate"));
         assert!(!reserved("/_mlgateway"));

@@ -23,7 +23,9 @@ pub struct ArnScope {
 
 impl ArnScope {
     pub fn new(region: &str, account: &str) -> Self {
-        ArnScope { prefix: format!("arn:mlflow:{region}:{account}:") }
+        ArnScope {
+            prefix: format!("arn:mlflow:{region}:{account}:"),
+        }
     }
 
     pub fn server(&self) -> String {
@@ -39,7 +41,10 @@ impl ArnScope {
     }
 
     pub fn logged_model(&self, experiment_id: &str, model_id: &str) -> String {
-        format!("{}experiment/{experiment_id}/logged-model/{model_id}", self.prefix)
+        format!(
+            "{}experiment/{experiment_id}/logged-model/{model_id}",
+            self.prefix
+        )
     }
 
     pub fn trace(&self, experiment_id: &str, trace_id: &str) -> String {
@@ -64,9 +69,13 @@ impl ArnScope {
 /// Checks that an identifier can be one ARN segment; `field` names it in the 400 message.
 pub fn id_segment<'a>(field: &str, value: &'a str) -> Result<&'a str, GatewayError> {
     if value.is_empty() {
-        Err(GatewayError::BadRequest(format!("missing value for parameter '{field}'")))
+        Err(GatewayError::BadRequest(format!(
+            "missing value for parameter '{field}'"
+        )))
     } else if value.contains('/') || value == "." || value == ".." {
-        Err(GatewayError::BadRequest(format!("invalid value for parameter '{field}': not a single path segment")))
+        Err(GatewayError::BadRequest(format!(
+            "invalid value for parameter '{field}': not a single path segment"
+        )))
     } else {
         Ok(value)
     }
@@ -78,9 +87,18 @@ pub fn id_segment<'a>(field: &str, value: &'a str) -> Result<&'a str, GatewayErr
 /// the ARN names the experiment whose directory is read or written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArtifactOwner<'a> {
-    Run { experiment_id: &'a str, run_id: &'a str },
-    LoggedModel { experiment_id: &'a str, model_id: &'a str },
-    Trace { experiment_id: &'a str, trace_id: &'a str },
+    Run {
+        experiment_id: &'a str,
+        run_id: &'a str,
+    },
+    LoggedModel {
+        experiment_id: &'a str,
+        model_id: &'a str,
+    },
+    Trace {
+        experiment_id: &'a str,
+        trace_id: &'a str,
+    },
     /// Directly inside an experiment's directory, or the directory itself.
     Experiment { experiment_id: &'a str },
     /// Outside any experiment (the artifact root, or a layout of a later MLflow feature).
@@ -90,9 +108,18 @@ pub enum ArtifactOwner<'a> {
 impl ArtifactOwner<'_> {
     pub fn arn(&self, scope: &ArnScope) -> String {
         match *self {
-            ArtifactOwner::Run { experiment_id, run_id } => scope.run(experiment_id, run_id),
-            ArtifactOwner::LoggedModel { experiment_id, model_id } => scope.logged_model(experiment_id, model_id),
-            ArtifactOwner::Trace { experiment_id, trace_id } => scope.trace(experiment_id, trace_id),
+            ArtifactOwner::Run {
+                experiment_id,
+                run_id,
+            } => scope.run(experiment_id, run_id),
+            ArtifactOwner::LoggedModel {
+                experiment_id,
+                model_id,
+            } => scope.logged_model(experiment_id, model_id),
+            ArtifactOwner::Trace {
+                experiment_id,
+                trace_id,
+            } => scope.trace(experiment_id, trace_id),
             ArtifactOwner::Experiment { experiment_id } => scope.experiment(experiment_id),
             ArtifactOwner::Server => scope.server(),
         }
@@ -107,18 +134,30 @@ pub fn artifact_owner(path: &str) -> Result<ArtifactOwner<'_>, GatewayError> {
         return Ok(ArtifactOwner::Server);
     }
     let segments: Vec<&str> = trimmed.split('/').collect();
-    let ambiguous = |s: &&str| s.is_empty() || *s == "." || *s == ".." || s.contains('\\') || s.contains(':');
+    let ambiguous =
+        |s: &&str| s.is_empty() || *s == "." || *s == ".." || s.contains('\\') || s.contains(':');
     if segments.iter().any(ambiguous) {
-        return Err(GatewayError::BadRequest(format!("artifact path {path:?} is not a plain relative path")));
+        return Err(GatewayError::BadRequest(format!(
+            "artifact path {path:?} is not a plain relative path"
+        )));
     }
     let experiment_id = segments[0];
     if !experiment_id.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(ArtifactOwner::Server);
     }
     Ok(match segments.as_slice() {
-        [_, "models", model_id, "artifacts", ..] => ArtifactOwner::LoggedModel { experiment_id, model_id },
-        [_, "traces", trace_id, "artifacts", ..] => ArtifactOwner::Trace { experiment_id, trace_id },
-        [_, run_id, "artifacts", ..] => ArtifactOwner::Run { experiment_id, run_id },
+        [_, "models", model_id, "artifacts", ..] => ArtifactOwner::LoggedModel {
+            experiment_id,
+            model_id,
+        },
+        [_, "traces", trace_id, "artifacts", ..] => ArtifactOwner::Trace {
+            experiment_id,
+            trace_id,
+        },
+        [_, run_id, "artifacts", ..] => ArtifactOwner::Run {
+            experiment_id,
+            run_id,
+        },
         _ => ArtifactOwner::Experiment { experiment_id },
     })
 }
@@ -135,15 +174,30 @@ mod tests {
     fn arns() {
         let s = scope();
         assert_eq!(s.server(), "arn:mlflow:us-east-1:111111111111:server");
-        assert_eq!(s.experiment("7"), "arn:mlflow:us-east-1:111111111111:experiment/7");
-        assert_eq!(s.run("7", "abc"), "arn:mlflow:us-east-1:111111111111:experiment/7/run/abc");
-        assert_eq!(s.registered_model("churn"), "arn:mlflow:us-east-1:111111111111:registered-model/churn");
+        assert_eq!(
+            s.experiment("7"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7"
+        );
+        assert_eq!(
+            s.run("7", "abc"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/run/abc"
+        );
+        assert_eq!(
+            s.registered_model("churn"),
+            "arn:mlflow:us-east-1:111111111111:registered-model/churn"
+        );
         assert_eq!(
             s.model_version("churn", "3"),
             "arn:mlflow:us-east-1:111111111111:registered-model/churn/version/3"
         );
-        assert_eq!(s.logged_model("7", "m-1"), "arn:mlflow:us-east-1:111111111111:experiment/7/logged-model/m-1");
-        assert_eq!(s.trace("7", "tr-1"), "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1");
+        assert_eq!(
+            s.logged_model("7", "m-1"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/logged-model/m-1"
+        );
+        assert_eq!(
+            s.trace("7", "tr-1"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1"
+        );
     }
 
     #[test]
@@ -158,25 +212,55 @@ mod tests {
     fn artifact_paths_name_their_owner() {
         assert_eq!(
             artifact_owner("1/abc/artifacts/model/MLmodel").expect("ok"),
-            ArtifactOwner::Run { experiment_id: "1", run_id: "abc" }
+            ArtifactOwner::Run {
+                experiment_id: "1",
+                run_id: "abc"
+            }
         );
         assert_eq!(
             artifact_owner("1/abc/artifacts").expect("ok"),
-            ArtifactOwner::Run { experiment_id: "1", run_id: "abc" }
+            ArtifactOwner::Run {
+                experiment_id: "1",
+                run_id: "abc"
+            }
         );
         assert_eq!(
             artifact_owner("1/models/m-9/artifacts/MLmodel").expect("ok"),
-            ArtifactOwner::LoggedModel { experiment_id: "1", model_id: "m-9" }
+            ArtifactOwner::LoggedModel {
+                experiment_id: "1",
+                model_id: "m-9"
+            }
         );
         assert_eq!(
             artifact_owner("1/traces/tr-1/artifacts/traces.json").expect("ok"),
-            ArtifactOwner::Trace { experiment_id: "1", trace_id: "tr-1" }
+            ArtifactOwner::Trace {
+                experiment_id: "1",
+                trace_id: "tr-1"
+            }
         );
-        assert_eq!(artifact_owner("12").expect("ok"), ArtifactOwner::Experiment { experiment_id: "12" });
-        assert_eq!(artifact_owner("12/").expect("ok"), ArtifactOwner::Experiment { experiment_id: "12" });
-        assert_eq!(artifact_owner("12/abc").expect("ok"), ArtifactOwner::Experiment { experiment_id: "12" });
+        assert_eq!(
+            artifact_owner("12").expect("ok"),
+            ArtifactOwner::Experiment {
+                experiment_id: "12"
+            }
+        );
+        assert_eq!(
+            artifact_owner("12/").expect("ok"),
+            ArtifactOwner::Experiment {
+                experiment_id: "12"
+            }
+        );
+        assert_eq!(
+            artifact_owner("12/abc").expect("ok"),
+            ArtifactOwner::Experiment {
+                experiment_id: "12"
+            }
+        );
         assert_eq!(artifact_owner("").expect("ok"), ArtifactOwner::Server);
-        assert_eq!(artifact_owner("skills/x").expect("ok"), ArtifactOwner::Server);
+        assert_eq!(
+            artifact_owner("skills/x").expect("ok"),
+            ArtifactOwner::Server
+        );
     }
 
     #[test]

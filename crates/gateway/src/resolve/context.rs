@@ -6,24 +6,24 @@ use mlgate_policy::Context;
 use crate::identity::Principal;
 use crate::listen::Peer;
 
-/// The global keys every request carries (`aws:*`, `mlgate:AuthMethod`). Principal keys are
-/// absent for an anonymous request, so `Null` conditions see them as missing.
-pub fn global_context(principal: Option<&Principal>, peer: &Peer, now: Timestamp) -> Context {
+/// The global keys every authenticated request carries (`aws:*`, `mlgate:AuthMethod`).
+pub fn global_context(principal: &Principal, peer: &Peer, now: Timestamp) -> Context {
     let mut context = Context::default();
     context.insert("aws:SourceIp", peer.addr.ip().to_canonical().to_string());
-    context.insert("aws:SecureTransport", if peer.secure { "true" } else { "false" });
+    context.insert(
+        "aws:SecureTransport",
+        if peer.secure { "true" } else { "false" },
+    );
     // Whole seconds, as AWS sends them (`2026-11-26T09:30:00Z`).
     let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     context.insert("aws:CurrentTime", now.to_string());
     context.insert("aws:EpochTime", now.as_second().to_string());
-    if let Some(principal) = principal {
-        context.insert("aws:username", principal.name.clone());
-        context.insert("aws:PrincipalArn", principal.arn.clone());
-        context.insert("aws:PrincipalAccount", principal.account.clone());
-        context.insert("mlgate:AuthMethod", principal.auth_method.as_str());
-        for (key, value) in &principal.tags {
-            context.insert(&format!("aws:PrincipalTag/{key}"), value.clone());
-        }
+    context.insert("aws:username", principal.name.clone());
+    context.insert("aws:PrincipalArn", principal.arn.clone());
+    context.insert("aws:PrincipalAccount", principal.account.clone());
+    context.insert("mlgate:AuthMethod", principal.auth_method.as_str());
+    for (key, value) in &principal.tags {
+        context.insert(&format!("aws:PrincipalTag/{key}"), value.clone());
     }
     context
 }
@@ -56,11 +56,17 @@ mod tests {
 
     #[test]
     fn principal_and_connection_keys() {
-        let peer = Peer { addr: "[::ffff:192.0.2.10]:5555".parse().expect("addr"), secure: true };
+        let peer = Peer {
+            addr: "[::ffff:192.0.2.10]:5555".parse().expect("addr"),
+            secure: true,
+        };
         let now: Timestamp = "2026-11-26T09:30:00.750Z".parse().expect("time");
-        let context = global_context(Some(&alice()), &peer, now);
+        let context = global_context(&alice(), &peer, now);
         assert_eq!(one(&context, "aws:username"), "alice");
-        assert_eq!(one(&context, "aws:PrincipalArn"), "arn:aws:iam::111111111111:user/alice");
+        assert_eq!(
+            one(&context, "aws:PrincipalArn"),
+            "arn:aws:iam::111111111111:user/alice"
+        );
         assert_eq!(one(&context, "aws:PrincipalAccount"), "111111111111");
         assert_eq!(one(&context, "aws:PrincipalTag/team"), "fraud");
         assert_eq!(one(&context, "mlgate:AuthMethod"), "basic");
@@ -72,12 +78,14 @@ mod tests {
     }
 
     #[test]
-    fn anonymous_requests_have_no_principal_keys() {
-        let peer = Peer { addr: "127.0.0.1:1".parse().expect("addr"), secure: false };
-        let context = global_context(None, &peer, Timestamp::UNIX_EPOCH);
-        assert!(context.get("aws:username").is_none());
-        assert!(context.get("aws:PrincipalArn").is_none());
+    fn plain_connections_are_not_secure() {
+        let peer = Peer {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            secure: false,
+        };
+        let context = global_context(&alice(), &peer, Timestamp::UNIX_EPOCH);
         assert_eq!(one(&context, "aws:SecureTransport"), "false");
         assert_eq!(one(&context, "aws:CurrentTime"), "1970-01-01T00:00:00Z");
+        assert_eq!(one(&context, "aws:EpochTime"), "0");
     }
 }

@@ -66,40 +66,64 @@ pub fn plan(
     let mut plan = Plan::default();
     let single = |field: &str| -> Result<Option<&str>, GatewayError> {
         let ids = route.ids.iter().find(|id| id.field == field);
-        match ids.map(|id| values(id, path_params, params, headers)).transpose()?.as_deref() {
+        match ids
+            .map(|id| values(id, path_params, params, headers))
+            .transpose()?
+            .as_deref()
+        {
             None | Some([]) => Ok(None),
             Some([one]) => Ok(Some(*one)),
-            Some(_) => Err(GatewayError::BadRequest(format!("several values for parameter '{field}'"))),
+            Some(_) => Err(GatewayError::BadRequest(format!(
+                "several values for parameter '{field}'"
+            ))),
         }
     };
     let model_name = single("name")?;
-    let version_paired = route.ids.iter().any(|id| id.field == "version" && id.refers_to == ResourceKind::ModelVersion);
+    let version_paired = route
+        .ids
+        .iter()
+        .any(|id| id.field == "version" && id.refers_to == ResourceKind::ModelVersion);
 
     for id in route.ids {
         for value in values(id, path_params, params, headers)? {
             match id.refers_to {
                 ResourceKind::Experiment => match id.field {
                     // The experiment being created has no id yet: the server is the resource.
-                    "name" => plan.context.push(("mlflow:ExperimentName", value.to_owned())),
+                    "name" => plan
+                        .context
+                        .push(("mlflow:ExperimentName", value.to_owned())),
                     "experiment_name" => {
-                        plan.context.push(("mlflow:ExperimentName", value.to_owned()));
+                        plan.context
+                            .push(("mlflow:ExperimentName", value.to_owned()));
                         plan.lookups.push(Lookup::ExperimentNamed(value.to_owned()));
                     }
-                    _ => plan.arns.push(scope.experiment(id_segment(id.field, value)?)),
+                    _ => plan
+                        .arns
+                        .push(scope.experiment(id_segment(id.field, value)?)),
                 },
                 ResourceKind::Run => plan.lookups.push(child(Child::Run, id, value)?),
-                ResourceKind::LoggedModel => plan.lookups.push(child(Child::LoggedModel, id, value)?),
+                ResourceKind::LoggedModel => {
+                    plan.lookups.push(child(Child::LoggedModel, id, value)?)
+                }
                 ResourceKind::Trace => plan.lookups.push(child(Child::Trace, id, value)?),
                 ResourceKind::RegisteredModel if version_paired && id.field == "name" => {}
-                ResourceKind::RegisteredModel => plan.arns.push(scope.registered_model(id_segment(id.field, value)?)),
+                ResourceKind::RegisteredModel => plan
+                    .arns
+                    .push(scope.registered_model(id_segment(id.field, value)?)),
                 ResourceKind::ModelVersion => match id.field {
                     "version" => {
                         let name = model_name.ok_or_else(|| missing("name"))?;
                         let name = id_segment("name", name)?;
-                        plan.arns.push(scope.model_version(name, id_segment(id.field, value)?));
+                        plan.arns
+                            .push(scope.model_version(name, id_segment(id.field, value)?));
                     }
                     "alias" => plan.context.push(("mlflow:Alias", value.to_owned())),
-                    _ => return Err(GatewayError::Internal(format!("unexpected model version field {}", id.field))),
+                    _ => {
+                        return Err(GatewayError::Internal(format!(
+                            "unexpected model version field {}",
+                            id.field
+                        )));
+                    }
                 },
                 // A path inside the artifact store names its owner; on other routes the
                 // artifact field is a sub-path of the route's run or model version.
@@ -111,18 +135,26 @@ pub fn plan(
                 ResourceKind::McpServer if id.field == "version" => {}
                 ResourceKind::McpServer => plan.arns.push(scope.flat("mcp-server", value)),
                 other => {
-                    let kind = flat_kind(other)
-                        .ok_or_else(|| GatewayError::Internal(format!("no ARN for identifier field {}", id.field)))?;
-                    plan.arns.push(scope.flat(kind, id_segment(id.field, value)?));
+                    let kind = flat_kind(other).ok_or_else(|| {
+                        GatewayError::Internal(format!("no ARN for identifier field {}", id.field))
+                    })?;
+                    plan.arns
+                        .push(scope.flat(kind, id_segment(id.field, value)?));
                 }
             }
         }
     }
     // MLflow's store reads a missing experiment id as the default experiment.
-    let names_experiment = route.ids.iter().any(|id| id.field == "experiment_id" && !id.many);
+    let names_experiment = route
+        .ids
+        .iter()
+        .any(|id| id.field == "experiment_id" && !id.many);
     if route.resource == ResourceKind::Experiment
         && names_experiment
-        && !plan.arns.iter().any(|arn| arn.starts_with(&scope.experiment("")))
+        && !plan
+            .arns
+            .iter()
+            .any(|arn| arn.starts_with(&scope.experiment("")))
     {
         plan.arns.push(scope.experiment(DEFAULT_EXPERIMENT_ID));
     }
@@ -135,7 +167,10 @@ pub fn plan(
 }
 
 fn child(kind: Child, id: &IdField, value: &str) -> Result<Lookup, GatewayError> {
-    Ok(Lookup::Child { kind, id: id_segment(id.field, value)?.to_owned() })
+    Ok(Lookup::Child {
+        kind,
+        id: id_segment(id.field, value)?.to_owned(),
+    })
 }
 
 fn missing(field: &str) -> GatewayError {
@@ -177,22 +212,37 @@ fn values<'a>(
     headers: &'a HeaderMap,
 ) -> Result<Vec<&'a str>, GatewayError> {
     let found = match id.source {
-        IdSource::Path => path_params.iter().filter(|(name, _)| *name == id.field).map(|(_, v)| v.as_str()).collect(),
+        IdSource::Path => path_params
+            .iter()
+            .filter(|(name, _)| *name == id.field)
+            .map(|(_, v)| v.as_str())
+            .collect(),
         IdSource::Header => {
             let values: Vec<_> = headers.get_all(id.field).iter().collect();
             if values.len() > 1 {
-                return Err(GatewayError::BadRequest(format!("several {} headers", id.field)));
+                return Err(GatewayError::BadRequest(format!(
+                    "several {} headers",
+                    id.field
+                )));
             }
             values
                 .into_iter()
-                .map(|v| v.to_str().map_err(|_| GatewayError::BadRequest(format!("header {} is not text", id.field))))
+                .map(|v| {
+                    v.to_str().map_err(|_| {
+                        GatewayError::BadRequest(format!("header {} is not text", id.field))
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?
         }
         IdSource::Params if id.field.contains('.') || id.field.contains("[]") => {
             params.str_values_at(id.field).map_err(param_error)?
         }
         IdSource::Params if id.many => params.try_str_values(id.field).map_err(param_error)?,
-        IdSource::Params => params.try_str_value(id.field).map_err(param_error)?.into_iter().collect(),
+        IdSource::Params => params
+            .try_str_value(id.field)
+            .map_err(param_error)?
+            .into_iter()
+            .collect(),
     };
     Ok(found.into_iter().filter(|v| !v.is_empty()).collect())
 }
@@ -208,7 +258,11 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(scope: ArnScope, upstream: Upstream) -> Self {
-        Resolver { scope, upstream, parents: Cache::new(PARENT_CACHE_CAPACITY) }
+        Resolver {
+            scope,
+            upstream,
+            parents: Cache::new(PARENT_CACHE_CAPACITY),
+        }
     }
 
     pub fn scope(&self) -> &ArnScope {
@@ -228,7 +282,9 @@ impl Resolver {
                         Child::Trace => self.scope.trace(&experiment, id),
                     }
                 }
-                Lookup::ExperimentNamed(name) => self.scope.experiment(&self.experiment_id(name).await?),
+                Lookup::ExperimentNamed(name) => {
+                    self.scope.experiment(&self.experiment_id(name).await?)
+                }
             });
         }
         if arns.is_empty() {
@@ -260,7 +316,9 @@ impl Resolver {
                         "trace",
                     ),
                 };
-                self.lookup(&path, pointer, &format!("{what} '{id}'")).await.map(Arc::from)
+                self.lookup(&path, pointer, &format!("{what} '{id}'"))
+                    .await
+                    .map(Arc::from)
             })
             .await
             .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e))
@@ -268,8 +326,17 @@ impl Resolver {
 
     /// Not cached: a name can be given to another experiment after a rename or delete.
     async fn experiment_id(&self, name: &str) -> Result<String, GatewayError> {
-        let path = format!("/api/2.0/mlflow/experiments/get-by-name?experiment_name={}", escape(name));
-        let id = self.lookup(&path, "/experiment/experiment_id", &format!("experiment '{name}'")).await?;
+        let path = format!(
+            "/api/2.0/mlflow/experiments/get-by-name?experiment_name={}",
+            escape(name)
+        );
+        let id = self
+            .lookup(
+                &path,
+                "/experiment/experiment_id",
+                &format!("experiment '{name}'"),
+            )
+            .await?;
         id_segment("experiment_id", &id)?;
         Ok(id)
     }
@@ -281,22 +348,38 @@ impl Resolver {
             return Err(GatewayError::NotFound(format!("{what} does not exist")));
         }
         if status.is_client_error() {
-            return Err(GatewayError::BadRequest(format!("MLflow refused the lookup of {what} ({status})")));
+            return Err(GatewayError::BadRequest(format!(
+                "MLflow refused the lookup of {what} ({status})"
+            )));
         }
         if !status.is_success() {
-            return Err(GatewayError::UpstreamUnavailable(format!("MLflow failed to look up {what} ({status})")));
+            return Err(GatewayError::UpstreamUnavailable(format!(
+                "MLflow failed to look up {what} ({status})"
+            )));
         }
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|json| json.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned))
+            .and_then(|json| {
+                json.pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| GatewayError::UpstreamUnavailable(format!("MLflow's answer for {what} has no experiment id")))
+            .ok_or_else(|| {
+                GatewayError::UpstreamUnavailable(format!(
+                    "MLflow's answer for {what} has no experiment id"
+                ))
+            })
     }
 }
 
 /// Escapes all but unreserved characters, so an id can neither add query parameters nor
 /// change the path of a lookup.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 fn escape(value: &str) -> String {
     utf8_percent_encode(value, UNRESERVED).to_string()
@@ -313,100 +396,234 @@ mod tests {
     const ARN: &str = "arn:mlflow:us-east-1:111111111111:";
 
     /// Plans a request the way the pipeline does: classify, read the fields, plan.
-    fn plan_for(method: &str, path_and_query: &str, body: Option<Value>, headers: &[(&'static str, &'static str)]) -> Result<Plan, GatewayError> {
+    fn plan_for(
+        method: &str,
+        path_and_query: &str,
+        body: Option<Value>,
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<Plan, GatewayError> {
         let (path, query) = match path_and_query.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (path_and_query, None),
         };
-        let Classified::Route { route, path_params } = classify(method, path) else { panic!("{method} {path} is not a route") };
+        let Classified::Route { route, path_params } = classify(method, path) else {
+            panic!("{method} {path} is not a route")
+        };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let params = read_params_for(route, method, query, Some("application/json"), body.as_bytes()).expect("readable");
+        let params = read_params_for(
+            route,
+            method,
+            query,
+            Some("application/json"),
+            body.as_bytes(),
+        )
+        .expect("readable");
         let mut header_map = HeaderMap::new();
         for (name, value) in headers {
-            header_map.append(http::HeaderName::from_static(name), HeaderValue::from_static(value));
+            header_map.append(
+                http::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
-        plan(&ArnScope::new("us-east-1", "111111111111"), route, &path_params, &params, &header_map)
+        plan(
+            &ArnScope::new("us-east-1", "111111111111"),
+            route,
+            &path_params,
+            &params,
+            &header_map,
+        )
     }
 
     fn arns(plan: &Plan) -> Vec<String> {
-        plan.arns.iter().map(|arn| arn.strip_prefix(ARN).expect("our prefix").to_owned()).collect()
+        plan.arns
+            .iter()
+            .map(|arn| arn.strip_prefix(ARN).expect("our prefix").to_owned())
+            .collect()
     }
 
     #[test]
     fn runs_need_a_lookup() {
         let plan = plan_for("GET", "/api/2.0/mlflow/runs/get?run_id=abc", None, &[]).expect("plan");
         assert!(plan.arns.is_empty());
-        assert_eq!(plan.lookups, [Lookup::Child { kind: Child::Run, id: "abc".into() }]);
+        assert_eq!(
+            plan.lookups,
+            [Lookup::Child {
+                kind: Child::Run,
+                id: "abc".into()
+            }]
+        );
         // The legacy spelling reaches the same run.
-        let legacy = plan_for("POST", "/api/2.0/mlflow/runs/log-parameter", Some(json!({"run_uuid": "abc", "key": "k", "value": "v"})), &[]).expect("plan");
+        let legacy = plan_for(
+            "POST",
+            "/api/2.0/mlflow/runs/log-parameter",
+            Some(json!({"run_uuid": "abc", "key": "k", "value": "v"})),
+            &[],
+        )
+        .expect("plan");
         assert_eq!(legacy.lookups, plan.lookups);
     }
 
     #[test]
     fn experiments_by_id_and_the_default_experiment() {
-        let plan = plan_for("POST", "/api/2.0/mlflow/runs/create", Some(json!({"experimentId": "7"})), &[]).expect("plan");
+        let plan = plan_for(
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            Some(json!({"experimentId": "7"})),
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&plan), ["experiment/7"]);
         // MLflow creates the run in experiment 0 when none is named.
-        let default = plan_for("POST", "/api/2.0/mlflow/runs/create", Some(json!({})), &[]).expect("plan");
+        let default =
+            plan_for("POST", "/api/2.0/mlflow/runs/create", Some(json!({})), &[]).expect("plan");
         assert_eq!(arns(&default), ["experiment/0"]);
-        let search = plan_for("POST", "/api/2.0/mlflow/runs/search", Some(json!({"experiment_ids": ["1", "2"]})), &[]).expect("plan");
+        let search = plan_for(
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            Some(json!({"experiment_ids": ["1", "2"]})),
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&search), ["experiment/1", "experiment/2"]);
     }
 
     #[test]
     fn experiment_names() {
-        let create = plan_for("POST", "/api/2.0/mlflow/experiments/create", Some(json!({"name": "fraud"})), &[]).expect("plan");
+        let create = plan_for(
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "fraud"})),
+            &[],
+        )
+        .expect("plan");
         assert!(create.arns.is_empty() && create.lookups.is_empty());
-        assert_eq!(create.context, [("mlflow:ExperimentName", "fraud".to_owned())]);
-        let get = plan_for("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fraud", None, &[]).expect("plan");
+        assert_eq!(
+            create.context,
+            [("mlflow:ExperimentName", "fraud".to_owned())]
+        );
+        let get = plan_for(
+            "GET",
+            "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fraud",
+            None,
+            &[],
+        )
+        .expect("plan");
         assert_eq!(get.lookups, [Lookup::ExperimentNamed("fraud".into())]);
     }
 
     #[test]
     fn model_versions_pair_name_and_version() {
         let body = json!({"name": "churn", "version": "3", "stage": "Production"});
-        let plan = plan_for("POST", "/api/2.0/mlflow/model-versions/transition-stage", Some(body), &[]).expect("plan");
+        let plan = plan_for(
+            "POST",
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            Some(body),
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
-        assert_eq!(plan.context, [("mlflow:TargetStage", "Production".to_owned())]);
+        assert_eq!(
+            plan.context,
+            [("mlflow:TargetStage", "Production".to_owned())]
+        );
 
         let alias = json!({"name": "churn", "version": "3", "alias": "champion"});
-        let plan = plan_for("POST", "/api/2.0/mlflow/registered-models/alias", Some(alias), &[]).expect("plan");
+        let plan = plan_for(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(alias),
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
         assert_eq!(plan.context, [("mlflow:Alias", "champion".to_owned())]);
 
-        let plan = plan_for("GET", "/api/2.0/mlflow/registered-models/alias?name=churn&alias=champion", None, &[]).expect("plan");
+        let plan = plan_for(
+            "GET",
+            "/api/2.0/mlflow/registered-models/alias?name=churn&alias=champion",
+            None,
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&plan), ["registered-model/churn"]);
 
         let rename = json!({"name": "churn", "new_name": "churn-v2"});
-        let plan = plan_for("POST", "/api/2.0/mlflow/registered-models/rename", Some(rename), &[]).expect("plan");
-        assert_eq!(arns(&plan), ["registered-model/churn", "registered-model/churn-v2"]);
+        let plan = plan_for(
+            "POST",
+            "/api/2.0/mlflow/registered-models/rename",
+            Some(rename),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            arns(&plan),
+            ["registered-model/churn", "registered-model/churn-v2"]
+        );
     }
 
     #[test]
     fn a_name_cannot_pose_as_another_resource() {
         let body = json!({"name": "churn/version/1"});
         assert!(matches!(
-            plan_for("POST", "/api/2.0/mlflow/registered-models/create", Some(body), &[]),
+            plan_for(
+                "POST",
+                "/api/2.0/mlflow/registered-models/create",
+                Some(body),
+                &[]
+            ),
             Err(GatewayError::BadRequest(_))
         ));
     }
 
     #[test]
     fn artifact_proxy_paths_name_their_run() {
-        let plan = plan_for("PUT", "/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/model.pkl", None, &[]).expect("plan");
+        let plan = plan_for(
+            "PUT",
+            "/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts/model.pkl",
+            None,
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&plan), ["experiment/3/run/abc"]);
-        let list = plan_for("GET", "/api/2.0/mlflow-artifacts/artifacts?path=3/abc/artifacts", None, &[]).expect("plan");
+        let list = plan_for(
+            "GET",
+            "/api/2.0/mlflow-artifacts/artifacts?path=3/abc/artifacts",
+            None,
+            &[],
+        )
+        .expect("plan");
         assert_eq!(arns(&list), ["experiment/3/run/abc"]);
-        assert!(plan_for("GET", "/api/2.0/mlflow-artifacts/artifacts?path=3/../4/abc", None, &[]).is_err());
+        assert!(
+            plan_for(
+                "GET",
+                "/api/2.0/mlflow-artifacts/artifacts?path=3/../4/abc",
+                None,
+                &[]
+            )
+            .is_err()
+        );
         // On run routes the artifact path is a sub-path of the run, not a resource of its own.
-        let download = plan_for("GET", "/get-artifact?run_id=abc&path=../../x", None, &[]).expect("plan");
+        let download =
+            plan_for("GET", "/get-artifact?run_id=abc&path=../../x", None, &[]).expect("plan");
         assert!(download.arns.is_empty());
-        assert_eq!(download.lookups, [Lookup::Child { kind: Child::Run, id: "abc".into() }]);
+        assert_eq!(
+            download.lookups,
+            [Lookup::Child {
+                kind: Child::Run,
+                id: "abc".into()
+            }]
+        );
     }
 
     #[test]
     fn headers_and_flat_resources() {
-        let plan = plan_for("POST", "/v1/traces", None, &[("x-mlflow-experiment-id", "5")]).expect("plan");
+        let plan = plan_for(
+            "POST",
+            "/v1/traces",
+            None,
+            &[("x-mlflow-experiment-id", "5")],
+        )
+        .expect("plan");
         assert_eq!(arns(&plan), ["experiment/5"]);
         let webhook = plan_for("GET", "/api/2.0/mlflow/webhooks/wh-1", None, &[]).expect("plan");
         assert_eq!(arns(&webhook), ["webhook/wh-1"]);
@@ -414,7 +631,8 @@ mod tests {
 
     #[test]
     fn routes_without_identifiers_plan_nothing() {
-        let plan = plan_for("GET", "/api/2.0/mlflow/registered-models/search", None, &[]).expect("plan");
+        let plan =
+            plan_for("GET", "/api/2.0/mlflow/registered-models/search", None, &[]).expect("plan");
         assert_eq!(plan, Plan::default());
         let ui = plan_for("GET", "/", None, &[]).expect("plan");
         assert_eq!(ui, Plan::default());

@@ -42,9 +42,10 @@ fn author(operation: &str) -> Option<Author> {
         | "AttachModelToGatewayEndpoint"
         | "CreateGatewayEndpointBinding"
         | "CreateGatewayBudgetPolicy" => Author::CreatedBy,
-        "UpdateGatewaySecret" | "UpdateGatewayEndpoint" | "UpdateGatewayModelDefinition" | "UpdateGatewayBudgetPolicy" => {
-            Author::UpdatedBy
-        }
+        "UpdateGatewaySecret"
+        | "UpdateGatewayEndpoint"
+        | "UpdateGatewayModelDefinition"
+        | "UpdateGatewayBudgetPolicy" => Author::UpdatedBy,
         _ => return None,
     })
 }
@@ -54,7 +55,9 @@ fn author(operation: &str) -> Option<Author> {
 /// list of `{key, value}` objects is refused; other fields of the wrong type are left alone,
 /// MLflow refuses those bodies itself.
 pub fn attribute(operation: &str, params: &mut Params, user: &str) -> Result<bool, ParamError> {
-    let Some(author) = author(operation) else { return Ok(false) };
+    let Some(author) = author(operation) else {
+        return Ok(false);
+    };
     match author {
         Author::RunCreator => {
             params.set("user_id", Value::from(user));
@@ -67,7 +70,9 @@ pub fn attribute(operation: &str, params: &mut Params, user: &str) -> Result<boo
             params.set("value", Value::from(user));
         }
         Author::RunTags => {
-            let Some(Value::Array(mut tags)) = params.get("tags").cloned() else { return Ok(false) };
+            let Some(Value::Array(mut tags)) = params.get("tags").cloned() else {
+                return Ok(false);
+            };
             let forged: Vec<&mut Map<String, Value>> = tags
                 .iter_mut()
                 .filter_map(Value::as_object_mut)
@@ -107,7 +112,13 @@ mod tests {
     use super::*;
 
     fn params(body: Value) -> Params {
-        read_params("POST", None, Some("application/json"), body.to_string().as_bytes()).expect("readable body")
+        read_params(
+            "POST",
+            None,
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+        .expect("readable body")
     }
 
     fn body_of(params: Params) -> Value {
@@ -145,7 +156,10 @@ mod tests {
         assert!(attribute("CreateRun", &mut p, "alice").expect("ok"));
         let body = body_of(p);
         assert_eq!(body["user_id"], "alice");
-        assert_eq!(body["tags"], json!([{"key": "mlflow.user", "value": "alice"}]));
+        assert_eq!(
+            body["tags"],
+            json!([{"key": "mlflow.user", "value": "alice"}])
+        );
     }
 
     #[test]
@@ -168,17 +182,22 @@ mod tests {
         let mut p = params(json!({"run_id": "r", "tags": [
             {"key": "mlflow.user", "value": "mallory"}, {"key": "a", "value": "b"}]}));
         assert!(attribute("LogBatch", &mut p, "alice").expect("ok"));
-        assert_eq!(body_of(p)["tags"], json!([{"key": "mlflow.user", "value": "alice"}, {"key": "a", "value": "b"}]));
+        assert_eq!(
+            body_of(p)["tags"],
+            json!([{"key": "mlflow.user", "value": "alice"}, {"key": "a", "value": "b"}])
+        );
         let mut metrics_only = params(json!({"run_id": "r", "metrics": []}));
         assert!(!attribute("LogBatch", &mut metrics_only, "alice").expect("ok"));
     }
 
     #[test]
     fn dataset_tags_are_a_json_string() {
-        let mut p = params(json!({"name": "d", "tags": "{\"mlflow.user\": \"mallory\", \"k\": \"v\"}"}));
+        let mut p =
+            params(json!({"name": "d", "tags": "{\"mlflow.user\": \"mallory\", \"k\": \"v\"}"}));
         assert!(attribute("CreateDataset", &mut p, "alice").expect("ok"));
         let body = body_of(p);
-        let tags: Value = serde_json::from_str(body["tags"].as_str().expect("string")).expect("json");
+        let tags: Value =
+            serde_json::from_str(body["tags"].as_str().expect("string")).expect("json");
         assert_eq!(tags, json!({"mlflow.user": "alice", "k": "v"}));
     }
 

@@ -1,0 +1,913 @@
+#!/usr/bin/env python3
+"""mlgate's benchmark suite: runs every case on loopback and writes results.json + REPORT.md.
+
+Started by ``bench/run`` (which installs the tools first); see ``docs/benchmarks.md``.
+
+Cases (``--cases`` picks some):
+
+* ``micro``    criterion microbenchmarks: policy decisions, route classification, parameter
+               reading, SigV4 verification;
+* ``gateway``  mlgate's cost alone against a fast stub upstream, side by side with the stub
+               direct and nginx as a plain reverse proxy, for each credential type;
+* ``e2e``      real MLflow (``--workers 1``): direct, through mlgate, and MLflow's own
+               ``--app-name basic-auth``, on a read, a search and a small write;
+* ``memory``   mlgate's idle RSS, and its peak RSS growth while a 1 GiB artifact goes up and
+               down through it (to the stub, so that only mlgate's buffering is measured).
+
+Cases alternate (A B C A B C ...) within each comparison so that a slow minute of this shared
+machine hits every side. Exit status: 0 when every case ran, 1 when a case failed to run (a
+load run that got errors or non-2xx answers counts as failing to run). Numbers are never
+asserted on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+sys.path.insert(0, str(BENCH / "lib"))
+
+import mlgate_stack as ms  # noqa: E402  (the quick start's helpers: MLflow + mlgate)
+import report  # noqa: E402
+
+DEMO_FILE = ROOT / "deploy" / "demo.toml"
+STUB_BIN = BENCH / ".target" / "release" / "mlgate-bench-stub"
+OHA_BIN = BENCH / ".tools" / "bin" / "oha"
+ACCOUNT = "111111111111"
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class CaseFailed(RuntimeError):
+    """A case could not run (as opposed to a number that missed its goal)."""
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+@dataclass
+class Settings:
+    quick: bool
+    out: Path
+    cases: List[str]
+    # gateway case (stub upstream)
+    duration: float = 8.0
+    rounds: int = 3
+    concurrency: int = 16
+    light_rate: int = 500
+    # e2e case (real MLflow)
+    e2e_duration: float = 10.0
+    e2e_rounds: int = 2
+    e2e_concurrency: int = 8
+    # memory case
+    artifact_bytes: int = 1 << 30
+    # microbenchmarks: criterion flags
+    criterion_args: List[str] = field(default_factory=list)
+
+    @staticmethod
+    def make(quick: bool, out: Path, cases: List[str]) -> "Settings":
+        s = Settings(quick=quick, out=out, cases=cases)
+        if quick:
+            s.duration, s.rounds = 1.0, 1
+            s.e2e_duration, s.e2e_rounds = 1.5, 1
+            s.artifact_bytes = 256 << 20
+            s.criterion_args = ["--warm-up-time", "0.3", "--measurement-time", "1", "--sample-size", "10"]
+        else:
+            s.criterion_args = ["--warm-up-time", "1", "--measurement-time", "3"]
+        return s
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def read_status(pid: int) -> Dict[str, int]:
+    """VmRSS / VmHWM / VmSize of a process, in bytes."""
+    out: Dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "VmSize", "Threads"):
+                parts = value.split()
+                out[key] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    return out
+
+
+class RssSampler:
+    """Samples VmRSS of a pid every `interval` seconds in a thread; keeps the maximum."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid, self.interval = pid, interval
+        self.max_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.max_rss = max(self.max_rss, read_status(self.pid)["VmRSS"])
+            except (OSError, KeyError):
+                return
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def wait_ready_line(child: ms.Child, prefix: str, timeout: float = 30.0) -> str:
+    """Waits for a line starting with `prefix` in the child's log; returns the rest."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise CaseFailed(f"{child.name} exited early:\n{ms.tail(child.log_path)}")
+        if child.log_path.exists():
+            for line in child.log_path.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    return line[len(prefix):].strip()
+        time.sleep(0.05)
+    raise CaseFailed(f"{child.name} did not print {prefix!r} within {timeout}s")
+
+
+def start_stub(logs: Path, artifact_bytes: int) -> Tuple[ms.Child, int]:
+    child = ms.Child(
+        "stub",
+        [str(STUB_BIN), "--listen", "127.0.0.1:0", "--artifact-bytes", str(artifact_bytes)],
+        logs / "stub.log",
+    )
+    url = wait_ready_line(child, "stub: ready on ")
+    return child, int(url.rsplit(":", 1)[1])
+
+
+def start_nginx(work: Path, upstream_port: int) -> Tuple[ms.Child, int]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = ms.free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tmp").mkdir(exist_ok=True)
+    conf = (BENCH / "nginx.conf.tmpl").read_text()
+    # Same core count as mlgate's runtime (one worker thread per core).
+    replacements = {
+        "@USER@": "user root;" if os.geteuid() == 0 else "",
+        "@WORKERS@": str(os.cpu_count() or 2),
+        "@DIR@": str(work),
+        "@UPSTREAM_PORT@": str(upstream_port),
+        "@PORT@": str(port),
+    }
+    for k, v in replacements.items():
+        conf = conf.replace(k, v)
+    (work / "nginx.conf").write_text(conf)
+    child = ms.Child("nginx", [nginx, "-p", str(work), "-c", str(work / "nginx.conf")], work / "nginx.log")
+    ms.wait_http(f"http://127.0.0.1:{port}/health", 20, child)
+    return child, port
+
+
+def start_mlgate_in_front_of(port: int, data_dir: Path) -> Tuple[ms.Stack, Dict[str, str]]:
+    """An mlgate (the quick start's Stack) whose "MLflow" is whatever listens on `port`."""
+    passwords = {
+        ms.ADMIN_PASSWORD_ENV: secrets.token_urlsafe(18),
+        ms.DEMO_PASSWORD_ENV: secrets.token_urlsafe(18),
+    }
+    stack = ms.Stack(data_dir, port=ms.free_port(), mlflow_port=port, binary=ms.mlgate_binary())
+    stack.data_dir.mkdir(parents=True, exist_ok=True)
+    stack.apply(DEMO_FILE, passwords)
+    return stack, passwords
+
+
+# ------------------------------------------------------------------------------ HTTP helpers
+
+
+def http_call(
+    url: str,
+    method: str = "GET",
+    body: Optional[bytes] = None,
+    headers: Optional[Dict[str, str]] = None,
+) -> Tuple[int, Dict[str, str], bytes]:
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        target = u.path + (f"?{u.query}" if u.query else "")
+        conn.request(method, target, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        # keep every Set-Cookie
+        hdrs["set-cookie"] = "\n".join(v for k, v in resp.getheaders() if k.lower() == "set-cookie")
+        return resp.status, hdrs, data
+    finally:
+        conn.close()
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass
+class Target:
+    """One side of a comparison: a base URL and the headers that authenticate on it."""
+
+    name: str
+    base: str
+    headers: Dict[str, str] = field(default_factory=dict)
+    pid: Optional[int] = None
+
+
+@dataclass
+class Call:
+    """One kind of request."""
+
+    name: str
+    method: str
+    path: str
+    body: Optional[str] = None
+
+    @property
+    def headers(self) -> Dict[str, str]:
+        return {"Content-Type": "application/json"} if self.body is not None else {}
+
+
+def check(target: Target, call: Call) -> int:
+    """One request; fails the case unless it is answered 2xx. Returns the body size."""
+    status, _, data = http_call(
+        target.base + call.path,
+        call.method,
+        call.body.encode() if call.body is not None else None,
+        {**call.headers, **target.headers},
+    )
+    if not 200 <= status < 300:
+        raise CaseFailed(f"{target.name}: {call.method} {call.path} answered {status}: {data[:300]!r}")
+    return len(data)
+
+
+# ------------------------------------------------------------------------------ oha
+
+
+class Oha:
+    """oha (crates.io), closed loop at fixed concurrency, or at a fixed rate with
+    --latency-correction (latencies are measured from when each request was due, so a stall
+    is not hidden by the requests it kept from being sent: no coordinated omission)."""
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+
+    def version(self) -> str:
+        r = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True)
+        return r.stdout.strip()
+
+    def run(
+        self,
+        target: Target,
+        call: Call,
+        duration: float,
+        concurrency: int,
+        rate: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        argv = [
+            str(self.binary), "--no-tui", "--output-format", "json",
+            "-z", f"{duration}s", "-w", "-c", str(concurrency),
+            "-m", call.method,
+        ]  # fmt: skip
+        if rate is not None:
+            argv += ["-q", f"{rate:.0f}", "--latency-correction"]
+        for k, v in {**call.headers, **target.headers}.items():
+            argv += ["-H", f"{k}: {v}"]
+        if call.body is not None:
+            argv += ["-d", call.body]
+        argv.append(target.base + call.path)
+        started = time.time()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
+        if r.returncode != 0:
+            raise CaseFailed(f"oha failed ({r.returncode}) for {target.name} {call.name}: {r.stderr[-500:]}")
+        data = json.loads(r.stdout)
+        pct = data.get("latencyPercentiles", {})
+        codes = {k: int(v) for k, v in data.get("statusCodeDistribution", {}).items()}
+        total = sum(codes.values())
+        ok = sum(v for k, v in codes.items() if k.startswith("2"))
+        errors = {k: int(v) for k, v in data.get("errorDistribution", {}).items()}
+
+        def ms_(key: str) -> Optional[float]:
+            v = pct.get(key)
+            return None if v is None else v * 1000.0
+
+        result = {
+            "target": target.name,
+            "call": call.name,
+            "mode": "rate" if rate is not None else "closed",
+            "rate": rate,
+            "concurrency": concurrency,
+            "duration_s": data["summary"]["total"],
+            "started": started,
+            "requests": total,
+            "ok": ok,
+            "errors": sum(errors.values()),
+            "error_kinds": errors,
+            "status_codes": codes,
+            "rps": ok / data["summary"]["total"] if data["summary"]["total"] else 0.0,
+            "p50_ms": ms_("p50"),
+            "p90_ms": ms_("p90"),
+            "p99_ms": ms_("p99"),
+            "p999_ms": ms_("p99.9"),
+            "mean_ms": data["summary"]["average"] * 1000.0 if data["summary"].get("average") else None,
+            "max_ms": data["summary"]["slowest"] * 1000.0 if data["summary"].get("slowest") else None,
+        }
+        bad = total - ok + result["errors"]
+        if total == 0 or bad > max(1, 0.01 * (total + result["errors"])):
+            raise CaseFailed(
+                f"{target.name} {call.name}: {ok} of {total} answers were 2xx"
+                f" (codes {codes}, errors {errors})"
+            )
+        return result
+
+
+def med(values: List[Optional[float]]) -> Optional[float]:
+    vs = [v for v in values if v is not None]
+    return statistics.median(vs) if vs else None
+
+
+def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Median over rounds of every number, per (target, call, mode)."""
+    keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms"]
+    return {k: med([r[k] for r in runs]) for k in keys} | {
+        "rounds": len(runs),
+        "requests": sum(r["requests"] for r in runs),
+    }
+
+
+def alternate(
+    oha: Oha,
+    targets: List[Target],
+    call: Call,
+    rounds: int,
+    duration: float,
+    concurrency: int,
+    rate: Optional[float],
+    samplers: Optional[Dict[str, Callable[[], Dict[str, int]]]] = None,
+) -> Tuple[Dict[str, Dict[str, Any]], List[Dict[str, Any]]]:
+    """Runs A B C, A B C, ... and returns ({target: summary}, raw runs)."""
+    raw: List[Dict[str, Any]] = []
+    for rnd in range(rounds):
+        for t in targets:
+            res = oha.run(t, call, duration, concurrency, rate)
+            res["round"] = rnd
+            if samplers and t.name in samplers:
+                res["proc_status"] = samplers[t.name]()
+            raw.append(res)
+            log(
+                f"  {call.name:<8} {t.name:<15} {'rate ' + format(rate, '.0f') if rate else 'closed c=' + str(concurrency):<11}"
+                f" {res['rps']:9.0f} req/s  p50 {res['p50_ms']:8.3f} ms  p99 {res['p99_ms']:8.3f} ms"
+            )
+    summary = {t.name: summarize([r for r in raw if r["target"] == t.name]) for t in targets}
+    return summary, raw
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def minus(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None:
+        return None
+    return a - b
+
+
+# ------------------------------------------------------------------------------ case: micro
+
+
+MICRO = [
+    ("mlgate-policy", "decision"),
+    ("mlgate-catalog", "catalog"),
+    ("mlgate-sigv4", "verify"),
+]
+
+
+def case_micro(s: Settings, results: Dict[str, Any]) -> None:
+    home = s.out / "criterion"
+    if home.exists():
+        shutil.rmtree(home)
+    env = {**os.environ, "CRITERION_HOME": str(home)}
+    benches: Dict[str, Any] = {}
+    for package, bench in MICRO:
+        argv = ["cargo", "bench", "--quiet", "-p", package, "--bench", bench, "--", *s.criterion_args]
+        log(f"micro: {' '.join(argv)}")
+        with open(s.out / "logs" / f"criterion-{bench}.log", "w") as logf:
+            r = subprocess.run(argv, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise CaseFailed(f"cargo bench -p {package} failed; see {s.out / 'logs' / f'criterion-{bench}.log'}")
+    for est in sorted(home.rglob("new/estimates.json")):
+        bench_json = est.parent / "benchmark.json"
+        name = str(est.parent.parent.relative_to(home))
+        if bench_json.exists():
+            name = json.loads(bench_json.read_text()).get("full_id", name)
+        e = json.loads(est.read_text())
+        benches[name] = {
+            "median_ns": e["median"]["point_estimate"],
+            "median_ci_ns": [e["median"]["confidence_interval"]["lower_bound"], e["median"]["confidence_interval"]["upper_bound"]],
+            "mean_ns": e["mean"]["point_estimate"],
+        }
+        log(f"  {name:<55} median {e['median']['point_estimate'] / 1000:9.3f} µs")
+    results["benches"] = benches
+    results["pending"] = ["JWT verification (bearer JWT from an OIDC issuer) and its cached path: no JWT verifier in the project yet"]
+
+
+# ------------------------------------------------------------------------------ case: gateway
+
+
+GATEWAY_CALL = Call("get", "GET", "/api/2.0/mlflow/experiments/get?experiment_id=1")
+
+
+def session_cookie(stack: ms.Stack, user: str, password: str) -> str:
+    body = urllib.parse.urlencode({"username": user, "password": password, "next": "/"}).encode()
+    status, headers, data = http_call(
+        stack.url + "/_mlgate/login",
+        "POST",
+        body,
+        {"Content-Type": "application/x-www-form-urlencoded", "Origin": stack.url},
+    )
+    for line in headers.get("set-cookie", "").splitlines():
+        name, _, rest = line.partition("=")
+        if name.strip() in ("mlgate_session", "__Host-mlgate_session"):
+            return f"{name.strip()}={rest.split(';', 1)[0]}"
+    raise CaseFailed(f"sign-in did not set a session cookie (status {status}): {data[:200]!r}")
+
+
+def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+    logs = s.out / "logs"
+    stub, stub_port = start_stub(logs, 1024)
+    nginx = stack = None
+    try:
+        nginx, nginx_port = start_nginx(s.out / "nginx", stub_port)
+        stack, pw = start_mlgate_in_front_of(stub_port, s.out / "mlgate-stub")
+        stack.start_gateway()
+        assert stack.gateway is not None
+        idle = read_status(stack.gateway.pid)
+        reader_pw = pw[ms.DEMO_PASSWORD_ENV]
+        token = stack.mlgate("token", "create", "--user", "mlflow-reader").stdout.strip()
+        cookie = session_cookie(stack, "mlflow-reader", reader_pw)
+        targets = [
+            Target("direct", f"http://127.0.0.1:{stub_port}", pid=stub.pid),
+            Target("nginx", f"http://127.0.0.1:{nginx_port}", pid=nginx.pid),
+            Target("mlgate-basic", stack.url, {"Authorization": basic("mlflow-reader", reader_pw)}, stack.gateway.pid),
+            Target("mlgate-token", stack.url, {"Authorization": f"Bearer {token}"}, stack.gateway.pid),
+            Target("mlgate-cookie", stack.url, {"Cookie": cookie}, stack.gateway.pid),
+        ]
+        skipped = {
+            "mlgate-jwt": "bearer JWT from an OIDC issuer: not supported by the gateway yet (recognised and refused with 401)",
+            "mlgate-sigv4": "AWS SigV4: crates/sigv4 exists but the gateway does not accept SigV4 yet (recognised and refused with 401)",
+        }
+        body_bytes = max(check(t, GATEWAY_CALL) for t in targets)
+        gw_pid = stack.gateway.pid
+        samplers = {t.name: (lambda: read_status(gw_pid)) for t in targets if t.name.startswith("mlgate")}
+
+        log(f"gateway: peak throughput, closed loop c={s.concurrency}, {s.rounds} round(s) of {s.duration}s")
+        peak, raw_peak = alternate(oha, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, None, samplers)
+
+        mlgate_peaks = [peak[t.name]["rps"] for t in targets if t.name.startswith("mlgate")]
+        half = 0.5 * min(mlgate_peaks)
+        log(f"gateway: latency at a fixed rate of {s.light_rate}/s (light) and {half:.0f}/s (half of mlgate's peak)")
+        light, raw_light = alternate(oha, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, s.light_rate)
+        halfp, raw_half = alternate(oha, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, half)
+        after = read_status(gw_pid)
+
+        derived: Dict[str, Any] = {}
+        for t in targets:
+            if not t.name.startswith("mlgate"):
+                continue
+            d: Dict[str, Any] = {
+                "throughput_vs_nginx": ratio(peak[t.name]["rps"], peak["nginx"]["rps"]),
+                "throughput_vs_direct": ratio(peak[t.name]["rps"], peak["direct"]["rps"]),
+            }
+            for label, table in (("light", light), ("half_peak", halfp)):
+                added = minus(table[t.name]["p50_ms"], table["direct"]["p50_ms"])
+                nginx_added = minus(table["nginx"]["p50_ms"], table["direct"]["p50_ms"])
+                d[f"added_p50_ms_{label}"] = added
+                d[f"nginx_added_p50_ms_{label}"] = nginx_added
+                d[f"added_p50_vs_nginx_{label}"] = ratio(added, nginx_added)
+                d[f"added_p99_ms_{label}"] = minus(table[t.name]["p99_ms"], table["direct"]["p99_ms"])
+                d[f"nginx_added_p99_ms_{label}"] = minus(table["nginx"]["p99_ms"], table["direct"]["p99_ms"])
+            derived[t.name] = d
+        results.update(
+            {
+                "call": {"method": GATEWAY_CALL.method, "path": GATEWAY_CALL.path, "response_bytes": body_bytes},
+                "concurrency": s.concurrency,
+                "light_rate": s.light_rate,
+                "half_peak_rate": half,
+                "peak": peak,
+                "light": light,
+                "half_peak": halfp,
+                "derived": derived,
+                "skipped": skipped,
+                "mlgate_rss": {"idle_after_start": idle, "after_load": after},
+                "runs": raw_peak + raw_light + raw_half,
+            }
+        )
+    finally:
+        if stack is not None:
+            stack.down()
+        if nginx is not None:
+            nginx.stop()
+        stub.stop()
+
+
+# ------------------------------------------------------------------------------ case: e2e
+
+
+def start_basic_auth_mlflow(work: Path, admin_password: str) -> Tuple[ms.Child, str]:
+    """MLflow's own `--app-name basic-auth`, with the same flags the quick start gives MLflow.
+
+    mlgate_stack.Stack.start_mlflow has no hook for extra server arguments, so the command line
+    is repeated here from its argv (keep the two in step)."""
+    port = ms.free_port()
+    (work / "artifacts").mkdir(parents=True, exist_ok=True)
+    ini = work / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{work / 'basic_auth.db'}\n"
+        "admin_username = admin\n"
+        f"admin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+    )
+    env = {
+        **os.environ,
+        **ms.MLFLOW_QUIET_ENV,
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+    }
+    for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        env.pop(k, None)
+    argv = [
+        ms.venv_bin("mlflow"), "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination", str(work / "artifacts"),
+        "--app-name", "basic-auth",
+    ]  # fmt: skip
+    child = ms.Child("MLflow basic-auth", argv, work / "mlflow.log", env=env, cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    ms.wait_http(f"{url}/health", 180, child)
+    return child, url
+
+
+def mlflow_json(base: str, method: str, path: str, body: Optional[dict], headers: Dict[str, str]) -> dict:
+    status, _, data = http_call(
+        base + path,
+        method,
+        json.dumps(body).encode() if body is not None else None,
+        {"Content-Type": "application/json", **headers},
+    )
+    if status != 200:
+        raise CaseFailed(f"{method} {base}{path}: {status} {data[:300]!r}")
+    return json.loads(data or b"{}")
+
+
+def seed(base: str, headers: Dict[str, str]) -> Tuple[str, str]:
+    """An experiment with 20 runs (params, metrics, tags); returns (experiment id, run id)."""
+    exp = mlflow_json(base, "POST", "/api/2.0/mlflow/experiments/create", {"name": f"bench-{secrets.token_hex(4)}"}, headers)
+    eid = exp["experiment_id"]
+    run_id = ""
+    for i in range(20):
+        run = mlflow_json(
+            base, "POST", "/api/2.0/mlflow/runs/create",
+            {"experiment_id": eid, "run_name": f"run-{i}", "start_time": 1761900000000 + i}, headers,
+        )  # fmt: skip
+        run_id = run["run"]["info"]["run_id"]
+        mlflow_json(
+            base, "POST", "/api/2.0/mlflow/runs/log-batch",
+            {
+                "run_id": run_id,
+                "metrics": [{"key": k, "value": 0.5 + i / 100, "timestamp": 1761900000000, "step": 1} for k in ("accuracy", "loss")],
+                "params": [{"key": "lr", "value": f"0.00{i}"}, {"key": "batch_size", "value": "64"}],
+                "tags": [{"key": "team", "value": "vision"}],
+            },
+            headers,
+        )  # fmt: skip
+    return eid, run_id
+
+
+def e2e_calls(eid: str, run_id: str) -> List[Call]:
+    return [
+        Call("read", "GET", f"/api/2.0/mlflow/experiments/get?experiment_id={eid}"),
+        Call("search", "POST", "/api/2.0/mlflow/runs/search", json.dumps({"experiment_ids": [eid], "max_results": 10})),
+        Call("write", "POST", "/api/2.0/mlflow/runs/set-tag", json.dumps({"run_id": run_id, "key": "bench.tag", "value": "v"})),
+    ]
+
+
+def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+    work = s.out / "e2e"
+    passwords = {
+        ms.ADMIN_PASSWORD_ENV: secrets.token_urlsafe(18),
+        ms.DEMO_PASSWORD_ENV: secrets.token_urlsafe(18),
+    }
+    stack = ms.Stack(work / "stack", port=ms.free_port(), binary=ms.mlgate_binary())
+    basic_auth: Optional[ms.Child] = None
+    try:
+        log("e2e: starting MLflow (--workers 1) and mlgate in front of it (scripts/lib/mlgate_stack.py)")
+        stack.up(DEMO_FILE, passwords)
+        ba_password = secrets.token_urlsafe(12)
+        log("e2e: starting MLflow --app-name basic-auth (--workers 1)")
+        basic_auth, ba_url = start_basic_auth_mlflow(work / "basic-auth", ba_password)
+        admin = basic("mlflow-admin", passwords[ms.DEMO_PASSWORD_ENV])
+        ba_admin = basic("admin", ba_password)
+        eid, run_id = seed(stack.mlflow_url, {})
+        ba_eid, ba_run = seed(ba_url, {"Authorization": ba_admin})
+        assert stack.mlflow is not None and stack.gateway is not None
+        direct = Target("direct", stack.mlflow_url, pid=stack.mlflow.pid)
+        gate = Target("mlgate", stack.url, {"Authorization": admin}, stack.gateway.pid)
+        ba = Target("basic-auth", ba_url, {"Authorization": ba_admin}, basic_auth.pid)
+        calls = e2e_calls(eid, run_id)
+        ba_calls = {c.name: c for c in e2e_calls(ba_eid, ba_run)}
+        for c in calls:
+            check(direct, c)
+            check(gate, c)
+            check(ba, ba_calls[c.name])
+
+        closed: Dict[str, Any] = {}
+        rate_tables: Dict[str, Any] = {}
+        raw: List[Dict[str, Any]] = []
+        for c in calls:
+            log(f"e2e: {c.name}: closed loop c={s.e2e_concurrency}, {s.e2e_rounds} round(s) of {s.e2e_duration}s")
+            per: List[Dict[str, Any]] = []
+            for rnd in range(s.e2e_rounds):
+                for t in (direct, gate, ba):
+                    call = ba_calls[c.name] if t is ba else c
+                    r = oha.run(t, call, s.e2e_duration, s.e2e_concurrency)
+                    r["round"] = rnd
+                    per.append(r)
+                    log(f"  {c.name:<7} {t.name:<11} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms")
+            raw += per
+            closed[c.name] = {t.name: summarize([r for r in per if r["target"] == t.name]) for t in (direct, gate, ba)}
+            rate = 0.5 * closed[c.name]["direct"]["rps"]
+            log(f"e2e: {c.name}: latency at a fixed rate of {rate:.1f}/s (half of direct MLflow's throughput)")
+            table, rraw = alternate(oha, [direct, gate], c, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
+            raw += rraw
+            rate_tables[c.name] = {"rate": rate, **table}
+        derived = {
+            c.name: {
+                "mlgate_vs_direct": ratio(closed[c.name]["mlgate"]["rps"], closed[c.name]["direct"]["rps"]),
+                "basic_auth_vs_direct": ratio(closed[c.name]["basic-auth"]["rps"], closed[c.name]["direct"]["rps"]),
+                "added_p50_ms_half_rate": minus(rate_tables[c.name]["mlgate"]["p50_ms"], rate_tables[c.name]["direct"]["p50_ms"]),
+                "added_p99_ms_half_rate": minus(rate_tables[c.name]["mlgate"]["p99_ms"], rate_tables[c.name]["direct"]["p99_ms"]),
+            }
+            for c in calls
+        }
+        results.update(
+            {
+                "concurrency": s.e2e_concurrency,
+                "calls": {c.name: {"method": c.method, "path": c.path.split("?")[0], "body": c.body} for c in calls},
+                "closed": closed,
+                "half_rate": rate_tables,
+                "derived": derived,
+                "mlgate_rss_after": read_status(stack.gateway.pid),
+                "runs": raw,
+            }
+        )
+    finally:
+        if basic_auth is not None:
+            basic_auth.stop()
+        stack.down()
+
+
+# ------------------------------------------------------------------------------ case: memory
+
+
+def curl_transfer(argv: List[str]) -> Dict[str, float]:
+    fmt = '{"code":%{http_code},"seconds":%{time_total},"up":%{size_upload},"down":%{size_download}}'
+    r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", fmt, *argv], capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        raise CaseFailed(f"curl {' '.join(a for a in argv if not a.startswith('Authorization'))} failed: {r.stderr}")
+    out = json.loads(r.stdout)
+    if not 200 <= out["code"] < 300:
+        raise CaseFailed(f"artifact transfer answered {out['code']}")
+    return out
+
+
+def case_memory(s: Settings, results: Dict[str, Any]) -> None:
+    logs = s.out / "logs"
+    size = s.artifact_bytes
+    stub, stub_port = start_stub(logs, size)
+    stack = None
+    blob = s.out / "artifact.bin"
+    try:
+        # Sparse: reads as zeros, takes no disk.
+        with open(blob, "wb") as f:
+            f.truncate(size)
+        stack, pw = start_mlgate_in_front_of(stub_port, s.out / "mlgate-memory")
+        stack.start_gateway()
+        assert stack.gateway is not None
+        pid = stack.gateway.pid
+        time.sleep(1.0)
+        idle = read_status(pid)
+        admin = basic("mlflow-admin", pw[ms.DEMO_PASSWORD_ENV])
+        auth = f"Authorization: {admin}"
+        path = "/api/2.0/mlflow-artifacts/artifacts/1/0123456789abcdef0123456789abcdef/artifacts/big.bin"
+        # One small authenticated request first, so the growth measured is the transfer's.
+        check(Target("mlgate", stack.url, {"Authorization": admin}), GATEWAY_CALL)
+        before = read_status(pid)
+        log(f"memory: idle RSS {idle['VmRSS'] / 2**20:.1f} MiB; {size / 2**20:.0f} MiB up and down through mlgate (stub upstream)")
+        direct_up = curl_transfer(["-T", str(blob), f"http://127.0.0.1:{stub_port}{path}"])
+        direct_down = curl_transfer([f"http://127.0.0.1:{stub_port}{path}"])
+        with RssSampler(pid) as up_sampler:
+            up = curl_transfer(["-H", auth, "-T", str(blob), stack.url + path])
+        after_up = read_status(pid)
+        with RssSampler(pid) as down_sampler:
+            down = curl_transfer(["-H", auth, stack.url + path])
+        after_down = read_status(pid)
+        peak = max(after_down["VmHWM"], up_sampler.max_rss, down_sampler.max_rss)
+        results.update(
+            {
+                "upstream": "stub (isolation: only mlgate's own buffering is measured)",
+                "artifact_bytes": size,
+                "idle_after_start": idle,
+                "before_transfer": before,
+                "after_upload": after_up,
+                "after_download": after_down,
+                "peak_rss_growth_bytes": peak - before["VmRSS"],
+                "upload_growth_bytes": max(after_up["VmHWM"], up_sampler.max_rss) - before["VmRSS"],
+                "transfers": {
+                    "direct_upload": direct_up,
+                    "direct_download": direct_down,
+                    "mlgate_upload": up,
+                    "mlgate_download": down,
+                },
+            }
+        )
+        log(
+            f"memory: peak RSS growth {(peak - before['VmRSS']) / 2**20:.1f} MiB;"
+            f" upload {up['seconds']:.2f}s (direct {direct_up['seconds']:.2f}s),"
+            f" download {down['seconds']:.2f}s (direct {direct_down['seconds']:.2f}s)"
+        )
+    finally:
+        if stack is not None:
+            stack.down()
+        stub.stop()
+        blob.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------ metadata
+
+
+def sh(argv: List[str], cwd: Path = ROOT) -> str:
+    try:
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine() -> Dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_bytes": mem,
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def metadata(s: Settings, oha: Oha) -> Dict[str, Any]:
+    mlflow_version = sh([ms.venv_bin("python"), "-c", "import mlflow; print(mlflow.__version__)"])
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": sh(["git", "rev-parse", "--short=12", "HEAD"]),
+        "dirty": bool(sh(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "mode": "quick" if s.quick else "full",
+        "machine": machine(),
+        "tools": {
+            "oha": oha.version(),
+            "nginx": sh(["nginx", "-v"]) or subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
+            "mlflow": mlflow_version,
+            "rustc": sh(["rustc", "--version"]),
+            "curl": sh(["curl", "--version"]).splitlines()[0] if sh(["curl", "--version"]) else "",
+        },
+        "settings": {
+            "duration_s": s.duration,
+            "rounds": s.rounds,
+            "concurrency": s.concurrency,
+            "light_rate": s.light_rate,
+            "e2e_duration_s": s.e2e_duration,
+            "e2e_rounds": s.e2e_rounds,
+            "e2e_concurrency": s.e2e_concurrency,
+            "artifact_bytes": s.artifact_bytes,
+            "criterion_args": s.criterion_args,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ main
+
+
+ALL_CASES = ["micro", "gateway", "e2e", "memory"]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="about 1-2 s per case (CI): checks the suite runs")
+    p.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma-separated subset of {','.join(ALL_CASES)}")
+    p.add_argument("--out", default=None, help="output directory (default bench/out/<mode>-<time>)")
+    p.add_argument("--publish", action="store_true", help="copy REPORT.md and results.json to bench/ (full runs only)")
+    args = p.parse_args(argv)
+
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in ALL_CASES]
+    if unknown:
+        p.error(f"unknown case(s) {unknown}; choose from {ALL_CASES}")
+    if args.publish and args.quick:
+        p.error("--publish is for full runs: the committed report never comes from --quick")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else BENCH / "out" / f"{'quick' if args.quick else 'full'}-{stamp}"
+    out = out.resolve()
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    s = Settings.make(args.quick, out, cases)
+    oha = Oha(OHA_BIN)
+
+    doc: Dict[str, Any] = {"meta": metadata(s, oha), "cases": {}}
+    status = 0
+    started = time.monotonic()
+    for name in ALL_CASES:
+        if name not in cases:
+            continue
+        log(f"=== case {name} ===")
+        res: Dict[str, Any] = {}
+        t0 = time.monotonic()
+        try:
+            if name == "micro":
+                case_micro(s, res)
+            elif name == "gateway":
+                case_gateway(s, res, oha)
+            elif name == "e2e":
+                case_e2e(s, res, oha)
+            elif name == "memory":
+                case_memory(s, res)
+            res["status"] = "ok"
+        except Exception as e:  # a case that cannot run fails the suite; the others still run
+            status = 1
+            res["status"] = "failed"
+            res["error"] = f"{type(e).__name__}: {e}"
+            log(f"case {name} FAILED: {e}")
+            traceback.print_exc()
+        res["seconds"] = round(time.monotonic() - t0, 1)
+        doc["cases"][name] = res
+        # Written after every case, so an interrupted run keeps what it measured.
+        (out / "results.json").write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    doc["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    doc["meta"]["loadavg_at_end"] = os.getloadavg()
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "REPORT.md").write_text(report.render(doc))
+    log(f"wrote {out / 'REPORT.md'} and {out / 'results.json'}")
+    if args.publish:
+        if status != 0:
+            log("not publishing: a case failed")
+        else:
+            shutil.copy(out / "REPORT.md", BENCH / "REPORT.md")
+            shutil.copy(out / "results.json", BENCH / "results.json")
+            log("published bench/REPORT.md and bench/results.json")
+    print(report.summary_lines(doc))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

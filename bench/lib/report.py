@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""Renders bench results (results.json of bench/lib/harness.py) as the Markdown report.
+
+    python3 bench/lib/report.py bench/results.json > bench/REPORT.md
+
+The goals are those of the benchmark issue; a missed goal says so next to its number.
+bench/findings.md (hand-written: what a profile showed, what would close a gap) is appended
+when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+BENCH = Path(__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def f(v: Optional[float], digits: int = 2, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def mib(b: Optional[float]) -> str:
+    return "–" if b is None else f"{b / 2**20:,.1f} MiB"
+
+
+def us(ns: Optional[float]) -> str:
+    if ns is None:
+        return "–"
+    if ns < 1000:
+        return f"{ns:,.0f} ns"
+    return f"{ns / 1000:,.2f} µs"
+
+
+def verdict(ok: Optional[bool]) -> str:
+    return "–" if ok is None else ("met" if ok else "**MISSED**")
+
+
+def table(header: List[str], rows: List[List[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ goals
+
+
+def goals(doc: Dict[str, Any]) -> List[Tuple[str, str, str, Optional[bool]]]:
+    """(goal, measured, target, met) for every goal the run has numbers for."""
+    out: List[Tuple[str, str, str, Optional[bool]]] = []
+    cases = doc.get("cases", {})
+    gw = cases.get("gateway", {})
+    for name, d in sorted(gw.get("derived", {}).items()):
+        r = d.get("throughput_vs_nginx")
+        out.append((f"gateway throughput vs nginx, {name}", f(r, 2, "×"), "≥ 0.80×", None if r is None else r >= 0.8))
+        for label, rate in (("light", gw.get("light_rate")), ("half_peak", gw.get("half_peak_rate"))):
+            r = d.get(f"added_p50_vs_nginx_{label}")
+            a, n = d.get(f"added_p50_ms_{label}"), d.get(f"nginx_added_p50_ms_{label}")
+            shown = f"{f(r, 2, '×')} ({f(a and a * 1000, 0)} µs vs nginx {f(n and n * 1000, 0)} µs)"
+            if n is not None and n <= 0:
+                shown += " (nginx added nothing measurable)"
+            out.append(
+                (
+                    f"added p50 vs nginx's added p50 at {f(rate, 0)} req/s, {name}",
+                    shown,
+                    "≤ 1.5×",
+                    None if r is None or (n is not None and n <= 0) else r <= 1.5,
+                )
+            )
+        a = d.get("added_p99_ms_half_peak")
+        out.append(
+            (
+                f"added p99 at half of mlgate's peak ({f(gw.get('half_peak_rate'), 0)} req/s), {name}",
+                f(a, 3, " ms"),
+                "< 1 ms",
+                None if a is None else a < 1.0,
+            )
+        )
+    e2e = cases.get("e2e", {})
+    for call, d in e2e.get("derived", {}).items():
+        r = d.get("mlgate_vs_direct")
+        out.append((f"end to end throughput vs direct MLflow, {call}", f(r, 3, "×"), "≥ 0.95×", None if r is None else r >= 0.95))
+    benches = cases.get("micro", {}).get("benches", {})
+    for name, b in sorted(benches.items()):
+        if name.startswith("policy_decision/") and name.endswith("/1000"):
+            m = b["median_ns"]
+            out.append((f"policy decision, 1,000 statements ({name.split('/')[1]})", us(m), "< 10 µs median", m < 10_000))
+        if name == "sigv4/verify_cached_key":
+            m = b["median_ns"]
+            out.append(("SigV4 verification without body hashing (header form, cached key)", us(m), "< 5 µs", m < 5_000))
+    mem = cases.get("memory", {})
+    if "peak_rss_growth_bytes" in mem:
+        g = mem["peak_rss_growth_bytes"]
+        size = mem.get("artifact_bytes", 0)
+        out.append((f"peak RSS growth, {mib(size)} up + down", mib(g), "≤ 64 MiB", g <= 64 * 2**20))
+        idle = mem["idle_after_start"]["VmRSS"]
+        out.append(("idle RSS after start", mib(idle), "< 30 MiB", idle < 30 * 2**20))
+    return out
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def section_meta(doc: Dict[str, Any]) -> str:
+    m = doc["meta"]
+    mach = m["machine"]
+    tools = m["tools"]
+    st = m["settings"]
+    load0 = ", ".join(f"{x:.2f}" for x in mach.get("loadavg_at_start", []))
+    load1 = ", ".join(f"{x:.2f}" for x in m.get("loadavg_at_end", []))
+    lines = [
+        f"- **Date**: {m['date']}  **Commit**: `{m['commit']}`{' (with uncommitted changes)' if m.get('dirty') else ''}"
+        f"  **Mode**: {m['mode']}  **Run time**: {f(m.get('seconds'), 0)} s",
+        f"- **Machine**: {mach['cpu']}, {mach['cores']} cores, {mib(mach['memory_bytes'])}, Linux {mach['kernel']};"
+        f" load average {load0} at start, {load1} at end",
+        f"- **Tools**: {tools['oha']}; {tools['nginx']}; MLflow {tools['mlflow']}; {tools['rustc']}; {tools['curl']}",
+        f"- **Settings**: gateway {st['rounds']} rounds × {st['duration_s']} s per case at c={st['concurrency']};"
+        f" end to end {st['e2e_rounds']} rounds × {st['e2e_duration_s']} s at c={st['e2e_concurrency']};"
+        f" artifact {mib(st['artifact_bytes'])}; criterion `{' '.join(st['criterion_args'])}`",
+        "",
+        "> This is a shared 2-core VM: the load generator, the proxy under test and the upstream all",
+        "> run on the same two cores (and other engineers' builds may run beside them), so absolute",
+        "> numbers are pessimistic and noisy. The ratios, measured side by side in the same run with",
+        "> the cases alternating, are what count.",
+    ]
+    return "\n".join(lines)
+
+
+def section_goals(doc: Dict[str, Any]) -> str:
+    rows = [[g, meas, tgt, verdict(ok)] for g, meas, tgt, ok in goals(doc)]
+    failed = [n for n, c in doc["cases"].items() if c.get("status") != "ok"]
+    text = table(["goal", "measured", "target", ""], rows)
+    if failed:
+        text += "\n\nCases that failed to run: " + ", ".join(
+            f"**{n}** ({doc['cases'][n].get('error', '?')})" for n in failed
+        )
+    return text
+
+
+def lat_rows(tab: Dict[str, Any], base: str = "direct") -> List[List[str]]:
+    rows = []
+    d = tab.get(base, {})
+    for name, t in tab.items():
+        if not isinstance(t, dict) or "p50_ms" not in t:
+            continue
+        add50 = None if name == base else (t["p50_ms"] - d["p50_ms"]) * 1000
+        add99 = None if name == base else (t["p99_ms"] - d["p99_ms"]) * 1000
+        rows.append(
+            [
+                name,
+                f(t["rps"], 0),
+                f(t["p50_ms"], 3),
+                f(t["p90_ms"], 3),
+                f(t["p99_ms"], 3),
+                f(t["p999_ms"], 3),
+                f(add50, 0),
+                f(add99, 0),
+            ]
+        )
+    return rows
+
+
+LAT_HEADER = ["target", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "added p50 µs", "added p99 µs"]
+
+
+def section_gateway(doc: Dict[str, Any]) -> str:
+    gw = doc["cases"].get("gateway")
+    if not gw:
+        return "_Not run._"
+    if gw.get("status") != "ok":
+        return f"_Failed to run: {gw.get('error')}_"
+    call = gw["call"]
+    peak = gw["peak"]
+    rows = []
+    for name, t in peak.items():
+        rows.append(
+            [
+                name,
+                f(t["rps"], 0),
+                f(t["rps"] / peak["nginx"]["rps"], 2, "×") if peak["nginx"]["rps"] else "–",
+                f(t["rps"] / peak["direct"]["rps"], 2, "×") if peak["direct"]["rps"] else "–",
+                f(t["p50_ms"], 3),
+                f(t["p99_ms"], 3),
+            ]
+        )
+    rss = gw.get("mlgate_rss", {})
+    parts = [
+        f"`{call['method']} {call['path']}` answered by the stub with a {call['response_bytes']}-byte MLflow"
+        " experiment (JSON). mlgate runs with the shipped policies (`deploy/demo.toml`: admins, readers,"
+        " model-approvers) as `mlflow-reader`; every request is authenticated, classified, authorized by the"
+        " policy engine, forwarded and audited (audit log on disk). nginx is a plain reverse proxy"
+        " (`bench/nginx.conf.tmpl`: no auth, keep-alive upstream pool, access log on).",
+        "",
+        f"**Peak throughput** (closed loop, {gw['concurrency']} connections; latencies here include queueing):",
+        "",
+        table(["target", "req/s", "vs nginx", "vs direct", "p50 ms", "p99 ms"], rows),
+        "",
+        f"**Latency at a fixed light rate of {f(gw['light_rate'], 0)} req/s** (oha `-q --latency-correction`: no coordinated omission):",
+        "",
+        table(LAT_HEADER, lat_rows(gw["light"])),
+        "",
+        f"**Latency at half of mlgate's peak, {f(gw['half_peak_rate'], 0)} req/s** (same rate for every target):",
+        "",
+        table(LAT_HEADER, lat_rows(gw["half_peak"])),
+        "",
+        "Not measured yet: " + "; ".join(f"`{k}`: {v}" for k, v in gw.get("skipped", {}).items()) + ".",
+    ]
+    if rss:
+        parts += [
+            "",
+            f"mlgate's RSS in this case: {mib(rss['idle_after_start']['VmRSS'])} after start,"
+            f" {mib(rss['after_load']['VmRSS'])} after the load (peak {mib(rss['after_load']['VmHWM'])}).",
+        ]
+    return "\n".join(parts)
+
+
+def section_e2e(doc: Dict[str, Any]) -> str:
+    e = doc["cases"].get("e2e")
+    if not e:
+        return "_Not run._"
+    if e.get("status") != "ok":
+        return f"_Failed to run: {e.get('error')}_"
+    parts = [
+        "Real MLflow 3.17.2 (`--workers 1`, SQLite backend, artifact proxy) started by"
+        " `scripts/lib/mlgate_stack.py`; mlgate in front of it with the shipped policies, as `mlflow-admin`"
+        " over HTTP Basic; MLflow's own `--app-name basic-auth` (a second MLflow server, default settings:"
+        " no credential cache) as `admin` over HTTP Basic. The experiment has 20 runs.",
+        "",
+    ]
+    for call, spec in e["calls"].items():
+        closed = e["closed"][call]
+        rows = []
+        for name, t in closed.items():
+            rows.append(
+                [
+                    name,
+                    f(t["rps"], 1),
+                    f(t["rps"] / closed["direct"]["rps"], 3, "×") if closed["direct"]["rps"] else "–",
+                    f(t["p50_ms"], 1),
+                    f(t["p99_ms"], 1),
+                ]
+            )
+        body = f" `{spec['body']}`" if spec.get("body") else ""
+        parts += [
+            f"**{call}**: `{spec['method']} {spec['path']}`{body}",
+            "",
+            table([f"closed loop c={e['concurrency']}", "req/s", "vs direct", "p50 ms", "p99 ms"], rows),
+            "",
+        ]
+        half = e["half_rate"][call]
+        rows = []
+        for name in ("direct", "mlgate"):
+            t = half[name]
+            add = None if name == "direct" else t["p50_ms"] - half["direct"]["p50_ms"]
+            add99 = None if name == "direct" else t["p99_ms"] - half["direct"]["p99_ms"]
+            rows.append([name, f(t["rps"], 1), f(t["p50_ms"], 2), f(t["p99_ms"], 2), f(add, 2), f(add99, 2)])
+        parts += [
+            table([f"fixed rate {f(half['rate'], 1)} req/s", "req/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"], rows),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def section_micro(doc: Dict[str, Any]) -> str:
+    m = doc["cases"].get("micro")
+    if not m:
+        return "_Not run._"
+    if m.get("status") != "ok":
+        return f"_Failed to run: {m.get('error')}_"
+    rows = [
+        [f"`{name}`", us(b["median_ns"]), f"{us(b['median_ci_ns'][0])} – {us(b['median_ci_ns'][1])}"]
+        for name, b in sorted(m["benches"].items())
+    ]
+    return "\n".join(
+        [
+            "criterion, `cargo bench -p mlgate-policy --bench decision`, `-p mlgate-catalog --bench catalog`,"
+            " `-p mlgate-sigv4 --bench verify` (sources in `crates/*/benches/`; what each one measures is in its"
+            " header comment).",
+            "",
+            table(["benchmark", "median", "95% CI of the median"], rows),
+            "",
+            "Pending: " + "; ".join(m.get("pending", [])) + ".",
+        ]
+    )
+
+
+def section_memory(doc: Dict[str, Any]) -> str:
+    m = doc["cases"].get("memory")
+    if not m:
+        return "_Not run._"
+    if m.get("status") != "ok":
+        return f"_Failed to run: {m.get('error')}_"
+    t = m["transfers"]
+    size = m["artifact_bytes"]
+
+    def rate(x: Dict[str, float]) -> str:
+        return f"{x['seconds']:.2f} s ({size / 2**20 / x['seconds']:,.0f} MiB/s)" if x["seconds"] else "–"
+
+    rows = [
+        ["upload (PUT)", rate(t["direct_upload"]), rate(t["mlgate_upload"])],
+        ["download (GET)", rate(t["direct_download"]), rate(t["mlgate_download"])],
+    ]
+    return "\n".join(
+        [
+            f"A {mib(size)} artifact PUT and then GET through mlgate's artifact route"
+            " (`/api/2.0/mlflow-artifacts/artifacts/1/<run>/artifacts/big.bin`, `mlflow-admin`), upstream: "
+            + m["upstream"]
+            + ". RSS from `/proc/<pid>/status` (VmRSS sampled every 20 ms, and VmHWM).",
+            "",
+            table(
+                ["", "mlgate"],
+                [
+                    ["idle RSS after start", mib(m["idle_after_start"]["VmRSS"])],
+                    ["RSS before the transfers", mib(m["before_transfer"]["VmRSS"])],
+                    ["peak RSS (VmHWM) after upload", mib(m["after_upload"]["VmHWM"])],
+                    ["peak RSS (VmHWM) after download", mib(m["after_download"]["VmHWM"])],
+                    ["**peak growth**", mib(m["peak_rss_growth_bytes"])],
+                ],
+            ),
+            "",
+            table(["transfer (curl)", "direct to the stub", "through mlgate"], rows),
+        ]
+    )
+
+
+METHOD = """\
+- **One run, side by side.** `bench/run` starts every process itself on 127.0.0.1 and stops it
+  afterwards. Within each comparison the targets alternate (A B C, A B C, …) and each number is the
+  median over the rounds.
+- **Load generator: oha** (crates.io, installed by `bench/run` into `bench/.tools`). Throughput is a
+  closed loop at fixed concurrency; latency is measured at a *fixed request rate* with
+  `--latency-correction`, which times each request from when it was due, so a stall is charged to
+  every request it delayed (no coordinated omission). Every target gets the same rate.
+- **Added latency** is the target's percentile minus the direct (stub or MLflow) percentile at the
+  same rate in the same run.
+- **nginx** is Debian's nginx with `worker_processes` = cores (mlgate's runtime also uses one worker
+  thread per core), an upstream keep-alive pool, and an access log (mlgate writes an audit record
+  per request).
+- **Memory** is read from `/proc/<pid>/status` of the mlgate process.
+- **Microbenchmarks** use criterion; the median and its 95% confidence interval are reported.
+- `bench/run --quick` runs every case for a second or two (CI); only full runs are published here.
+"""
+
+
+def render(doc: Dict[str, Any]) -> str:
+    parts = [
+        "# mlgate benchmark report",
+        "",
+        "Generated by `bench/run` (raw numbers: `bench/results.json`; method: `docs/benchmarks.md`).",
+        "",
+        section_meta(doc),
+        "",
+        "## Goals",
+        "",
+        section_goals(doc),
+        "",
+        "## 1. Gateway cost alone (stub upstream)",
+        "",
+        section_gateway(doc),
+        "",
+        "## 2. End to end with real MLflow",
+        "",
+        section_e2e(doc),
+        "",
+        "## 3. Microbenchmarks",
+        "",
+        section_micro(doc),
+        "",
+        "## 4. Memory",
+        "",
+        section_memory(doc),
+        "",
+        "## Method",
+        "",
+        METHOD,
+    ]
+    findings = BENCH / "findings.md"
+    if findings.exists():
+        parts += ["", findings.read_text().rstrip(), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def summary_lines(doc: Dict[str, Any]) -> str:
+    lines = ["bench summary:"]
+    for name, c in doc["cases"].items():
+        lines.append(f"  {name:<8} {c.get('status', '?'):<7} {c.get('seconds', 0):6.1f}s" + (f"  {c.get('error')}" if c.get("error") else ""))
+    for g, meas, tgt, ok in goals(doc):
+        lines.append(f"  {'ok  ' if ok else ('MISS' if ok is not None else '  - ')} {g}: {meas} (goal {tgt})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py results.json")
+    sys.stdout.write(render(json.loads(Path(sys.argv[1]).read_text())))
