@@ -60,7 +60,10 @@ impl Body for Zeros {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
@@ -87,7 +90,10 @@ impl Body for Reply {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Reply::Full(bytes) if bytes.is_empty() => Poll::Ready(None),
             Reply::Full(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
@@ -120,22 +126,33 @@ struct Canned {
 fn json(status: StatusCode, body: Bytes) -> Response<Reply> {
     let mut response = Response::new(Reply::Full(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
-async fn handle(canned: &'static Canned, request: Request<Incoming>) -> Result<Response<Reply>, Infallible> {
+async fn handle(
+    canned: &'static Canned,
+    request: Request<Incoming>,
+) -> Result<Response<Reply>, Infallible> {
     let path = request.uri().path();
     let artifact = path.starts_with("/api/2.0/mlflow-artifacts/artifacts/");
     let response = match (request.method(), path) {
         (&Method::GET, "/health") => json(StatusCode::OK, Bytes::from_static(b"OK")),
-        (&Method::GET, "/api/2.0/mlflow/experiments/get") => json(StatusCode::OK, canned.experiment.clone()),
+        (&Method::GET, "/api/2.0/mlflow/experiments/get") => {
+            json(StatusCode::OK, canned.experiment.clone())
+        }
         (&Method::GET, "/api/2.0/mlflow/runs/get") => json(StatusCode::OK, canned.run.clone()),
         (&Method::GET, _) if artifact => {
-            let mut response = Response::new(Reply::Zeros(Zeros { remaining: canned.artifact_bytes }));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+            let mut response = Response::new(Reply::Zeros(Zeros {
+                remaining: canned.artifact_bytes,
+            }));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/octet-stream"),
+            );
             response
         }
         (&Method::POST, "/api/2.0/mlflow/runs/search") => {
@@ -179,10 +196,18 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--listen" => args.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--threads" => args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
-            "--artifact-bytes" => args.artifact_bytes = value()?.parse().map_err(|e| format!("--artifact-bytes: {e}"))?,
+            "--threads" => {
+                args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?
+            }
+            "--artifact-bytes" => {
+                args.artifact_bytes = value()?
+                    .parse()
+                    .map_err(|e| format!("--artifact-bytes: {e}"))?
+            }
             "-h" | "--help" => {
-                println!("mlgate-bench-stub [--listen 127.0.0.1:0] [--threads N] [--artifact-bytes N]");
+                println!(
+                    "mlgate-bench-stub [--listen 127.0.0.1:0] [--threads N] [--artifact-bytes N]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
@@ -212,7 +237,10 @@ async fn serve(args: Args) {
     let canned: &'static Canned = Box::leak(Box::new(Canned {
         experiment: Bytes::from_static(EXPERIMENT.as_bytes()),
         run: Bytes::from(format!(r#"{{"run":{}}}"#, runs[0])),
-        search: Bytes::from(format!(r#"{{"runs":[{}],"next_page_token":"eyJvZmZzZXQiOiA1fQ=="}}"#, runs.join(","))),
+        search: Bytes::from(format!(
+            r#"{{"runs":[{}],"next_page_token":"eyJvZmZzZXQiOiA1fQ=="}}"#,
+            runs.join(",")
+        )),
         artifact_bytes: args.artifact_bytes,
     }));
     let listener = match TcpListener::bind(args.listen).await {
@@ -227,11 +255,16 @@ async fn serve(args: Args) {
     let _ = writeln!(stdout, "stub: ready on http://{addr}");
     let _ = stdout.flush();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(canned, request));
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -11,13 +11,21 @@ use mlgate_catalog::{Classified, classify, normalize_path, read_params_for};
 /// (name, method, path): literal routes, templated routes, the artifact proxy, a miss.
 const PATHS: &[(&str, &str, &str)] = &[
     ("experiments_get", "GET", "/api/2.0/mlflow/experiments/get"),
-    ("ajax_runs_search", "POST", "/ajax-api/2.0/mlflow/runs/search"),
+    (
+        "ajax_runs_search",
+        "POST",
+        "/ajax-api/2.0/mlflow/runs/search",
+    ),
     (
         "artifact_download",
         "GET",
         "/api/2.0/mlflow-artifacts/artifacts/1/0123456789abcdef0123456789abcdef/artifacts/model/MLmodel",
     ),
-    ("trace_v3_get", "GET", "/api/3.0/mlflow/traces/tr-0123456789abcdef0123456789abcdef"),
+    (
+        "trace_v3_get",
+        "GET",
+        "/api/3.0/mlflow/traces/tr-0123456789abcdef0123456789abcdef",
+    ),
     ("unknown", "GET", "/api/2.0/mlflow/no/such/route"),
 ];
 
@@ -25,11 +33,18 @@ fn bench_classify(c: &mut Criterion) {
     let mut group = c.benchmark_group("classify");
     for (name, method, path) in PATHS {
         if *name != "unknown" {
-            assert!(matches!(classify(method, path), Classified::Route { .. }), "{path} must classify");
+            assert!(
+                matches!(classify(method, path), Classified::Route { .. }),
+                "{path} must classify"
+            );
         }
-        group.bench_with_input(BenchmarkId::from_parameter(name), &(method, path), |b, (m, p)| {
-            b.iter(|| classify(black_box(m), black_box(p)));
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(name),
+            &(method, path),
+            |b, (m, p)| {
+                b.iter(|| classify(black_box(m), black_box(p)));
+            },
+        );
     }
     group.finish();
 }
@@ -75,7 +90,13 @@ fn bench_params(c: &mut Criterion) {
     read_params_for(search, "POST", None, Some("application/json"), body).expect("body reads");
     group.bench_function("search_runs_json", |b| {
         b.iter(|| {
-            read_params_for(black_box(search), "POST", None, Some("application/json"), black_box(body))
+            read_params_for(
+                black_box(search),
+                "POST",
+                None,
+                Some("application/json"),
+                black_box(body),
+            )
         });
     });
 
@@ -87,10 +108,23 @@ fn bench_params(c: &mut Criterion) {
         r#"{{"run_id":"0123456789abcdef0123456789abcdef","metrics":[{}],"params":[{{"key":"lr","value":"0.001"}}],"tags":[{{"key":"mlflow.user","value":"x"}}]}}"#,
         metrics.join(",")
     );
-    read_params_for(batch, "POST", None, Some("application/json"), body.as_bytes()).expect("body reads");
+    read_params_for(
+        batch,
+        "POST",
+        None,
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .expect("body reads");
     group.bench_function("log_batch_50_metrics_json", |b| {
         b.iter(|| {
-            read_params_for(black_box(batch), "POST", None, Some("application/json"), black_box(body.as_bytes()))
+            read_params_for(
+                black_box(batch),
+                "POST",
+                None,
+                Some("application/json"),
+                black_box(body.as_bytes()),
+            )
         });
     });
     group.finish();

@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "MLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// OpenID Connect issuers (bearer JWTs, browser sign-in): a TOML file, see docs/oidc.md.
+    #[arg(long, env = "MLGATE_OIDC_CONFIG")]
+    pub oidc_config: Option<PathBuf>,
 }
 
 impl ServeArgs {

@@ -38,8 +38,18 @@ impl AuthMethod {
 pub enum PrincipalKind {
     /// `arn:aws:iam::<account>:user/<name>`
     User,
+    /// `arn:aws:iam::<account>:user/<provider>/<name>`: a user of a configured OIDC issuer,
+    /// known only from its token (no `users` row); its groups come from the token's group claim.
+    FederatedUser { provider: String },
     /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`
-    AssumedRole { role: String, session: String },
+    AssumedRole {
+        role: String,
+        session: String,
+        /// The access key the request was signed with (`ASIA…` for STS sessions), when the
+        /// principal came from SigV4; the authorize stage finds the session policy through it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        access_key_id: Option<String>,
+    },
 }
 
 /// An authenticated caller. Built by the authenticate stage; never from client-supplied headers.

@@ -62,7 +62,16 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
     let audit_path = args.audit_log_path(data_dir);
     let audit = AuditSink::open(&audit_path)
         .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
-    let authenticator = Authenticator::new(store.clone(), AuthSettings::default());
+    let mut authenticator = Authenticator::new(store.clone(), AuthSettings::default());
+    if let Some(path) = &args.oidc_config {
+        let config = mlgate::authenticate::jwt::OidcConfig::load(path)?;
+        let oidc = std::sync::Arc::new(mlgate::authenticate::jwt::Oidc::new(
+            config,
+            store.default_account_id(),
+        ));
+        oidc.warm_up().await;
+        authenticator = authenticator.with_oidc(oidc);
+    }
     let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
     let gateway = Gateway::new(
         GatewaySettings::from(args),

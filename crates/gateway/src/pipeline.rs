@@ -92,9 +92,10 @@ impl Gateway {
         }
 
         // 3. authenticate: exactly one credential, or none at all.
-        let principal = self
+        // (A SigV4 signature covers the body: it comes back checked, or checked as it streams.)
+        let (principal, body) = self
             .authenticator
-            .authenticate(&parts, peer.secure)
+            .authenticate_with_body(&parts, body, peer.secure, self.body_limits())
             .await
             .map_err(GatewayError::Authentication)?;
         trail.principal = principal.as_ref().map(|p| p.arn.clone());
@@ -244,7 +245,19 @@ impl Gateway {
             principal: &principal.arn,
             context,
         };
-        let verdict = authorize(&policies, &question);
+        let mut verdict = authorize(&policies, &question);
+        // An assumed role's session policy can only narrow: it must allow too (issue 3).
+        if verdict.is_allowed()
+            && let Some(session) = self.store.session_policies(principal).await.map_err(|error| {
+                tracing::error!(%error, principal = %principal.arn, "cannot load the session policy");
+                GatewayError::Unavailable("the policy store is unavailable; try again".into())
+            })?
+        {
+            let narrowed = authorize(&session, &question);
+            if !narrowed.is_allowed() {
+                verdict = narrowed;
+            }
+        }
         trail.record_verdict(&question, &verdict);
         if verdict.is_allowed() {
             Ok(())

@@ -67,7 +67,10 @@ fn policies(statements: usize) -> Vec<NamedPolicy> {
     all.chunks(PER_POLICY)
         .enumerate()
         .map(|(n, chunk)| {
-            let json = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, chunk.join(","));
+            let json = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+                chunk.join(",")
+            );
             NamedPolicy {
                 name: format!("group/team-{n}/inline"),
                 document: PolicyDocument::parse(&json).expect("benchmark policy parses"),
@@ -81,7 +84,10 @@ fn context(statements: usize) -> Context {
     let last_team = (statements - 1) / 5 * 5;
     let mut context = Context::default();
     context.insert("aws:username", "alice");
-    context.insert("aws:PrincipalArn", format!("arn:aws:iam::{ACCOUNT}:user/alice"));
+    context.insert(
+        "aws:PrincipalArn",
+        format!("arn:aws:iam::{ACCOUNT}:user/alice"),
+    );
     context.insert("aws:PrincipalTag/team", format!("team-{last_team}"));
     context.insert("aws:SourceIp", "10.1.2.3");
     context.insert("aws:SecureTransport", "true");
@@ -113,12 +119,20 @@ fn bench_decision(c: &mut Criterion) {
         };
         assert_eq!(evaluate(&policies, &deny), Decision::ImplicitDeny);
 
-        group.bench_with_input(BenchmarkId::new("allow_last", statements), &allow, |b, request| {
-            b.iter(|| evaluate(black_box(&policies), black_box(request)));
-        });
-        group.bench_with_input(BenchmarkId::new("implicit_deny", statements), &deny, |b, request| {
-            b.iter(|| evaluate(black_box(&policies), black_box(request)));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("allow_last", statements),
+            &allow,
+            |b, request| {
+                b.iter(|| evaluate(black_box(&policies), black_box(request)));
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("implicit_deny", statements),
+            &deny,
+            |b, request| {
+                b.iter(|| evaluate(black_box(&policies), black_box(request)));
+            },
+        );
     }
     group.finish();
 }

@@ -8,8 +8,8 @@
 //! | HTTP Basic, built-in user (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`) | `Authorization: Basic` | [`basic`] |
 //! | mlgate API token (`MLFLOW_TRACKING_TOKEN`) | `Authorization: Bearer mlg_…` | [`token`] |
 //! | browser session | cookie `mlgate_session` (`__Host-mlgate_session` under TLS) | [`session`] |
-//! | bearer JWT from an OIDC issuer (later issue) | `Authorization: Bearer <a>.<b>.<c>` | recognised, refused for now |
-//! | AWS SigV4 (later issue) | `Authorization: AWS4-HMAC-SHA256 …` or `X-Amz-*` query | recognised, refused for now |
+//! | bearer JWT from a configured OIDC issuer | `Authorization: Bearer <a>.<b>.<c>` | [`jwt`] |
+//! | AWS SigV4 (access keys, STS temporary credentials) | `Authorization: AWS4-HMAC-SHA256 …` or `X-Amz-*` query | [`sigv4`] (needs the body: [`Authenticator::authenticate_with_body`]) |
 //!
 //! Rules:
 //! * No credential at all is `Ok(None)`: the pipeline decides (redirect a browser to the sign-in
@@ -23,8 +23,10 @@
 //! * No failure reason ever contains a secret (password, token, cookie value, signature).
 
 pub mod basic;
+pub mod jwt;
 pub mod password;
 pub mod session;
+pub mod sigv4;
 pub mod token;
 
 use std::fmt;
@@ -98,6 +100,9 @@ pub enum AuthFailureKind {
     Unsupported,
     /// A cookie-authenticated state change from another site (CSRF). 403.
     CrossSite,
+    /// An AWS SigV4 request that failed verification (bad or expired signature, unknown or
+    /// inactive key, body hash mismatch, ...). 403, as AWS answers.
+    SignatureRejected,
     /// Too many failed password attempts for this user or address. 429.
     RateLimited,
     /// The store could not be read, or password checks are saturated. 503.
@@ -135,7 +140,9 @@ impl AuthFailure {
             AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
                 StatusCode::UNAUTHORIZED
             }
-            AuthFailureKind::CrossSite => StatusCode::FORBIDDEN,
+            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => {
+                StatusCode::FORBIDDEN
+            }
             AuthFailureKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             AuthFailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -148,7 +155,9 @@ impl AuthFailure {
             AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
                 "UNAUTHENTICATED"
             }
-            AuthFailureKind::CrossSite => "PERMISSION_DENIED",
+            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => {
+                "PERMISSION_DENIED"
+            }
             AuthFailureKind::RateLimited => "REQUEST_LIMIT_EXCEEDED",
             AuthFailureKind::Unavailable => "TEMPORARILY_UNAVAILABLE",
         }
@@ -280,6 +289,10 @@ pub struct Authenticator {
     settings: AuthSettings,
     passwords: PasswordVerifier,
     touched: moka::sync::Cache<String, ()>,
+    /// Configured OIDC issuers (bearer JWTs and browser sign-in), if any.
+    oidc: Option<std::sync::Arc<jwt::Oidc>>,
+    /// The SigV4 verifier (access keys and STS credentials), if enabled.
+    sigv4: Option<std::sync::Arc<sigv4::SigV4Auth>>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -304,7 +317,69 @@ impl Authenticator {
                 .max_capacity(100_000)
                 .time_to_live(TOUCH_INTERVAL)
                 .build(),
+            oidc: None,
+            sigv4: None,
         }
+    }
+
+    /// Accepts AWS SigV4 requests, verified by `sigv4` (without it they are refused).
+    pub fn with_sigv4(mut self, sigv4: std::sync::Arc<sigv4::SigV4Auth>) -> Authenticator {
+        self.sigv4 = Some(sigv4);
+        self
+    }
+
+    /// The SigV4 verifier, if SigV4 is enabled (the STS endpoint uses it).
+    pub fn sigv4(&self) -> Option<&std::sync::Arc<sigv4::SigV4Auth>> {
+        self.sigv4.as_ref()
+    }
+
+    /// Like [`Self::authenticate`], for the pipeline: a SigV4 signature covers the body, so the
+    /// body goes through here and comes back either checked and buffered (up to
+    /// `limits.max_bytes`) or wrapped so that it is checked while it streams to MLflow. Other
+    /// credentials leave the body untouched.
+    pub async fn authenticate_with_body(
+        &self,
+        parts: &Parts,
+        body: axum::body::Body,
+        secure_transport: bool,
+        limits: crate::normalize::BodyLimits,
+    ) -> Result<(Option<Principal>, axum::body::Body), AuthFailure> {
+        let creds = find_credentials(parts, secure_transport)?;
+        if let [Credential::Sigv4] = creds.as_slice() {
+            let verified = self.verify_sigv4(parts, body, limits).await?;
+            return Ok((Some(verified.principal), verified.body));
+        }
+        Ok((self.authenticate(parts, secure_transport).await?, body))
+    }
+
+    async fn verify_sigv4(
+        &self,
+        parts: &Parts,
+        body: axum::body::Body,
+        limits: crate::normalize::BodyLimits,
+    ) -> Result<sigv4::Verified, AuthFailure> {
+        let Some(verifier) = &self.sigv4 else {
+            return Err(AuthFailure::new(
+                Some(AuthMethod::Sigv4),
+                AuthFailureKind::Unsupported,
+                "AWS SigV4 requests are not accepted by this deployment",
+            ));
+        };
+        verifier
+            .verify(sigv4::Endpoint::Api, parts, body, limits)
+            .await
+            .map_err(sigv4::Rejection::into_failure)
+    }
+
+    /// Accepts bearer JWTs (and offers browser sign-in) from these OIDC issuers.
+    pub fn with_oidc(mut self, oidc: std::sync::Arc<jwt::Oidc>) -> Authenticator {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// The configured OIDC issuers, if any.
+    pub fn oidc(&self) -> Option<&std::sync::Arc<jwt::Oidc>> {
+        self.oidc.as_ref()
     }
 
     pub fn store(&self) -> &Store {
@@ -350,13 +425,15 @@ impl Authenticator {
             Credential::Bearer(value) => {
                 if value.starts_with(token::TOKEN_PREFIX) {
                     token::authenticate(self, value).await?
-                } else if looks_like_jwt(value) {
-                    // The JWT verifier (OIDC issuers) slots in here.
-                    return Err(AuthFailure::new(
-                        Some(AuthMethod::Jwt),
-                        AuthFailureKind::Unsupported,
-                        "JWT bearer tokens are not accepted: no OIDC issuer is configured",
-                    ));
+                } else if looks_like_jwt(value) || value.len() > jwt::MAX_TOKEN_BYTES {
+                    let Some(oidc) = &self.oidc else {
+                        return Err(AuthFailure::new(
+                            Some(AuthMethod::Jwt),
+                            AuthFailureKind::Unsupported,
+                            "JWT bearer tokens are not accepted: no OIDC issuer is configured",
+                        ));
+                    };
+                    oidc.verify_bearer(value).await?.principal
                 } else {
                     return Err(AuthFailure::new(
                         Some(AuthMethod::Token),
@@ -370,12 +447,15 @@ impl Authenticator {
                 session::authenticate(self, value).await?
             }
             Credential::Sigv4 => {
-                // The SigV4 verifier slots in here.
-                return Err(AuthFailure::new(
-                    Some(AuthMethod::Sigv4),
-                    AuthFailureKind::Unsupported,
-                    "AWS SigV4 requests are not accepted by this deployment yet",
-                ));
+                // Without the body: checked as an empty body, so a request that has one fails
+                // (safely) unless it goes through `authenticate_with_body`.
+                let limits = crate::normalize::BodyLimits {
+                    max_bytes: 0,
+                    timeout: Duration::from_secs(1),
+                };
+                self.verify_sigv4(parts, axum::body::Body::empty(), limits)
+                    .await?
+                    .principal
             }
         };
         Ok(Some(principal))

@@ -157,11 +157,14 @@ pub(super) async fn authenticate(
     }
     let hash = sha256_hex(value);
     let store = auth.store();
-    let rec = store
+    let Some(rec) = store
         .session_by_hash(&hash)
         .await
         .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?
-        .ok_or_else(invalid)?;
+    else {
+        // Not a built-in user's session: maybe an OIDC user's (authenticate/jwt/session.rs).
+        return super::jwt::session::authenticate(auth, &hash).await;
+    };
     let t = now();
     if t >= rec.expires_at {
         return Err(fail(
@@ -224,10 +227,16 @@ impl Authenticator {
         if !well_formed(cookie_value) {
             return Ok(false);
         }
-        self.store()
-            .delete_session(&sha256_hex(cookie_value))
+        let hash = sha256_hex(cookie_value);
+        let federated = super::jwt::session::delete(self.store(), &hash)
             .await
-            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))
+            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?;
+        let builtin = self
+            .store()
+            .delete_session(&hash)
+            .await
+            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?;
+        Ok(federated || builtin)
     }
 }
 

@@ -5,6 +5,7 @@
 //! Headers are cleaned both ways (hop-by-hop, and anything MLflow would trust from a client).
 
 mod headers;
+pub mod payload;
 
 use std::error::Error as StdError;
 use std::pin::Pin;
@@ -165,6 +166,10 @@ impl Upstream {
 }
 
 fn upstream_error(error: hyper_util::client::legacy::Error) -> GatewayError {
+    // A SigV4 body that did not match its declared hash: the upstream request was aborted.
+    if let Some(rejected) = payload::PayloadRejected::find(&error) {
+        return rejected.to_gateway_error();
+    }
     if let Some(timeout) = BodyTimeout::find(&error) {
         return GatewayError::ClientTimeout(timeout.to_string());
     }

@@ -48,7 +48,7 @@ footer { margin-top: 18px; font-size: 12px; color: #6e7781; text-align: center; 
 }
 "#;
 
-fn page(title: &str, body: &str) -> String {
+pub(super) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -23,6 +23,7 @@
 //! signed in or why it failed.
 
 mod html;
+pub mod oidc;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -148,6 +149,7 @@ pub fn router(state: PortalState) -> Router {
         .route(&login_path(), get(get_login).post(post_login))
         .route(&logout_path(), get(get_logout).post(post_logout))
         .route(&format!("{RESERVED_PREFIX}/whoami"), get(whoami))
+        .merge(oidc::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -240,7 +242,7 @@ async fn get_login(
     }
     html_response(
         StatusCode::OK,
-        html::login_page(&login_path(), &next, "", None),
+        oidc::login_page(&s, &next, "", None),
         PortalOutcome::public(),
     )
 }
@@ -259,6 +261,9 @@ async fn post_login(
     parts: Parts,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    if !oidc::builtin_login_enabled(&s) {
+        return not_found().await;
+    }
     if let Err(f) = session::same_origin_unsafe(&parts) {
         return html_response(
             StatusCode::FORBIDDEN,
@@ -278,7 +283,7 @@ async fn post_login(
         );
         return html_response(
             StatusCode::BAD_REQUEST,
-            html::login_page(&login_path(), "/", "", Some("The form could not be read.")),
+            oidc::login_page(&s, "/", "", Some("The form could not be read.")),
             PortalOutcome::failed(&f),
         );
     };
@@ -287,8 +292,8 @@ async fn post_login(
     if username.is_empty() || form.password.is_empty() {
         return html_response(
             StatusCode::UNAUTHORIZED,
-            html::login_page(
-                &login_path(),
+            oidc::login_page(
+                &s,
                 &next,
                 username,
                 Some("Enter your user name and password."),
@@ -334,7 +339,7 @@ async fn post_login(
             };
             html_response(
                 status,
-                html::login_page(&login_path(), &next, username, Some(message)),
+                oidc::login_page(&s, &next, username, Some(message)),
                 PortalOutcome::failed(&f),
             )
         }
@@ -361,6 +366,8 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
             PortalOutcome::failed(&f),
         );
     }
+    // A federated session also ends at its provider (asked before the session is deleted).
+    let end_session = oidc::end_session_url(&s, &parts).await;
     let mut ended = false;
     for c in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport)) {
         ended |= s.auth.logout(c).await.unwrap_or(false);
@@ -376,6 +383,12 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
         ),
         ..PortalOutcome::public()
     };
+    if let Some(end) = end_session {
+        let mut r = html_response(StatusCode::OK, oidc::signed_out_page(&end), outcome);
+        r.headers_mut()
+            .insert(header::SET_COOKIE, clear_cookie(s.secure_transport));
+        return r;
+    }
     redirect(
         &login_path(),
         Some(clear_cookie(s.secure_transport)),

@@ -12,9 +12,12 @@
 //!   a change made through this [`Store`] is seen at once (every write clears the caches).
 
 mod apply;
+mod federated;
+mod keys;
 mod model;
 pub mod password;
 mod queries;
+pub mod secrets;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -35,6 +38,12 @@ use crate::identity::{Principal, PrincipalKind};
 
 pub use apply::{
     ApplyAccount, ApplyGroup, ApplyItem, ApplyPlan, ApplyPolicy, ApplyReport, ApplyUser, Change,
+};
+pub use keys::{
+    AccessKeyRecord, DEFAULT_MAX_SESSION_SECONDS, KeyOwner, KeyOwnerRef, MAX_SESSION_SECONDS,
+    MIN_SESSION_SECONDS, NewStsSession, RoleRecord, StsSessionRecord, assumed_role_arn,
+    check_trust_policy, new_access_key_id, new_secret_access_key, new_session_token,
+    token_digest, validate_role_name,
 };
 pub use model::{
     AccountRecord, GroupRecord, PolicyRecord, PolicySource, SessionRecord, TokenRecord, UserRecord,
@@ -677,8 +686,13 @@ impl Store {
     ) -> StoreResult<Arc<[NamedPolicy]>> {
         match principal.kind {
             PrincipalKind::User => {}
-            // Roles arrive with STS (a later issue); until then an assumed role has no policies.
-            PrincipalKind::AssumedRole { .. } => return Ok(Arc::from(Vec::new())),
+            // OIDC users: the policies of their mapped groups (store/federated.rs).
+            PrincipalKind::FederatedUser { .. } => return self.federated_policies(principal).await,
+            // An assumed role has its role's permission policies; a session policy, if any, is
+            // checked on top by the authorize stage (`Store::session_policies`).
+            PrincipalKind::AssumedRole { ref role, .. } => {
+                return self.role_policies(&principal.account, role).await;
+            }
         }
         let key = (principal.account.clone(), principal.name.clone());
         let inner = &self.inner;

@@ -1,0 +1,668 @@
+//! Bearer JWTs from OIDC issuers, end to end through the real gateway (listener, pipeline,
+//! store, audit) against two in-test OpenID providers that serve discovery documents and JWKS
+//! over loopback, and a stand-in for MLflow. Every attack must give 401 with a clear reason,
+//! and the audit record must say why.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mlgate::audit::AuditSink;
+use mlgate::authenticate::jwt::{Oidc, OidcConfig};
+use mlgate::authenticate::{AuthSettings, Authenticator};
+use mlgate::config::GatewaySettings;
+use mlgate::listen::{self, ListenLimits};
+use mlgate::pipeline::Gateway;
+use mlgate::portal::{self, PortalState};
+use mlgate::store::{AttachTarget, Store};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const ACCOUNT: &str = "111111111111";
+
+// ------------------------------------------------------------------------------------------
+// Keys
+// ------------------------------------------------------------------------------------------
+
+struct Key {
+    kid: &'static str,
+    alg: Algorithm,
+    pem: &'static str,
+}
+
+const RSA1: Key = Key {
+    kid: "rsa-1",
+    alg: Algorithm::RS256,
+    pem: include_str!("data/oidc/rsa1.pem"),
+};
+const RSA2: Key = Key {
+    kid: "rsa-2",
+    alg: Algorithm::RS256,
+    pem: include_str!("data/oidc/rsa2.pem"),
+};
+const EC1: Key = Key {
+    kid: "ec-1",
+    alg: Algorithm::ES256,
+    pem: include_str!("data/oidc/ec1.pem"),
+};
+const ED1: Key = Key {
+    kid: "ed-1",
+    alg: Algorithm::EdDSA,
+    pem: include_str!("data/oidc/ed1.pem"),
+};
+const OTHER: Key = Key {
+    kid: "other-1",
+    alg: Algorithm::ES256,
+    pem: include_str!("data/oidc/other.pem"),
+};
+
+impl Key {
+    fn encoding(&self) -> EncodingKey {
+        match self.alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(self.pem.as_bytes()),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(self.pem.as_bytes()),
+            _ => EncodingKey::from_ed_pem(self.pem.as_bytes()),
+        }
+        .expect("test key")
+    }
+
+    fn jwk(&self) -> Value {
+        let mut jwk = Jwk::from_encoding_key(&self.encoding(), self.alg).expect("jwk");
+        jwk.common.key_id = Some(self.kid.to_owned());
+        serde_json::to_value(jwk).expect("jwk json")
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_with(claims, Some(self.kid), None)
+    }
+
+    fn sign_with(&self, claims: &Value, kid: Option<&str>, typ: Option<&str>) -> String {
+        let mut h = Header::new(self.alg);
+        h.kid = kid.map(str::to_owned);
+        h.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&h, claims, &self.encoding()).expect("sign")
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+// ------------------------------------------------------------------------------------------
+// A tiny OpenID provider: discovery + JWKS, swappable keys, can go down
+// ------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Idp {
+    issuer: Mutex<String>,
+    keys: Mutex<Vec<Value>>,
+    jwks_fetches: AtomicUsize,
+    down: AtomicBool,
+}
+
+async fn discovery(State(idp): State<Arc<Idp>>) -> Response {
+    let iss = idp.issuer.lock().unwrap().clone();
+    axum::Json(json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks"),
+        "authorization_endpoint": format!("{iss}/auth"), "token_endpoint": format!("{iss}/token")}))
+    .into_response()
+}
+
+async fn jwks(State(idp): State<Arc<Idp>>) -> Response {
+    idp.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if idp.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let keys = idp.keys.lock().unwrap().clone();
+    axum::Json(json!({ "keys": keys })).into_response()
+}
+
+async fn start_idp(keys: &[&Key]) -> Arc<Idp> {
+    let idp = Arc::new(Idp::default());
+    *idp.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    *idp.issuer.lock().unwrap() = format!("http://{}", listener.local_addr().unwrap());
+    let router = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .with_state(idp.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    idp
+}
+
+impl Idp {
+    fn iss(&self) -> String {
+        self.issuer.lock().unwrap().clone()
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// MLflow stand-in and the gateway
+// ------------------------------------------------------------------------------------------
+
+async fn start_mlflow() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new().fallback(|| async {
+        axum::Json(json!({"experiment": {"experiment_id": "1", "name": "e"}, "experiment_id": "1"}))
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Gate {
+    addr: SocketAddr,
+    client: Client<HttpConnector, Body>,
+    audit: AuditSink,
+    audit_lines: Arc<Mutex<Vec<u8>>>,
+    idp: Arc<Idp>,
+    second: Arc<Idp>,
+    _shutdown: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+const WRITE: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"mlflow:*","Resource":"*"}]}"#;
+const READ: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Read","Effect":"Allow","Action":["mlflow:Get*","mlflow:List*","mlflow:Search*"],"Resource":"*"}]}"#;
+
+fn oidc_config(idp: &Idp, second: &Idp) -> OidcConfig {
+    OidcConfig::parse(&format!(
+        r#"
+        [[issuer]]
+        name = "corp"
+        issuer = "{}"
+        audiences = ["mlflow"]
+        username_claim = "preferred_username"
+        groups_claim = "groups"
+        [issuer.group_map]
+        ml-writers = "writers"
+        ml-readers = "readers"
+
+        [[issuer]]
+        name = "cognito"
+        issuer = "{}"
+        audiences = ["app-client-b"]
+        token_types = ["access"]
+        algorithms = ["ES256"]
+        username_claim = "username"
+        groups_claim = "cognito:groups"
+        [issuer.group_map]
+        ml-writers = "readers"
+        "#,
+        idp.iss(),
+        second.iss()
+    ))
+    .expect("config")
+}
+
+async fn start_gate(min_refetch: Option<Duration>) -> Gate {
+    let idp = start_idp(&[&RSA1, &EC1, &ED1]).await;
+    let second = start_idp(&[&OTHER]).await;
+    let upstream = start_mlflow().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).await.expect("store");
+    for (group, policy) in [("writers", WRITE), ("readers", READ)] {
+        store.create_group(None, group).await.expect("group");
+        store.put_policy(group, policy).await.expect("policy");
+        store
+            .attach_policy(group, None, AttachTarget::Group(group))
+            .await
+            .expect("attach");
+    }
+    let oidc = Arc::new(Oidc::with_http(
+        oidc_config(&idp, &second),
+        ACCOUNT,
+        reqwest::Client::new(),
+        min_refetch,
+    ));
+    oidc.warm_up().await;
+    let audit_lines = Arc::new(Mutex::new(Vec::new()));
+    let audit = AuditSink::with_writer(Box::new(SharedBuf(audit_lines.clone())), 1024);
+    let authenticator =
+        Authenticator::new(store.clone(), AuthSettings::default()).with_oidc(oidc);
+    let portal = portal::router(PortalState::new(authenticator.clone(), false));
+    let settings = GatewaySettings {
+        region: "us-east-1".into(),
+        account: ACCOUNT.into(),
+        api_id: "mlgate".into(),
+        stage: "prod".into(),
+        max_parsed_body: 1 << 20,
+        body_timeout: Duration::from_secs(30),
+        upstream: format!("http://{upstream}").parse().expect("uri"),
+        upstream_timeout: Duration::from_secs(5),
+    };
+    let gateway =
+        Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let limits = ListenLimits {
+        max_header_bytes: 64 << 10,
+        header_read_timeout: Duration::from_secs(5),
+    };
+    tokio::spawn(listen::serve(
+        listener,
+        None,
+        gateway.into_router(),
+        limits,
+        async {
+            let _ = stop.await;
+        },
+    ));
+    Gate {
+        addr,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        audit,
+        audit_lines,
+        idp,
+        second,
+        _shutdown: shutdown,
+        _dir: dir,
+    }
+}
+
+impl Gate {
+    async fn call(&self, method: Method, path: &str, bearer: &str) -> (StatusCode, HeaderMap, Value) {
+        let body = if method == Method::POST {
+            Body::from(json!({"name": "exp-from-jwt"}).to_string())
+        } else {
+            Body::empty()
+        };
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(20), self.client.request(request))
+            .await
+            .expect("answer")
+            .expect("sent");
+        let (parts, body) = response.into_parts();
+        let bytes: Bytes = body.collect().await.expect("body").to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn read(&self, bearer: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .call(Method::GET, "/api/2.0/mlflow/experiments/get?experiment_id=1", bearer)
+            .await;
+        (s, v)
+    }
+
+    async fn write(&self, bearer: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .call(Method::POST, "/api/2.0/mlflow/experiments/create", bearer)
+            .await;
+        (s, v)
+    }
+
+    async fn audit(&self) -> Vec<Value> {
+        let audit = self.audit.clone();
+        tokio::task::spawn_blocking(move || audit.flush())
+            .await
+            .unwrap()
+            .unwrap();
+        let lines = self.audit_lines.lock().unwrap().clone();
+        String::from_utf8(lines)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    async fn last_audit(&self) -> Value {
+        self.audit().await.pop().expect("an audit record")
+    }
+
+    fn claims(&self, user: &str, groups: &[&str]) -> Value {
+        json!({
+            "iss": self.idp.iss(), "sub": format!("sub-{user}"), "aud": "mlflow",
+            "preferred_username": user, "groups": groups,
+            "iat": now(), "exp": now() + 300,
+        })
+    }
+
+    /// Asserts a 401 UNAUTHENTICATED whose message and audit reason contain `why`.
+    async fn refused(&self, token: &str, why: &str) {
+        let (status, body) = self.read(token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
+        assert_eq!(body["error_code"], "UNAUTHENTICATED", "{body}");
+        let msg = body["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(why), "expected {why:?} in {msg:?}");
+        let rec = self.last_audit().await;
+        assert_eq!(rec["decision"], "unauthenticated", "{rec}");
+        assert_eq!(rec["auth_method"], "jwt", "{rec}");
+        assert_eq!(rec["status"], 401, "{rec}");
+        let reason = rec["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(why), "audit reason {reason:?} lacks {why:?}");
+        assert!(!reason.contains(token), "the token itself must never be audited");
+    }
+}
+
+fn forge(header: &Value, claims: &Value, sig: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// Accepted tokens
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn mapped_writer_and_reader_with_every_algorithm() {
+    let g = start_gate(None).await;
+    for key in [&RSA1, &EC1, &ED1] {
+        let writer = key.sign(&g.claims("alice", &["ml-writers", "unmapped"]));
+        let (s, body) = g.write(&writer).await;
+        assert_eq!(s, StatusCode::OK, "{:?}: {body}", key.alg);
+        let rec = g.last_audit().await;
+        assert_eq!(
+            rec["principal"],
+            format!("arn:aws:iam::{ACCOUNT}:user/corp/alice")
+        );
+        assert_eq!(rec["auth_method"], "jwt");
+        assert_eq!(rec["decision"], "allow");
+        assert_eq!(rec["policy"], "writers");
+
+        let reader = key.sign(&g.claims("bob", &["ml-readers"]));
+        assert_eq!(g.read(&reader).await.0, StatusCode::OK);
+        let (s, body) = g.write(&reader).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error_code"], "PERMISSION_DENIED");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("user/corp/bob is not authorized to perform mlflow:CreateExperiment"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn whoami_shows_the_federated_principal_and_union_of_groups() {
+    let g = start_gate(None).await;
+    let token = RSA1.sign(&g.claims("carol", &["ml-readers", "ml-writers", "other"]));
+    let (s, _, who) = g.call(Method::GET, "/_mlgate/whoami", &token).await;
+    assert_eq!(s, StatusCode::OK, "{who}");
+    assert_eq!(who["name"], "carol");
+    assert_eq!(who["groups"], json!(["readers", "writers"]));
+    assert_eq!(who["kind"]["type"], "federated-user");
+    assert_eq!(who["kind"]["provider"], "corp");
+    assert_eq!(who["auth_method"], "jwt");
+
+    // No mapped group: authenticated, but every action is denied (403, not 401).
+    let nobody = RSA1.sign(&g.claims("dave", &["marketing"]));
+    let (s, body) = g.read(&nobody).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+}
+
+#[tokio::test]
+async fn second_issuer_maps_the_same_claim_to_different_groups() {
+    let g = start_gate(None).await;
+    // Cognito-style access token: token_use=access, client_id instead of aud.
+    let claims = json!({
+        "iss": g.second.iss(), "sub": "s-1", "token_use": "access", "client_id": "app-client-b",
+        "username": "erin", "cognito:groups": ["ml-writers"], "exp": now() + 300,
+    });
+    let token = OTHER.sign(&claims);
+    assert_eq!(g.read(&token).await.0, StatusCode::OK);
+    let rec = g.last_audit().await;
+    assert_eq!(
+        rec["principal"],
+        format!("arn:aws:iam::{ACCOUNT}:user/cognito/erin")
+    );
+    // ml-writers maps to readers at this issuer: no writes.
+    assert_eq!(g.write(&token).await.0, StatusCode::FORBIDDEN);
+
+    // A token of the second issuer signed with the first issuer's key: no such kid there.
+    let cross = EC1.sign(&claims);
+    g.refused(&cross, "no key ec-1 in the JWKS of issuer cognito").await;
+    // The second issuer accepts only ES256.
+    let rsa = RSA1.sign(&claims);
+    g.refused(&rsa, "algorithm RS256 is not allowed for issuer cognito")
+        .await;
+    // Wrong client_id.
+    let mut wrong = claims.clone();
+    wrong["client_id"] = "someone-else".into();
+    g.refused(&OTHER.sign(&wrong), "wrong audience").await;
+    // An ID token where only access tokens are accepted.
+    let mut id = claims.clone();
+    id["token_use"] = "id".into();
+    id["aud"] = "app-client-b".into();
+    g.refused(&OTHER.sign(&id), "an ID token is not accepted from issuer cognito")
+        .await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Attacks
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn token_attacks_are_401_with_a_reason_in_the_audit_log() {
+    let g = start_gate(None).await;
+    let good = g.claims("mallory", &["ml-writers"]);
+
+    // alg: none
+    let none = forge(&json!({"alg": "none", "typ": "JWT"}), &good, b"");
+    g.refused(&none, "alg \"none\"").await;
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+        URL_SAFE_NO_PAD.encode(good.to_string())
+    );
+    g.refused(&none, "alg \"none\"").await;
+
+    // HS256 signed with the provider's public key (the RS256/HS256 confusion attack).
+    let public_jwk = RSA1.jwk();
+    for secret in [
+        public_jwk.to_string().into_bytes(),
+        public_jwk["n"].as_str().unwrap().as_bytes().to_vec(),
+    ] {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("rsa-1".into());
+        let token =
+            jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(&secret)).expect("hs256");
+        g.refused(&token, "HMAC-signed tokens (alg HS256) are never accepted")
+            .await;
+    }
+
+    // A header alg that does not match the key's: ES256 header on the RSA key's kid.
+    let forged = EC1.sign_with(&good, Some("rsa-1"), None);
+    g.refused(&forged, "the token says alg ES256 but its key").await;
+
+    // Wrong issuer (unconfigured), and an issuer that is configured but not the signer's.
+    let mut c = good.clone();
+    c["iss"] = "https://evil.example".into();
+    g.refused(&RSA1.sign(&c), "issuer https://evil.example is not a configured OIDC issuer")
+        .await;
+
+    // Wrong audience.
+    let mut c = good.clone();
+    c["aud"] = json!(["other-app"]);
+    g.refused(&RSA1.sign(&c), "wrong audience (other-app)").await;
+    let mut c = good.clone();
+    c.as_object_mut().unwrap().remove("aud");
+    g.refused(&RSA1.sign(&c), "wrong audience (none)").await;
+
+    // An access token where only ID tokens are accepted (RFC 9068 typ, and Cognito token_use).
+    let at = RSA1.sign_with(&good, Some("rsa-1"), Some("at+jwt"));
+    g.refused(&at, "an access token is not accepted from issuer corp")
+        .await;
+    let mut c = good.clone();
+    c["token_use"] = "access".into();
+    g.refused(&RSA1.sign(&c), "an access token is not accepted").await;
+
+    // Expired (beyond the 60 s leeway), not yet valid, no exp.
+    let mut c = good.clone();
+    c["exp"] = json!(now() - 600);
+    g.refused(&RSA1.sign(&c), "the token has expired").await;
+    let mut c = good.clone();
+    c["nbf"] = json!(now() + 600);
+    g.refused(&RSA1.sign(&c), "not valid yet").await;
+    let mut c = good.clone();
+    c.as_object_mut().unwrap().remove("exp");
+    g.refused(&RSA1.sign(&c), "no exp claim").await;
+
+    // Tampered payload: signature does not verify.
+    let token = RSA1.sign(&good);
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let mut evil = good.clone();
+    evil["preferred_username"] = "admin".into();
+    let payload = URL_SAFE_NO_PAD.encode(evil.to_string());
+    parts[1] = &payload;
+    g.refused(&parts.join("."), "the signature does not verify").await;
+
+    // Unknown kid (a key the provider never published).
+    let rogue = RSA2.sign(&good);
+    g.refused(&rogue, "no key rsa-2 in the JWKS of issuer corp").await;
+
+    // Oversized and garbage tokens.
+    let huge = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c");
+    g.refused(&huge, "longer than 16384 bytes").await;
+    g.refused("abc.def.ghi", "not base64url-encoded JSON").await;
+    let not_object = format!("{}.e30.sig", URL_SAFE_NO_PAD.encode("[1,2]"));
+    g.refused(&not_object, "header is not base64url-encoded JSON").await;
+
+    // A user claim that cannot be a name in an ARN.
+    let mut c = good.clone();
+    c["preferred_username"] = "../../admin".into();
+    g.refused(&RSA1.sign(&c), "is not a usable user name").await;
+
+    // Nothing above ever reached MLflow as an allowed request.
+    let records = g.audit().await;
+    assert!(records.iter().all(|r| r["decision"] != "allow"));
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_are_rate_limited_and_outages_keep_the_last_keys() {
+    let g = start_gate(None).await;
+    let warm = g.idp.jwks_fetches.load(Ordering::SeqCst);
+    assert_eq!(warm, 1, "fetched once at start-up");
+    // The provider rotates in a key right after start-up. The first unknown kid would refetch,
+    // but the start-up fetch was less than 30 s ago: no fetch at all.
+    g.idp.keys.lock().unwrap().push(RSA2.jwk());
+    let claims = g.claims("alice", &["ml-readers"]);
+    for _ in 0..5 {
+        g.refused(&RSA2.sign(&claims), "no key rsa-2").await;
+    }
+    // Random kids cannot flood the provider either.
+    for i in 0..20 {
+        let t = RSA1.sign_with(&claims, Some(&format!("random-{i}")), None);
+        g.refused(&t, "no key random-").await;
+    }
+    assert_eq!(g.idp.jwks_fetches.load(Ordering::SeqCst), warm);
+
+    // The provider goes down: known keys keep working.
+    g.idp.down.store(true, Ordering::SeqCst);
+    assert_eq!(g.read(&RSA1.sign(&claims)).await.0, StatusCode::OK);
+    assert_eq!(g.read(&ED1.sign(&claims)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn key_rotation_without_restart() {
+    let g = start_gate(Some(Duration::from_millis(300))).await;
+    let claims = g.claims("alice", &["ml-readers"]);
+    // A new key appears at the provider; the first token that uses it triggers one refetch.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    g.idp.keys.lock().unwrap().push(RSA2.jwk());
+    let before = g.idp.jwks_fetches.load(Ordering::SeqCst);
+    assert_eq!(g.read(&RSA2.sign(&claims)).await.0, StatusCode::OK);
+    assert_eq!(g.idp.jwks_fetches.load(Ordering::SeqCst), before + 1);
+    // Concurrent unknown kids share a single fetch.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = g.idp.jwks_fetches.load(Ordering::SeqCst);
+    let g = Arc::new(g);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let g = g.clone();
+        let c = claims.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = RSA1.sign_with(&c, Some(&format!("rotated-{i}")), None);
+            g.read(&t).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(g.idp.jwks_fetches.load(Ordering::SeqCst), before + 1);
+    // The old key is retired: after the next refetch its tokens fail.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    g.idp.keys.lock().unwrap().retain(|k| k["kid"] != "rsa-1");
+    let t = RSA2.sign_with(&claims, Some("trigger-refetch"), None);
+    assert_eq!(g.read(&t).await.0, StatusCode::UNAUTHORIZED);
+    let old = RSA1.sign(&g.claims("alice-again", &["ml-readers"]));
+    g.refused(&old, "no key rsa-1").await;
+}
+
+#[tokio::test]
+async fn two_credentials_and_no_issuer_configured() {
+    let g = start_gate(None).await;
+    let token = RSA1.sign(&g.claims("alice", &["ml-readers"]));
+    // JWT plus a session cookie: conflicting credentials, 400.
+    let request = http::Request::builder()
+        .uri(format!(
+            "http://{}/api/2.0/mlflow/experiments/get?experiment_id=1",
+            g.addr
+        ))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::COOKIE, "mlgate_session=abc")
+        .body(Body::empty())
+        .unwrap();
+    let response = g.client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Without an OIDC configuration, JWTs are refused as unsupported (401).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let auth = Authenticator::new(store, AuthSettings::default());
+    let parts = http::Request::builder()
+        .uri("/x")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let e = auth.authenticate(&parts, false).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+    assert!(e.reason.contains("no OIDC issuer is configured"));
+    let _ = BTreeMap::<String, String>::new();
+}
