@@ -50,7 +50,8 @@ sys.path.insert(0, str(BENCH / "lib"))
 import mlgate_stack as ms  # noqa: E402  (the quick start's helpers: MLflow + mlgate)
 import report  # noqa: E402
 
-DEMO_FILE = ROOT / "deploy" / "demo.toml"
+# The identities and policies mlgate runs with: the quick start's (the shipped role policies).
+DEMO_FILE = Path(os.environ.get("BENCH_APPLY_FILE") or ROOT / "deploy" / "demo.toml").resolve()
 STUB_BIN = BENCH / ".target" / "release" / "mlgate-bench-stub"
 OHA_BIN = BENCH / ".tools" / "bin" / "oha"
 ACCOUNT = "111111111111"
@@ -155,6 +156,7 @@ def wait_ready_line(child: ms.Child, prefix: str, timeout: float = 30.0) -> str:
 
 
 def start_stub(logs: Path, artifact_bytes: int) -> Tuple[ms.Child, int]:
+    (logs / "stub.log").unlink(missing_ok=True)  # Child appends; the ready line must be this run's
     child = ms.Child(
         "stub",
         [str(STUB_BIN), "--listen", "127.0.0.1:0", "--artifact-bytes", str(artifact_bytes)],

@@ -96,7 +96,7 @@ def build_mlgate() -> Path:
         return mlgate_binary()
     log("building mlgate (cargo build --release -p mlgate; the first build takes a few minutes)")
     subprocess.run(
-        ["cargo", "build", "--release", "--quiet", "-p", "mlgate"], cwd=ROOT, check=True
+        ["cargo", "build", "--release", "-p", "mlgate"], cwd=ROOT, check=True
     )
     return mlgate_binary()
 
@@ -202,8 +202,9 @@ class Child:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        # Orphaned grandchildren are reparented to init and reaped there; wait for the group.
-        deadline = time.monotonic() + 10
+        # Orphaned grandchildren are reparented to init and reaped there; give that a moment
+        # (callers that reuse a port wait for the port itself: see Stack.start_mlflow).
+        deadline = time.monotonic() + 2
         while not self._group_gone() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._log.close()
@@ -318,6 +319,9 @@ class Stack:
     # MLflow --------------------------------------------------------------------------
 
     def start_mlflow(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + 10  # a just-killed MLflow may still hold the port
+        while port_in_use(self.mlflow_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if port_in_use(self.mlflow_port):
             raise RuntimeError(
                 f"MLflow's private port {self.mlflow_port} is in use (set MLGATE_MLFLOW_PORT)"
@@ -365,6 +369,7 @@ class Stack:
         ]  # fmt: skip
         env = {**os.environ}
         env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")  # the log is a file: no terminal colour codes
         self.gateway = Child("mlgate", argv, self.mlgate_log, env=env)
         wait_http(f"{self.url}/_mlgate/login", timeout, self.gateway)
 
@@ -497,7 +502,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     host = os.environ.get("MLGATE_HOST", "127.0.0.1")
     assert port is not None
 
-    binary = build_mlgate() if not args.no_build else mlgate_binary()
+    try:
+        binary = build_mlgate() if not args.no_build else mlgate_binary()
+    except (subprocess.CalledProcessError, FileNotFoundError) as e:
+        log(f"cannot build mlgate: {e}")
+        return 1
     if not binary.exists():
         raise SystemExit(f"mlgate: {binary} does not exist (build it or set MLGATE_BIN)")
 

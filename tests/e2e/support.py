@@ -159,8 +159,21 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def mark(self) -> int:
+    def _size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
+
+    def mark(self) -> int:
+        """The current end of the log, once earlier requests' records have been written (the
+        writer is asynchronous: wait until the size holds still for 0.2 s)."""
+        size = self._size()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self._size()
+            if now == size:
+                break
+            size = now
+        return size
 
     def records_since(self, mark: int) -> List[dict]:
         if not self.path.exists():

@@ -28,6 +28,7 @@ def test_allowed_request_names_principal_action_and_statement(stack, reader, aud
     resp = requests.get(f"{stack.url}{SEARCH}", auth=reader.requests_auth(), timeout=30)
     assert resp.status_code == 200
     [r] = audit.wait_for(mark, 1)
+    assert r["request_id"] == resp.headers["x-request-id"], r
     assert r["principal"].endswith(f":user/{READER}"), r
     assert r["auth_method"] == "basic"
     assert "mlflow:SearchExperiments" in r["actions"], r

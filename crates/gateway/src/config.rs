@@ -110,12 +110,62 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Regions a SigV4 credential scope may name (comma-separated) [default: --region].
+    #[arg(long, env = "MLGATE_SIGV4_REGIONS", value_delimiter = ',')]
+    pub sigv4_regions: Vec<String>,
+
+    /// Services a SigV4 credential scope may name on the MLflow API (comma-separated). The STS
+    /// endpoint (`/_mlgate/sts`) accepts `sts` only.
+    #[arg(
+        long,
+        env = "MLGATE_SIGV4_SERVICES",
+        value_delimiter = ',',
+        default_value = "execute-api,sagemaker-mlflow"
+    )]
+    pub sigv4_services: Vec<String>,
+
+    /// Largest difference between a SigV4 request's time and the server clock (at most 1h).
+    #[arg(long, env = "MLGATE_SIGV4_CLOCK_SKEW", default_value = "5m", value_parser = parse_duration)]
+    pub sigv4_clock_skew: Duration,
+
     /// OpenID Connect issuers (bearer JWTs, browser sign-in): a TOML file, see docs/oidc.md.
     #[arg(long, env = "MLGATE_OIDC_CONFIG")]
     pub oidc_config: Option<PathBuf>,
+
+    /// Absolute lifetime of a browser session (built-in and OIDC sign-in).
+    #[arg(long, env = "MLGATE_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
+    pub session_lifetime: Duration,
+
+    /// A browser session unused for this long ends.
+    #[arg(long, env = "MLGATE_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub session_idle_timeout: Duration,
+
+    /// Embedding: CSP frame-ancestors sources allowed to frame the MLflow UI (space- or
+    /// comma-separated, e.g. "https://*.studio.example.com 'self'"). Default: framing refused.
+    #[arg(long, env = "MLGATE_FRAME_ANCESTORS", value_parser = parse_frame_ancestors)]
+    pub frame_ancestors: Option<FrameAncestors>,
+
+    /// Embedding: send the session cookie as `SameSite=None; Secure` (needs HTTPS) so the UI
+    /// works inside a cross-site iframe.
+    #[arg(long, env = "MLGATE_CROSS_SITE_COOKIES")]
+    pub cross_site_cookies: bool,
 }
 
 impl ServeArgs {
+    /// The SigV4 verifier settings from the `--sigv4-*` flags.
+    pub fn sigv4_settings(&self) -> crate::authenticate::sigv4::SigV4Settings {
+        let regions = if self.sigv4_regions.is_empty() {
+            vec![self.region.clone()]
+        } else {
+            self.sigv4_regions.clone()
+        };
+        crate::authenticate::sigv4::SigV4Settings {
+            regions,
+            services: self.sigv4_services.clone(),
+            clock_skew: self.sigv4_clock_skew,
+        }
+    }
+
     pub fn audit_log_path(&self, data_dir: &Path) -> PathBuf {
         self.audit_log
             .clone()
@@ -149,6 +199,27 @@ impl From<&ServeArgs> for GatewaySettings {
             upstream_timeout: args.upstream_timeout,
         }
     }
+}
+
+/// Validated CSP `frame-ancestors` sources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameAncestors(pub Vec<String>);
+
+fn parse_frame_ancestors(s: &str) -> Result<FrameAncestors, String> {
+    let sources: Vec<String> = s
+        .split([' ', ','])
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = sources
+        .iter()
+        .find(|x| !crate::portal::embed::valid_source(x))
+    {
+        return Err(format!(
+            "{bad:?} is not a frame-ancestors source ('self' or https://host[:port], * allowed in the host)"
+        ));
+    }
+    Ok(FrameAncestors(sources))
 }
 
 fn parse_upstream(s: &str) -> Result<Uri, String> {
@@ -236,6 +307,42 @@ mod tests {
         assert!(parse_upstream("https://mlflow:5001").is_err());
         assert!(parse_upstream("http://127.0.0.1:5001/mlflow").is_err());
         assert!(parse_upstream("127.0.0.1:5001").is_err());
+    }
+
+    #[test]
+    fn session_and_embedding_flags() {
+        let cli = Cli::try_parse_from([
+            "mlgate",
+            "serve",
+            "--session-lifetime",
+            "8h",
+            "--session-idle-timeout",
+            "15m",
+            "--frame-ancestors",
+            "'self' https://*.studio.example.com",
+            "--cross-site-cookies",
+            "--oidc-config",
+            "/etc/mlgate/oidc.toml",
+        ])
+        .expect("flags parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(args.session_lifetime, Duration::from_secs(8 * 3600));
+        assert_eq!(args.session_idle_timeout, Duration::from_secs(900));
+        assert_eq!(
+            args.frame_ancestors,
+            Some(FrameAncestors(vec![
+                "'self'".into(),
+                "https://*.studio.example.com".into()
+            ]))
+        );
+        assert!(args.cross_site_cookies);
+        assert!(args.oidc_config.is_some());
+        assert!(
+            Cli::try_parse_from(["mlgate", "serve", "--frame-ancestors", "* 'unsafe-inline'"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! 6. [`authorize`]    the IAM policy decision
 //! 7. [`rewrite`]      attribution of writes to the principal
 //! 8. [`forward`]      streaming proxy to MLflow over pooled connections
-//! 9. filter           (drop unreadable items from searches: fine-grained issue)
+//! 9. [`filter`]       drop unreadable items from searches; pages stay full, tokens sealed
 //! 10. [`audit`]       one record per request
 //!
 //! [`pipeline`] wires them together in one readable place. Around it: [`store`] (users, groups,
@@ -22,6 +22,7 @@ pub mod authorize;
 pub mod classify;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod forward;
 pub mod identity;
 pub mod listen;

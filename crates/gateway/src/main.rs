@@ -62,7 +62,18 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
     let audit_path = args.audit_log_path(data_dir);
     let audit = AuditSink::open(&audit_path)
         .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
-    let mut authenticator = Authenticator::new(store.clone(), AuthSettings::default());
+    let auth_settings = AuthSettings {
+        session_lifetime: args.session_lifetime,
+        session_idle_timeout: args.session_idle_timeout,
+        cross_site_cookies: args.cross_site_cookies,
+        frame_ancestors: args
+            .frame_ancestors
+            .clone()
+            .map(|f| f.0)
+            .unwrap_or_default(),
+        ..AuthSettings::default()
+    };
+    let mut authenticator = Authenticator::new(store.clone(), auth_settings);
     if let Some(path) = &args.oidc_config {
         let config = mlgate::authenticate::jwt::OidcConfig::load(path)?;
         let oidc = std::sync::Arc::new(mlgate::authenticate::jwt::Oidc::new(
@@ -72,6 +83,12 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         oidc.warm_up().await;
         authenticator = authenticator.with_oidc(oidc);
     }
+    // SigV4 (issue 3): secrets are sealed under the master key (env or <data-dir>/master.key).
+    let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
+        .map_err(|e| format!("cannot load the master key: {e}"))?;
+    let sigv4 =
+        mlgate::authenticate::sigv4::SigV4Auth::new(&args.sigv4_settings(), store.clone(), master)?;
+    authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
     let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
     let gateway = Gateway::new(
         GatewaySettings::from(args),

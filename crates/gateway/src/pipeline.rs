@@ -1,6 +1,6 @@
 //! The request pipeline of DESIGN.md in one place. [`Gateway::process`] reads top to bottom as
 //! the stages run: normalize → (portal) → authenticate → classify → read fields → resolve →
-//! authorize → rewrite → forward; [`handle`] wraps it with the request id and the audit record
+//! authorize → (filter: searches answered page by page) → rewrite → forward; [`handle`] wraps it with the request id and the audit record
 //! that every request gets, whatever happened to it.
 
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use jiff::Timestamp;
-use mlgate_policy::{Context, Decision};
+use mlgate_catalog::{ParamSource, Params, execute_api_arn};
+use mlgate_policy::{Context, Decision, NamedPolicy};
 use tower::ServiceExt;
 
 use crate::audit::{AuditDecision, AuditRecord, AuditSink};
@@ -23,12 +24,13 @@ use crate::authorize::{EXECUTE_API_INVOKE, Question, Verdict, authorize};
 use crate::classify::{self, Call};
 use crate::config::GatewaySettings;
 use crate::error::GatewayError;
+use crate::filter::{self, Listing, PageRequest, PageTokens, Readability};
 use crate::forward::Upstream;
 use crate::identity::{AuthMethod, Principal};
 use crate::listen::{IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, RequestBody, Target};
 use crate::portal::{self, PortalOutcome};
-use crate::resolve::{self, ArnScope, Resolver, global_context};
+use crate::resolve::{self, ArnScope, ExperimentFacts, Resolver, global_context};
 use crate::rewrite;
 use crate::store::Store;
 
@@ -43,6 +45,7 @@ pub struct Gateway {
     upstream: Upstream,
     portal: Router,
     audit: AuditSink,
+    page_tokens: PageTokens,
 }
 
 impl Gateway {
@@ -67,6 +70,7 @@ impl Gateway {
             upstream,
             portal,
             audit,
+            page_tokens: PageTokens::random()?,
         })
     }
 
@@ -119,7 +123,7 @@ impl Gateway {
         };
 
         // 2 (cont.). read the fields as MLflow will; only bodies MLflow parses are buffered.
-        let (mut params, body) =
+        let (mut params, mut body) =
             normalize::read_fields(route, &parts, body, self.body_limits()).await?;
         let action = classify::action(route, body.bytes());
         trail.actions = vec![action.clone()];
@@ -132,20 +136,102 @@ impl Gateway {
             &params,
             &parts.headers,
         )?;
-        let resources = self.resolver.resources(&plan).await?;
+        let mut resources = self.resolver.resources(&plan).await?;
         for (key, value) in &plan.context {
             context.insert(key, value.clone());
         }
+        // An experiment's name and tags are condition keys of everything under it.
+        let mut experiments = self.resolver.experiment_contexts(&resources).await?;
 
-        // 6. authorize: both vocabularies, explicit deny wins.
-        self.authorize(
+        // 9 (before deciding). a search scoped by experiment ids runs on the readable ones.
+        if filter::narrows_experiment_ids(route.operation)
+            && params.source() == ParamSource::Body
+            && !experiments.is_empty()
+        {
+            let readable = self
+                .readable_experiments(&principal, &action, &resources, &experiments, &call, &context)
+                .await?;
+            if readable.len() < experiments.len() {
+                let total = experiments.len();
+                experiments.retain(|(id, _)| readable.contains(id));
+                let scope = self.resolver.scope();
+                resources.retain(|arn| {
+                    scope
+                        .experiment_of(arn)
+                        .is_none_or(|id| readable.iter().any(|r| r == id))
+                });
+                trail.reason = Some(format!(
+                    "search narrowed to {} of {total} experiment(s)",
+                    readable.len()
+                ));
+                if readable.is_empty() {
+                    // Nothing named is readable: an empty page, without asking MLflow.
+                    trail.decision = Some(AuditDecision::Allow);
+                    return Ok((
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        "{}",
+                    )
+                        .into_response());
+                }
+                params.set(
+                    "experiment_ids",
+                    serde_json::Value::from(readable.clone()),
+                );
+                let bytes = Bytes::from(params.clone().into_json_body());
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                body = RequestBody::Read(bytes);
+            }
+        }
+
+        // 6. authorize: both vocabularies, explicit deny wins; each experiment with its keys.
+        self.authorize_each(
             &principal,
-            Some((&action, &resources)),
+            &action,
+            &resources,
+            &experiments,
             &call,
             &context,
             trail,
         )
         .await?;
+        // A rename is also decided as if the experiment already had its new name.
+        if let Some(new_name) = resolve::renamed_experiment(route, &plan) {
+            let renamed: Vec<(String, Arc<ExperimentFacts>)> = experiments
+                .iter()
+                .map(|(id, facts)| {
+                    let facts = ExperimentFacts {
+                        name: new_name.to_owned(),
+                        tags: facts.tags.clone(),
+                    };
+                    (id.clone(), Arc::new(facts))
+                })
+                .collect();
+            self.authorize_each(
+                &principal,
+                &action,
+                &resources,
+                &renamed,
+                &call,
+                &context,
+                trail,
+            )
+            .await?;
+        }
+
+        // 9. filter: a search is answered by mlgate, page by page, with only readable items.
+        if let Some(listing) = Listing::of(route.operation) {
+            let page = Search {
+                listing,
+                parts: &parts,
+                params: &params,
+                target: &target,
+                peer: &peer,
+            };
+            return self.filtered(page, &principal, &context, trail).await;
+        }
 
         // 7. rewrite: attribute writes to the principal.
         let body = if rewrite::attribute(route.operation, &mut params, &principal.name)
@@ -161,7 +247,80 @@ impl Gateway {
         };
 
         // 8. forward: stream to MLflow and back.
-        self.forward(parts, body.into_body(), target, &peer).await
+        let response = self.forward(parts, body.into_body(), target, &peer).await;
+        if resolve::changes_experiment(route.operation) {
+            for (id, _) in &experiments {
+                self.resolver.forget_experiment(id).await;
+            }
+        }
+        response
+    }
+
+    /// Decides a request on each experiment it touches with that experiment's own name and
+    /// tags (so one experiment's keys never allow another's resources), and on the resources
+    /// outside experiments with none of them. All must be allowed.
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize_each(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resources: &[String],
+        experiments: &[(String, Arc<ExperimentFacts>)],
+        call: &Call,
+        context: &Context,
+        trail: &mut Trail,
+    ) -> Result<(), GatewayError> {
+        let groups = experiment_groups(self.resolver.scope(), resources, experiments, context);
+        for (part, context) in &groups {
+            self.authorize(principal, Some((action, part)), call, context, trail)
+                .await?;
+        }
+        if groups.len() > 1 {
+            trail.resources = resources.to_vec();
+            trail.resources.push(call.execute_api.clone());
+        }
+        Ok(())
+    }
+
+    /// The ids of the experiments on which `action` is allowed (no audit: the request is then
+    /// decided on those).
+    async fn readable_experiments(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resources: &[String],
+        experiments: &[(String, Arc<ExperimentFacts>)],
+        call: &Call,
+        context: &Context,
+    ) -> Result<Vec<String>, GatewayError> {
+        let (policies, session) = self.policies(principal).await?;
+        let scope = self.resolver.scope();
+        let mut readable = Vec::new();
+        for (id, facts) in experiments {
+            let part: Vec<String> = resources
+                .iter()
+                .filter(|arn| scope.experiment_of(arn) == Some(id.as_str()))
+                .cloned()
+                .collect();
+            let mut context = context.clone();
+            for (key, value) in facts.context() {
+                context.insert(&key, value);
+            }
+            let question = Question {
+                mlflow: Some((action, &part)),
+                execute_api: &call.execute_api,
+                principal: &principal.arn,
+                context: &context,
+            };
+            if authorize(&policies, &question).is_allowed()
+                && session
+                    .as_deref()
+                    .is_none_or(|s| authorize(s, &question).is_allowed())
+            {
+                readable.push(id.clone());
+            }
+        }
+        Ok(readable)
     }
 
     fn body_limits(&self) -> BodyLimits {
@@ -268,6 +427,183 @@ impl Gateway {
         }
     }
 
+    /// The principal's policies and, for an assumed role, its session policy.
+    async fn policies(
+        &self,
+        principal: &Principal,
+    ) -> Result<(Arc<[NamedPolicy]>, Option<Arc<[NamedPolicy]>>), GatewayError> {
+        let unavailable = |error: crate::store::StoreError| {
+            tracing::error!(%error, principal = %principal.arn, "cannot load the principal's policies");
+            GatewayError::Unavailable("the policy store is unavailable; try again".into())
+        };
+        let policies = self
+            .store
+            .effective_policies(principal)
+            .await
+            .map_err(unavailable)?;
+        let session = self
+            .store
+            .session_policies(principal)
+            .await
+            .map_err(unavailable)?;
+        Ok((policies, session))
+    }
+
+    /// Stage 9: answers a search with the readable items only (see [`crate::filter`]).
+    async fn filtered(
+        &self,
+        search: Search<'_>,
+        principal: &Principal,
+        context: &Context,
+        trail: &mut Trail,
+    ) -> Result<Response, GatewayError> {
+        let listing = search.listing;
+        let request = PageRequest::read(
+            listing,
+            search.params.fields(),
+            &self.page_tokens,
+            &principal.arn,
+        )?;
+        let (policies, session) = self.policies(principal).await?;
+        let s = &self.settings;
+        let execute_api = execute_api_arn(
+            &s.region,
+            &s.account,
+            &s.api_id,
+            &s.stage,
+            "GET",
+            listing.read_path(),
+        );
+        let reader = Readability {
+            listing,
+            scope: self.resolver.scope(),
+            policies: &policies,
+            session: session.as_deref(),
+            principal: &principal.arn,
+            execute_api: &execute_api,
+            context,
+        };
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let page = filter::fill_page(
+            listing,
+            request.want,
+            request.start,
+            |token: Option<String>, size| {
+                let search = &search;
+                async move { self.fetch_page(search, token.as_deref(), size).await }
+            },
+            |item| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                reader.readable(item)
+            },
+        )
+        .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(Fetched::Failed(error)) => return Err(error),
+            // MLflow refused the search (a bad filter, ...): its answer goes back as is.
+            Err(Fetched::Refused(status, body)) => {
+                return Ok(
+                    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+                );
+            }
+        };
+        trail.reason = Some(format!(
+            "search filtered: {} of {} item(s) listed",
+            page.items.len(),
+            seen.into_inner()
+        ));
+        let token = page
+            .next
+            .as_ref()
+            .map(|cursor| self.page_tokens.seal(cursor, &principal.arn, listing));
+        let body = filter::answer(listing, page, token).to_string();
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response())
+    }
+
+    /// One upstream page of a filtered search: the client's request with mlgate's page size
+    /// and upstream token, same method, same headers.
+    async fn fetch_page(
+        &self,
+        search: &Search<'_>,
+        token: Option<&str>,
+        size: u64,
+    ) -> Result<serde_json::Value, Fetched> {
+        use http_body_util::BodyExt;
+        let fields = filter::upstream_fields(search.params.fields(), token, size);
+        let path = &search.target.path;
+        let (path_and_query, body) =
+            if search.parts.method == Method::GET || search.parts.method == Method::HEAD {
+                (
+                    format!("{path}?{}", filter::query_string(&fields)),
+                    Bytes::new(),
+                )
+            } else {
+                (
+                    path.clone(),
+                    Bytes::from(serde_json::Value::Object(fields).to_string()),
+                )
+            };
+        let path_and_query = http::uri::PathAndQuery::try_from(path_and_query).map_err(|e| {
+            Fetched::Failed(GatewayError::Internal(format!("bad search path: {e}")))
+        })?;
+        let mut request = Request::new(Body::from(body.clone()));
+        *request.method_mut() = if search.parts.method == Method::HEAD {
+            Method::GET
+        } else {
+            search.parts.method.clone()
+        };
+        let headers = request.headers_mut();
+        headers.clone_from(&search.parts.headers);
+        headers.remove(header::ACCEPT_ENCODING);
+        headers.remove(header::TRANSFER_ENCODING);
+        if body.is_empty() {
+            headers.remove(header::CONTENT_LENGTH);
+            headers.remove(header::CONTENT_TYPE);
+        } else {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let response = self
+            .upstream
+            .forward(request, path_and_query, search.peer)
+            .await
+            .map_err(Fetched::Failed)?;
+        let status = response.status();
+        let collected = tokio::time::timeout(
+            self.settings.upstream_timeout,
+            http_body_util::Limited::new(response.into_body(), MAX_SEARCH_PAGE_BYTES).collect(),
+        )
+        .await
+        .map_err(|_| {
+            Fetched::Failed(GatewayError::UpstreamTimeout(
+                "MLflow did not finish a search answer in time".into(),
+            ))
+        })?
+        .map_err(|e| {
+            Fetched::Failed(GatewayError::UpstreamUnavailable(format!(
+                "MLflow broke off a search answer: {e}"
+            )))
+        })?
+        .to_bytes();
+        if !status.is_success() {
+            return Err(Fetched::Refused(status, collected));
+        }
+        serde_json::from_slice(&collected).map_err(|_| {
+            Fetched::Failed(GatewayError::UpstreamUnavailable(
+                "MLflow's search answer is not JSON".into(),
+            ))
+        })
+    }
+
     async fn forward(
         &self,
         parts: Parts,
@@ -285,6 +621,70 @@ impl Gateway {
     }
 }
 
+/// Splits a request's resources into the groups decided together: all of them with the base
+/// context when they lie under at most one experiment and nothing else (that experiment's keys
+/// added), otherwise one group per experiment with its keys and one for the rest without.
+fn experiment_groups(
+    scope: &crate::resolve::ArnScope,
+    resources: &[String],
+    experiments: &[(String, Arc<ExperimentFacts>)],
+    context: &Context,
+) -> Vec<(Vec<String>, Context)> {
+    let with_keys = |facts: &ExperimentFacts| {
+        let mut context = context.clone();
+        for (key, value) in facts.context() {
+            context.insert(&key, value);
+        }
+        context
+    };
+    let outside: Vec<String> = resources
+        .iter()
+        .filter(|arn| scope.experiment_of(arn).is_none())
+        .cloned()
+        .collect();
+    match experiments {
+        [] => vec![(resources.to_vec(), context.clone())],
+        [(_, facts)] if outside.is_empty() => vec![(resources.to_vec(), with_keys(facts))],
+        _ => {
+            let mut groups: Vec<(Vec<String>, Context)> = experiments
+                .iter()
+                .map(|(id, facts)| {
+                    let part = resources
+                        .iter()
+                        .filter(|arn| scope.experiment_of(arn) == Some(id.as_str()))
+                        .cloned()
+                        .collect();
+                    (part, with_keys(facts))
+                })
+                .collect();
+            if !outside.is_empty() {
+                groups.push((outside, context.clone()));
+            }
+            groups
+        }
+    }
+}
+
+/// A search being filtered: what the client sent, to repeat it for each upstream page.
+struct Search<'a> {
+    listing: Listing,
+    parts: &'a Parts,
+    params: &'a Params,
+    target: &'a Target,
+    peer: &'a Peer,
+}
+
+/// Why an upstream page of a filtered search did not come back.
+enum Fetched {
+    /// mlgate could not get an answer (MLflow down, slow, malformed).
+    Failed(GatewayError),
+    /// MLflow answered with an error, passed to the client as is.
+    Refused(StatusCode, Bytes),
+}
+
+/// Largest upstream search answer mlgate reads.
+const MAX_SEARCH_PAGE_BYTES: usize = 64 << 20;
+
 /// Runs one request through the pipeline and audits it.
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let mut trail = Trail::new(&request);
@@ -298,6 +698,8 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     response
         .headers_mut()
         .insert(X_REQUEST_ID, trail.request_id.clone());
+    // Embedding settings (frame-ancestors, cross-site cookies); no-op by default.
+    portal::embed::apply(gateway.authenticator.settings(), response.headers_mut());
     gateway.audit.record(trail.finish(response.status()));
     response
 }

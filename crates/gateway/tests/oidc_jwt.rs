@@ -112,6 +112,9 @@ fn now() -> i64 {
 
 #[derive(Default)]
 struct Idp {
+    /// Claims of the ID token the token endpoint hands out next (the test sets `nonce`).
+    next_id_token: Mutex<Option<String>>,
+    token_requests: Mutex<Vec<String>>,
     issuer: Mutex<String>,
     keys: Mutex<Vec<Value>>,
     jwks_fetches: AtomicUsize,
@@ -134,6 +137,21 @@ async fn jwks(State(idp): State<Arc<Idp>>) -> Response {
     axum::Json(json!({ "keys": keys })).into_response()
 }
 
+async fn token(State(idp): State<Arc<Idp>>, body: String) -> Response {
+    idp.token_requests.lock().unwrap().push(body);
+    match idp.next_id_token.lock().unwrap().take() {
+        Some(t) => {
+            axum::Json(json!({"id_token": t, "access_token": "opaque", "token_type": "Bearer"}))
+                .into_response()
+        }
+        None => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response(),
+    }
+}
+
 async fn start_idp(keys: &[&Key]) -> Arc<Idp> {
     let idp = Arc::new(Idp::default());
     *idp.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
@@ -142,6 +160,7 @@ async fn start_idp(keys: &[&Key]) -> Arc<Idp> {
     let router = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
+        .route("/token", axum::routing::post(token))
         .with_state(idp.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     idp
@@ -205,6 +224,10 @@ fn oidc_config(idp: &Idp, second: &Idp) -> OidcConfig {
         [issuer.group_map]
         ml-writers = "writers"
         ml-readers = "readers"
+        [issuer.login]
+        client_id = "mlflow"
+        client_secret = "s3cret"
+        display_name = "Corp SSO"
 
         [[issuer]]
         name = "cognito"
@@ -246,8 +269,7 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
     oidc.warm_up().await;
     let audit_lines = Arc::new(Mutex::new(Vec::new()));
     let audit = AuditSink::with_writer(Box::new(SharedBuf(audit_lines.clone())), 1024);
-    let authenticator =
-        Authenticator::new(store.clone(), AuthSettings::default()).with_oidc(oidc);
+    let authenticator = Authenticator::new(store.clone(), AuthSettings::default()).with_oidc(oidc);
     let portal = portal::router(PortalState::new(authenticator.clone(), false));
     let settings = GatewaySettings {
         region: "us-east-1".into(),
@@ -290,7 +312,12 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
 }
 
 impl Gate {
-    async fn call(&self, method: Method, path: &str, bearer: &str) -> (StatusCode, HeaderMap, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
         let body = if method == Method::POST {
             Body::from(json!({"name": "exp-from-jwt"}).to_string())
         } else {
@@ -318,7 +345,11 @@ impl Gate {
 
     async fn read(&self, bearer: &str) -> (StatusCode, Value) {
         let (s, _, v) = self
-            .call(Method::GET, "/api/2.0/mlflow/experiments/get?experiment_id=1", bearer)
+            .call(
+                Method::GET,
+                "/api/2.0/mlflow/experiments/get?experiment_id=1",
+                bearer,
+            )
             .await;
         (s, v)
     }
@@ -368,8 +399,14 @@ impl Gate {
         assert_eq!(rec["auth_method"], "jwt", "{rec}");
         assert_eq!(rec["status"], 401, "{rec}");
         let reason = rec["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains(why), "audit reason {reason:?} lacks {why:?}");
-        assert!(!reason.contains(token), "the token itself must never be audited");
+        assert!(
+            reason.contains(why),
+            "audit reason {reason:?} lacks {why:?}"
+        );
+        assert!(
+            !reason.contains(token),
+            "the token itself must never be audited"
+        );
     }
 }
 
@@ -455,7 +492,8 @@ async fn second_issuer_maps_the_same_claim_to_different_groups() {
 
     // A token of the second issuer signed with the first issuer's key: no such kid there.
     let cross = EC1.sign(&claims);
-    g.refused(&cross, "no key ec-1 in the JWKS of issuer cognito").await;
+    g.refused(&cross, "no key ec-1 in the JWKS of issuer cognito")
+        .await;
     // The second issuer accepts only ES256.
     let rsa = RSA1.sign(&claims);
     g.refused(&rsa, "algorithm RS256 is not allowed for issuer cognito")
@@ -468,8 +506,11 @@ async fn second_issuer_maps_the_same_claim_to_different_groups() {
     let mut id = claims.clone();
     id["token_use"] = "id".into();
     id["aud"] = "app-client-b".into();
-    g.refused(&OTHER.sign(&id), "an ID token is not accepted from issuer cognito")
-        .await;
+    g.refused(
+        &OTHER.sign(&id),
+        "an ID token is not accepted from issuer cognito",
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -507,18 +548,23 @@ async fn token_attacks_are_401_with_a_reason_in_the_audit_log() {
 
     // A header alg that does not match the key's: ES256 header on the RSA key's kid.
     let forged = EC1.sign_with(&good, Some("rsa-1"), None);
-    g.refused(&forged, "the token says alg ES256 but its key").await;
+    g.refused(&forged, "the token says alg ES256 but its key")
+        .await;
 
     // Wrong issuer (unconfigured), and an issuer that is configured but not the signer's.
     let mut c = good.clone();
     c["iss"] = "https://evil.example".into();
-    g.refused(&RSA1.sign(&c), "issuer https://evil.example is not a configured OIDC issuer")
-        .await;
+    g.refused(
+        &RSA1.sign(&c),
+        "issuer https://evil.example is not a configured OIDC issuer",
+    )
+    .await;
 
     // Wrong audience.
     let mut c = good.clone();
     c["aud"] = json!(["other-app"]);
-    g.refused(&RSA1.sign(&c), "wrong audience (other-app)").await;
+    g.refused(&RSA1.sign(&c), "wrong audience (other-app)")
+        .await;
     let mut c = good.clone();
     c.as_object_mut().unwrap().remove("aud");
     g.refused(&RSA1.sign(&c), "wrong audience (none)").await;
@@ -529,7 +575,8 @@ async fn token_attacks_are_401_with_a_reason_in_the_audit_log() {
         .await;
     let mut c = good.clone();
     c["token_use"] = "access".into();
-    g.refused(&RSA1.sign(&c), "an access token is not accepted").await;
+    g.refused(&RSA1.sign(&c), "an access token is not accepted")
+        .await;
 
     // Expired (beyond the 60 s leeway), not yet valid, no exp.
     let mut c = good.clone();
@@ -549,18 +596,21 @@ async fn token_attacks_are_401_with_a_reason_in_the_audit_log() {
     evil["preferred_username"] = "admin".into();
     let payload = URL_SAFE_NO_PAD.encode(evil.to_string());
     parts[1] = &payload;
-    g.refused(&parts.join("."), "the signature does not verify").await;
+    g.refused(&parts.join("."), "the signature does not verify")
+        .await;
 
     // Unknown kid (a key the provider never published).
     let rogue = RSA2.sign(&good);
-    g.refused(&rogue, "no key rsa-2 in the JWKS of issuer corp").await;
+    g.refused(&rogue, "no key rsa-2 in the JWKS of issuer corp")
+        .await;
 
     // Oversized and garbage tokens.
     let huge = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c");
     g.refused(&huge, "longer than 16384 bytes").await;
     g.refused("abc.def.ghi", "not base64url-encoded JSON").await;
     let not_object = format!("{}.e30.sig", URL_SAFE_NO_PAD.encode("[1,2]"));
-    g.refused(&not_object, "header is not base64url-encoded JSON").await;
+    g.refused(&not_object, "header is not base64url-encoded JSON")
+        .await;
 
     // A user claim that cannot be a name in an ARN.
     let mut c = good.clone();
@@ -665,4 +715,218 @@ async fn two_credentials_and_no_issuer_configured() {
     assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
     assert!(e.reason.contains("no OIDC issuer is configured"));
     let _ = BTreeMap::<String, String>::new();
+}
+
+// ------------------------------------------------------------------------------------------
+// Browser sign-in (authorization code flow) against the in-test provider
+// ------------------------------------------------------------------------------------------
+
+impl Gate {
+    async fn get(&self, path: &str, cookie: Option<&str>) -> (StatusCode, HeaderMap, String) {
+        let mut b = http::Request::builder().uri(format!("http://{}{path}", self.addr));
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        let response = self
+            .client
+            .request(b.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+}
+
+fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")) && !c.starts_with(&format!("{name}=;")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+fn query_param(url: &str, key: &str) -> String {
+    let q = url.split_once('?').unwrap().1;
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .unwrap()
+                .into_owned()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn browser_sign_in_with_pkce_state_and_nonce() {
+    let g = start_gate(None).await;
+    let (s, _, page) = g.get("/_mlgate/login", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("Sign in with Corp SSO") && page.contains("id=\"sso-corp\""),
+        "{page}"
+    );
+
+    // Start: 303 to the provider with PKCE S256, state, nonce; pre-login cookie set.
+    let (s, h, _) = g
+        .get("/_mlgate/oidc/corp/login?next=/%23/experiments", None)
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/auth?", g.idp.iss())),
+        "{location}"
+    );
+    assert_eq!(query_param(&location, "code_challenge_method"), "S256");
+    assert_eq!(query_param(&location, "client_id"), "mlflow");
+    assert_eq!(
+        query_param(&location, "redirect_uri"),
+        format!("http://{}/_mlgate/oidc/corp/callback", g.addr)
+    );
+    let (state, nonce) = (
+        query_param(&location, "state"),
+        query_param(&location, "nonce"),
+    );
+    assert!(state.len() >= 32 && nonce.len() >= 32);
+    let pre = cookie_pair(&h, "mlgate_oidc").expect("pre-login cookie");
+
+    // A callback this browser did not start, or with another state: refused, no session.
+    let cb = format!("/_mlgate/oidc/corp/callback?code=c1&state={state}");
+    let (s, h, page) = g.get(&cb, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not started in this browser"), "{page}");
+    assert!(cookie_pair(&h, "mlgate_session").is_none());
+    let (s, _, page) = g
+        .get(
+            "/_mlgate/oidc/corp/callback?code=c1&state=forged",
+            Some(&pre),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(page.contains("does not belong to this sign-in"), "{page}");
+    // The pre-login state is single use: the same cookie cannot be replayed.
+    let (s, _, _) = g.get(&cb, Some(&pre)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Start again; the provider answers with an ID token carrying a different nonce: refused.
+    let begin = || async {
+        let (_, h, _) = g
+            .get("/_mlgate/oidc/corp/login?next=/%23/experiments", None)
+            .await;
+        let location = h[header::LOCATION].to_str().unwrap().to_owned();
+        (
+            query_param(&location, "state"),
+            query_param(&location, "nonce"),
+            cookie_pair(&h, "mlgate_oidc").unwrap(),
+        )
+    };
+    let (state, _nonce, pre) = begin().await;
+    let mut claims = g.claims("alice", &["ml-writers"]);
+    claims["nonce"] = "not-the-nonce".into();
+    *g.idp.next_id_token.lock().unwrap() = Some(RSA1.sign(&claims));
+    let (s, _, page) = g
+        .get(
+            &format!("/_mlgate/oidc/corp/callback?code=c2&state={state}"),
+            Some(&pre),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("nonce"), "{page}");
+
+    // The provider refuses (the user cancelled).
+    let (state, _, pre) = begin().await;
+    let (s, _, page) = g
+        .get(
+            &format!("/_mlgate/oidc/corp/callback?error=access_denied&error_description=cancelled&state={state}"),
+            Some(&pre),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.contains("refused the sign-in: access_denied (cancelled)"),
+        "{page}"
+    );
+
+    // No mapped group: a clear 403 page and no session.
+    let (state, nonce, pre) = begin().await;
+    let mut claims = g.claims("carol", &["marketing"]);
+    claims["nonce"] = nonce.into();
+    *g.idp.next_id_token.lock().unwrap() = Some(RSA1.sign(&claims));
+    let (s, h, page) = g
+        .get(
+            &format!("/_mlgate/oidc/corp/callback?code=c3&state={state}"),
+            Some(&pre),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(page.contains("No access to MLflow"), "{page}");
+    assert!(cookie_pair(&h, "mlgate_session").is_none());
+
+    // The real thing: code exchanged with the client secret and the PKCE verifier.
+    let (state, nonce, pre) = begin().await;
+    let mut claims = g.claims("alice", &["ml-writers"]);
+    claims["nonce"] = nonce.into();
+    *g.idp.next_id_token.lock().unwrap() = Some(RSA1.sign(&claims));
+    let (s, h, _) = g
+        .get(
+            &format!("/_mlgate/oidc/corp/callback?code=c4&state={state}"),
+            Some(&pre),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/#/experiments");
+    let session = cookie_pair(&h, "mlgate_session").expect("session cookie");
+    let exchange = g
+        .idp
+        .token_requests
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert!(exchange.contains("grant_type=authorization_code") && exchange.contains("code=c4"));
+    assert!(exchange.contains("code_verifier="), "{exchange}");
+
+    let (s, _, who) = g.get("/_mlgate/whoami", Some(&session)).await;
+    assert_eq!(s, StatusCode::OK, "{who}");
+    let who: Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(
+        who["arn"],
+        format!("arn:aws:iam::{ACCOUNT}:user/corp/alice")
+    );
+    assert_eq!(who["auth_method"], "session");
+    assert_eq!(who["groups"], json!(["writers"]));
+    let (s, _, _) = g
+        .get(
+            "/api/2.0/mlflow/experiments/get?experiment_id=1",
+            Some(&session),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let rec = g.last_audit().await;
+    assert_eq!(rec["auth_method"], "session");
+    assert_eq!(
+        rec["principal"],
+        format!("arn:aws:iam::{ACCOUNT}:user/corp/alice")
+    );
+
+    // Sign-out ends the session (this provider has no end_session_endpoint: back to sign-in).
+    let request = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/_mlgate/logout", g.addr))
+        .header(header::COOKIE, &session)
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::empty())
+        .unwrap();
+    let response = g.client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (s, _, _) = g.get("/_mlgate/whoami", Some(&session)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

@@ -44,6 +44,10 @@ struct FileSpec {
     users: Vec<FileUser>,
     #[serde(default)]
     groups: Vec<FileGroup>,
+    /// `[[roles]]`: applied by `admin::keys::apply_roles` after the plan.
+    #[serde(default)]
+    #[allow(dead_code)]
+    roles: Vec<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,8 @@
 //! alone (so `TOKEN=$(mlgate token create --user alice)` works); notes go to standard error.
 
 mod apply;
+mod grant;
+mod keys;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
@@ -20,6 +22,7 @@ use crate::authenticate::token;
 use crate::store::{self, AttachTarget, Change, Store, StoreError, password};
 
 pub use apply::{load_plan, parse_plan};
+pub use keys::{AccessKeyCommand, RoleCommand};
 
 /// Administration subcommands, mounted by `main.rs` as `mlgate <subcommand>`.
 #[derive(Debug, Subcommand)]
@@ -39,8 +42,17 @@ pub enum AdminCommand {
     /// Accounts (12-digit ids that scope users and groups).
     #[command(subcommand)]
     Account(AccountCommand),
+    /// SigV4 access keys of users and roles: create (secret shown once), list, (de)activate, delete.
+    #[command(subcommand)]
+    AccessKey(AccessKeyCommand),
+    /// Roles (for sts:AssumeRole): trust policy, maximum session duration, permission policies.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Apply a declarative TOML file of accounts, policies, users and groups (idempotent).
     Apply(ApplyArgs),
+    /// Grant a permission level (READ, EDIT, MANAGE, STAGING_MANAGER, PRODUCTION_MANAGER) on
+    /// experiments or models by name pattern (docs/permission-levels.md).
+    Grant(grant::GrantArgs),
 }
 
 /// Where a password comes from. At most one; none means "no password".
@@ -420,6 +432,9 @@ pub async fn execute(
         AdminCommand::Policy(c) => policy(c, store, io).await,
         AdminCommand::Token(c) => token_cmd(c, store, io).await,
         AdminCommand::Account(c) => account(c, store, io).await,
+        AdminCommand::AccessKey(c) => keys::access_key(c, store, io).await,
+        AdminCommand::Role(c) => keys::role(c, store, io).await,
+        AdminCommand::Grant(a) => grant::grant(a, store, io).await,
         AdminCommand::Apply(a) => {
             let plan = load_plan(&a.file, io.env)?;
             let report = if a.dry_run {
@@ -430,6 +445,10 @@ pub async fn execute(
             for item in &report.items {
                 writeln!(io.out, "{:<9} {:<7} {}", item.change, item.kind, item.name)
                     .map_err(io_err)?;
+            }
+            // Roles (issue 3) after the plan, whose policies they attach.
+            for (change, name) in keys::apply_roles(&a.file, store, a.dry_run).await? {
+                writeln!(io.out, "{change:<9} {:<7} {name}", "role").map_err(io_err)?;
             }
             writeln!(
                 io.out,

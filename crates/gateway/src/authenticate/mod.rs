@@ -71,6 +71,11 @@ pub struct AuthSettings {
     pub session_idle_timeout: Duration,
     /// Password verification: result caching, rate limits, concurrency.
     pub password: PasswordSettings,
+    /// Embedding (off by default): session cookies `SameSite=None; Secure` so the UI works in a
+    /// cross-site iframe. See [`crate::portal::embed`].
+    pub cross_site_cookies: bool,
+    /// Embedding (empty by default): CSP `frame-ancestors` sources allowed to frame the UI.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -79,6 +84,8 @@ impl Default for AuthSettings {
             session_lifetime: Duration::from_secs(12 * 3600),
             session_idle_timeout: Duration::from_secs(3600),
             password: PasswordSettings::default(),
+            cross_site_cookies: false,
+            frame_ancestors: Vec::new(),
         }
     }
 }
@@ -155,9 +162,7 @@ impl AuthFailure {
             AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
                 "UNAUTHENTICATED"
             }
-            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => {
-                "PERMISSION_DENIED"
-            }
+            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => "PERMISSION_DENIED",
             AuthFailureKind::RateLimited => "REQUEST_LIMIT_EXCEEDED",
             AuthFailureKind::Unavailable => "TEMPORARILY_UNAVAILABLE",
         }

@@ -8,6 +8,7 @@
 //! | `GET /_mlgate/logout` | a confirmation page with a sign-out button |
 //! | `POST /_mlgate/logout` | deletes the server-side session, clears the cookie, `303` to the sign-in page |
 //! | `GET /_mlgate/whoami` | JSON of the current principal (any credential), or 401 in MLflow's error shape |
+//! | `GET /_mlgate/oidc/<provider>/login`, `…/callback` | OIDC browser sign-in ([`oidc`], `docs/oidc.md`) |
 //!
 //! The router's routes carry the full paths: hand it requests with their original URI (e.g.
 //! `Router::merge` or calling it as a service for paths under the prefix), not `nest`.
@@ -22,8 +23,10 @@
 //! Each response carries a [`PortalOutcome`] extension telling the pipeline's audit stage who
 //! signed in or why it failed.
 
+pub mod embed;
 mod html;
 pub mod oidc;
+pub mod sts;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -150,6 +153,7 @@ pub fn router(state: PortalState) -> Router {
         .route(&logout_path(), get(get_logout).post(post_logout))
         .route(&format!("{RESERVED_PREFIX}/whoami"), get(whoami))
         .merge(oidc::routes())
+        .merge(sts::routes())
         .fallback(not_found)
         .with_state(state)
 }

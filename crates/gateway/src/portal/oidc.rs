@@ -44,7 +44,11 @@ const LOGIN_COOKIE: &str = "mlgate_oidc";
 const SECURE_LOGIN_COOKIE: &str = "__Host-mlgate_oidc";
 
 fn login_cookie_name(secure: bool) -> &'static str {
-    if secure { SECURE_LOGIN_COOKIE } else { LOGIN_COOKIE }
+    if secure {
+        SECURE_LOGIN_COOKIE
+    } else {
+        LOGIN_COOKIE
+    }
 }
 
 fn random_b64(bytes: usize) -> String {
@@ -65,6 +69,11 @@ pub fn routes() -> Router<PortalState> {
             get(callback),
         )
 }
+
+const SSO_STYLE: &str = "<style>a.sso { display: block; margin-top: 10px; padding: 10px; \
+    text-align: center; font-weight: 600; text-decoration: none; color: #0b6bcb; \
+    border: 1px solid #0b6bcb; border-radius: 6px; } a.sso:hover { background: rgba(11,107,203,.08); } \
+    p.or { text-align: center; margin: 14px 0 0; }</style>";
 
 /// Is the built-in user name / password form offered?
 pub fn builtin_login_enabled(s: &PortalState) -> bool {
@@ -98,6 +107,9 @@ pub fn login_page(s: &PortalState, next: &str, username: &str, error: Option<&st
                     label = html::escape(label),
                 ));
             }
+            if !b.is_empty() {
+                b.insert_str(0, SSO_STYLE);
+            }
             b
         }
         None => String::new(),
@@ -107,9 +119,8 @@ pub fn login_page(s: &PortalState, next: &str, username: &str, error: Option<&st
         if buttons.is_empty() {
             return page;
         }
-        let block = format!(
-            "<div class=\"providers\"><p class=\"sub\">or</p>{buttons}</div><footer>"
-        );
+        let block =
+            format!("<div class=\"providers\"><p class=\"sub or\">or</p>{buttons}</div><footer>");
         return page.replacen("<footer>", &block, 1);
     }
     let error = error
@@ -186,13 +197,23 @@ async fn start(
     parts: Parts,
 ) -> Response {
     let Some(oidc) = s.auth.oidc().cloned() else {
-        return failure_page(StatusCode::NOT_FOUND, "Unknown provider", "No sign-in provider is configured.", "no OIDC provider configured");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Unknown provider",
+            "No sign-in provider is configured.",
+            "no OIDC provider configured",
+        );
     };
     let Some((issuer, login)) = oidc
         .issuer_by_name(&provider)
         .and_then(|i| i.config.login.as_ref().map(|l| (i, l)))
     else {
-        return failure_page(StatusCode::NOT_FOUND, "Unknown provider", "This sign-in provider is not configured.", "unknown OIDC provider");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Unknown provider",
+            "This sign-in provider is not configured.",
+            "unknown OIDC provider",
+        );
     };
     let meta = match issuer.keys.metadata().await {
         Ok(m) => m,
@@ -207,10 +228,20 @@ async fn start(
         }
     };
     let Some(authorize) = &meta.authorization_endpoint else {
-        return failure_page(StatusCode::BAD_GATEWAY, "Sign-in unavailable", "The identity provider has no authorization endpoint.", "no authorization_endpoint");
+        return failure_page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in unavailable",
+            "The identity provider has no authorization endpoint.",
+            "no authorization_endpoint",
+        );
     };
     let Some(base) = base_url(&s, &parts, &oidc) else {
-        return failure_page(StatusCode::BAD_REQUEST, "Sign-in unavailable", "The request has no usable Host.", "no Host for redirect_uri");
+        return failure_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in unavailable",
+            "The request has no usable Host.",
+            "no Host for redirect_uri",
+        );
     };
     let cookie_value = random_b64(32);
     let state = LoginState {
@@ -222,7 +253,12 @@ async fn start(
     };
     if let Err(e) = fed::save_login(s.auth.store(), &cookie_value, &state).await {
         tracing::error!(error = %e, "cannot save OIDC pre-login state");
-        return failure_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in unavailable", "Sign-in is temporarily unavailable. Try again shortly.", "store unavailable");
+        return failure_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in unavailable",
+            "Sign-in is temporarily unavailable. Try again shortly.",
+            "store unavailable",
+        );
     }
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(state.pkce_verifier.as_bytes()));
     let scope = login.scopes.join(" ");
@@ -286,21 +322,33 @@ async fn callback(
 }
 
 fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
-async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts: &Parts) -> Response {
+async fn callback_inner(
+    s: &PortalState,
+    provider: &str,
+    q: CallbackQuery,
+    parts: &Parts,
+) -> Response {
     let Some(oidc) = s.auth.oidc().cloned() else {
-        return failure_page(StatusCode::NOT_FOUND, "Unknown provider", "No sign-in provider is configured.", "no OIDC provider configured");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Unknown provider",
+            "No sign-in provider is configured.",
+            "no OIDC provider configured",
+        );
     };
     let Some((issuer, login)) = oidc
         .issuer_by_name(provider)
         .and_then(|i| i.config.login.as_ref().map(|l| (i, l)))
     else {
-        return failure_page(StatusCode::NOT_FOUND, "Unknown provider", "This sign-in provider is not configured.", "unknown OIDC provider");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Unknown provider",
+            "This sign-in provider is not configured.",
+            "unknown OIDC provider",
+        );
     };
     // The pre-login state of this browser (single use).
     let cookies = session::find_cookies(&parts.headers, login_cookie_name(s.secure_transport));
@@ -311,7 +359,12 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot read OIDC pre-login state");
-                return failure_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in unavailable", "Sign-in is temporarily unavailable. Try again shortly.", "store unavailable");
+                return failure_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in unavailable",
+                    "Sign-in is temporarily unavailable. Try again shortly.",
+                    "store unavailable",
+                );
             }
         }
     }
@@ -336,7 +389,11 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
         );
     }
     if let Some(err) = q.error {
-        let desc = q.error_description.as_deref().map(printable).unwrap_or_default();
+        let desc = q
+            .error_description
+            .as_deref()
+            .map(printable)
+            .unwrap_or_default();
         let shown = if desc.is_empty() {
             printable(&err)
         } else {
@@ -350,20 +407,40 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
         );
     }
     let Some(code) = q.code else {
-        return failure_page(StatusCode::BAD_REQUEST, "Sign-in refused", "The identity provider sent no authorization code.", "OIDC callback without code");
+        return failure_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in refused",
+            "The identity provider sent no authorization code.",
+            "OIDC callback without code",
+        );
     };
     let meta = match issuer.keys.metadata().await {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(provider = %provider, error = %e, "OIDC discovery failed");
-            return failure_page(StatusCode::BAD_GATEWAY, "Sign-in unavailable", "The identity provider cannot be reached right now.", "OIDC discovery failed");
+            return failure_page(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in unavailable",
+                "The identity provider cannot be reached right now.",
+                "OIDC discovery failed",
+            );
         }
     };
     let Some(token_endpoint) = &meta.token_endpoint else {
-        return failure_page(StatusCode::BAD_GATEWAY, "Sign-in unavailable", "The identity provider has no token endpoint.", "no token_endpoint");
+        return failure_page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in unavailable",
+            "The identity provider has no token endpoint.",
+            "no token_endpoint",
+        );
     };
     let Some(base) = base_url(s, parts, &oidc) else {
-        return failure_page(StatusCode::BAD_REQUEST, "Sign-in unavailable", "The request has no usable Host.", "no Host for redirect_uri");
+        return failure_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in unavailable",
+            "The request has no usable Host.",
+            "no Host for redirect_uri",
+        );
     };
     let redirect_uri = callback_url(&base, provider);
     let mut form = vec![
@@ -372,7 +449,10 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
         ("redirect_uri", redirect_uri.as_str()),
         ("code_verifier", pre.pkce_verifier.as_str()),
     ];
-    let mut req = oidc.http().post(token_endpoint).header("accept", "application/json");
+    let mut req = oidc
+        .http()
+        .post(token_endpoint)
+        .header("accept", "application/json");
     match &login.client_secret {
         Some(secret) => {
             req = req.basic_auth(query_escape(&login.client_id), Some(query_escape(secret)));
@@ -408,7 +488,12 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
         .and_then(|n| n.as_str())
         .is_some_and(|n| bool::from(n.as_bytes().ct_eq(pre.nonce.as_bytes())));
     if !nonce_ok {
-        return failure_page(StatusCode::UNAUTHORIZED, "Sign-in refused", "The ID token does not belong to this sign-in (nonce).", "ID token nonce mismatch");
+        return failure_page(
+            StatusCode::UNAUTHORIZED,
+            "Sign-in refused",
+            "The ID token does not belong to this sign-in (nonce).",
+            "ID token nonce mismatch",
+        );
     }
     let mut principal = verified.principal;
     principal.auth_method = AuthMethod::Session;
@@ -430,8 +515,7 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
                 "No access to MLflow",
                 &format!(
                     "You signed in as {} but none of your groups at {} gives access to MLflow. Ask an administrator to add you to a group that does.",
-                    principal.name,
-                    login.display_name
+                    principal.name, login.display_name
                 ),
                 &login_path(),
             ),
@@ -443,7 +527,11 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
         Err(f) => {
             return html_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                html::error_page("Sign-in unavailable", "Sign-in is temporarily unavailable. Try again shortly.", &login_path()),
+                html::error_page(
+                    "Sign-in unavailable",
+                    "Sign-in is temporarily unavailable. Try again shortly.",
+                    &login_path(),
+                ),
                 PortalOutcome::failed(&f),
             );
         }
@@ -463,14 +551,20 @@ async fn callback_inner(s: &PortalState, provider: &str, q: CallbackQuery, parts
 async fn exchange(req: reqwest::RequestBuilder) -> Result<String, String> {
     let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| e.without_url().to_string())?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
     if body.len() > 256 * 1024 {
         return Err("token response too large".into());
     }
     let json: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| format!("HTTP {status}: not JSON"))?;
     if !status.is_success() {
-        let err = json.get("error").and_then(|e| e.as_str()).unwrap_or("unknown");
+        let err = json
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("unknown");
         return Err(format!("HTTP {status}: {err}"));
     }
     json.get("id_token")

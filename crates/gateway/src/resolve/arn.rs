@@ -59,6 +59,15 @@ impl ArnScope {
         format!("{}registered-model/{name}/version/{version}", self.prefix)
     }
 
+    /// The experiment id an ARN of this scope lies under (`experiment/<id>[/...]`).
+    pub fn experiment_of<'a>(&self, arn: &'a str) -> Option<&'a str> {
+        let rest = arn
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("experiment/")?;
+        let id = rest.split('/').next()?;
+        (!id.is_empty()).then_some(id)
+    }
+
     /// `<kind>/<id>` for resources not yet anchored under an experiment or a model (datasets,
     /// scorers, webhooks, AI-gateway objects, ...); provisional until they get their anchor.
     pub fn flat(&self, kind: &str, id: &str) -> String {
@@ -198,6 +207,15 @@ mod tests {
             s.trace("7", "tr-1"),
             "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1"
         );
+    }
+
+    #[test]
+    fn experiments_of_arns() {
+        let s = scope();
+        assert_eq!(s.experiment_of(&s.run("7", "abc")), Some("7"));
+        assert_eq!(s.experiment_of(&s.experiment("12")), Some("12"));
+        assert_eq!(s.experiment_of(&s.registered_model("m")), None);
+        assert_eq!(s.experiment_of("arn:mlflow:eu-west-1:1:experiment/7"), None);
     }
 
     #[test]

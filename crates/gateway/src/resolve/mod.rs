@@ -30,6 +30,79 @@ const DEFAULT_EXPERIMENT_ID: &str = "0";
 /// Entries kept in the child → experiment cache. The mapping never changes, so no TTL.
 const PARENT_CACHE_CAPACITY: u64 = 100_000;
 
+/// Experiment names and tags change: cached briefly, and dropped when a write through mlgate
+/// changes them ([`Resolver::forget_experiment`]).
+const EXPERIMENT_FACTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+const EXPERIMENT_FACTS_CAPACITY: u64 = 10_000;
+
+/// Operations after which an experiment's name or tags may have changed.
+pub fn changes_experiment(operation: &str) -> bool {
+    matches!(
+        operation,
+        "UpdateExperiment"
+            | "SetExperimentTag"
+            | "DeleteExperimentTag"
+            | "DeleteExperiment"
+            | "RestoreExperiment"
+    )
+}
+
+/// The condition key holding the new name of a rename (UpdateExperiment,
+/// RenameRegisteredModel).
+pub const NEW_NAME: &str = "mlflow:NewName";
+
+/// The new name of an experiment rename, if the plan is one. The pipeline decides such a rename
+/// a second time as if the experiment already had that name, so a policy that scopes a team to
+/// `mlflow:ExperimentName` `team-a/*` cannot move an experiment out of (or into) its prefix.
+pub fn renamed_experiment<'a>(route: &Route, plan: &'a Plan) -> Option<&'a str> {
+    (route.operation == "UpdateExperiment")
+        .then(|| {
+            plan.context
+                .iter()
+                .find(|(key, _)| *key == NEW_NAME)
+                .map(|(_, v)| v.as_str())
+        })
+        .flatten()
+}
+
+/// What the condition keys say about one experiment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExperimentFacts {
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl ExperimentFacts {
+    /// `mlflow:ExperimentName` and `mlflow:ExperimentTag/<k>`.
+    pub fn context(&self) -> Vec<(String, String)> {
+        let mut keys = vec![("mlflow:ExperimentName".to_owned(), self.name.clone())];
+        for (k, v) in &self.tags {
+            keys.push((format!("mlflow:ExperimentTag/{k}"), v.clone()));
+        }
+        keys
+    }
+
+    fn from_answer(json: &serde_json::Value) -> Option<ExperimentFacts> {
+        let experiment = json.get("experiment")?;
+        let name = experiment.get("name")?.as_str()?.to_owned();
+        let tags = experiment
+            .get("tags")
+            .and_then(|t| t.as_array())
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.get("key")?.as_str()?.to_owned(),
+                            t.get("value")?.as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(ExperimentFacts { name, tags })
+    }
+}
+
 /// A resource that needs a lookup in MLflow before its ARN is known.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Lookup {
@@ -163,6 +236,14 @@ pub fn plan(
     {
         plan.context.push(("mlflow:TargetStage", stage.to_owned()));
     }
+    // A rename is decided on the new name too (see `renamed_experiment`).
+    if matches!(
+        route.operation,
+        "UpdateExperiment" | "RenameRegisteredModel"
+    ) && let Some(new_name) = params.try_str_value("new_name").map_err(param_error)?
+    {
+        plan.context.push((NEW_NAME, new_name.to_owned()));
+    }
     Ok(plan)
 }
 
@@ -254,6 +335,8 @@ pub struct Resolver {
     upstream: Upstream,
     /// (kind, id) → experiment id. A run, logged model or trace never changes experiment.
     parents: Cache<(Child, String), Arc<str>>,
+    /// experiment id → name and tags (short TTL).
+    experiments: Cache<String, Arc<ExperimentFacts>>,
 }
 
 impl Resolver {
@@ -262,7 +345,58 @@ impl Resolver {
             scope,
             upstream,
             parents: Cache::new(PARENT_CACHE_CAPACITY),
+            experiments: Cache::builder()
+                .max_capacity(EXPERIMENT_FACTS_CAPACITY)
+                .time_to_live(EXPERIMENT_FACTS_TTL)
+                .build(),
         }
+    }
+
+    /// The experiments the ARNs lie under, each with its condition keys, in ARN order.
+    pub async fn experiment_contexts(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<(String, Arc<ExperimentFacts>)>, GatewayError> {
+        let mut out: Vec<(String, Arc<ExperimentFacts>)> = Vec::new();
+        for arn in arns {
+            let Some(id) = self.scope.experiment_of(arn) else {
+                continue;
+            };
+            if out.iter().any(|(seen, _)| seen == id) {
+                continue;
+            }
+            let facts = self.experiment_facts(id).await?;
+            out.push((id.to_owned(), facts));
+        }
+        Ok(out)
+    }
+
+    /// Name and tags of an experiment, from MLflow's GetExperiment (cached briefly).
+    pub async fn experiment_facts(&self, id: &str) -> Result<Arc<ExperimentFacts>, GatewayError> {
+        self.experiments
+            .try_get_with(id.to_owned(), async {
+                let path = format!(
+                    "/api/2.0/mlflow/experiments/get?experiment_id={}",
+                    escape(id)
+                );
+                let json = self
+                    .lookup_json(&path, &format!("experiment '{id}'"))
+                    .await?;
+                ExperimentFacts::from_answer(&json)
+                    .map(Arc::new)
+                    .ok_or_else(|| {
+                        GatewayError::UpstreamUnavailable(format!(
+                            "MLflow's answer for experiment '{id}' has no name"
+                        ))
+                    })
+            })
+            .await
+            .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e))
+    }
+
+    /// Drops what is cached about an experiment (after a write through mlgate changed it).
+    pub async fn forget_experiment(&self, id: &str) {
+        self.experiments.invalidate(id).await;
     }
 
     pub fn scope(&self) -> &ArnScope {
@@ -343,6 +477,21 @@ impl Resolver {
 
     /// GETs `path` from MLflow and reads the string at `pointer` of the JSON answer.
     async fn lookup(&self, path: &str, pointer: &str, what: &str) -> Result<String, GatewayError> {
+        self.lookup_json(path, what)
+            .await?
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                GatewayError::UpstreamUnavailable(format!(
+                    "MLflow's answer for {what} has no experiment id"
+                ))
+            })
+    }
+
+    /// GETs `path` from MLflow: its JSON answer, or the error a failed lookup is.
+    async fn lookup_json(&self, path: &str, what: &str) -> Result<serde_json::Value, GatewayError> {
         let (status, body) = self.upstream.get(path).await?;
         if status == http::StatusCode::NOT_FOUND {
             return Err(GatewayError::NotFound(format!("{what} does not exist")));
@@ -357,19 +506,9 @@ impl Resolver {
                 "MLflow failed to look up {what} ({status})"
             )));
         }
-        serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|json| {
-                json.pointer(pointer)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                GatewayError::UpstreamUnavailable(format!(
-                    "MLflow's answer for {what} has no experiment id"
-                ))
-            })
+        serde_json::from_slice::<serde_json::Value>(&body).map_err(|_| {
+            GatewayError::UpstreamUnavailable(format!("MLflow's answer for {what} is not JSON"))
+        })
     }
 }
 
@@ -548,6 +687,18 @@ mod tests {
         assert_eq!(arns(&plan), ["registered-model/churn"]);
 
         let rename = json!({"name": "churn", "new_name": "churn-v2"});
+        let experiment_rename = plan_for(
+            "POST",
+            "/api/2.0/mlflow/experiments/update",
+            Some(json!({"experiment_id": "4", "new_name": "team-b/x"})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(arns(&experiment_rename), ["experiment/4"]);
+        assert_eq!(
+            experiment_rename.context,
+            [(NEW_NAME, "team-b/x".to_owned())]
+        );
         let plan = plan_for(
             "POST",
             "/api/2.0/mlflow/registered-models/rename",
@@ -559,6 +710,7 @@ mod tests {
             arns(&plan),
             ["registered-model/churn", "registered-model/churn-v2"]
         );
+        assert_eq!(plan.context, [(NEW_NAME, "churn-v2".to_owned())]);
     }
 
     #[test]
@@ -627,6 +779,25 @@ mod tests {
         assert_eq!(arns(&plan), ["experiment/5"]);
         let webhook = plan_for("GET", "/api/2.0/mlflow/webhooks/wh-1", None, &[]).expect("plan");
         assert_eq!(arns(&webhook), ["webhook/wh-1"]);
+    }
+
+    #[test]
+    fn experiment_facts_become_condition_keys() {
+        let answer = json!({"experiment": {"experiment_id": "3", "name": "team-a/churn",
+            "tags": [{"key": "team", "value": "a"}, {"key": "broken"}]}});
+        let facts = ExperimentFacts::from_answer(&answer).expect("facts");
+        assert_eq!(
+            facts.context(),
+            [
+                (
+                    "mlflow:ExperimentName".to_owned(),
+                    "team-a/churn".to_owned()
+                ),
+                ("mlflow:ExperimentTag/team".to_owned(), "a".to_owned())
+            ]
+        );
+        assert!(ExperimentFacts::from_answer(&json!({})).is_none());
+        assert!(changes_experiment("UpdateExperiment") && !changes_experiment("GetExperiment"));
     }
 
     #[test]

@@ -367,6 +367,21 @@ pub(crate) async fn attach_role_policy(
     Ok(r.rows_affected() > 0)
 }
 
+/// `role <account>/<name>` for each role the policy is attached to.
+pub(crate) async fn roles_with_policy(c: &mut Conn, pid: &str) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.account_id, r.name FROM roles r JOIN role_attachments a ON a.role_id = r.id \
+         WHERE a.policy_id = ? ORDER BY 1, 2",
+    )
+    .bind(pid)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, n)| format!("role {a}/{n}"))
+        .collect())
+}
+
 async fn detach_role_policy(
     c: &mut Conn,
     acct: &str,
@@ -625,14 +640,32 @@ impl Store {
         if !akid.starts_with("ASIA") {
             return Ok(None);
         }
-        let Some(session) = self.sts_session(akid).await? else {
-            // The session is gone: nothing may be allowed.
-            return Ok(Some(Arc::from(Vec::new())));
-        };
-        match session.session_policy {
-            None => Ok(None),
-            Some(text) => parse_named(vec![("session-policy".to_owned(), text)]).map(Some),
-        }
+        // Cached like the other policies (at most the store TTL); an empty list means "no
+        // session policy". Role names cannot contain ':', so the key never collides.
+        let inner = &self.inner;
+        let policies = inner
+            .policies
+            .try_get_with((format!("sts:{akid}"), String::new()), async {
+                inner.loads.fetch_add(1, Ordering::Relaxed);
+                match self.sts_session(akid).await? {
+                    // The session is gone: deny everything.
+                    None => parse_named(vec![(
+                        "session-ended".to_owned(),
+                        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#
+                            .to_owned(),
+                    )]),
+                    Some(StsSessionRecord {
+                        session_policy: None,
+                        ..
+                    }) => Ok(Arc::from(Vec::new())),
+                    Some(StsSessionRecord {
+                        session_policy: Some(text),
+                        ..
+                    }) => parse_named(vec![("session-policy".to_owned(), text)]),
+                }
+            })
+            .await?;
+        Ok((!policies.is_empty()).then_some(policies))
     }
 
     // ----- access keys ----------------------------------------------------------------------
@@ -704,7 +737,9 @@ impl Store {
                 let acct =
                     queries::resolve_account(&mut conn, account, self.default_account_id()).await?;
                 let (col, oid) = match o {
-                    KeyOwnerRef::User(u) => ("k.user_id", queries::user_id(&mut conn, &acct, u).await?),
+                    KeyOwnerRef::User(u) => {
+                        ("k.user_id", queries::user_id(&mut conn, &acct, u).await?)
+                    }
                     KeyOwnerRef::Role(r) => ("k.role_id", role_id(&mut conn, &acct, r).await?),
                 };
                 let q = sqlx::AssertSqlSafe(format!(
@@ -899,10 +934,7 @@ mod tests {
             Change::Unchanged
         );
         assert!(
-            store
-                .put_role(None, "bad", POLICY, 3600, "")
-                .await
-                .is_err(),
+            store.put_role(None, "bad", POLICY, 3600, "").await.is_err(),
             "a trust policy needs a Principal"
         );
         assert!(
@@ -942,18 +974,17 @@ mod tests {
         assert!(key.id.starts_with("AKIA"));
         assert!(!key.sealed_secret().contains(secret.as_str()));
         assert_eq!(
-            master.open(&key.id, key.sealed_secret()).unwrap().as_slice(),
+            master
+                .open(&key.id, key.sealed_secret())
+                .unwrap()
+                .as_slice(),
             secret.as_bytes()
         );
         // The database file holds no clear secret.
         let db = std::fs::read(dir.path().join("mlgate.db")).unwrap_or_default();
         let wal = std::fs::read(dir.path().join("mlgate.db-wal")).unwrap_or_default();
         for bytes in [db, wal] {
-            assert!(
-                !bytes
-                    .windows(secret.len())
-                    .any(|w| w == secret.as_bytes())
-            );
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
         }
         assert!(store.set_access_key_active(&key.id, false).await.unwrap());
         assert!(!store.set_access_key_active(&key.id, false).await.unwrap());

@@ -42,8 +42,8 @@ pub use apply::{
 pub use keys::{
     AccessKeyRecord, DEFAULT_MAX_SESSION_SECONDS, KeyOwner, KeyOwnerRef, MAX_SESSION_SECONDS,
     MIN_SESSION_SECONDS, NewStsSession, RoleRecord, StsSessionRecord, assumed_role_arn,
-    check_trust_policy, new_access_key_id, new_secret_access_key, new_session_token,
-    token_digest, validate_role_name,
+    check_trust_policy, new_access_key_id, new_secret_access_key, new_session_token, token_digest,
+    validate_role_name,
 };
 pub use model::{
     AccountRecord, GroupRecord, PolicyRecord, PolicySource, SessionRecord, TokenRecord, UserRecord,

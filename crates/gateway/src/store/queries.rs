@@ -526,8 +526,11 @@ pub async fn delete_policy(c: &mut Conn, name: &str, force: bool) -> StoreResult
     let pid = policy_id(c, name).await?;
     if !force {
         let used = policy_attachments(c, &pid).await?;
-        if !used.is_empty() {
-            let list: Vec<String> = used.iter().map(ToString::to_string).collect();
+        // Roles (issue 3) hold policies too.
+        let roles = super::keys::roles_with_policy(c, &pid).await?;
+        if !used.is_empty() || !roles.is_empty() {
+            let mut list: Vec<String> = used.iter().map(ToString::to_string).collect();
+            list.extend(roles);
             return Err(StoreError::Conflict(format!(
                 "policy {name:?} is attached to {}; detach it first or delete with --force",
                 list.join(", ")

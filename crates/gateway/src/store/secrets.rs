@@ -127,11 +127,9 @@ impl MasterKey {
                         tracing::info!(path = %path.display(), "generated a new master key");
                         Ok(key)
                     }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        MasterKey::from_base64(&Zeroizing::new(
-                            fs::read_to_string(&path).map_err(io_err)?,
-                        ))
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => MasterKey::from_base64(
+                        &Zeroizing::new(fs::read_to_string(&path).map_err(io_err)?),
+                    ),
                     Err(e) => Err(io_err(e)),
                 }
             }

@@ -66,6 +66,10 @@ pub struct IssuerFile {
     /// Claim value → mlgate groups. Unmapped values give nothing.
     #[serde(default)]
     pub group_map: BTreeMap<String, OneOrMany>,
+    /// mlgate groups every user of this issuer is in (e.g. for Kubernetes service-account
+    /// tokens, which carry no group claim). Default none.
+    #[serde(default)]
+    pub default_groups: Vec<String>,
     /// Account (12 digits) the federated principals belong to. Default: the store's default
     /// account.
     #[serde(default)]
@@ -163,6 +167,7 @@ pub struct IssuerConfig {
     /// Path into the claims (`realm_access.roles` → `["realm_access", "roles"]`).
     pub groups_claim: Vec<String>,
     pub group_map: BTreeMap<String, Vec<String>>,
+    pub default_groups: Vec<String>,
     pub account: Option<String>,
     pub login: Option<LoginConfig>,
 }
@@ -280,7 +285,9 @@ impl OidcConfig {
                 return Err(ctx("leeway_seconds must be at most 300".into()));
             }
             if i.username_claim.is_empty() || i.groups_claim.is_empty() {
-                return Err(ctx("username_claim and groups_claim must not be empty".into()));
+                return Err(ctx(
+                    "username_claim and groups_claim must not be empty".into()
+                ));
             }
             if let Some(a) = &i.account
                 && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
@@ -295,6 +302,10 @@ impl OidcConfig {
                         .map_err(|e| ctx(format!("group_map {k:?}: {e}")))?;
                 }
                 group_map.insert(k, v);
+            }
+            for g in &i.default_groups {
+                crate::store::validate_group_name(g)
+                    .map_err(|e| ctx(format!("default_groups: {e}")))?;
             }
             let login = match i.login {
                 None => None,
@@ -341,6 +352,7 @@ impl OidcConfig {
                 username_claim: i.username_claim,
                 username_prefix: i.username_prefix,
                 group_map,
+                default_groups: i.default_groups,
                 account: i.account,
                 login,
             });
@@ -402,7 +414,10 @@ mod tests {
         assert!(bad("surprise = 1").contains("unknown field"));
         let e = OidcConfig::parse(&GOOD.replace("https://idp", "http://idp")).unwrap_err();
         assert!(e.contains("https"), "{e}");
-        assert!(OidcConfig::parse(&GOOD.replace("https://idp.example.com", "http://127.0.0.1:9000")).is_ok());
+        assert!(
+            OidcConfig::parse(&GOOD.replace("https://idp.example.com", "http://127.0.0.1:9000"))
+                .is_ok()
+        );
         let e = OidcConfig::parse(&GOOD.replace("\"corp\"", "\"Corp Okta\"")).unwrap_err();
         assert!(e.contains("name"), "{e}");
     }

@@ -102,7 +102,9 @@ pub async fn get_json(
         .map_err(|e| format!("GET {url}: {}", without_url(&e)))?
     {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!("GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes"));
+            return Err(format!(
+                "GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes"
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -303,10 +305,7 @@ impl ProviderKeys {
     pub async fn key(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<VerifyKey>, KeyLookup> {
         let set = self.keys.load();
         if let Some(k) = Self::lookup(&set, kid) {
-            if set
-                .fetched_at
-                .is_some_and(|t| t.elapsed() > set.max_age)
-            {
+            if set.fetched_at.is_some_and(|t| t.elapsed() > set.max_age) {
                 self.refresh_in_background();
             }
             return Ok(k);

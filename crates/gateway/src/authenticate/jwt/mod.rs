@@ -81,7 +81,14 @@ pub struct Oidc {
 impl std::fmt::Debug for Oidc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Oidc")
-            .field("issuers", &self.issuers.iter().map(|i| &i.config.name).collect::<Vec<_>>())
+            .field(
+                "issuers",
+                &self
+                    .issuers
+                    .iter()
+                    .map(|i| &i.config.name)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -96,11 +103,7 @@ fn invalid(reason: impl Into<String>) -> AuthFailure {
 
 /// A claim value safe to put in a message: printable, at most 100 characters.
 fn shown(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect();
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(100).collect();
     if s.chars().count() > 100 {
         out.push('…');
     }
@@ -125,7 +128,8 @@ fn valid_username(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'+' | b'=' | b',' | b'.' | b'@' | b'_' | b'-' | b':')
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'+' | b'=' | b',' | b'.' | b'@' | b'_' | b'-' | b':')
         })
 }
 
@@ -197,11 +201,7 @@ impl Oidc {
     }
 
     /// Verifies a token. `only`: accept only this issuer and only an ID token (the login flow).
-    pub async fn verify(
-        &self,
-        token: &str,
-        only: Option<&str>,
-    ) -> Result<Verified, AuthFailure> {
+    pub async fn verify(&self, token: &str, only: Option<&str>) -> Result<Verified, AuthFailure> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid(format!(
                 "token is longer than {MAX_TOKEN_BYTES} bytes"
@@ -225,7 +225,9 @@ impl Oidc {
             segments.next(),
             segments.next(),
         ) else {
-            return Err(invalid("not a JWS compact serialization (three base64url parts)"));
+            return Err(invalid(
+                "not a JWS compact serialization (three base64url parts)",
+            ));
         };
         let header = b64_json(h)
             .filter(Value::is_object)
@@ -251,7 +253,9 @@ impl Oidc {
             }
         };
         if header.get("crit").is_some() {
-            return Err(invalid("tokens with critical header extensions are not accepted"));
+            return Err(invalid(
+                "tokens with critical header extensions are not accepted",
+            ));
         }
         let kid = header.get("kid").and_then(Value::as_str);
         let typ = header
@@ -304,7 +308,10 @@ impl Oidc {
                 tracing::error!(issuer = %cfg.name, error = %why, "JWKS unavailable");
                 fail(
                     AuthFailureKind::Unavailable,
-                    format!("the keys of issuer {} cannot be fetched; try again", cfg.name),
+                    format!(
+                        "the keys of issuer {} cannot be fetched; try again",
+                        cfg.name
+                    ),
                 )
             }
         })?;
@@ -322,23 +329,24 @@ impl Oidc {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.set_issuer(&[&cfg.issuer]);
-        let data = jsonwebtoken::decode::<Value>(token, &key.key, &validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    fail(AuthFailureKind::Expired, "the token has expired (exp)")
+        let data =
+            jsonwebtoken::decode::<Value>(token, &key.key, &validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        fail(AuthFailureKind::Expired, "the token has expired (exp)")
+                    }
+                    ErrorKind::ImmatureSignature => invalid("the token is not valid yet (nbf)"),
+                    ErrorKind::InvalidSignature => invalid("the signature does not verify"),
+                    ErrorKind::InvalidIssuer => invalid("wrong issuer"),
+                    ErrorKind::MissingRequiredClaim(c) => {
+                        invalid(format!("the token has no {c} claim"))
+                    }
+                    ErrorKind::InvalidClaimFormat(c) => {
+                        invalid(format!("the token's {c} claim is malformed"))
+                    }
+                    _ => invalid("the token could not be verified"),
                 }
-                ErrorKind::ImmatureSignature => invalid("the token is not valid yet (nbf)"),
-                ErrorKind::InvalidSignature => invalid("the signature does not verify"),
-                ErrorKind::InvalidIssuer => invalid("wrong issuer"),
-                ErrorKind::MissingRequiredClaim(c) => {
-                    invalid(format!("the token has no {c} claim"))
-                }
-                ErrorKind::InvalidClaimFormat(c) => {
-                    invalid(format!("the token's {c} claim is malformed"))
-                }
-                _ => invalid("the token could not be verified"),
-            }
-        })?;
+            })?;
         let claims = data.claims;
 
         // Token type.
@@ -456,6 +464,43 @@ impl Oidc {
     }
 }
 
+/// For `AssumeRoleWithWebIdentity` (STS): the trust-policy view of a verified token, as AWS
+/// gives it: the federated principal is the issuer URL without its scheme (e.g.
+/// `idp.example.com/realms/ml`, what a trust policy names in `"Principal": {"Federated": …}`),
+/// and the condition keys `<that>:sub`, `<that>:aud` (for an access token: its `client_id` when
+/// it has no `aud`), `<that>:amr` when present.
+pub fn web_identity_keys(issuer_url: &str, claims: &Value) -> (String, Vec<(String, Vec<String>)>) {
+    let federated = issuer_url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut keys = Vec::new();
+    if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
+        keys.push((format!("{federated}:sub"), vec![sub.to_owned()]));
+    }
+    let mut aud: Vec<String> = str_or_list(claims.get("aud"))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if aud.is_empty()
+        && let Some(c) = claims.get("client_id").and_then(Value::as_str)
+    {
+        aud.push(c.to_owned());
+    }
+    if !aud.is_empty() {
+        keys.push((format!("{federated}:aud"), aud));
+    }
+    let amr: Vec<String> = str_or_list(claims.get("amr"))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if !amr.is_empty() {
+        keys.push((format!("{federated}:amr"), amr));
+    }
+    (federated, keys)
+}
+
 /// The mlgate groups the token's group claim maps to (sorted, each once).
 pub fn mapped_groups(cfg: &IssuerConfig, claims: &Value) -> Vec<String> {
     let mut v = Some(claims);
@@ -467,7 +512,7 @@ pub fn mapped_groups(cfg: &IssuerConfig, claims: &Value) -> Vec<String> {
         Some(Value::String(s)) => s.split_whitespace().collect(),
         _ => Vec::new(),
     };
-    let mut out = BTreeSet::new();
+    let mut out: BTreeSet<String> = cfg.default_groups.iter().cloned().collect();
     for value in values {
         if let Some(groups) = cfg.group_map.get(value) {
             out.extend(groups.iter().cloned());
@@ -504,12 +549,42 @@ mod tests {
         assert_eq!(mapped_groups(&c, &claims), ["model-approvers", "readers"]);
         assert!(mapped_groups(&c, &serde_json::json!({"groups": ["nope"]})).is_empty());
         assert!(mapped_groups(&c, &serde_json::json!({})).is_empty());
+        let mut with_default = c.clone();
+        with_default.default_groups = vec!["readers".into()];
+        assert_eq!(
+            mapped_groups(&with_default, &serde_json::json!({})),
+            ["readers"]
+        );
         let c = cfg("realm_access.roles");
         let claims = serde_json::json!({"realm_access": {"roles": ["ml-writers"]}});
         assert_eq!(mapped_groups(&c, &claims), ["admins"]);
         let c = cfg("cognito:groups");
         let claims = serde_json::json!({"cognito:groups": ["ml-writers", "ml-readers"]});
         assert_eq!(mapped_groups(&c, &claims), ["admins", "readers"]);
+    }
+
+    #[test]
+    fn web_identity_condition_keys() {
+        let claims = serde_json::json!({"sub": "system:serviceaccount:ml:trainer", "aud": ["sts.amazonaws.com"], "amr": "pwd"});
+        let (fed, keys) = web_identity_keys("https://oidc.example.com/id/ABC/", &claims);
+        assert_eq!(fed, "oidc.example.com/id/ABC");
+        assert_eq!(
+            keys[0],
+            (
+                "oidc.example.com/id/ABC:sub".to_owned(),
+                vec!["system:serviceaccount:ml:trainer".to_owned()]
+            )
+        );
+        assert_eq!(keys[1].0, "oidc.example.com/id/ABC:aud");
+        assert_eq!(keys[2].1, ["pwd"]);
+        let (_, keys) = web_identity_keys(
+            "https://c.example",
+            &serde_json::json!({"sub": "s", "client_id": "app"}),
+        );
+        assert_eq!(
+            keys[1],
+            ("c.example:aud".to_owned(), vec!["app".to_owned()])
+        );
     }
 
     #[test]

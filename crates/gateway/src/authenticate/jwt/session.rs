@@ -48,7 +48,11 @@ fn store_failure(e: &StoreError) -> AuthFailure {
 }
 
 /// Saves the pre-login state under SHA-256(`cookie_value`) and removes expired ones.
-pub async fn save_login(store: &Store, cookie_value: &str, s: &LoginState) -> Result<(), StoreError> {
+pub async fn save_login(
+    store: &Store,
+    cookie_value: &str,
+    s: &LoginState,
+) -> Result<(), StoreError> {
     let t = now();
     sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= ?")
         .bind(t)
@@ -72,7 +76,10 @@ pub async fn save_login(store: &Store, cookie_value: &str, s: &LoginState) -> Re
 }
 
 /// Takes (reads and deletes: single use) the pre-login state of this cookie, if not expired.
-pub async fn take_login(store: &Store, cookie_value: &str) -> Result<Option<LoginState>, StoreError> {
+pub async fn take_login(
+    store: &Store,
+    cookie_value: &str,
+) -> Result<Option<LoginState>, StoreError> {
     let hash = sha256_hex(cookie_value);
     let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
         "DELETE FROM oidc_logins WHERE id_sha256 = ? \
@@ -81,15 +88,17 @@ pub async fn take_login(store: &Store, cookie_value: &str) -> Result<Option<Logi
     .bind(&hash)
     .fetch_optional(store.pool())
     .await?;
-    Ok(row.and_then(|(provider, state, nonce, pkce_verifier, next, expires_at)| {
-        (now() < expires_at).then_some(LoginState {
-            provider,
-            state,
-            nonce,
-            pkce_verifier,
-            next,
-        })
-    }))
+    Ok(row.and_then(
+        |(provider, state, nonce, pkce_verifier, next, expires_at)| {
+            (now() < expires_at).then_some(LoginState {
+                provider,
+                state,
+                nonce,
+                pkce_verifier,
+                next,
+            })
+        },
+    ))
 }
 
 /// Creates a session for a federated principal; returns the cookie value.
@@ -160,7 +169,10 @@ pub async fn authenticate(auth: &Authenticator, hash: &str) -> Result<Principal,
     };
     let t = now();
     if t >= expires_at {
-        return Err(fail(AuthFailureKind::Expired, "session expired; sign in again"));
+        return Err(fail(
+            AuthFailureKind::Expired,
+            "session expired; sign in again",
+        ));
     }
     let idle = i64::try_from(auth.settings().session_idle_timeout.as_secs()).unwrap_or(i64::MAX);
     if t.saturating_sub(last_seen_at) >= idle {

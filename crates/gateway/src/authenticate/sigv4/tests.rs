@@ -154,9 +154,16 @@ async fn fixture() -> Fixture {
     }
 }
 
-async fn run(f: &Fixture, s: &Sign<'_>, endpoint: Endpoint, now: u64) -> Result<Verified, Rejection> {
+async fn run(
+    f: &Fixture,
+    s: &Sign<'_>,
+    endpoint: Endpoint,
+    now: u64,
+) -> Result<Verified, Rejection> {
     let (parts, body) = s.build();
-    f.auth.verify_at(endpoint, &parts, body, limits(), at(now)).await
+    f.auth
+        .verify_at(endpoint, &parts, body, limits(), at(now))
+        .await
 }
 
 #[tokio::test]
@@ -168,7 +175,11 @@ async fn user_keys_authenticate_as_the_user() {
     assert_eq!(v.principal.arn, "arn:aws:iam::111111111111:user/alice");
     assert_eq!(v.principal.auth_method, AuthMethod::Sigv4);
     // Again, from the caches.
-    assert!(run(&f, &Sign::new(&f.akid, &f.secret), Endpoint::Api, T0 + 11).await.is_ok());
+    assert!(
+        run(&f, &Sign::new(&f.akid, &f.secret), Endpoint::Api, T0 + 11)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -177,34 +188,68 @@ async fn failures_are_specific() {
     let code = |r: Result<Verified, Rejection>| r.err().map(|e| e.aws_code);
 
     // Wrong secret → mismatch; replay outside the skew window → expired.
-    let r = run(&f, &Sign::new(&f.akid, "x".repeat(40).as_str()), Endpoint::Api, T0).await;
+    let r = run(
+        &f,
+        &Sign::new(&f.akid, "x".repeat(40).as_str()),
+        Endpoint::Api,
+        T0,
+    )
+    .await;
     assert_eq!(code(r), Some("SignatureDoesNotMatch"));
     let r = run(&f, &Sign::new(&f.akid, &f.secret), Endpoint::Api, T0 + 301).await;
     let e = r.err().unwrap();
     assert!(e.message.contains("signature expired"), "{}", e.message);
     // Unknown key.
-    let r = run(&f, &Sign::new("AKIAUNKNOWNUNKNOWN22", &f.secret), Endpoint::Api, T0).await;
+    let r = run(
+        &f,
+        &Sign::new("AKIAUNKNOWNUNKNOWN22", &f.secret),
+        Endpoint::Api,
+        T0,
+    )
+    .await;
     assert_eq!(code(r), Some("InvalidClientTokenId"));
     // Wrong service for the endpoint, both ways; wrong region.
     let mut s = Sign::new(&f.akid, &f.secret);
     s.service = "sts";
-    assert!(run(&f, &s, Endpoint::Api, T0).await.err().unwrap().message.contains("service 'sts'"));
+    assert!(
+        run(&f, &s, Endpoint::Api, T0)
+            .await
+            .err()
+            .unwrap()
+            .message
+            .contains("service 'sts'")
+    );
     assert!(run(&f, &s, Endpoint::Sts, T0).await.is_ok());
     s.service = "execute-api";
     assert!(run(&f, &s, Endpoint::Sts, T0).await.is_err());
     s.region = "eu-west-1";
-    assert!(run(&f, &s, Endpoint::Api, T0).await.err().unwrap().message.contains("region"));
+    assert!(
+        run(&f, &s, Endpoint::Api, T0)
+            .await
+            .err()
+            .unwrap()
+            .message
+            .contains("region")
+    );
 
     // Tampered path after signing.
     let (mut parts, body) = Sign::new(&f.akid, &f.secret).build();
-    parts.uri = "/api/2.0/mlflow/experiments/get?experiment_id=2".parse().unwrap();
-    let r = f.auth.verify_at(Endpoint::Api, &parts, body, limits(), at(T0)).await;
+    parts.uri = "/api/2.0/mlflow/experiments/get?experiment_id=2"
+        .parse()
+        .unwrap();
+    let r = f
+        .auth
+        .verify_at(Endpoint::Api, &parts, body, limits(), at(T0))
+        .await;
     assert_eq!(code(r), Some("SignatureDoesNotMatch"));
 
     // Inactive key (cache TTL is 2 s in this process: forget it explicitly).
     f.store.set_access_key_active(&f.akid, false).await.unwrap();
     f.auth.forget(&f.akid).await;
-    let e = run(&f, &Sign::new(&f.akid, &f.secret), Endpoint::Api, T0).await.err().unwrap();
+    let e = run(&f, &Sign::new(&f.akid, &f.secret), Endpoint::Api, T0)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.message, "the access key in the request is inactive");
     let failure = e.into_failure();
     assert_eq!(failure.status().as_u16(), 403);
@@ -234,12 +279,25 @@ async fn bodies_are_checked() {
     let (parts, _) = s.build();
     let r = f
         .auth
-        .verify_at(Endpoint::Api, &parts, Body::from(r#"{"name":"EXP"}"#), limits(), at(T0))
+        .verify_at(
+            Endpoint::Api,
+            &parts,
+            Body::from(r#"{"name":"EXP"}"#),
+            limits(),
+            at(T0),
+        )
         .await;
     assert_eq!(r.err().unwrap().aws_code, "SignatureDoesNotMatch");
     // UNSIGNED-PAYLOAD with a body: refused; without: accepted.
     s.declare_hash = Some("UNSIGNED-PAYLOAD".into());
-    assert!(run(&f, &s, Endpoint::Api, T0).await.err().unwrap().message.contains("UNSIGNED-PAYLOAD"));
+    assert!(
+        run(&f, &s, Endpoint::Api, T0)
+            .await
+            .err()
+            .unwrap()
+            .message
+            .contains("UNSIGNED-PAYLOAD")
+    );
     let mut g = Sign::new(&f.akid, &f.secret);
     g.declare_hash = Some("UNSIGNED-PAYLOAD".into());
     assert!(run(&f, &g, Endpoint::Api, T0).await.is_ok());
@@ -249,7 +307,10 @@ async fn bodies_are_checked() {
 async fn temporary_credentials_need_their_token_and_expire() {
     let f = fixture().await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"sts:AssumeRole"}]}"#;
-    f.store.put_role(None, "writer", trust, 3600, "").await.unwrap();
+    f.store
+        .put_role(None, "writer", trust, 3600, "")
+        .await
+        .unwrap();
     let role = f.store.get_role(None, "writer").await.unwrap();
     let token = new_session_token();
     let akid = "ASIAABCDEFGHIJKLMNOP";
@@ -275,13 +336,26 @@ async fn temporary_credentials_need_their_token_and_expire() {
     let mut s = Sign::new(akid, secret);
     s.token = Some(&token);
     let v = run(&f, &s, Endpoint::Api, T0).await.unwrap();
-    assert_eq!(v.principal.arn, "arn:aws:sts::111111111111:assumed-role/writer/job-7");
+    assert_eq!(
+        v.principal.arn,
+        "arn:aws:sts::111111111111:assumed-role/writer/job-7"
+    );
     assert_eq!(v.principal.name, "job-7");
     // Without the token, or with another one.
     s.token = None;
-    assert!(run(&f, &s, Endpoint::Api, T0).await.err().unwrap().message.contains("session token"));
+    assert!(
+        run(&f, &s, Endpoint::Api, T0)
+            .await
+            .err()
+            .unwrap()
+            .message
+            .contains("session token")
+    );
     s.token = Some("MLGATEnot-the-token");
-    assert_eq!(run(&f, &s, Endpoint::Api, T0).await.err().unwrap().aws_code, "InvalidClientTokenId");
+    assert_eq!(
+        run(&f, &s, Endpoint::Api, T0).await.err().unwrap().aws_code,
+        "InvalidClientTokenId"
+    );
     // After expiry: a clear message.
     s.token = Some(&token);
     let later = u64::try_from(now() + 10_000_001).unwrap();

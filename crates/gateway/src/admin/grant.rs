@@ -1,0 +1,358 @@
+//! `mlgate grant`: permission levels as shorthand for policy statements.
+//!
+//! `mlgate grant --user U|--group G --level L --experiments PATTERN|--models PATTERN` writes one
+//! generated policy (named `grant.<level>.<experiments|models>.<pattern>`, pattern characters
+//! outside IAM names replaced) and attaches it to the subject. The statements of each level are
+//! [`statements`]; `docs/permission-levels.md` is the table. `--print` shows the document
+//! without writing anything.
+//!
+//! Experiments are matched by name (`mlflow:ExperimentName`, `StringLike`), so `team-a/*` covers
+//! every experiment whose name starts with `team-a/`, and everything in them (runs, traces,
+//! logged models, artifacts). Registered models are matched by their ARN, whose last segment is
+//! the name (MLflow forbids `/` in model names: use prefixes like `team-a-*`), with their versions.
+
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::{AccountArg, AdminError, AdminIo, TargetArg, describe, io_err};
+use crate::store::Store;
+
+/// A permission level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Level {
+    /// Read and search (searches list only what is readable).
+    Read,
+    /// READ plus every write inside (runs, metrics, tags, artifacts, versions), plus creating
+    /// under the pattern; no deletion of the experiment or model, no stages or aliases.
+    Edit,
+    /// Everything, including deletion, stages and aliases.
+    Manage,
+    /// Models only: READ plus stage transitions to Staging/Archived/None and any alias except
+    /// `champion`.
+    StagingManager,
+    /// Models only: READ plus every stage transition and every alias.
+    ProductionManager,
+}
+
+impl Level {
+    fn word(self) -> &'static str {
+        match self {
+            Level::Read => "read",
+            Level::Edit => "edit",
+            Level::Manage => "manage",
+            Level::StagingManager => "staging-manager",
+            Level::ProductionManager => "production-manager",
+        }
+    }
+}
+
+/// What a grant covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Experiments(String),
+    Models(String),
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    #[command(flatten)]
+    pub target: TargetArg,
+    #[command(flatten)]
+    pub account: AccountArg,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub level: Level,
+    #[command(flatten)]
+    pub on: OnArg,
+    /// Print the generated policy document and write nothing.
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// Experiments or models (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct OnArg {
+    /// Experiment name pattern (`*` and `?` wildcards), e.g. 'team-a/*'.
+    #[arg(long, value_name = "PATTERN")]
+    pub experiments: Option<String>,
+    /// Registered model name pattern, e.g. 'team-a-*'.
+    #[arg(long, value_name = "PATTERN")]
+    pub models: Option<String>,
+}
+
+/// The read actions of every level.
+const READ: &[&str] = &[
+    "mlflow:Get*",
+    "mlflow:Search*",
+    "mlflow:List*",
+    "mlflow:BatchGet*",
+    "mlflow:QueryTraceMetrics",
+    "mlflow:CalculateTraceFilterCorrelation",
+    "mlflow:CreatePresignedDownloadUrl",
+];
+
+/// Searches name no resource (they run on the server ARN); the filter stage then lists only
+/// readable items, so every level may search.
+const SEARCHES: &[&str] = &[
+    "mlflow:SearchExperiments",
+    "mlflow:SearchRegisteredModels",
+    "mlflow:SearchModelVersions",
+];
+
+/// What EDIT leaves out on experiments.
+const EXPERIMENT_MANAGE_ONLY: &[&str] = &["mlflow:DeleteExperiment", "mlflow:RestoreExperiment"];
+
+/// What EDIT leaves out on models (deletion, release management).
+const MODEL_MANAGE_ONLY: &[&str] = &[
+    "mlflow:DeleteRegisteredModel",
+    "mlflow:DeleteModelVersion",
+    "mlflow:TransitionModelVersionStage",
+    "mlflow:SetRegisteredModelAlias",
+    "mlflow:DeleteRegisteredModelAlias",
+];
+
+/// The alias only a production manager may set or delete.
+pub const PRODUCTION_ALIAS: &str = "champion";
+
+/// The policy statements of a level on a scope.
+pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError> {
+    let search = json!({
+        "Sid": "Search", "Effect": "Allow", "Action": SEARCHES,
+        "Resource": "arn:mlflow:*:*:server",
+    });
+    let mut out = vec![search];
+    match scope {
+        Scope::Experiments(pattern) => {
+            let named = json!({"StringLike": {"mlflow:ExperimentName": pattern}});
+            let resources = json!(["arn:mlflow:*:*:experiment/*"]);
+            let create = json!({
+                "Sid": "CreateExperiments", "Effect": "Allow",
+                "Action": "mlflow:CreateExperiment", "Resource": "arn:mlflow:*:*:server",
+                "Condition": named,
+            });
+            match level {
+                Level::Read => out.push(json!({
+                    "Sid": "ReadExperiments", "Effect": "Allow", "Action": READ,
+                    "Resource": resources, "Condition": named,
+                })),
+                Level::Edit => {
+                    out.push(json!({
+                        "Sid": "EditExperiments", "Effect": "Allow",
+                        "NotAction": EXPERIMENT_MANAGE_ONLY,
+                        "Resource": resources, "Condition": named,
+                    }));
+                    out.push(create);
+                }
+                Level::Manage => {
+                    out.push(json!({
+                        "Sid": "ManageExperiments", "Effect": "Allow", "Action": "mlflow:*",
+                        "Resource": resources, "Condition": named,
+                    }));
+                    out.push(create);
+                }
+                Level::StagingManager | Level::ProductionManager => {
+                    return Err(AdminError::Usage(format!(
+                        "level {} applies to --models only",
+                        level.word().to_uppercase().replace('-', "_")
+                    )));
+                }
+            }
+        }
+        Scope::Models(pattern) => {
+            if pattern.contains('/') || pattern.contains(':') {
+                return Err(AdminError::Usage(
+                    "model names cannot contain '/' or ':' (MLflow refuses them)".into(),
+                ));
+            }
+            let resources = json!([
+                format!("arn:mlflow:*:*:registered-model/{pattern}"),
+                format!("arn:mlflow:*:*:registered-model/{pattern}/version/*"),
+            ]);
+            let read = json!({
+                "Sid": "ReadModels", "Effect": "Allow", "Action": READ, "Resource": resources,
+            });
+            match level {
+                Level::Read => out.push(read),
+                Level::Edit => out.push(json!({
+                    "Sid": "EditModels", "Effect": "Allow", "NotAction": MODEL_MANAGE_ONLY,
+                    "Resource": resources,
+                })),
+                Level::Manage => out.push(json!({
+                    "Sid": "ManageModels", "Effect": "Allow", "Action": "mlflow:*",
+                    "Resource": resources,
+                })),
+                Level::StagingManager => {
+                    out.push(read);
+                    out.push(json!({
+                        "Sid": "StagingTransitions", "Effect": "Allow",
+                        "Action": "mlflow:TransitionModelVersionStage", "Resource": resources,
+                        "Condition": {"StringEquals": {"mlflow:TargetStage": ["Staging", "Archived", "None"]}},
+                    }));
+                    out.push(json!({
+                        "Sid": "StagingAliases", "Effect": "Allow",
+                        "Action": ["mlflow:SetRegisteredModelAlias", "mlflow:DeleteRegisteredModelAlias"],
+                        "Resource": resources,
+                        "Condition": {"StringNotEquals": {"mlflow:Alias": PRODUCTION_ALIAS}},
+                    }));
+                }
+                Level::ProductionManager => {
+                    out.push(read);
+                    out.push(json!({
+                        "Sid": "AllTransitionsAndAliases", "Effect": "Allow",
+                        "Action": [
+                            "mlflow:TransitionModelVersionStage",
+                            "mlflow:SetRegisteredModelAlias",
+                            "mlflow:DeleteRegisteredModelAlias",
+                        ],
+                        "Resource": resources,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The generated policy document.
+pub fn document(level: Level, scope: &Scope) -> Result<Value, AdminError> {
+    Ok(json!({"Version": "2012-10-17", "Statement": statements(level, scope)?}))
+}
+
+/// `grant.<level>.<experiments|models>.<pattern>`, with characters IAM names refuse replaced
+/// (`/` → `_`, `*` → `@`, `?` → `+`, others → `-`).
+pub fn policy_name(level: Level, scope: &Scope) -> String {
+    let (kind, pattern) = match scope {
+        Scope::Experiments(p) => ("experiments", p),
+        Scope::Models(p) => ("models", p),
+    };
+    let safe: String = pattern
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '+' | '=' | ',' | '.' | '@' | '_' | '-' => c,
+            '/' => '_',
+            '*' => '@',
+            '?' => '+',
+            _ => '-',
+        })
+        .collect();
+    let mut name = format!("grant.{}.{kind}.{safe}", level.word());
+    name.truncate(128);
+    name
+}
+
+pub async fn grant(args: GrantArgs, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    let scope = match (args.on.experiments, args.on.models) {
+        (Some(p), None) => Scope::Experiments(p),
+        (None, Some(p)) => Scope::Models(p),
+        _ => return Err(AdminError::Usage("give --experiments or --models".into())),
+    };
+    if matches!(&scope, Scope::Experiments(p) | Scope::Models(p) if p.is_empty()) {
+        return Err(AdminError::Usage("the pattern is empty".into()));
+    }
+    let doc = document(args.level, &scope)?;
+    let pretty = serde_json::to_string_pretty(&doc).map_err(|e| AdminError::Usage(e.to_string()))?;
+    if args.print {
+        return writeln!(io.out, "{pretty}").map_err(io_err);
+    }
+    let name = policy_name(args.level, &scope);
+    let change = store.put_policy(&name, &doc.to_string()).await?;
+    store
+        .attach_policy(
+            &name,
+            args.account.account.as_deref(),
+            args.target.target(),
+        )
+        .await?;
+    writeln!(
+        io.err,
+        "{change} policy {name}, attached to {}",
+        describe(&args.target)
+    )
+    .map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use mlgate_policy::{Context, Decision, NamedPolicy, PolicyDocument, Request, evaluate};
+
+    use super::*;
+
+    const ARN: &str = "arn:mlflow:us-east-1:111111111111:";
+
+    fn policy(level: Level, scope: &Scope) -> NamedPolicy {
+        let doc = document(level, scope).expect("document");
+        NamedPolicy {
+            name: policy_name(level, scope),
+            document: PolicyDocument::parse(&doc.to_string()).expect("valid"),
+        }
+    }
+
+    fn allowed(p: &NamedPolicy, action: &str, resource: &str, keys: &[(&str, &str)]) -> bool {
+        let mut context = Context::default();
+        for (k, v) in keys {
+            context.insert(k, *v);
+        }
+        let resource = format!("{ARN}{resource}");
+        matches!(
+            evaluate(
+                std::iter::once(p),
+                &Request {
+                    action,
+                    resource: &resource,
+                    principal: Some("arn:aws:iam::111111111111:user/u"),
+                    context: &context,
+                }
+            ),
+            Decision::Allow(_)
+        )
+    }
+
+    #[test]
+    fn experiment_levels() {
+        let scope = Scope::Experiments("team-a/*".into());
+        let mine = [("mlflow:ExperimentName", "team-a/churn")];
+        let theirs = [("mlflow:ExperimentName", "team-b/churn")];
+        let read = policy(Level::Read, &scope);
+        assert!(allowed(&read, "mlflow:GetRun", "experiment/1/run/r", &mine));
+        assert!(!allowed(&read, "mlflow:GetRun", "experiment/1/run/r", &theirs));
+        assert!(!allowed(&read, "mlflow:LogMetric", "experiment/1/run/r", &mine));
+        assert!(allowed(&read, "mlflow:SearchExperiments", "server", &[]));
+        let edit = policy(Level::Edit, &scope);
+        assert!(allowed(&edit, "mlflow:LogMetric", "experiment/1/run/r", &mine));
+        assert!(allowed(&edit, "mlflow:CreateExperiment", "server", &mine));
+        assert!(!allowed(&edit, "mlflow:CreateExperiment", "server", &theirs));
+        assert!(!allowed(&edit, "mlflow:DeleteExperiment", "experiment/1", &mine));
+        let manage = policy(Level::Manage, &scope);
+        assert!(allowed(&manage, "mlflow:DeleteExperiment", "experiment/1", &mine));
+        assert!(!allowed(&manage, "mlflow:DeleteExperiment", "experiment/1", &theirs));
+        assert!(document(Level::StagingManager, &scope).is_err());
+    }
+
+    #[test]
+    fn model_levels() {
+        let scope = Scope::Models("team-a-*".into());
+        let v = "registered-model/team-a-churn/version/3";
+        let edit = policy(Level::Edit, &scope);
+        assert!(allowed(&edit, "mlflow:CreateModelVersion", "registered-model/team-a-churn", &[]));
+        assert!(!allowed(&edit, "mlflow:CreateModelVersion", "registered-model/team-b-churn", &[]));
+        assert!(!allowed(&edit, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Staging")]));
+        let staging = policy(Level::StagingManager, &scope);
+        assert!(allowed(&staging, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Staging")]));
+        assert!(!allowed(&staging, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Production")]));
+        assert!(allowed(&staging, "mlflow:SetRegisteredModelAlias", v, &[("mlflow:Alias", "challenger")]));
+        assert!(!allowed(&staging, "mlflow:SetRegisteredModelAlias", v, &[("mlflow:Alias", "champion")]));
+        let production = policy(Level::ProductionManager, &scope);
+        assert!(allowed(&production, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Production")]));
+        assert!(allowed(&production, "mlflow:SetRegisteredModelAlias", v, &[("mlflow:Alias", "champion")]));
+        assert!(!allowed(&production, "mlflow:DeleteModelVersion", v, &[]));
+        assert!(document(Level::Read, &Scope::Models("a/b".into())).is_err());
+    }
+
+    #[test]
+    fn policy_names_are_iam_names() {
+        let name = policy_name(Level::Edit, &Scope::Experiments("team-a/*".into()));
+        assert_eq!(name, "grant.edit.experiments.team-a_@");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+    }
+}

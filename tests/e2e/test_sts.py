@@ -1,0 +1,216 @@
+"""The STS-compatible endpoint (issue 3) with boto3's own STS client (only endpoint_url added):
+the article's multi-account snippet end to end, GetCallerIdentity, both sides of a cross-account
+AssumeRole, durations, session policies, and expiry of temporary credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from support import MlflowClient, assert_mlflow_error, denied, mlflow
+from sigv4_support import (
+    DS_ACCOUNT,
+    MLFLOW_ACCOUNT,
+    AwsKey,
+    aws_env,
+    botocore_request,
+    create_key,
+    signing_as,
+    sts_client,
+)
+
+ADMINS_ROLE = f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/mlflow-admins"
+READERS_ROLE = f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/mlflow-readers"
+
+
+@pytest.fixture(scope="module")
+def scientist_key(stack):
+    """The data-science account's user of deploy/demo.toml (may assume roles/mlflow-*)."""
+    return create_key(stack, user="data-scientist", account="data-science")
+
+
+@pytest.fixture(scope="module")
+def intern_key(stack):
+    """A data-science user without sts:AssumeRole in its policies."""
+    return create_key(stack, user="ds-intern", account="data-science")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def error_code(e: ClientError) -> str:
+    return e.response["Error"]["Code"]
+
+
+def test_the_articles_multi_account_snippet(stack, scientist_key, audit):
+    experiment_name = unique("multi-account")
+    tracking_uri = stack.url
+    with aws_env(scientist_key.env()):
+        # ---- the article's code, with only endpoint_url added ----
+        import boto3  # Session using the (data-science account) credentials of the environment
+
+        session = boto3.Session()
+        sts = session.client("sts", endpoint_url=f"{tracking_uri}/_mlgate/sts")
+        response = sts.assume_role(
+            RoleArn=ADMINS_ROLE, RoleSessionName="AssumedMLflowAdmin"
+        )
+        credentials = response["Credentials"]
+        os.environ["AWS_ACCESS_KEY_ID"] = credentials["AccessKeyId"]
+        os.environ["AWS_SECRET_ACCESS_KEY"] = credentials["SecretAccessKey"]
+        os.environ["AWS_SESSION_TOKEN"] = credentials["SessionToken"]
+        os.environ["MLFLOW_TRACKING_AWS_SIGV4"] = "true"
+        mlflow.set_tracking_uri(tracking_uri)
+        experiment = mlflow.set_experiment(experiment_name)
+        mark = audit.mark()
+        with mlflow.start_run() as run:
+            mlflow.log_param("alpha", "0.5")
+            mlflow.log_metric("rmse", 0.25)
+        # ----
+        assert credentials["AccessKeyId"].startswith("ASIA")
+        assert response["AssumedRoleUser"]["Arn"] == (
+            f"arn:aws:sts::{MLFLOW_ACCOUNT}:assumed-role/mlflow-admins/AssumedMLflowAdmin"
+        )
+        got = MlflowClient().get_run(run.info.run_id)
+    assert got.info.experiment_id == experiment.experiment_id
+    assert got.info.user_id == "AssumedMLflowAdmin"
+    assert got.data.tags["mlflow.user"] == "AssumedMLflowAdmin"
+    assert got.data.params == {"alpha": "0.5"} and got.data.metrics == {"rmse": 0.25}
+    records = audit.records_since(mark)
+    assert records and all(
+        r["principal"] == response["AssumedRoleUser"]["Arn"] and r["auth_method"] == "sigv4"
+        for r in records
+    )
+
+
+def test_get_caller_identity(stack, scientist_key):
+    me = sts_client(stack, scientist_key).get_caller_identity()
+    assert me["Arn"] == f"arn:aws:iam::{DS_ACCOUNT}:user/data-scientist"
+    assert me["Account"] == DS_ACCOUNT
+    r = sts_client(stack, scientist_key).assume_role(RoleArn=READERS_ROLE, RoleSessionName="whoami")
+    c = r["Credentials"]
+    temp = AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    me = sts_client(stack, temp).get_caller_identity()
+    assert me["Arn"] == f"arn:aws:sts::{MLFLOW_ACCOUNT}:assumed-role/mlflow-readers/whoami"
+    assert me["Account"] == MLFLOW_ACCOUNT
+
+
+def test_an_assumed_reader_role_reads_but_cannot_write(stack, scientist_key, world):
+    r = sts_client(stack, scientist_key).assume_role(RoleArn=READERS_ROLE, RoleSessionName="reader-job")
+    c = r["Credentials"]
+    with signing_as(AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])) as client:
+        assert client.get_experiment(world.experiment_id).name == world.experiment_name
+        denied(lambda: client.create_experiment(unique("assumed-reader")))
+
+
+def test_denied_by_the_identity_side(stack, intern_key):
+    with pytest.raises(ClientError) as e:
+        sts_client(stack, intern_key).assume_role(RoleArn=ADMINS_ROLE, RoleSessionName="intern")
+    assert error_code(e.value) == "AccessDenied"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "identity polic" in e.value.response["Error"]["Message"]
+
+
+def test_denied_by_the_trust_side(stack, scientist_key, tmp_path):
+    # The scientist's policy allows sts:AssumeRole on roles/mlflow-*, but this role trusts
+    # another account only.
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+                       "Action": "sts:AssumeRole"}],
+    }))
+    name = unique("mlflow-untrusting")
+    stack.mlgate("role", "create", name, "--trust-policy", str(trust))
+    stack.mlgate("role", "attach", name, "admins")
+    with pytest.raises(ClientError) as e:
+        sts_client(stack, scientist_key).assume_role(
+            RoleArn=f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/{name}", RoleSessionName="nope"
+        )
+    assert error_code(e.value) == "AccessDenied"
+    assert "trust policy" in e.value.response["Error"]["Message"]
+    # An unknown role answers the same way (no enumeration).
+    with pytest.raises(ClientError) as e:
+        sts_client(stack, scientist_key).assume_role(
+            RoleArn=f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/mlflow-does-not-exist", RoleSessionName="x1"
+        )
+    assert error_code(e.value) == "AccessDenied"
+
+
+def test_duration_above_the_roles_maximum(stack, scientist_key):
+    sts = sts_client(stack, scientist_key)
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=ADMINS_ROLE, RoleSessionName="long", DurationSeconds=7200)
+    assert error_code(e.value) == "ValidationError"
+    assert "MaxSessionDuration" in e.value.response["Error"]["Message"]
+    ok = sts.assume_role(RoleArn=ADMINS_ROLE, RoleSessionName="short", DurationSeconds=900)
+    assert ok["Credentials"]["AccessKeyId"].startswith("ASIA")
+
+
+def test_a_session_policy_only_narrows(stack, scientist_key, world):
+    policy = json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["mlflow:Get*", "mlflow:Search*"], "Resource": "*"},
+                      # A session policy cannot widen: this adds nothing the role lacks.
+                      {"Effect": "Allow", "Action": "sts:*", "Resource": "*"}],
+    })
+    r = sts_client(stack, scientist_key).assume_role(
+        RoleArn=ADMINS_ROLE, RoleSessionName="narrowed", Policy=policy
+    )
+    c = r["Credentials"]
+    with signing_as(AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])) as client:
+        assert client.get_experiment(world.experiment_id).name == world.experiment_name
+        denied(lambda: client.create_experiment(unique("narrowed")))
+
+
+def test_service_names_are_per_endpoint(stack, scientist_key, world):
+    # An STS call signed for execute-api is refused (AWS XML error) ...
+    r = botocore_request(scientist_key, "POST", f"{stack.url}/_mlgate/sts",
+                         data=b"Action=GetCallerIdentity&Version=2011-06-15",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403
+    assert "<Code>SignatureDoesNotMatch</Code>" in r.text and "<Type>Sender</Type>" in r.text
+
+
+def test_expired_temporary_credentials(stack, scientist_key, world):
+    r = sts_client(stack, scientist_key).assume_role(RoleArn=READERS_ROLE, RoleSessionName="expiring")
+    c = r["Credentials"]
+    temp = AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    url = f"{stack.url}/api/2.0/mlflow/experiments/get?experiment_id={world.experiment_id}"
+    assert botocore_request(temp, "GET", url).status_code == 200
+    # Jump to the end of the session (the shortest session is 15 minutes): expire it in the store.
+    with sqlite3.connect(Path(stack.data_dir, "mlgate.db")) as db:
+        db.execute("UPDATE sts_sessions SET expires_at = ? WHERE access_key_id = ?",
+                   (int(time.time()) - 1, temp.access_key_id))
+    time.sleep(2.5)  # the server's key cache lives at most 2 s
+    body = assert_mlflow_error(botocore_request(temp, "GET", url), 403, "PERMISSION_DENIED")
+    assert "temporary credentials in the request expired" in body["message"], body
+    with pytest.raises(ClientError) as e:
+        sts_client(stack, temp).get_caller_identity()
+    assert error_code(e.value) == "ExpiredToken"
+
+
+def test_session_tags_and_source_identity(stack, scientist_key):
+    r = sts_client(stack, scientist_key).assume_role(
+        RoleArn=READERS_ROLE,
+        RoleSessionName="tagged",
+        Tags=[{"Key": "team", "Value": "forecasting"}],
+        SourceIdentity="data-scientist",
+    )
+    assert r["SourceIdentity"] == "data-scientist"
+    c = r["Credentials"]
+    temp = AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    who = botocore_request(temp, "GET", f"{stack.url}/_mlgate/whoami")
+    assert who.status_code == 200, who.text
+    me = who.json()
+    assert me["arn"] == f"arn:aws:sts::{MLFLOW_ACCOUNT}:assumed-role/mlflow-readers/tagged"
+    assert me["tags"] == {"team": "forecasting"}
+    assert me["kind"]["type"] == "assumed-role" and me["kind"]["session"] == "tagged"
