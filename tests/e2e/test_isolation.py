@@ -231,3 +231,45 @@ def test_attack_cases(stack, teams, estate):
         # Creating an experiment under their prefix, or moving mine there.
         denied(lambda: client.create_experiment(f"team-a/{uuid.uuid4().hex[:6]}"))
         denied(lambda: client.rename_experiment(mine["experiments"][4], f"team-a/{uuid.uuid4().hex[:6]}"))
+
+
+def test_creators_manage_what_they_created(stack, tmp_path):
+    """`mlflow:ResourceCreator` (recorded by mlgate at CreateExperiment / CreateRegisteredModel)
+    against `${aws:username}`: each user manages what they created, and nothing else."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "CreateUnderOwned", "Effect": "Allow", "Action": "mlflow:CreateExperiment",
+             "Resource": "arn:mlflow:*:*:server",
+             "Condition": {"StringLike": {"mlflow:ExperimentName": "owned/*"}}},
+            {"Sid": "CreateModels", "Effect": "Allow", "Action": "mlflow:CreateRegisteredModel",
+             "Resource": "arn:mlflow:*:*:registered-model/owned-*"},
+            {"Sid": "ManageOwn", "Effect": "Allow", "Action": "mlflow:*",
+             "Resource": ["arn:mlflow:*:*:experiment/*", "arn:mlflow:*:*:registered-model/*"],
+             "Condition": {"StringEquals": {"mlflow:ResourceCreator": "${aws:username}"}}},
+        ],
+    }
+    path = tmp_path / "owned.json"
+    path.write_text(json.dumps(policy))
+    name = f"owned-{uuid.uuid4().hex[:6]}"
+    stack.mlgate("policy", "put", name, "-f", str(path))
+    people = []
+    for i in range(2):
+        user, password = f"{name}-u{i}", uuid.uuid4().hex
+        stack.mlgate("user", "create", user, "--password-env", "OWN_PW", env={"OWN_PW": password})
+        stack.mlgate("policy", "attach", name, "--user", user)
+        people.append(Identity(user, password))
+    first, second = people
+    with acting_as(first) as client:
+        exp = client.create_experiment(f"owned/{uuid.uuid4().hex[:6]}")
+        run = client.create_run(exp)
+        client.log_param(run.info.run_id, "k", "v")
+        client.set_experiment_tag(exp, "t", "1")
+        model = client.create_registered_model(f"{name}-m").name
+        client.set_registered_model_tag(model, "t", "1")
+    with acting_as(second) as client:
+        denied(lambda: client.get_experiment(exp))
+        denied(lambda: client.get_run(run.info.run_id))
+        denied(lambda: client.create_run(exp))
+        denied(lambda: client.get_registered_model(model))
+        denied(lambda: client.delete_registered_model(model))

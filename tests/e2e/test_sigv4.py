@@ -318,3 +318,28 @@ def test_the_secret_is_not_in_the_database(stack, admin_key):
     assert admin_key.access_key_id.encode() in blob
     assert admin_key.secret_access_key.encode() not in blob
     assert (Path(stack.data_dir, "master.key").stat().st_mode & 0o777) == 0o600
+
+
+def test_presigned_download(stack, admin_key, world):
+    """botocore's SigV4QueryAuth: a presigned GET of an artifact works without any header, and
+    stops working when it expires."""
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+
+    url = api(
+        stack,
+        f"/api/2.0/mlflow-artifacts/artifacts/{world.experiment_id}/{world.run_id}/artifacts/notes/hello.txt",
+    )
+
+    def presign(expires: int) -> str:
+        req = AWSRequest(method="GET", url=url)
+        SigV4QueryAuth(admin_key.credentials(), "execute-api", REGION, expires=expires).add_auth(req)
+        return req.url
+
+    r = requests.get(presign(60), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.text == world.artifact_text
+    short = presign(1)
+    time.sleep(2.1)
+    body = assert_mlflow_error(requests.get(short, timeout=30), 403, "PERMISSION_DENIED")
+    assert "presigned URL expired" in body["message"], body

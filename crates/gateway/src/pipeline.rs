@@ -140,8 +140,13 @@ impl Gateway {
         for (key, value) in &plan.context {
             context.insert(key, value.clone());
         }
-        // An experiment's name and tags are condition keys of everything under it.
-        let mut experiments = self.resolver.experiment_contexts(&resources).await?;
+        // An experiment's name, tags and creator are condition keys of everything under it;
+        // a registered model's creator of everything under the model.
+        let mut experiments = self
+            .with_creators(self.resolver.experiment_contexts(&resources).await?)
+            .await?;
+        let model_keys = self.model_creator(route, &params).await?;
+        let created = creation(route, &params, self.resolver.scope())?;
 
         // 9 (before deciding). a search scoped by experiment ids runs on the readable ones.
         if filter::narrows_experiment_ids(route.operation)
@@ -149,7 +154,14 @@ impl Gateway {
             && !experiments.is_empty()
         {
             let readable = self
-                .readable_experiments(&principal, &action, &resources, &experiments, &call, &context)
+                .readable_experiments(
+                    &principal,
+                    &action,
+                    &resources,
+                    &experiments,
+                    &call,
+                    &context,
+                )
                 .await?;
             if readable.len() < experiments.len() {
                 let total = experiments.len();
@@ -174,10 +186,7 @@ impl Gateway {
                     )
                         .into_response());
                 }
-                params.set(
-                    "experiment_ids",
-                    serde_json::Value::from(readable.clone()),
-                );
+                params.set("experiment_ids", serde_json::Value::from(readable.clone()));
                 let bytes = Bytes::from(params.clone().into_json_body());
                 parts
                     .headers
@@ -191,7 +200,7 @@ impl Gateway {
             &principal,
             &action,
             &resources,
-            &experiments,
+            (&experiments, &model_keys),
             &call,
             &context,
             trail,
@@ -205,6 +214,7 @@ impl Gateway {
                     let facts = ExperimentFacts {
                         name: new_name.to_owned(),
                         tags: facts.tags.clone(),
+                        creator: facts.creator.clone(),
                     };
                     (id.clone(), Arc::new(facts))
                 })
@@ -213,7 +223,7 @@ impl Gateway {
                 &principal,
                 &action,
                 &resources,
-                &renamed,
+                (&renamed, &model_keys),
                 &call,
                 &context,
                 trail,
@@ -253,6 +263,108 @@ impl Gateway {
                 self.resolver.forget_experiment(id).await;
             }
         }
+        match (created, response) {
+            (Some(created), Ok(response)) if response.status().is_success() => {
+                Ok(self.record_creator(created, response, &principal).await)
+            }
+            (_, response) => response,
+        }
+    }
+
+    /// Adds who created each experiment through mlgate (`mlflow:ResourceCreator`).
+    async fn with_creators(
+        &self,
+        experiments: Vec<(String, Arc<ExperimentFacts>)>,
+    ) -> Result<Vec<(String, Arc<ExperimentFacts>)>, GatewayError> {
+        let mut out = Vec::with_capacity(experiments.len());
+        for (id, facts) in experiments {
+            let arn = self.resolver.scope().experiment(&id);
+            let creator = self
+                .store
+                .resource_creator(&arn)
+                .await
+                .map_err(store_down)?;
+            let facts = match creator {
+                Some(creator) => Arc::new(ExperimentFacts {
+                    creator: Some(creator),
+                    ..(*facts).clone()
+                }),
+                None => facts,
+            };
+            out.push((id, facts));
+        }
+        Ok(out)
+    }
+
+    /// `mlflow:ResourceCreator` of the registered model the request names (`name`), if mlgate
+    /// recorded one.
+    async fn model_creator(
+        &self,
+        route: &mlgate_catalog::Route,
+        params: &Params,
+    ) -> Result<Vec<(String, String)>, GatewayError> {
+        let names_model = route.ids.iter().any(|id| {
+            id.field == "name"
+                && matches!(
+                    id.refers_to,
+                    mlgate_catalog::ResourceKind::RegisteredModel
+                        | mlgate_catalog::ResourceKind::ModelVersion
+                )
+        });
+        let Some(name) = names_model
+            .then(|| params.try_str_value("name").ok().flatten())
+            .flatten()
+        else {
+            return Ok(Vec::new());
+        };
+        let arn = self.resolver.scope().registered_model(name);
+        Ok(self
+            .store
+            .resource_creator(&arn)
+            .await
+            .map_err(store_down)?
+            .map(|creator| vec![(resolve::RESOURCE_CREATOR.to_owned(), creator)])
+            .unwrap_or_default())
+    }
+
+    /// Records the principal as the creator of what MLflow just created. A failure is logged:
+    /// the resource exists in MLflow either way.
+    async fn record_creator(
+        &self,
+        created: Created,
+        response: Response,
+        principal: &Principal,
+    ) -> Response {
+        use http_body_util::BodyExt;
+        let (arn, response) = match created {
+            Created::Model(arn) => (Some(arn), response),
+            Created::Experiment => {
+                let (parts, body) = response.into_parts();
+                let bytes = match http_body_util::Limited::new(body, 1 << 20).collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read MLflow's CreateExperiment answer");
+                        return GatewayError::UpstreamUnavailable(
+                            "MLflow broke off its answer".into(),
+                        )
+                        .into_response();
+                    }
+                };
+                let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("experiment_id")?.as_str().map(str::to_owned));
+                let arn = id.map(|id| self.resolver.scope().experiment(&id));
+                (arn, Response::from_parts(parts, Body::from(bytes)))
+            }
+        };
+        if let Some(arn) = arn
+            && let Err(error) = self
+                .store
+                .record_creator(&arn, &principal.name, &principal.arn)
+                .await
+        {
+            tracing::error!(%error, resource = %arn, "cannot record the creator");
+        }
         response
     }
 
@@ -265,12 +377,18 @@ impl Gateway {
         principal: &Principal,
         action: &str,
         resources: &[String],
-        experiments: &[(String, Arc<ExperimentFacts>)],
+        (experiments, outside_keys): KeyedResources<'_>,
         call: &Call,
         context: &Context,
         trail: &mut Trail,
     ) -> Result<(), GatewayError> {
-        let groups = experiment_groups(self.resolver.scope(), resources, experiments, context);
+        let groups = experiment_groups(
+            self.resolver.scope(),
+            resources,
+            experiments,
+            outside_keys,
+            context,
+        );
         for (part, context) in &groups {
             self.authorize(principal, Some((action, part)), call, context, trail)
                 .await?;
@@ -628,8 +746,16 @@ fn experiment_groups(
     scope: &crate::resolve::ArnScope,
     resources: &[String],
     experiments: &[(String, Arc<ExperimentFacts>)],
+    outside_keys: &[(String, String)],
     context: &Context,
 ) -> Vec<(Vec<String>, Context)> {
+    let outside_context = || {
+        let mut context = context.clone();
+        for (key, value) in outside_keys {
+            context.insert(key, value.clone());
+        }
+        context
+    };
     let with_keys = |facts: &ExperimentFacts| {
         let mut context = context.clone();
         for (key, value) in facts.context() {
@@ -643,7 +769,7 @@ fn experiment_groups(
         .cloned()
         .collect();
     match experiments {
-        [] => vec![(resources.to_vec(), context.clone())],
+        [] => vec![(resources.to_vec(), outside_context())],
         [(_, facts)] if outside.is_empty() => vec![(resources.to_vec(), with_keys(facts))],
         _ => {
             let mut groups: Vec<(Vec<String>, Context)> = experiments
@@ -658,11 +784,42 @@ fn experiment_groups(
                 })
                 .collect();
             if !outside.is_empty() {
-                groups.push((outside, context.clone()));
+                groups.push((outside, outside_context()));
             }
             groups
         }
     }
+}
+
+/// The experiments a request touches with their keys, and the keys of what lies outside them.
+type KeyedResources<'a> = (&'a [(String, Arc<ExperimentFacts>)], &'a [(String, String)]);
+
+/// What a request creates whose creator mlgate records.
+enum Created {
+    /// CreateExperiment: the id is in MLflow's answer.
+    Experiment,
+    /// CreateRegisteredModel: the ARN of the named model.
+    Model(String),
+}
+
+fn creation(
+    route: &mlgate_catalog::Route,
+    params: &Params,
+    scope: &ArnScope,
+) -> Result<Option<Created>, GatewayError> {
+    Ok(match route.operation {
+        "CreateExperiment" => Some(Created::Experiment),
+        "CreateRegisteredModel" => params
+            .try_str_value("name")
+            .map_err(|e| GatewayError::BadRequest(e.to_string()))?
+            .map(|name| Created::Model(scope.registered_model(name))),
+        _ => None,
+    })
+}
+
+fn store_down(error: crate::store::StoreError) -> GatewayError {
+    tracing::error!(%error, "cannot read resource creators");
+    GatewayError::Unavailable("the policy store is unavailable; try again".into())
 }
 
 /// A search being filtered: what the client sent, to repeat it for each upstream page.

@@ -930,3 +930,102 @@ async fn browser_sign_in_with_pkce_state_and_nonce() {
     let (s, _, _) = g.get("/_mlgate/whoami", Some(&session)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+// ------------------------------------------------------------------------------------------
+// STS AssumeRoleWithWebIdentity
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn assume_role_with_web_identity_follows_the_trust_policy() {
+    use mlgate::authenticate::sigv4::{SigV4Auth, SigV4Settings};
+    use mlgate::store::secrets::MasterKey;
+    use tower::ServiceExt;
+
+    let idp = start_idp(&[&RSA1]).await;
+    let second = start_idp(&[&OTHER]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let federated = idp.iss().trim_start_matches("http://").to_owned();
+    let trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": federated},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            format!("{federated}:aud"): "mlflow",
+            format!("{federated}:sub"): "sub-alice",
+        }}
+    }]});
+    store
+        .put_role(None, "trainer", &trust.to_string(), 3600, "jobs")
+        .await
+        .expect("role");
+    let (master, _) = MasterKey::generate();
+    let sigv4 = Arc::new(SigV4Auth::new(&SigV4Settings::default(), store.clone(), master).unwrap());
+    let oidc = Arc::new(Oidc::with_http(
+        oidc_config(&idp, &second),
+        ACCOUNT,
+        reqwest::Client::new(),
+        None,
+    ));
+    let auth = Authenticator::new(store.clone(), AuthSettings::default())
+        .with_sigv4(sigv4)
+        .with_oidc(oidc);
+    let portal = portal::router(PortalState::new(auth, false));
+    let sts = |form: String| {
+        let portal = portal.clone();
+        async move {
+            let request = http::Request::builder()
+                .method(Method::POST)
+                .uri("/_mlgate/sts")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap();
+            let response = portal.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let claims = |sub: &str| {
+        json!({"iss": idp.iss(), "sub": sub, "aud": "mlflow", "preferred_username": sub,
+               "groups": [], "exp": now() + 300})
+    };
+    let form = |token: &str| {
+        format!(
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=job-1\
+             &RoleArn=arn:aws:iam::{ACCOUNT}:role/trainer&WebIdentityToken={token}"
+        )
+    };
+
+    let (s, xml) = sts(form(&RSA1.sign(&claims("sub-alice")))).await;
+    assert_eq!(s, StatusCode::OK, "{xml}");
+    assert!(xml.contains("<AssumeRoleWithWebIdentityResponse"), "{xml}");
+    assert!(xml.contains(&format!(
+        "<Arn>arn:aws:sts::{ACCOUNT}:assumed-role/trainer/job-1</Arn>"
+    )));
+    assert!(xml.contains("<AccessKeyId>ASIA"));
+    assert!(xml.contains("<SubjectFromWebIdentityToken>sub-alice</SubjectFromWebIdentityToken>"));
+    assert!(xml.contains("<Audience>mlflow</Audience>"));
+
+    // Another subject: the trust policy's condition does not match.
+    let (s, xml) = sts(form(&RSA1.sign(&claims("sub-bob")))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{xml}");
+    assert!(xml.contains("<Code>AccessDenied</Code>"));
+    // A forged token: InvalidIdentityToken with the verifier's reason.
+    let none = forge(&json!({"alg": "none"}), &claims("sub-alice"), b"");
+    let (s, xml) = sts(form(&none)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{xml}");
+    assert!(
+        xml.contains("<Code>InvalidIdentityToken</Code>") && xml.contains("alg"),
+        "{xml}"
+    );
+    let mut old = claims("sub-alice");
+    old["exp"] = json!(now() - 3600);
+    let (s, xml) = sts(form(&RSA1.sign(&old))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{xml}");
+    assert!(xml.contains("<Code>ExpiredTokenException</Code>"), "{xml}");
+    // Any other unsigned action is refused.
+    let (s, xml) = sts("Action=GetCallerIdentity&Version=2011-06-15".into()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{xml}");
+    assert!(xml.contains("MissingAuthenticationToken"));
+}

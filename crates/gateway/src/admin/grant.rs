@@ -251,18 +251,15 @@ pub async fn grant(args: GrantArgs, store: &Store, io: &mut AdminIo<'_>) -> Resu
         return Err(AdminError::Usage("the pattern is empty".into()));
     }
     let doc = document(args.level, &scope)?;
-    let pretty = serde_json::to_string_pretty(&doc).map_err(|e| AdminError::Usage(e.to_string()))?;
+    let pretty =
+        serde_json::to_string_pretty(&doc).map_err(|e| AdminError::Usage(e.to_string()))?;
     if args.print {
         return writeln!(io.out, "{pretty}").map_err(io_err);
     }
     let name = policy_name(args.level, &scope);
     let change = store.put_policy(&name, &doc.to_string()).await?;
     store
-        .attach_policy(
-            &name,
-            args.account.account.as_deref(),
-            args.target.target(),
-        )
+        .attach_policy(&name, args.account.account.as_deref(), args.target.target())
         .await?;
     writeln!(
         io.err,
@@ -315,17 +312,52 @@ mod tests {
         let theirs = [("mlflow:ExperimentName", "team-b/churn")];
         let read = policy(Level::Read, &scope);
         assert!(allowed(&read, "mlflow:GetRun", "experiment/1/run/r", &mine));
-        assert!(!allowed(&read, "mlflow:GetRun", "experiment/1/run/r", &theirs));
-        assert!(!allowed(&read, "mlflow:LogMetric", "experiment/1/run/r", &mine));
+        assert!(!allowed(
+            &read,
+            "mlflow:GetRun",
+            "experiment/1/run/r",
+            &theirs
+        ));
+        assert!(!allowed(
+            &read,
+            "mlflow:LogMetric",
+            "experiment/1/run/r",
+            &mine
+        ));
         assert!(allowed(&read, "mlflow:SearchExperiments", "server", &[]));
         let edit = policy(Level::Edit, &scope);
-        assert!(allowed(&edit, "mlflow:LogMetric", "experiment/1/run/r", &mine));
+        assert!(allowed(
+            &edit,
+            "mlflow:LogMetric",
+            "experiment/1/run/r",
+            &mine
+        ));
         assert!(allowed(&edit, "mlflow:CreateExperiment", "server", &mine));
-        assert!(!allowed(&edit, "mlflow:CreateExperiment", "server", &theirs));
-        assert!(!allowed(&edit, "mlflow:DeleteExperiment", "experiment/1", &mine));
+        assert!(!allowed(
+            &edit,
+            "mlflow:CreateExperiment",
+            "server",
+            &theirs
+        ));
+        assert!(!allowed(
+            &edit,
+            "mlflow:DeleteExperiment",
+            "experiment/1",
+            &mine
+        ));
         let manage = policy(Level::Manage, &scope);
-        assert!(allowed(&manage, "mlflow:DeleteExperiment", "experiment/1", &mine));
-        assert!(!allowed(&manage, "mlflow:DeleteExperiment", "experiment/1", &theirs));
+        assert!(allowed(
+            &manage,
+            "mlflow:DeleteExperiment",
+            "experiment/1",
+            &mine
+        ));
+        assert!(!allowed(
+            &manage,
+            "mlflow:DeleteExperiment",
+            "experiment/1",
+            &theirs
+        ));
         assert!(document(Level::StagingManager, &scope).is_err());
     }
 
@@ -334,17 +366,62 @@ mod tests {
         let scope = Scope::Models("team-a-*".into());
         let v = "registered-model/team-a-churn/version/3";
         let edit = policy(Level::Edit, &scope);
-        assert!(allowed(&edit, "mlflow:CreateModelVersion", "registered-model/team-a-churn", &[]));
-        assert!(!allowed(&edit, "mlflow:CreateModelVersion", "registered-model/team-b-churn", &[]));
-        assert!(!allowed(&edit, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Staging")]));
+        assert!(allowed(
+            &edit,
+            "mlflow:CreateModelVersion",
+            "registered-model/team-a-churn",
+            &[]
+        ));
+        assert!(!allowed(
+            &edit,
+            "mlflow:CreateModelVersion",
+            "registered-model/team-b-churn",
+            &[]
+        ));
+        assert!(!allowed(
+            &edit,
+            "mlflow:TransitionModelVersionStage",
+            v,
+            &[("mlflow:TargetStage", "Staging")]
+        ));
         let staging = policy(Level::StagingManager, &scope);
-        assert!(allowed(&staging, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Staging")]));
-        assert!(!allowed(&staging, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Production")]));
-        assert!(allowed(&staging, "mlflow:SetRegisteredModelAlias", v, &[("mlflow:Alias", "challenger")]));
-        assert!(!allowed(&staging, "mlflow:SetRegisteredModelAlias", v, &[("mlflow:Alias", "champion")]));
+        assert!(allowed(
+            &staging,
+            "mlflow:TransitionModelVersionStage",
+            v,
+            &[("mlflow:TargetStage", "Staging")]
+        ));
+        assert!(!allowed(
+            &staging,
+            "mlflow:TransitionModelVersionStage",
+            v,
+            &[("mlflow:TargetStage", "Production")]
+        ));
+        assert!(allowed(
+            &staging,
+            "mlflow:SetRegisteredModelAlias",
+            v,
+            &[("mlflow:Alias", "challenger")]
+        ));
+        assert!(!allowed(
+            &staging,
+            "mlflow:SetRegisteredModelAlias",
+            v,
+            &[("mlflow:Alias", "champion")]
+        ));
         let production = policy(Level::ProductionManager, &scope);
-        assert!(allowed(&production, "mlflow:TransitionModelVersionStage", v, &[("mlflow:TargetStage", "Production")]));
-        assert!(allowed(&production, "mlflow:SetRegisteredModelAlias", v, &[("mlflow:Alias", "champion")]));
+        assert!(allowed(
+            &production,
+            "mlflow:TransitionModelVersionStage",
+            v,
+            &[("mlflow:TargetStage", "Production")]
+        ));
+        assert!(allowed(
+            &production,
+            "mlflow:SetRegisteredModelAlias",
+            v,
+            &[("mlflow:Alias", "champion")]
+        ));
         assert!(!allowed(&production, "mlflow:DeleteModelVersion", v, &[]));
         assert!(document(Level::Read, &Scope::Models("a/b".into())).is_err());
     }
@@ -353,6 +430,9 @@ mod tests {
     fn policy_names_are_iam_names() {
         let name = policy_name(Level::Edit, &Scope::Experiments("team-a/*".into()));
         assert_eq!(name, "grant.edit.experiments.team-a_@");
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        );
     }
 }

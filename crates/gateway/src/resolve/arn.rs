@@ -68,6 +68,15 @@ impl ArnScope {
         (!id.is_empty()).then_some(id)
     }
 
+    /// The registered model an ARN of this scope lies under (`registered-model/<name>[/...]`).
+    pub fn model_of<'a>(&self, arn: &'a str) -> Option<&'a str> {
+        let rest = arn
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("registered-model/")?;
+        let name = rest.split('/').next()?;
+        (!name.is_empty()).then_some(name)
+    }
+
     /// `<kind>/<id>` for resources not yet anchored under an experiment or a model (datasets,
     /// scorers, webhooks, AI-gateway objects, ...); provisional until they get their anchor.
     pub fn flat(&self, kind: &str, id: &str) -> String {
@@ -216,6 +225,9 @@ mod tests {
         assert_eq!(s.experiment_of(&s.experiment("12")), Some("12"));
         assert_eq!(s.experiment_of(&s.registered_model("m")), None);
         assert_eq!(s.experiment_of("arn:mlflow:eu-west-1:1:experiment/7"), None);
+        assert_eq!(s.model_of(&s.model_version("churn", "3")), Some("churn"));
+        assert_eq!(s.model_of(&s.registered_model("churn")), Some("churn"));
+        assert_eq!(s.model_of(&s.experiment("1")), None);
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub fn changes_experiment(operation: &str) -> bool {
     )
 }
 
+/// The condition key naming who created the resource through mlgate.
+pub const RESOURCE_CREATOR: &str = "mlflow:ResourceCreator";
+
 /// The condition key holding the new name of a rename (UpdateExperiment,
 /// RenameRegisteredModel).
 pub const NEW_NAME: &str = "mlflow:NewName";
@@ -70,6 +73,8 @@ pub fn renamed_experiment<'a>(route: &Route, plan: &'a Plan) -> Option<&'a str> 
 pub struct ExperimentFacts {
     pub name: String,
     pub tags: Vec<(String, String)>,
+    /// Who created it through mlgate (from mlgate's store, not MLflow).
+    pub creator: Option<String>,
 }
 
 impl ExperimentFacts {
@@ -78,6 +83,9 @@ impl ExperimentFacts {
         let mut keys = vec![("mlflow:ExperimentName".to_owned(), self.name.clone())];
         for (k, v) in &self.tags {
             keys.push((format!("mlflow:ExperimentTag/{k}"), v.clone()));
+        }
+        if let Some(creator) = &self.creator {
+            keys.push((RESOURCE_CREATOR.to_owned(), creator.clone()));
         }
         keys
     }
@@ -99,7 +107,11 @@ impl ExperimentFacts {
                     .collect()
             })
             .unwrap_or_default();
-        Some(ExperimentFacts { name, tags })
+        Some(ExperimentFacts {
+            name,
+            tags,
+            creator: None,
+        })
     }
 }
 

@@ -952,6 +952,12 @@ mod tests {
         );
         let role = store.get_role(None, "mlflow-writer").await.unwrap();
         assert_eq!(role.policies, vec!["all".to_owned()]);
+        // A policy a role holds is not deleted without --force.
+        let e = store.delete_policy("all", false).await.unwrap_err();
+        assert!(
+            e.to_string().contains("role 111111111111/mlflow-writer"),
+            "{e}"
+        );
         assert_eq!(role.arn(), "arn:aws:iam::111111111111:role/mlflow-writer");
         let pols = store
             .role_policies("111111111111", "mlflow-writer")
@@ -1029,7 +1035,26 @@ mod tests {
             "arn:aws:sts::111111111111:assumed-role/mlflow-writer/job-1"
         );
         assert_eq!(s.token_sha256(), token_digest(&token));
+        let principal = Principal {
+            arn: s.arn(),
+            account: "111111111111".into(),
+            name: "job-1".into(),
+            kind: PrincipalKind::AssumedRole {
+                role: "mlflow-writer".into(),
+                session: "job-1".into(),
+                access_key_id: Some("ASIATESTTESTTESTTEST".into()),
+            },
+            groups: Vec::new(),
+            tags: BTreeMap::new(),
+            auth_method: crate::identity::AuthMethod::Sigv4,
+        };
+        let session = store.session_policies(&principal).await.unwrap().unwrap();
+        assert_eq!(session[0].name, "session-policy");
+        assert_eq!(store.effective_policies(&principal).await.unwrap().len(), 1);
         store.delete_role(None, "mlflow-writer").await.unwrap();
+        // Session gone (role deleted): the session policy denies everything.
+        let gone = store.session_policies(&principal).await.unwrap().unwrap();
+        assert_eq!(gone[0].name, "session-ended");
         assert!(
             store
                 .sts_session("ASIATESTTESTTESTTEST")

@@ -12,6 +12,7 @@
 //!   a change made through this [`Store`] is seen at once (every write clears the caches).
 
 mod apply;
+mod creators;
 mod federated;
 mod keys;
 mod model;

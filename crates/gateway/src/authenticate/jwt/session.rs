@@ -15,6 +15,8 @@ use crate::store::{Store, StoreError, now};
 
 /// How long a started sign-in may take at the provider.
 pub const LOGIN_TTL_SECS: i64 = 600;
+/// At most this many sign-ins may be in progress at once (all providers together).
+pub const MAX_PENDING_LOGINS: i64 = 10_000;
 
 /// What is kept of a federated principal in its session.
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +60,15 @@ pub async fn save_login(
         .bind(t)
         .execute(store.pool())
         .await?;
+    // Unauthenticated clients create these rows: cap them so they cannot fill the disk.
+    let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oidc_logins")
+        .fetch_one(store.pool())
+        .await?;
+    if pending >= MAX_PENDING_LOGINS {
+        return Err(StoreError::Invalid(
+            "too many sign-ins in progress; try again in a few minutes".into(),
+        ));
+    }
     sqlx::query(
         "INSERT INTO oidc_logins (id_sha256, provider, state, nonce, pkce_verifier, next, created_at, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

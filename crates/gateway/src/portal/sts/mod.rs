@@ -12,7 +12,8 @@
 //!   caller, no explicit deny anywhere, and the caller's identity policies must allow
 //!   `sts:AssumeRole` on the role ARN — except within one account when the trust policy names
 //!   the caller's ARN itself (not its account or `*`), where the trust policy alone suffices.
-//! * `AssumeRoleWithWebIdentity`: belongs to the OIDC issue; see [`web_identity`].
+//! * `AssumeRoleWithWebIdentity` (OIDC issue): unsigned, the trust policy decides; see
+//!   [`web_identity`] (the module).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +27,8 @@ use axum::routing::any;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use mlgate_policy::{Context, Decision, NamedPolicy, PolicyDocument, evaluate};
+
+pub mod web_identity;
 
 use super::{PortalOutcome, PortalState};
 use crate::RESERVED_PREFIX;
@@ -152,6 +155,10 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
             AuditDecision::Rejected,
         );
     }
+    // AssumeRoleWithWebIdentity is unsigned, as in AWS: its token is the credential.
+    if web_identity::is_unsigned(&parts) {
+        return web_identity::handle_unsigned(&state, &parts, body, &request_id).await;
+    }
     let Some(sigv4) = state.auth.sigv4() else {
         return fail(
             StsError::sender(
@@ -207,7 +214,15 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
             )
             .await
         }
-        "AssumeRoleWithWebIdentity" => Err(web_identity(&form)),
+        "AssumeRoleWithWebIdentity" => {
+            // Signed or not, the web identity token alone authorizes it (web_identity.rs).
+            return match web_identity::assume(&state, &form, source_ip.as_deref(), &request_id)
+                .await
+            {
+                Ok(done) => xml_response(StatusCode::OK, done.xml, done.outcome),
+                Err((e, _)) => fail(e, Some(&caller), AuditDecision::Rejected),
+            };
+        }
         "" => Err(StsError::sender(
             StatusCode::BAD_REQUEST,
             "MissingAction",
