@@ -74,7 +74,7 @@ class Settings:
     out: Path
     cases: List[str]
     # gateway case (stub upstream)
-    duration: float = 8.0
+    duration: float = 6.0
     rounds: int = 3
     concurrency: int = 16
     light_rate: int = 500
@@ -236,6 +236,8 @@ class Target:
     base: str
     headers: Dict[str, str] = field(default_factory=dict)
     pid: Optional[int] = None
+    # Extra oha arguments (SigV4: oha signs each request itself with -a KEY:SECRET --aws-sigv4).
+    oha_args: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -299,6 +301,7 @@ class Oha:
             argv += ["-H", f"{k}: {v}"]
         if call.body is not None:
             argv += ["-d", call.body]
+        argv += target.oha_args
         argv.append(target.base + call.path)
         started = time.time()
         r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
@@ -458,32 +461,131 @@ def session_cookie(stack: ms.Stack, user: str, password: str) -> str:
     raise CaseFailed(f"sign-in did not set a session cookie (status {status}): {data[:200]!r}")
 
 
+def mlgate_supports(binary: Path, argv: List[str], word: str) -> bool:
+    r = subprocess.run([str(binary), *argv, "--help"], capture_output=True, text=True)
+    return word in r.stdout
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def start_idp(work: Path) -> Tuple[ms.Child, Path, str]:
+    """A stub OIDC issuer on loopback (discovery + JWKS with one Ed25519 key) and a signed ID
+    token for `jwt-reader` in group `ml-readers` (mapped to mlgate's `readers`), valid 4 hours.
+    Returns (issuer process, mlgate --oidc-config file, token)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    work.mkdir(parents=True, exist_ok=True)
+    port = ms.free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    jwks = {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "kid": "bench-1", "use": "sig", "alg": "EdDSA"}]}
+    discovery = {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/jwks",
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+    }
+    (work / "jwks.json").write_text(json.dumps(jwks))
+    (work / "discovery.json").write_text(json.dumps(discovery))
+    (work / "idp.log").unlink(missing_ok=True)
+    child = ms.Child(
+        "OIDC issuer (stub)",
+        [
+            str(STUB_BIN), "--listen", f"127.0.0.1:{port}", "--threads", "1",
+            "--file", f"/.well-known/openid-configuration={work / 'discovery.json'}",
+            "--file", f"/jwks={work / 'jwks.json'}",
+        ],  # fmt: skip
+        work / "idp.log",
+    )
+    wait_ready_line(child, "stub: ready on ")
+    now = int(time.time())
+    header = {"alg": "EdDSA", "typ": "JWT", "kid": "bench-1"}
+    claims = {
+        "iss": issuer, "aud": "mlflow", "sub": "jwt-reader", "iat": now, "nbf": now - 5,
+        "exp": now + 4 * 3600, "groups": ["ml-readers"],
+    }  # fmt: skip
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    token = f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
+    config = work / "oidc.toml"
+    config.write_text(
+        "[[issuer]]\n"
+        'name = "bench"\n'
+        f'issuer = "{issuer}"\n'
+        'audiences = ["mlflow"]\n'
+        'algorithms = ["EdDSA"]\n'
+        "[issuer.group_map]\n"
+        'ml-readers = "readers"\n'
+    )
+    return child, config, token
+
+
 def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
     logs = s.out / "logs"
     stub, stub_port = start_stub(logs, 1024)
-    nginx = stack = None
+    nginx = stack = idp = None
+    binary = ms.mlgate_binary()
+    has_jwt = mlgate_supports(binary, ["serve"], "--oidc-config")
+    has_sigv4 = mlgate_supports(binary, [], "access-key")
+    skipped: Dict[str, str] = {}
     try:
         nginx, nginx_port = start_nginx(s.out / "nginx", stub_port)
         stack, pw = start_mlgate_in_front_of(stub_port, s.out / "mlgate-stub")
-        stack.start_gateway()
+        jwt = None
+        saved = os.environ.get("MLGATE_OIDC_CONFIG")
+        if has_jwt:
+            idp, oidc_config, jwt = start_idp(s.out / "idp")
+            # Stack.start_gateway takes no extra serve flags; mlgate reads them from MLGATE_*.
+            os.environ["MLGATE_OIDC_CONFIG"] = str(oidc_config)
+        try:
+            stack.start_gateway()
+        finally:
+            if has_jwt:
+                if saved is None:
+                    os.environ.pop("MLGATE_OIDC_CONFIG", None)
+                else:
+                    os.environ["MLGATE_OIDC_CONFIG"] = saved
         assert stack.gateway is not None
-        idle = read_status(stack.gateway.pid)
+        gw_pid = stack.gateway.pid
+        idle = read_status(gw_pid)
         reader_pw = pw[ms.DEMO_PASSWORD_ENV]
         token = stack.mlgate("token", "create", "--user", "mlflow-reader").stdout.strip()
         cookie = session_cookie(stack, "mlflow-reader", reader_pw)
         targets = [
             Target("direct", f"http://127.0.0.1:{stub_port}", pid=stub.pid),
             Target("nginx", f"http://127.0.0.1:{nginx_port}", pid=nginx.pid),
-            Target("mlgate-basic", stack.url, {"Authorization": basic("mlflow-reader", reader_pw)}, stack.gateway.pid),
-            Target("mlgate-token", stack.url, {"Authorization": f"Bearer {token}"}, stack.gateway.pid),
-            Target("mlgate-cookie", stack.url, {"Cookie": cookie}, stack.gateway.pid),
+            Target("mlgate-basic", stack.url, {"Authorization": basic("mlflow-reader", reader_pw)}, gw_pid),
+            Target("mlgate-token", stack.url, {"Authorization": f"Bearer {token}"}, gw_pid),
+            Target("mlgate-cookie", stack.url, {"Cookie": cookie}, gw_pid),
         ]
-        skipped = {
-            "mlgate-jwt": "bearer JWT from an OIDC issuer: not supported by the gateway yet (recognised and refused with 401)",
-            "mlgate-sigv4": "AWS SigV4: crates/sigv4 exists but the gateway does not accept SigV4 yet (recognised and refused with 401)",
-        }
-        body_bytes = max(check(t, GATEWAY_CALL) for t in targets)
-        gw_pid = stack.gateway.pid
+        if jwt is not None:
+            targets.append(Target("mlgate-jwt", stack.url, {"Authorization": f"Bearer {jwt}"}, gw_pid))
+        else:
+            skipped["mlgate-jwt"] = "bearer JWT: this mlgate has no --oidc-config"
+        if has_sigv4:
+            key = json.loads(
+                stack.mlgate("access-key", "create", "--user", "mlflow-reader", "--format", "credential-process").stdout
+            )
+            targets.append(
+                Target(
+                    "mlgate-sigv4",
+                    stack.url,
+                    {},
+                    gw_pid,
+                    # oha signs every request (header form, current time) like an AWS SDK client.
+                    ["-a", f"{key['AccessKeyId']}:{key['SecretAccessKey']}", "--aws-sigv4", "aws:amz:us-east-1:execute-api"],
+                )
+            )
+        else:
+            skipped["mlgate-sigv4"] = "AWS SigV4: this mlgate has no access keys"
+        # SigV4 is signed by oha itself; its first load run checks it.
+        body_bytes = max(check(t, GATEWAY_CALL) for t in targets if not t.oha_args)
         samplers = {t.name: (lambda: read_status(gw_pid)) for t in targets if t.name.startswith("mlgate")}
 
         log(f"gateway: peak throughput, closed loop c={s.concurrency}, {s.rounds} round(s) of {s.duration}s")
@@ -533,6 +635,8 @@ def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
             stack.down()
         if nginx is not None:
             nginx.stop()
+        if idp is not None:
+            idp.stop()
         stub.stop()
 
 

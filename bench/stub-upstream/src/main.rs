@@ -11,9 +11,10 @@
 //! | `PUT/POST /api/2.0/mlflow-artifacts/artifacts/...` | reads and discards the body, `{}` |
 //! | `GET /api/2.0/mlflow-artifacts/artifacts/...` | streams `--artifact-bytes` bytes (default 1 GiB) |
 //! | `GET /health` | `OK` |
+//! | `GET <path>` given with `--file <path>=<file>` | the file (JSON): lets the stub act as an OIDC issuer (discovery + JWKS) |
 //! | anything else | `{}` |
 //!
-//! Usage: `mlgate-bench-stub [--listen 127.0.0.1:0] [--threads N] [--artifact-bytes N]`.
+//! Usage: `mlgate-bench-stub [--listen 127.0.0.1:0] [--threads N] [--artifact-bytes N] [--file PATH=FILE]...`.
 //! Prints `stub: ready on http://ADDR` on standard output once it listens.
 
 use std::convert::Infallible;
@@ -117,6 +118,7 @@ impl Body for Reply {
 }
 
 struct Canned {
+    files: Vec<(String, Bytes)>,
     experiment: Bytes,
     run: Bytes,
     search: Bytes,
@@ -139,6 +141,11 @@ async fn handle(
 ) -> Result<Response<Reply>, Infallible> {
     let path = request.uri().path();
     let artifact = path.starts_with("/api/2.0/mlflow-artifacts/artifacts/");
+    if request.method() == Method::GET
+        && let Some((_, body)) = canned.files.iter().find(|(p, _)| p == path)
+    {
+        return Ok(json(StatusCode::OK, body.clone()));
+    }
     let response = match (request.method(), path) {
         (&Method::GET, "/health") => json(StatusCode::OK, Bytes::from_static(b"OK")),
         (&Method::GET, "/api/2.0/mlflow/experiments/get") => {
@@ -180,6 +187,7 @@ async fn drain(mut body: Incoming) -> u64 {
 }
 
 struct Args {
+    files: Vec<(String, Bytes)>,
     listen: SocketAddr,
     threads: usize,
     artifact_bytes: u64,
@@ -187,6 +195,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        files: Vec::new(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         artifact_bytes: 1 << 30,
@@ -203,6 +212,12 @@ fn parse_args() -> Result<Args, String> {
                 args.artifact_bytes = value()?
                     .parse()
                     .map_err(|e| format!("--artifact-bytes: {e}"))?
+            }
+            "--file" => {
+                let spec = value()?;
+                let (path, file) = spec.split_once('=').ok_or("--file wants PATH=FILE")?;
+                let body = std::fs::read(file).map_err(|e| format!("--file {file}: {e}"))?;
+                args.files.push((path.to_owned(), Bytes::from(body)));
             }
             "-h" | "--help" => {
                 println!(
@@ -235,6 +250,7 @@ fn main() {
 async fn serve(args: Args) {
     let runs: Vec<String> = (1..=5).map(run_json).collect();
     let canned: &'static Canned = Box::leak(Box::new(Canned {
+        files: args.files,
         experiment: Bytes::from_static(EXPERIMENT.as_bytes()),
         run: Bytes::from(format!(r#"{{"run":{}}}"#, runs[0])),
         search: Bytes::from(format!(

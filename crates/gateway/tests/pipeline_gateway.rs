@@ -71,6 +71,7 @@ const WINDOW: u64 = 24 << 20;
 fn mlflow_router(state: Arc<Mlflow>) -> Router {
     Router::new()
         .route("/api/2.0/mlflow/runs/get", get(get_run))
+        .route("/api/2.0/mlflow/experiments/get", get(get_experiment))
         .route(
             "/api/2.0/mlflow-artifacts/artifacts/{*path}",
             get(download).put(upload),
@@ -99,6 +100,19 @@ async fn get_run(State(state): State<Arc<Mlflow>>, request: Request) -> Response
     };
     axum::Json(json!({"run": {"info": {"experiment_id": experiment, "run_id": "r"}}}))
         .into_response()
+}
+
+/// GetExperiment, for the experiment name and tags mlgate reads as condition keys (not counted
+/// as a lookup: those counts are about run → experiment resolution).
+async fn get_experiment(request: Request) -> Response {
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let Some(id) = query.strip_prefix("experiment_id=") else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    axum::Json(
+        json!({"experiment": {"experiment_id": id, "name": format!("exp-{id}"), "tags": []}}),
+    )
+    .into_response()
 }
 
 async fn upload(State(state): State<Arc<Mlflow>>, request: Request) -> Response {

@@ -13,7 +13,7 @@
 //!   `sts:AssumeRole` on the role ARN — except within one account when the trust policy names
 //!   the caller's ARN itself (not its account or `*`), where the trust policy alone suffices.
 //! * `AssumeRoleWithWebIdentity` (OIDC issue): unsigned, the trust policy decides; see
-//!   [`web_identity`] (the module).
+//!   [`mod@web_identity`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
