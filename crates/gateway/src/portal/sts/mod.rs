@@ -310,20 +310,6 @@ pub fn get_caller_identity(caller: &Principal, request_id: &str) -> String {
     )
 }
 
-/// Hook for `AssumeRoleWithWebIdentity` (OIDC issue): verify `WebIdentityToken` with the
-/// configured issuers (`Authenticator::oidc`), evaluate the role's trust policy with the
-/// federated principal (`Principal: {"Federated": "<issuer>"}`, `Action:
-/// sts:AssumeRoleWithWebIdentity`, conditions on `<issuer>:sub`/`aud`), then mint the session the
-/// same way as [`assume_role`] (`mint_session`). Unauthenticated by SigV4 in AWS; here the
-/// endpoint requires a signature today, so this arrives with that issue.
-pub fn web_identity(_form: &BTreeMap<String, String>) -> StsError {
-    StsError::sender(
-        StatusCode::BAD_REQUEST,
-        "InvalidAction",
-        "AssumeRoleWithWebIdentity is not available yet (it comes with OIDC issuers)",
-    )
-}
-
 /// Parses `arn:aws:iam::<12 digits>:role/<name>`.
 fn parse_role_arn(arn: &str) -> Option<(&str, &str)> {
     let rest = arn.strip_prefix("arn:aws:iam::")?;
