@@ -53,6 +53,8 @@ pub const RESOURCE_CREATOR: &str = "mlflow:ResourceCreator";
 /// The condition key holding the new name of a rename (UpdateExperiment,
 /// RenameRegisteredModel).
 pub const NEW_NAME: &str = "mlflow:NewName";
+/// The tag keys a tag write sets or deletes, so a policy can allow some tags and not others.
+pub const TAG_KEYS: &str = "mlflow:TagKeys";
 
 /// The new name of an experiment rename, if the plan is one. The pipeline decides such a rename
 /// a second time as if the experiment already had that name, so a policy that scopes a team to
@@ -256,7 +258,33 @@ pub fn plan(
     {
         plan.context.push((NEW_NAME, new_name.to_owned()));
     }
+    for key in tag_keys(route.operation, path_params, params)? {
+        plan.context.push((TAG_KEYS, key.to_owned()));
+    }
     Ok(plan)
+}
+
+/// The keys named by a tag write (`Set*Tag`, `Delete*Tag`, `SetLoggedModelTags`): the `key`
+/// field, every `tags[].key`, or the `tag_key` path parameter. Empty for other operations.
+fn tag_keys<'a>(
+    operation: &str,
+    path_params: &'a [(&'static str, String)],
+    params: &'a Params,
+) -> Result<Vec<&'a str>, GatewayError> {
+    let writes_tags = (operation.starts_with("Set") || operation.starts_with("Delete"))
+        && (operation.ends_with("Tag") || operation.ends_with("Tags"));
+    if !writes_tags {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<&str> = params.try_str_values("key").map_err(param_error)?;
+    keys.extend(params.str_values_at("tags[].key").map_err(param_error)?);
+    keys.extend(
+        path_params
+            .iter()
+            .filter(|(name, _)| *name == "tag_key")
+            .map(|(_, value)| value.as_str()),
+    );
+    Ok(keys)
 }
 
 fn child(kind: Child, id: &IdField, value: &str) -> Result<Lookup, GatewayError> {
@@ -688,6 +716,39 @@ mod tests {
         .expect("plan");
         assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
         assert_eq!(plan.context, [("mlflow:Alias", "champion".to_owned())]);
+
+        let tags = json!({"tags": [{"key": "mlflow.modelVersions", "value": "[]"}, {"key": "note", "value": "x"}]});
+        let plan = plan_for(
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/m-1/tags",
+            Some(tags),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            plan.context,
+            [
+                (TAG_KEYS, "mlflow.modelVersions".to_owned()),
+                (TAG_KEYS, "note".to_owned())
+            ]
+        );
+        let plan = plan_for(
+            "DELETE",
+            "/api/2.0/mlflow/logged-models/m-1/tags/team",
+            None,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(plan.context, [(TAG_KEYS, "team".to_owned())]);
+        let set_tag = json!({"name": "churn", "key": "stage-note", "value": "ok"});
+        let plan = plan_for(
+            "POST",
+            "/api/2.0/mlflow/registered-models/set-tag",
+            Some(set_tag),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(plan.context, [(TAG_KEYS, "stage-note".to_owned())]);
 
         let plan = plan_for(
             "GET",
