@@ -5,8 +5,8 @@ provider (tests/browser/oidc.test.mjs).
 
 The module restarts the session's mlgate with `MLGATE_OIDC_CONFIG` pointing at a configuration
 for the local provider, and restarts it without OIDC at the end. Needs Node and
-`scripts/lib/browser-deps.sh` (npm ci in tests/idp and tests/browser, Debian's chromium);
-skipped with that hint when they are missing.
+`scripts/lib/browser-deps.sh` (npm ci in tests/idp and tests/browser, Debian's chromium), which
+scripts/test runs first; the tests fail with that hint when they are missing, never skip.
 
 Mapping (the provider's `groups` claim → mlgate groups of deploy/demo.toml):
   alice: ml-writers → admins;  bob: ml-readers → readers;  carol: marketing → nothing.
@@ -154,7 +154,7 @@ scopes = ["openid", "profile", "email", "groups"]
 @pytest.fixture(scope="module")
 def idp(stack, tmp_path_factory):
     if shutil.which("node") is None or not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
-        pytest.skip("the local OpenID provider needs Node and `scripts/lib/browser-deps.sh`")
+        pytest.fail("the local OpenID provider needs Node and `bash scripts/lib/browser-deps.sh`")
     tmp = tmp_path_factory.mktemp("oidc")
     provider = Idp(mlgate_stack.free_port(), stack.url, stack.data_dir / "logs" / "idp.log")
     cfg = tmp / "oidc.toml"
@@ -266,7 +266,7 @@ def test_token_attacks_against_the_real_provider(stack, idp, audit):
 def test_browser_sso_in_headless_chromium(stack, idp):
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("headless Chromium tests need Debian's chromium and `scripts/lib/browser-deps.sh`")
+        pytest.fail("headless Chromium tests need Debian's chromium and `bash scripts/lib/browser-deps.sh`")
     shots = Path(os.environ.get("MLGATE_SCREENSHOTS", BROWSER_DIR / "screenshots"))
     env = {
         **os.environ,
