@@ -501,6 +501,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     mlflow_port = _int_env("MLGATE_MLFLOW_PORT", None)
     host = os.environ.get("MLGATE_HOST", "127.0.0.1")
     assert port is not None
+    if port_in_use(port):
+        log(f"port {port} is already in use: stop what runs there, or set MLGATE_PORT")
+        return 1
 
     try:
         binary = build_mlgate() if not args.no_build else mlgate_binary()
