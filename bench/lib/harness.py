@@ -115,6 +115,29 @@ def read_status(pid: int) -> Dict[str, int]:
     return out
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: Optional[int]) -> Optional[float]:
+    """User + system CPU seconds of every live process in process group `pgid` (every child
+    the suite starts leads its own group: nginx's workers, MLflow's uvicorn worker count)."""
+    if pgid is None:
+        return None
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is state (field 3); pgrp is field 5, utime 14, stime 15.
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
 class RssSampler:
     """Samples VmRSS of a pid every `interval` seconds in a thread; keeps the maximum."""
 
@@ -238,6 +261,8 @@ class Target:
     pid: Optional[int] = None
     # Extra oha arguments (SigV4: oha signs each request itself with -a KEY:SECRET --aws-sigv4).
     oha_args: List[str] = field(default_factory=list)
+    # The upstream's process group, whose CPU per request is recorded too.
+    upstream_pid: Optional[int] = None
 
 
 @dataclass
@@ -304,7 +329,9 @@ class Oha:
         argv += target.oha_args
         argv.append(target.base + call.path)
         started = time.time()
+        cpu0, up0 = group_cpu_seconds(target.pid), group_cpu_seconds(target.upstream_pid)
         r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
+        cpu1, up1 = group_cpu_seconds(target.pid), group_cpu_seconds(target.upstream_pid)
         if r.returncode != 0:
             raise CaseFailed(f"oha failed ({r.returncode}) for {target.name} {call.name}: {r.stderr[-500:]}")
         data = json.loads(r.stdout)
@@ -338,6 +365,9 @@ class Oha:
             "p999_ms": ms_("p99.9"),
             "mean_ms": data["summary"]["average"] * 1000.0 if data["summary"].get("average") else None,
             "max_ms": data["summary"]["slowest"] * 1000.0 if data["summary"].get("slowest") else None,
+            # CPU time of the target's processes (for a proxy: the proxy alone) per 2xx answer.
+            "cpu_us_per_request": (cpu1 - cpu0) * 1e6 / ok if cpu0 is not None and cpu1 is not None and ok else None,
+            "upstream_cpu_us_per_request": (up1 - up0) * 1e6 / ok if up0 is not None and up1 is not None and ok else None,
         }
         bad = total - ok + result["errors"]
         if total == 0 or bad > max(1, 0.01 * (total + result["errors"])):
@@ -355,7 +385,7 @@ def med(values: List[Optional[float]]) -> Optional[float]:
 
 def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Median over rounds of every number, per (target, call, mode)."""
-    keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms"]
+    keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms", "cpu_us_per_request", "upstream_cpu_us_per_request"]
     return {k: med([r[k] for r in runs]) for k in keys} | {
         "rounds": len(runs),
         "requests": sum(r["requests"] for r in runs),
@@ -584,6 +614,9 @@ def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
             )
         else:
             skipped["mlgate-sigv4"] = "AWS SigV4: this mlgate has no access keys"
+        for t in targets:
+            if t.name != "direct":
+                t.upstream_pid = stub.pid
         # SigV4 is signed by oha itself; its first load run checks it.
         body_bytes = max(check(t, GATEWAY_CALL) for t in targets if not t.oha_args)
         samplers = {t.name: (lambda: read_status(gw_pid)) for t in targets if t.name.startswith("mlgate")}
@@ -748,7 +781,7 @@ def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
         ba_eid, ba_run = seed(ba_url, {"Authorization": ba_admin})
         assert stack.mlflow is not None and stack.gateway is not None
         direct = Target("direct", stack.mlflow_url, pid=stack.mlflow.pid)
-        gate = Target("mlgate", stack.url, {"Authorization": admin}, stack.gateway.pid)
+        gate = Target("mlgate", stack.url, {"Authorization": admin}, stack.gateway.pid, upstream_pid=stack.mlflow.pid)
         ba = Target("basic-auth", ba_url, {"Authorization": ba_admin}, basic_auth.pid)
         calls = e2e_calls(eid, run_id)
         ba_calls = {c.name: c for c in e2e_calls(ba_eid, ba_run)}

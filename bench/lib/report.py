@@ -42,6 +42,10 @@ def verdict(ok: Optional[bool]) -> str:
     return "–" if ok is None else ("met" if ok else "**MISSED**")
 
 
+def ratio_or_none(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return None if a is None or not b else a / b
+
+
 def table(header: List[str], rows: List[List[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -187,6 +191,8 @@ def section_gateway(doc: Dict[str, Any]) -> str:
                 f(t["rps"] / peak["direct"]["rps"], 2, "×") if peak["direct"]["rps"] else "–",
                 f(t["p50_ms"], 3),
                 f(t["p99_ms"], 3),
+                f(t.get("cpu_us_per_request"), 0),
+                f(ratio_or_none(t.get("cpu_us_per_request"), peak["nginx"].get("cpu_us_per_request")), 1, "×"),
             ]
         )
     rss = gw.get("mlgate_rss", {})
@@ -199,7 +205,11 @@ def section_gateway(doc: Dict[str, Any]) -> str:
         "",
         f"**Peak throughput** (closed loop, {gw['concurrency']} connections; latencies here include queueing):",
         "",
-        table(["target", "req/s", "vs nginx", "vs direct", "p50 ms", "p99 ms"], rows),
+        table(["target", "req/s", "vs nginx", "vs direct", "p50 ms", "p99 ms", "CPU µs/req", "CPU vs nginx"], rows),
+        "",
+        "CPU µs/req: user + system CPU time of the target's own processes (the stub for `direct`, nginx's"
+        " master and workers, the mlgate process) per 2xx answer during the run: the least noise-sensitive"
+        " measure of a proxy's cost on a shared machine.",
         "",
         f"**Latency at a fixed light rate of {f(gw['light_rate'], 0)} req/s** (oha `-q --latency-correction`: no coordinated omission):",
         "",
@@ -237,7 +247,9 @@ def section_e2e(doc: Dict[str, Any]) -> str:
         "Real MLflow 3.17.2 (`--workers 1`, SQLite backend, artifact proxy) started by"
         " `scripts/lib/mlgate_stack.py`; mlgate in front of it with the shipped policies, as `mlflow-admin`"
         " over HTTP Basic; MLflow's own `--app-name basic-auth` (a second MLflow server, default settings:"
-        " no credential cache) as `admin` over HTTP Basic. The experiment has 20 runs.",
+        " no credential cache) as `admin` over HTTP Basic. The experiment has 20 runs. CPU µs/req is the"
+        " CPU time of the target's processes (MLflow's for direct and basic-auth, mlgate's alone for mlgate,"
+        " with the MLflow behind it in the last column) per 2xx answer.",
         "",
     ]
     for call, spec in e["calls"].items():
@@ -251,13 +263,18 @@ def section_e2e(doc: Dict[str, Any]) -> str:
                     f(t["rps"] / closed["direct"]["rps"], 3, "×") if closed["direct"]["rps"] else "–",
                     f(t["p50_ms"], 1),
                     f(t["p99_ms"], 1),
+                    f(t.get("cpu_us_per_request"), 0),
+                    f(t.get("upstream_cpu_us_per_request"), 0),
                 ]
             )
         body = f" `{spec['body']}`" if spec.get("body") else ""
         parts += [
             f"**{call}**: `{spec['method']} {spec['path']}`{body}",
             "",
-            table([f"closed loop c={e['concurrency']}", "req/s", "vs direct", "p50 ms", "p99 ms"], rows),
+            table(
+                [f"closed loop c={e['concurrency']}", "req/s", "vs direct", "p50 ms", "p99 ms", "CPU µs/req", "MLflow CPU µs/req behind it"],
+                rows,
+            ),
             "",
         ]
         half = e["half_rate"][call]
@@ -346,6 +363,9 @@ METHOD = """\
   every request it delayed (no coordinated omission). Every target gets the same rate.
 - **Added latency** is the target's percentile minus the direct (stub or MLflow) percentile at the
   same rate in the same run.
+- **CPU µs/req** is the user + system CPU time of the target's own processes (from
+  `/proc/<pid>/stat`, summed over the process group) per 2xx answer: the measure least disturbed
+  by other work on the machine.
 - **nginx** is Debian's nginx with `worker_processes` = cores (mlgate's runtime also uses one worker
   thread per core), an upstream keep-alive pool, and an access log (mlgate writes an audit record
   per request).
