@@ -6,13 +6,16 @@ Started by ``bench/run`` (which installs the tools first); see ``docs/benchmarks
 Cases (``--cases`` picks some):
 
 * ``micro``    criterion microbenchmarks: policy decisions, route classification, parameter
-               reading, SigV4 verification;
+               reading, SigV4 verification, JWT verification (full and cached);
 * ``gateway``  mlgate's cost alone against a fast stub upstream, side by side with the stub
                direct and nginx as a plain reverse proxy, for each credential type;
 * ``e2e``      real MLflow (``--workers 1``): direct, through mlgate, and MLflow's own
                ``--app-name basic-auth``, on a read, a search and a small write;
+* ``search``   issue 5's benchmark: SearchExperiments over 10,000 experiments of two teams in a
+               real MLflow, filtered by mlgate for a reader of one team, versus MLflow direct;
 * ``memory``   mlgate's idle RSS, and its peak RSS growth while a 1 GiB artifact goes up and
-               down through it (to the stub, so that only mlgate's buffering is measured).
+               down through it (to the stub, so that only mlgate's buffering is measured; then
+               to a real MLflow's artifact proxy).
 
 Cases alternate (A B C A B C ...) within each comparison so that a slow minute of this shared
 machine hits every side. Exit status: 0 when every case ran, 1 when a case failed to run (a
@@ -30,6 +33,7 @@ import os
 import platform
 import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -53,7 +57,8 @@ import report  # noqa: E402
 # The identities and policies mlgate runs with: the quick start's (the shipped role policies).
 DEMO_FILE = Path(os.environ.get("BENCH_APPLY_FILE") or ROOT / "deploy" / "demo.toml").resolve()
 STUB_BIN = BENCH / ".target" / "release" / "mlgate-bench-stub"
-OHA_BIN = BENCH / ".tools" / "bin" / "oha"
+# bench/run installs oha and says where (OHA_BIN).
+OHA_BIN = Path(os.environ.get("OHA_BIN") or Path.home() / ".cache" / "mlgate-bench" / "bin" / "oha")
 ACCOUNT = "111111111111"
 
 
@@ -82,8 +87,11 @@ class Settings:
     e2e_duration: float = 10.0
     e2e_rounds: int = 2
     e2e_concurrency: int = 8
-    # memory case
+    # search case (issue 5): experiments in MLflow, half of them readable by the caller
+    search_experiments: int = 10_000
+    # memory case: through the stub, and through MLflow's artifact proxy
     artifact_bytes: int = 1 << 30
+    mlflow_artifact_bytes: int = 1 << 30
     # microbenchmarks: criterion flags
     criterion_args: List[str] = field(default_factory=list)
 
@@ -94,6 +102,8 @@ class Settings:
             s.duration, s.rounds = 1.0, 1
             s.e2e_duration, s.e2e_rounds = 1.5, 1
             s.artifact_bytes = 256 << 20
+            s.mlflow_artifact_bytes = 32 << 20
+            s.search_experiments = 300
             s.criterion_args = ["--warm-up-time", "0.3", "--measurement-time", "1", "--sample-size", "10"]
         else:
             s.criterion_args = ["--warm-up-time", "1", "--measurement-time", "3"]
@@ -211,12 +221,17 @@ def start_nginx(work: Path, upstream_port: int) -> Tuple[ms.Child, int]:
     return child, port
 
 
-def start_mlgate_in_front_of(port: int, data_dir: Path) -> Tuple[ms.Stack, Dict[str, str]]:
-    """An mlgate (the quick start's Stack) whose "MLflow" is whatever listens on `port`."""
-    passwords = {
+def demo_passwords() -> Dict[str, str]:
+    """Fresh passwords for the users of deploy/demo.toml (the env vars `mlgate apply` reads)."""
+    return {
         ms.ADMIN_PASSWORD_ENV: secrets.token_urlsafe(18),
         ms.DEMO_PASSWORD_ENV: secrets.token_urlsafe(18),
     }
+
+
+def start_mlgate_in_front_of(port: int, data_dir: Path) -> Tuple[ms.Stack, Dict[str, str]]:
+    """An mlgate (the quick start's Stack) whose "MLflow" is whatever listens on `port`."""
+    passwords = demo_passwords()
     stack = ms.Stack(data_dir, port=ms.free_port(), mlflow_port=port, binary=ms.mlgate_binary())
     stack.data_dir.mkdir(parents=True, exist_ok=True)
     stack.apply(DEMO_FILE, passwords)
@@ -434,11 +449,17 @@ def minus(a: Optional[float], b: Optional[float]) -> Optional[float]:
 # ------------------------------------------------------------------------------ case: micro
 
 
-MICRO = [
-    ("mlgate-policy", "decision"),
-    ("mlgate-catalog", "catalog"),
-    ("mlgate-sigv4", "verify"),
-]
+# The criterion bench targets: crates/policy/benches/decision.rs, crates/catalog/benches/catalog.rs,
+# crates/sigv4/benches/verify.rs, crates/gateway/benches/jwt.rs.
+MICRO = ["decision", "catalog", "verify", "jwt"]
+
+
+def micro_cargo_args() -> List[str]:
+    """`cargo bench` arguments selecting exactly the MICRO targets, in the release profile over
+    the whole workspace: the feature set and profile of scripts/test's builds and of bench/run's
+    `--no-run` build, so running them compiles nothing (selecting one package at a time would
+    resolve other features and rebuild part of the dependency tree)."""
+    return ["--profile", "release", "--workspace", *(a for bench in MICRO for a in ("--bench", bench))]
 
 
 def case_micro(s: Settings, results: Dict[str, Any]) -> None:
@@ -447,13 +468,12 @@ def case_micro(s: Settings, results: Dict[str, Any]) -> None:
         shutil.rmtree(home)
     env = {**os.environ, "CRITERION_HOME": str(home)}
     benches: Dict[str, Any] = {}
-    for package, bench in MICRO:
-        argv = ["cargo", "bench", "--quiet", "-p", package, "--bench", bench, "--", *s.criterion_args]
-        log(f"micro: {' '.join(argv)}")
-        with open(s.out / "logs" / f"criterion-{bench}.log", "w") as logf:
-            r = subprocess.run(argv, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
-        if r.returncode != 0:
-            raise CaseFailed(f"cargo bench -p {package} failed; see {s.out / 'logs' / f'criterion-{bench}.log'}")
+    argv = ["cargo", "bench", "--quiet", *micro_cargo_args(), "--", *s.criterion_args]
+    log(f"micro: {' '.join(argv)}")
+    with open(s.out / "logs" / "criterion.log", "w") as logf:
+        r = subprocess.run(argv, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise CaseFailed(f"cargo bench failed; see {s.out / 'logs' / 'criterion.log'}")
     for est in sorted(home.rglob("new/estimates.json")):
         bench_json = est.parent / "benchmark.json"
         name = str(est.parent.parent.relative_to(home))
@@ -467,7 +487,6 @@ def case_micro(s: Settings, results: Dict[str, Any]) -> None:
         }
         log(f"  {name:<55} median {e['median']['point_estimate'] / 1000:9.3f} µs")
     results["benches"] = benches
-    results["pending"] = ["JWT verification (bearer JWT from an OIDC issuer) and its cached path: no JWT verifier in the project yet"]
 
 
 # ------------------------------------------------------------------------------ case: gateway
@@ -676,13 +695,10 @@ def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
 # ------------------------------------------------------------------------------ case: e2e
 
 
-def start_basic_auth_mlflow(work: Path, admin_password: str) -> Tuple[ms.Child, str]:
-    """MLflow's own `--app-name basic-auth`, with the same flags the quick start gives MLflow.
-
-    mlgate_stack.Stack.start_mlflow has no hook for extra server arguments, so the command line
-    is repeated here from its argv (keep the two in step)."""
-    port = ms.free_port()
-    (work / "artifacts").mkdir(parents=True, exist_ok=True)
+def start_basic_auth_mlflow(work: Path, admin_password: str) -> ms.Stack:
+    """MLflow's own `--app-name basic-auth` (default settings), started exactly as the quick
+    start starts MLflow (scripts/lib/mlgate_stack.py) plus the app name; only its MLflow runs."""
+    work.mkdir(parents=True, exist_ok=True)
     ini = work / "basic_auth.ini"
     ini.write_text(
         "[mlflow]\n"
@@ -693,28 +709,13 @@ def start_basic_auth_mlflow(work: Path, admin_password: str) -> Tuple[ms.Child, 
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
     )
-    env = {
-        **os.environ,
-        **ms.MLFLOW_QUIET_ENV,
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-    }
-    for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
-        env.pop(k, None)
-    argv = [
-        ms.venv_bin("mlflow"), "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-        "--serve-artifacts",
-        "--artifacts-destination", str(work / "artifacts"),
-        "--app-name", "basic-auth",
-    ]  # fmt: skip
-    child = ms.Child("MLflow basic-auth", argv, work / "mlflow.log", env=env, cwd=work)
-    url = f"http://127.0.0.1:{port}"
-    ms.wait_http(f"{url}/health", 180, child)
-    return child, url
+    stack = ms.Stack(work, port=ms.free_port())
+    stack.start_mlflow(
+        timeout=180,
+        extra_args=["--app-name", "basic-auth"],
+        extra_env={"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)},
+    )
+    return stack
 
 
 def mlflow_json(base: str, method: str, path: str, body: Optional[dict], headers: Dict[str, str]) -> dict:
@@ -727,6 +728,21 @@ def mlflow_json(base: str, method: str, path: str, body: Optional[dict], headers
     if status != 200:
         raise CaseFailed(f"{method} {base}{path}: {status} {data[:300]!r}")
     return json.loads(data or b"{}")
+
+
+def closed_rounds(
+    oha: Oha, sides: List[Tuple[Target, Call]], s: Settings
+) -> Tuple[Dict[str, Dict[str, Any]], List[Dict[str, Any]]]:
+    """Closed loop at the end-to-end concurrency, each (target, its request) in turn per round;
+    returns ({target: summary}, raw runs)."""
+    per: List[Dict[str, Any]] = []
+    for rnd in range(s.e2e_rounds):
+        for t, c in sides:
+            r = oha.run(t, c, s.e2e_duration, s.e2e_concurrency)
+            r["round"] = rnd
+            per.append(r)
+            log(f"  {c.name:<8} {t.name:<17} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms")
+    return {t.name: summarize([r for r in per if r["target"] == t.name]) for t, _ in sides}, per
 
 
 def seed(base: str, headers: Dict[str, str]) -> Tuple[str, str]:
@@ -763,18 +779,17 @@ def e2e_calls(eid: str, run_id: str) -> List[Call]:
 
 def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
     work = s.out / "e2e"
-    passwords = {
-        ms.ADMIN_PASSWORD_ENV: secrets.token_urlsafe(18),
-        ms.DEMO_PASSWORD_ENV: secrets.token_urlsafe(18),
-    }
+    passwords = demo_passwords()
     stack = ms.Stack(work / "stack", port=ms.free_port(), binary=ms.mlgate_binary())
-    basic_auth: Optional[ms.Child] = None
+    basic_auth: Optional[ms.Stack] = None
     try:
         log("e2e: starting MLflow (--workers 1) and mlgate in front of it (scripts/lib/mlgate_stack.py)")
         stack.up(DEMO_FILE, passwords)
         ba_password = secrets.token_urlsafe(12)
         log("e2e: starting MLflow --app-name basic-auth (--workers 1)")
-        basic_auth, ba_url = start_basic_auth_mlflow(work / "basic-auth", ba_password)
+        basic_auth = start_basic_auth_mlflow(work / "basic-auth", ba_password)
+        assert basic_auth.mlflow is not None
+        ba_url = basic_auth.mlflow_url
         admin = basic("mlflow-admin", passwords[ms.DEMO_PASSWORD_ENV])
         ba_admin = basic("admin", ba_password)
         eid, run_id = seed(stack.mlflow_url, {})
@@ -782,7 +797,7 @@ def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
         assert stack.mlflow is not None and stack.gateway is not None
         direct = Target("direct", stack.mlflow_url, pid=stack.mlflow.pid)
         gate = Target("mlgate", stack.url, {"Authorization": admin}, stack.gateway.pid, upstream_pid=stack.mlflow.pid)
-        ba = Target("basic-auth", ba_url, {"Authorization": ba_admin}, basic_auth.pid)
+        ba = Target("basic-auth", ba_url, {"Authorization": ba_admin}, basic_auth.mlflow.pid)
         calls = e2e_calls(eid, run_id)
         ba_calls = {c.name: c for c in e2e_calls(ba_eid, ba_run)}
         for c in calls:
@@ -795,16 +810,8 @@ def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
         raw: List[Dict[str, Any]] = []
         for c in calls:
             log(f"e2e: {c.name}: closed loop c={s.e2e_concurrency}, {s.e2e_rounds} round(s) of {s.e2e_duration}s")
-            per: List[Dict[str, Any]] = []
-            for rnd in range(s.e2e_rounds):
-                for t in (direct, gate, ba):
-                    call = ba_calls[c.name] if t is ba else c
-                    r = oha.run(t, call, s.e2e_duration, s.e2e_concurrency)
-                    r["round"] = rnd
-                    per.append(r)
-                    log(f"  {c.name:<7} {t.name:<11} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms")
+            closed[c.name], per = closed_rounds(oha, [(direct, c), (gate, c), (ba, ba_calls[c.name])], s)
             raw += per
-            closed[c.name] = {t.name: summarize([r for r in per if r["target"] == t.name]) for t in (direct, gate, ba)}
             rate = 0.5 * closed[c.name]["direct"]["rps"]
             log(f"e2e: {c.name}: latency at a fixed rate of {rate:.1f}/s (half of direct MLflow's throughput)")
             table, rraw = alternate(oha, [direct, gate], c, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
@@ -832,7 +839,134 @@ def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
         )
     finally:
         if basic_auth is not None:
-            basic_auth.stop()
+            basic_auth.stop_mlflow()
+        stack.down()
+
+
+# ------------------------------------------------------------------------------ case: search
+
+
+def seed_experiments(stack: ms.Stack, count: int) -> None:
+    """`count` experiments in MLflow's SQLite store, alternating `team-a/exp-NNNNN` and
+    `team-b/exp-NNNNN`, each with two tags. One template experiment is created through MLflow's
+    REST API; the rest are copies of its rows made in SQL (every column copied, id, name,
+    artifact location and times changed), so the schema stays MLflow's own and seeding 10,000
+    takes a second instead of minutes (setup, not measured)."""
+    template = mlflow_json(
+        stack.mlflow_url, "POST", "/api/2.0/mlflow/experiments/create",
+        {"name": "bench-template", "tags": [{"key": "team", "value": "bench"}, {"key": "purpose", "value": "search benchmark"}]},
+        {},
+    )["experiment_id"]  # fmt: skip
+    db = sqlite3.connect(stack.mlflow_dir / "mlflow.db", timeout=30)
+    try:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(experiments)")]
+        row = dict(zip(cols, db.execute("SELECT * FROM experiments WHERE experiment_id = ?", (template,)).fetchone()))
+        tags = db.execute('SELECT "key", value FROM experiment_tags WHERE experiment_id = ?', (template,)).fetchall()
+        first = int(db.execute("SELECT MAX(experiment_id) FROM experiments").fetchone()[0]) + 1
+        rows, tag_rows = [], []
+        for i in range(count):
+            eid = first + i
+            team = "team-a" if i % 2 == 0 else "team-b"
+            r = dict(row)
+            r.update(
+                experiment_id=eid,
+                name=f"{team}/exp-{i:05d}",
+                artifact_location=str(row["artifact_location"]).rsplit("/", 1)[0] + f"/{eid}",
+                creation_time=int(row["creation_time"]) + i,
+                last_update_time=int(row["last_update_time"]) + i,
+            )
+            rows.append(tuple(r[c] for c in cols))
+            tag_rows += [(k, team if k == "team" else v, eid) for k, v in tags]
+        db.executemany(f"INSERT INTO experiments ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", rows)
+        db.executemany('INSERT INTO experiment_tags ("key", value, experiment_id) VALUES (?, ?, ?)', tag_rows)
+        db.commit()
+    finally:
+        db.close()
+
+
+def search_call(max_results: int, name_like: Optional[str] = None) -> Call:
+    body: Dict[str, Any] = {"max_results": max_results}
+    if name_like:
+        body["filter"] = f"name LIKE '{name_like}'"
+    return Call(f"page{max_results}", "POST", "/api/2.0/mlflow/experiments/search", json.dumps(body))
+
+
+def case_search(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+    """Issue 5's benchmark: SearchExperiments over many experiments of two teams, through mlgate
+    as a reader of team-a's (the filter drops team-b's and keeps pages full) versus MLflow direct."""
+    work = s.out / "search"
+    passwords = demo_passwords()
+    stack = ms.Stack(work / "stack", port=ms.free_port(), binary=ms.mlgate_binary())
+    try:
+        stack.data_dir.mkdir(parents=True, exist_ok=True)
+        stack.apply(DEMO_FILE, passwords)
+        stack.mlgate("user", "create", "team-a-reader", "--password-env", ms.DEMO_PASSWORD_ENV, env=passwords)
+        stack.mlgate("grant", "--user", "team-a-reader", "--level", "READ", "--experiments", "team-a/*")
+        log(f"search: starting MLflow (--workers 1); {s.search_experiments:,} experiments, half team-a/*, half team-b/*")
+        stack.start_mlflow()
+        t0 = time.monotonic()
+        seed_experiments(stack, s.search_experiments)
+        seeded_s = time.monotonic() - t0
+        stack.start_gateway()
+        assert stack.mlflow is not None and stack.gateway is not None
+        reader = {"Authorization": basic("team-a-reader", passwords[ms.DEMO_PASSWORD_ENV])}
+        direct = Target("direct", stack.mlflow_url, pid=stack.mlflow.pid)
+        gate = Target("mlgate", stack.url, reader, stack.gateway.pid, upstream_pid=stack.mlflow.pid)
+        pages = [n for n in (100, 1000) if n <= s.search_experiments // 2]
+        closed: Dict[str, Any] = {}
+        rate_tables: Dict[str, Any] = {}
+        derived: Dict[str, Any] = {}
+        raw: List[Dict[str, Any]] = []
+        for n in pages:
+            call = search_call(n)
+            # What MLflow answers the same user with a name filter: the same items, selected in SQL.
+            like = Target("direct-name-like", stack.mlflow_url, pid=stack.mlflow.pid)
+            like_call = search_call(n, "team-a/%")
+            _, _, data = http_call(gate.base + call.path, "POST", call.body.encode(), {**call.headers, **gate.headers})
+            page = json.loads(data)
+            names = [e["name"] for e in page.get("experiments", [])]
+            if len(names) != n or not all(x.startswith("team-a/") for x in names) or not page.get("next_page_token"):
+                raise CaseFailed(f"search through mlgate: expected a full page of {n} team-a experiments and a token, got {len(names)}")
+            log(f"search: max_results {n}: closed loop c={s.e2e_concurrency}, {s.e2e_rounds} round(s) of {s.e2e_duration}s")
+            closed[call.name], per = closed_rounds(oha, [(direct, call), (gate, call), (like, like_call)], s)
+            raw += per
+            # Half of the slower side's throughput: a rate both sustain, so the latency is a page's
+            # own, not a queue's (mlgate's throughput is the lower one: MLflow serves it ~2 pages).
+            rate = 0.5 * min(closed[call.name]["direct"]["rps"], closed[call.name]["mlgate"]["rps"])
+            log(f"search: max_results {n}: latency at a fixed rate of {rate:.1f}/s (half of the slower side's throughput)")
+            table, rraw = alternate(oha, [direct, gate], call, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
+            raw += rraw
+            rate_tables[call.name] = {"rate": rate, **table}
+            cg = closed[call.name]
+            derived[call.name] = {
+                "max_results": n,
+                "mlgate_vs_direct": ratio(cg["mlgate"]["rps"], cg["direct"]["rps"]),
+                "mlgate_vs_name_like": ratio(cg["mlgate"]["rps"], cg["direct-name-like"]["rps"]),
+                "p50_ms_half_rate": {k: table[k]["p50_ms"] for k in ("direct", "mlgate")},
+                "p99_ms_half_rate": {k: table[k]["p99_ms"] for k in ("direct", "mlgate")},
+                "added_p50_ms_half_rate": minus(table["mlgate"]["p50_ms"], table["direct"]["p50_ms"]),
+                "mlgate_cpu_us_per_page": cg["mlgate"]["cpu_us_per_request"],
+                # Half of what MLflow returns is readable: the filter looks at ~2 items per item kept.
+                "mlgate_cpu_us_per_item_examined": None
+                if cg["mlgate"]["cpu_us_per_request"] is None
+                else cg["mlgate"]["cpu_us_per_request"] / (2 * n),
+                "upstream_cpu_us_per_page_via_mlgate": cg["mlgate"]["upstream_cpu_us_per_request"],
+                "upstream_cpu_us_per_page_direct": cg["direct"]["cpu_us_per_request"],
+            }
+        results.update(
+            {
+                "experiments": s.search_experiments,
+                "readable_fraction": 0.5,
+                "seed_seconds": round(seeded_s, 2),
+                "concurrency": s.e2e_concurrency,
+                "calls": {search_call(n).name: {"method": "POST", "path": search_call(n).path, "body": search_call(n).body} for n in pages},
+                "closed": closed,
+                "half_rate": rate_tables,
+                "derived": derived,
+                "runs": raw,
+            }
+        )
+    finally:
         stack.down()
 
 
@@ -850,16 +984,56 @@ def curl_transfer(argv: List[str]) -> Dict[str, float]:
     return out
 
 
+def artifact_round_trip(pid: int, auth: str, blob: Path, direct_url: str, gate_url: str) -> Dict[str, Any]:
+    """PUT then GET `blob` directly and through mlgate (whose process is `pid`), sampling
+    mlgate's RSS during its two transfers."""
+    before = read_status(pid)
+    direct_up = curl_transfer(["-T", str(blob), direct_url])
+    direct_down = curl_transfer([direct_url])
+    with RssSampler(pid) as up_sampler:
+        up = curl_transfer(["-H", auth, "-T", str(blob), gate_url])
+    after_up = read_status(pid)
+    with RssSampler(pid) as down_sampler:
+        down = curl_transfer(["-H", auth, gate_url])
+    after_down = read_status(pid)
+    peak = max(after_down["VmHWM"], up_sampler.max_rss, down_sampler.max_rss)
+    log(
+        f"memory: peak RSS growth {(peak - before['VmRSS']) / 2**20:.1f} MiB;"
+        f" upload {up['seconds']:.2f}s (direct {direct_up['seconds']:.2f}s),"
+        f" download {down['seconds']:.2f}s (direct {direct_down['seconds']:.2f}s)"
+    )
+    return {
+        "before_transfer": before,
+        "after_upload": after_up,
+        "after_download": after_down,
+        "peak_rss_growth_bytes": peak - before["VmRSS"],
+        "upload_growth_bytes": max(after_up["VmHWM"], up_sampler.max_rss) - before["VmRSS"],
+        "transfers": {
+            "direct_upload": direct_up,
+            "direct_download": direct_down,
+            "mlgate_upload": up,
+            "mlgate_download": down,
+        },
+    }
+
+
+def sparse_file(path: Path, size: int) -> Path:
+    """A file of `size` bytes that reads as zeros and takes no disk."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
 def case_memory(s: Settings, results: Dict[str, Any]) -> None:
+    """Two measurements: mlgate in front of the stub (isolation: the stub discards uploads and
+    streams downloads, so only mlgate's own buffering shows; this one carries the goals), then
+    in front of a real MLflow's artifact proxy (`--serve-artifacts`, what users run)."""
     logs = s.out / "logs"
     size = s.artifact_bytes
     stub, stub_port = start_stub(logs, size)
     stack = None
-    blob = s.out / "artifact.bin"
+    blob = sparse_file(s.out / "artifact.bin", size)
     try:
-        # Sparse: reads as zeros, takes no disk.
-        with open(blob, "wb") as f:
-            f.truncate(size)
         stack, pw = start_mlgate_in_front_of(stub_port, s.out / "mlgate-memory")
         stack.start_gateway()
         assert stack.gateway is not None
@@ -867,49 +1041,63 @@ def case_memory(s: Settings, results: Dict[str, Any]) -> None:
         time.sleep(1.0)
         idle = read_status(pid)
         admin = basic("mlflow-admin", pw[ms.DEMO_PASSWORD_ENV])
-        auth = f"Authorization: {admin}"
         path = "/api/2.0/mlflow-artifacts/artifacts/1/0123456789abcdef0123456789abcdef/artifacts/big.bin"
         # One small authenticated request first, so the growth measured is the transfer's.
         check(Target("mlgate", stack.url, {"Authorization": admin}), GATEWAY_CALL)
-        before = read_status(pid)
         log(f"memory: idle RSS {idle['VmRSS'] / 2**20:.1f} MiB; {size / 2**20:.0f} MiB up and down through mlgate (stub upstream)")
-        direct_up = curl_transfer(["-T", str(blob), f"http://127.0.0.1:{stub_port}{path}"])
-        direct_down = curl_transfer([f"http://127.0.0.1:{stub_port}{path}"])
-        with RssSampler(pid) as up_sampler:
-            up = curl_transfer(["-H", auth, "-T", str(blob), stack.url + path])
-        after_up = read_status(pid)
-        with RssSampler(pid) as down_sampler:
-            down = curl_transfer(["-H", auth, stack.url + path])
-        after_down = read_status(pid)
-        peak = max(after_down["VmHWM"], up_sampler.max_rss, down_sampler.max_rss)
+        trip = artifact_round_trip(pid, f"Authorization: {admin}", blob, f"http://127.0.0.1:{stub_port}{path}", stack.url + path)
         results.update(
             {
                 "upstream": "stub (isolation: only mlgate's own buffering is measured)",
                 "artifact_bytes": size,
                 "idle_after_start": idle,
-                "before_transfer": before,
-                "after_upload": after_up,
-                "after_download": after_down,
-                "peak_rss_growth_bytes": peak - before["VmRSS"],
-                "upload_growth_bytes": max(after_up["VmHWM"], up_sampler.max_rss) - before["VmRSS"],
-                "transfers": {
-                    "direct_upload": direct_up,
-                    "direct_download": direct_down,
-                    "mlgate_upload": up,
-                    "mlgate_download": down,
-                },
+                **trip,
             }
-        )
-        log(
-            f"memory: peak RSS growth {(peak - before['VmRSS']) / 2**20:.1f} MiB;"
-            f" upload {up['seconds']:.2f}s (direct {direct_up['seconds']:.2f}s),"
-            f" download {down['seconds']:.2f}s (direct {direct_down['seconds']:.2f}s)"
         )
     finally:
         if stack is not None:
             stack.down()
         stub.stop()
         blob.unlink(missing_ok=True)
+    results["mlflow"] = memory_through_mlflow(s)
+
+
+def memory_through_mlflow(s: Settings) -> Dict[str, Any]:
+    """The same round trip through a real MLflow's artifact proxy: a run created through
+    mlgate, its artifact uploaded to MLflow's local artifact store and read back."""
+    size = s.mlflow_artifact_bytes
+    passwords = demo_passwords()
+    stack = ms.Stack(s.out / "memory-mlflow", port=ms.free_port(), binary=ms.mlgate_binary())
+    blob = sparse_file(s.out / "artifact-mlflow.bin", size)
+    try:
+        log("memory: starting MLflow (--serve-artifacts) and mlgate in front of it")
+        stack.up(DEMO_FILE, passwords)
+        assert stack.gateway is not None
+        pid = stack.gateway.pid
+        time.sleep(1.0)
+        idle = read_status(pid)
+        admin = {"Authorization": basic("mlflow-admin", passwords[ms.DEMO_PASSWORD_ENV])}
+        eid = mlflow_json(stack.url, "POST", "/api/2.0/mlflow/experiments/create", {"name": f"bench-{secrets.token_hex(4)}"}, admin)["experiment_id"]
+        run = mlflow_json(stack.url, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": eid}, admin)["run"]["info"]["run_id"]
+        base = f"/api/2.0/mlflow-artifacts/artifacts/{eid}/{run}/artifacts"
+        log(f"memory: {size / 2**20:.0f} MiB up and down through mlgate to MLflow's artifact proxy")
+        trip = artifact_round_trip(
+            pid,
+            f"Authorization: {admin['Authorization']}",
+            blob,
+            f"{stack.mlflow_url}{base}/direct.bin",
+            f"{stack.url}{base}/through-mlgate.bin",
+        )
+        return {
+            "upstream": "MLflow 3.17.2 --serve-artifacts (local artifact store on disk)",
+            "artifact_bytes": size,
+            "idle_after_start": idle,
+            **trip,
+        }
+    finally:
+        stack.down()
+        blob.unlink(missing_ok=True)
+        shutil.rmtree(stack.mlflow_dir / "artifacts", ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------ metadata
@@ -971,6 +1159,8 @@ def metadata(s: Settings, oha: Oha) -> Dict[str, Any]:
             "e2e_rounds": s.e2e_rounds,
             "e2e_concurrency": s.e2e_concurrency,
             "artifact_bytes": s.artifact_bytes,
+            "mlflow_artifact_bytes": s.mlflow_artifact_bytes,
+            "search_experiments": s.search_experiments,
             "criterion_args": s.criterion_args,
         },
     }
@@ -979,7 +1169,7 @@ def metadata(s: Settings, oha: Oha) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
-ALL_CASES = ["micro", "gateway", "e2e", "memory"]
+ALL_CASES = ["micro", "gateway", "e2e", "search", "memory"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -1019,6 +1209,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 case_gateway(s, res, oha)
             elif name == "e2e":
                 case_e2e(s, res, oha)
+            elif name == "search":
+                case_search(s, res, oha)
             elif name == "memory":
                 case_memory(s, res)
             res["status"] = "ok"

@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
@@ -318,7 +318,14 @@ class Stack:
 
     # MLflow --------------------------------------------------------------------------
 
-    def start_mlflow(self, timeout: float = 120.0) -> None:
+    def start_mlflow(
+        self,
+        timeout: float = 120.0,
+        extra_args: Sequence[str] = (),
+        extra_env: Optional[Dict[str, str]] = None,
+    ) -> None:
+        """Start MLflow; `extra_args` are appended to `mlflow server` (e.g. the benchmark's
+        `--app-name basic-auth`) and `extra_env` added to its environment."""
         deadline = time.monotonic() + 10  # a just-killed MLflow may still hold the port
         while port_in_use(self.mlflow_port) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -327,7 +334,7 @@ class Stack:
                 f"MLflow's private port {self.mlflow_port} is in use (set MLGATE_MLFLOW_PORT)"
             )
         (self.mlflow_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **MLFLOW_QUIET_ENV}
+        env = {**os.environ, **MLFLOW_QUIET_ENV, **(extra_env or {})}
         # The client-side tracking variables of whoever runs this are not MLflow's business.
         for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                   "MLFLOW_TRACKING_TOKEN"):
@@ -340,6 +347,7 @@ class Stack:
             "--backend-store-uri", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}",
             "--serve-artifacts",
             "--artifacts-destination", str(self.mlflow_dir / "artifacts"),
+            *extra_args,
         ]  # fmt: skip
         self.mlflow = Child("MLflow", argv, self.mlflow_log, env=env, cwd=self.mlflow_dir)
         wait_http(f"{self.mlflow_url}/health", timeout, self.mlflow)

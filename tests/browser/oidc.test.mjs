@@ -19,6 +19,8 @@ import { chromium } from 'playwright-core';
 const MLGATE = (process.env.MLGATE_URL || 'http://127.0.0.1:5000').replace(/\/$/, '');
 const IDP = (process.env.IDP_URL || 'http://127.0.0.1:9400').replace(/\/$/, '');
 const PROVIDER = process.env.OIDC_PROVIDER || 'local';
+// An experiment the signed-in user may read, recent enough to be on the list's first page.
+const EXPERIMENT = process.env.EXPERIMENT_NAME || 'Default';
 const SHOTS = process.env.SCREENSHOT_DIR || new URL('./screenshots', import.meta.url).pathname;
 mkdirSync(SHOTS, { recursive: true });
 
@@ -75,7 +77,7 @@ async function whoami(page) {
 
 async function expectExperimentsList(page, step) {
   await page.goto(`${MLGATE}/#/experiments`);
-  await page.getByText('Default', { exact: true }).first().waitFor({ state: 'visible', timeout: 60000 });
+  await page.getByText(EXPERIMENT, { exact: true }).first().waitFor({ state: 'visible', timeout: 60000 });
   await shot(page, step);
 }
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
@@ -104,6 +105,20 @@ def acting_as(identity: Identity) -> Iterator[MlflowClient]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def users_with_policy(stack, name: str, policy: dict, directory: Path, count: int) -> List[Identity]:
+    """Stores `policy` as the policy `name` and creates `count` users `<name>-u<i>` with it."""
+    path = Path(directory, f"{name}.json")
+    path.write_text(json.dumps(policy))
+    stack.mlgate("policy", "put", name, "-f", str(path))
+    people = []
+    for i in range(count):
+        user, password = f"{name}-u{i}", uuid.uuid4().hex
+        stack.mlgate("user", "create", user, "--password-env", "USER_PW", env={"USER_PW": password})
+        stack.mlgate("policy", "attach", name, "--user", user)
+        people.append(Identity(user, password))
+    return people
 
 
 def denied(fn: Callable[[], object], code: str = "PERMISSION_DENIED") -> MlflowException:

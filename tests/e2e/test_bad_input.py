@@ -99,9 +99,9 @@ def test_oversized_body_is_413_and_never_forwarded(stack, admin, world, mlflow_l
         assert "p0" not in client.get_run(world.run_id).data.params
 
 
-# Not "admin": policies/admins.json also allows execute-api:Invoke on "*", which by design lets
-# its holder reach routes outside the catalog (the article's vocabulary).
-@pytest.mark.parametrize("who", ["reader", "approver"])
+# "admin" too: policies/admins.json allows execute-api:Invoke on "*", but no policy can open a
+# route outside the catalog.
+@pytest.mark.parametrize("who", ["admin", "reader", "approver"])
 def test_unknown_route_is_refused_and_never_forwarded(stack, request, mlflow_log, who):
     identity = request.getfixturevalue(who)
     marker = f"e2e-unknown-{uuid.uuid4().hex}"
@@ -115,8 +115,9 @@ def test_unknown_route_is_refused_and_never_forwarded(stack, request, mlflow_log
             method, f"{stack.url}{path}", json={} if method == "POST" else None,
             auth=identity.requests_auth(), timeout=30,
         )  # fmt: skip
-        assert 400 <= resp.status_code < 500, (path, resp.status_code, resp.text[:300])
-        assert_mlflow_error(resp, resp.status_code)
+        assert resp.status_code == 404, (path, resp.status_code, resp.text[:300])
+        assert_mlflow_error(resp, 404)
+        assert resp.json()["error_code"] == "ENDPOINT_NOT_FOUND"
     assert not mlflow_log.saw(mark, marker)
 
 

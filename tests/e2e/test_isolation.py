@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support import Identity, acting_as, assert_mlflow_error, denied, mlflow
+from support import Identity, acting_as, assert_mlflow_error, denied, mlflow, users_with_policy
 
 TEAMS = ("team-a", "team-b")
 SEARCH = "/api/2.0/mlflow/experiments/search"
@@ -249,17 +249,8 @@ def test_creators_manage_what_they_created(stack, tmp_path):
              "Condition": {"StringEquals": {"mlflow:ResourceCreator": "${aws:username}"}}},
         ],
     }
-    path = tmp_path / "owned.json"
-    path.write_text(json.dumps(policy))
     name = f"owned-{uuid.uuid4().hex[:6]}"
-    stack.mlgate("policy", "put", name, "-f", str(path))
-    people = []
-    for i in range(2):
-        user, password = f"{name}-u{i}", uuid.uuid4().hex
-        stack.mlgate("user", "create", user, "--password-env", "OWN_PW", env={"OWN_PW": password})
-        stack.mlgate("policy", "attach", name, "--user", user)
-        people.append(Identity(user, password))
-    first, second = people
+    first, second = users_with_policy(stack, name, policy, tmp_path, 2)
     with acting_as(first) as client:
         exp = client.create_experiment(f"owned/{uuid.uuid4().hex[:6]}")
         run = client.create_run(exp)

@@ -263,11 +263,16 @@ def test_token_attacks_against_the_real_provider(stack, idp, audit):
     assert _bearer(stack, id_token).status_code == 200
 
 
-def test_browser_sso_in_headless_chromium(stack, idp):
+def test_browser_sso_in_headless_chromium(stack, idp, admin):
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         pytest.fail("headless Chromium tests need Debian's chromium and `bash scripts/lib/browser-deps.sh`")
     shots = Path(os.environ.get("MLGATE_SCREENSHOTS", BROWSER_DIR / "screenshots"))
+    # The UI lists experiments most recently updated first, a page at a time: the suite creates
+    # many, so the browser looks for one made just now rather than for "Default".
+    experiment = f"browser-sso-{uuid.uuid4().hex[:8]}"
+    with acting_as(admin) as client:
+        client.create_experiment(experiment)
     env = {
         **os.environ,
         "MLGATE_URL": stack.url,
@@ -275,6 +280,7 @@ def test_browser_sso_in_headless_chromium(stack, idp):
         "OIDC_PROVIDER": PROVIDER,
         "CHROMIUM": chromium,
         "SCREENSHOT_DIR": str(shots),
+        "EXPERIMENT_NAME": experiment,
     }
     r = subprocess.run(
         ["node", "--test", "--test-reporter=spec", "oidc.test.mjs"],

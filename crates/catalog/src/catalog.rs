@@ -56,7 +56,8 @@ pub enum ResourceKind {
     /// A run (`run_id`, legacy `run_uuid`, `run_ids`).
     Run,
     /// A registered model (`name`). Prompts are registered models tagged
-    /// `mlflow.prompt.is_prompt=true`; the resolve stage tells them apart.
+    /// `mlflow.prompt.is_prompt=true`, served by the same routes: the resolve stage tells them
+    /// apart and decides them on ARNs of their own (`prompt/<name>[/version/<n>]`).
     RegisteredModel,
     /// A model version (`name` + `version`, or `name` + `alias`). Prompt versions likewise.
     ModelVersion,
@@ -885,8 +886,8 @@ static FLASK: &[Spec] = &[
     fl!(P2, "POST", "/mlflow-artifacts/mpu/complete/{artifact_path...}", "CompleteMultipartUpload", W, K::Artifact, S::Message, [ARTIFACT_PATH]),
     fl!(P2, "POST", "/mlflow-artifacts/mpu/abort/{artifact_path...}", "AbortMultipartUpload", W, K::Artifact, S::Message, [ARTIFACT_PATH]),
     fl!(P2, "GET", "/mlflow-artifacts/presigned/{artifact_path...}", "GetPresignedDownloadUrl", R, K::Artifact, S::None, [ARTIFACT_PATH]),
-    // ---- GraphQL (the body is read for GET too); a mutation is not a read, see
-    // `graphql_is_read_only` and `GRAPHQL_MUTATION_OPERATION`.
+    // ---- GraphQL (the body is read for GET too); each root field is decided as the
+    // operation it performs, see `graphql_request`.
     fl!(ROOT, "GET", "/graphql", "GraphQLQuery", R, K::Global, S::JsonBody, []),
     fl!(ROOT, "POST", "/graphql", "GraphQLQuery", R, K::Global, S::JsonBody, []),
     // ---- Flask twins of FastAPI routes (serve HEAD)
@@ -926,8 +927,8 @@ static FLASK: &[Spec] = &[
     fl!(ROOT, "GET", "/", "AccessUI", R, K::Global, S::None, []),
 ];
 
-/// The action required for a GraphQL request that is not a pure query (see
-/// [`crate::graphql_is_read_only`]): `mlflow:GraphQLMutation`, a write.
+/// The operation of a GraphQL root field of a `mutation` that touches no resource
+/// (`testMutation`; see [`crate::graphql_request`]): `mlflow:GraphQLMutation`, a write.
 pub const GRAPHQL_MUTATION_OPERATION: &str = "GraphQLMutation";
 
 #[cfg(test)]

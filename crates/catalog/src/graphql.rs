@@ -1,17 +1,47 @@
-//! Just enough GraphQL to tell a query from a mutation, and to list root fields.
+//! `/graphql` requests, field by field: which MLflow operation each root field performs, on
+//! which identifiers, and which parts of the answer reach other resources.
 //!
 //! MLflow's `/graphql` handler (GET and POST alike) reads the JSON **body**
-//! `{"query": ..., "variables": ..., "operationName": ...}` and executes it with graphene.
-//! In 3.17.2 the schema's mutations (`mlflowSearchRuns`, `mlflowSearchDatasets`,
-//! `testMutation`) happen to be reads, but a mutation must never pass as a read: mlgate
-//! classifies `/graphql` as `mlflow:GraphQLQuery` only when [`graphql_is_read_only`] is
-//! sure every operation in the document is a `query`; anything else (a mutation or
-//! subscription anywhere in the document, a parse error, an unexpected body) needs
-//! `mlflow:GraphQLMutation`.
+//! `{"query": ..., "variables": ..., "operationName": ...}` and executes the selected operation
+//! with graphene against a fixed schema (`mlflow/server/graphql/` of MLflow 3.17.2). Each root
+//! field calls the same `*_impl` function as a REST route, with the field's `input` argument as
+//! the request message, so [`graphql_request`] maps each root field to that REST twin and reads
+//! its `input` (variables substituted, camelCase → snake_case) exactly as the REST route's body
+//! would be read ([`crate::read_params_for`]). The gateway then resolves and decides each
+//! field like the REST request it amounts to: every field must be allowed.
+//!
+//! Two nested resolvers of a run reach other resources and are reported too:
+//! `experiment` (MLflow's `GetExperiment` on the run's experiment, [`GraphQlField::reads_experiment`])
+//! and `modelVersions` (a `SearchModelVersions` over every registered model, whose items the
+//! gateway filters: [`GraphQlField::model_versions`]); `mlflowSearchModelVersions` is filtered
+//! the same way.
+//!
+//! The document is parsed by `apollo-parser` (spec-compliant, with recursion and token limits);
+//! anything mlgate cannot read exactly as graphql-core would (a syntax error, an undefined
+//! variable or fragment, an ambiguous operation, an argument of the wrong type, an unknown
+//! root field, a response key that could disguise one field as another) is refused.
 
-use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 
-use crate::params::parse_strict_json;
+use apollo_parser::Parser;
+use apollo_parser::cst::{self, CstNode};
+use serde_json::{Map, Value};
+
+use crate::catalog::{Classified, GRAPHQL_MUTATION_OPERATION, Route, classify};
+use crate::params::{Params, camel_to_snake, parse_strict_json, read_params_for};
+
+/// `mlflow:GraphQLQuery`'s operation: a root field with no REST twin and no data
+/// (`test`, `__typename`, introspection).
+pub const GRAPHQL_QUERY_OPERATION: &str = "GraphQLQuery";
+
+/// Deepest GraphQL nesting parsed (MLflow itself executes at most depth 10).
+const MAX_RECURSION: usize = 64;
+/// Most lexical tokens in a document.
+const MAX_TOKENS: usize = 20_000;
+/// Most root fields in the executed operation (each is resolved and decided).
+pub const MAX_ROOT_FIELDS: usize = 50;
+/// Most selections visited while expanding fragments.
+const MAX_SELECTIONS: usize = 10_000;
 
 /// The kind of a GraphQL operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,47 +51,227 @@ pub enum OperationKind {
     Subscription,
 }
 
-/// One operation of a GraphQL document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphQlOperation {
-    pub kind: OperationKind,
-    pub name: Option<String>,
-    /// Root field names (not aliases), fragments at the root expanded, in document order.
-    pub root_fields: Vec<String>,
-}
-
-/// A parsed GraphQL request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The operation MLflow will execute, root field by root field.
+#[derive(Debug, Clone, PartialEq)]
 pub struct GraphQlRequest {
-    pub operations: Vec<GraphQlOperation>,
-    /// `operationName`, when given.
-    pub operation_name: Option<String>,
+    pub kind: OperationKind,
+    pub fields: Vec<GraphQlField>,
 }
 
-/// Why a GraphQL body could not be understood (safe to show: no content is echoed).
+/// One root field of the executed operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphQlField {
+    /// Its key in the answer's `data` (the alias, or the field name).
+    pub key: String,
+    /// The schema field (`mlflowGetRun`, ...).
+    pub name: &'static str,
+    /// The MLflow operation it performs: a REST twin's, or [`GRAPHQL_QUERY_OPERATION`] /
+    /// [`GRAPHQL_MUTATION_OPERATION`] for fields that touch no resource.
+    pub operation: &'static str,
+    /// The REST route performing the same operation, whose request the `input` argument is.
+    pub route: Option<&'static Route>,
+    /// The `input` argument read as that route's request fields.
+    pub params: Option<Params>,
+    /// A run's `experiment` is selected: `GetExperiment` on the runs' experiment(s).
+    pub reads_experiment: bool,
+    /// Where lists of model versions are in the answer, to be filtered item by item.
+    pub model_versions: Vec<ModelVersionList>,
+}
+
+impl GraphQlField {
+    /// `mlflow:<Operation>`.
+    pub fn action(&self) -> String {
+        format!("mlflow:{}", self.operation)
+    }
+}
+
+/// A list of model versions in the answer: `data.<path...>`, arrays crossed element-wise; the
+/// items carry the model name under `name_key` and the version under `version_key` (when the
+/// query selects them; items without them are never kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersionList {
+    pub path: Vec<String>,
+    pub name_key: Option<String>,
+    pub version_key: Option<String>,
+}
+
+impl ModelVersionList {
+    /// Keeps, in `data` (the answer's `data` object), the items of this list for which
+    /// `keep(name, version)` is true; items without a string name and version are removed.
+    pub fn retain(&self, data: &mut Value, keep: &mut dyn FnMut(&str, &str) -> bool) {
+        retain_at(data, &self.path, &mut |item: &Value| {
+            let text = |key: &Option<String>| key.as_ref().and_then(|k| item.get(k)?.as_str());
+            match (text(&self.name_key), text(&self.version_key)) {
+                (Some(name), Some(version)) => keep(name, version),
+                _ => false,
+            }
+        });
+    }
+}
+
+fn retain_at(value: &mut Value, path: &[String], keep: &mut dyn FnMut(&Value) -> bool) {
+    match value {
+        Value::Array(items) => match path {
+            [] => items.retain(|item| keep(item)),
+            _ => items.iter_mut().for_each(|v| retain_at(v, path, keep)),
+        },
+        Value::Object(map) => {
+            if let [first, rest @ ..] = path
+                && let Some(inner) = map.get_mut(first)
+            {
+                retain_at(inner, rest, keep);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Why a GraphQL body is refused (safe to show: names at most a schema field, never a value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphQlError {
-    #[error("the GraphQL request body must be a JSON object with a string 'query'")]
+    #[error(
+        "the GraphQL request body must be a JSON object with a string 'query', an object 'variables' and a string 'operationName'"
+    )]
     BadBody,
     #[error("the GraphQL document could not be parsed")]
     Syntax,
-    #[error("the GraphQL document nests too deeply")]
-    TooDeep,
-    #[error("the GraphQL document contains no operation")]
+    #[error("the GraphQL document is too deep or too large")]
+    TooLarge,
+    #[error("the GraphQL document has no operation named by 'operationName'")]
     NoOperation,
+    #[error("the GraphQL document has several operations: name one with 'operationName'")]
+    AmbiguousOperation,
+    #[error("the GraphQL document uses an undefined variable or fragment")]
+    Undefined,
+    #[error("GraphQL field '{0}' is not allowed through mlgate: unknown root field")]
+    UnknownField(String),
+    #[error("GraphQL field '{0}' has an argument mlgate cannot read")]
+    BadArgument(&'static str),
+    #[error("GraphQL field '{field}': {error}")]
+    Params {
+        field: &'static str,
+        error: crate::ParamError,
+    },
+    #[error("the GraphQL document reuses the response key '{0}' for different fields")]
+    AmbiguousKey(String),
 }
 
-/// `true` only when the body is a JSON object whose `query` parses and contains nothing but
-/// `query` operations (including the `{ ... }` shorthand). Conservative: any doubt → `false`.
-pub fn graphql_is_read_only(body: &[u8]) -> bool {
-    graphql_request(body).is_ok_and(|r| {
-        r.operations
-            .iter()
-            .all(|op| op.kind == OperationKind::Query)
-    })
+/// What a known root field is.
+struct RootSpec {
+    name: &'static str,
+    query: bool,
+    mutation: bool,
+    /// The REST twin: method and path in the catalog; `None` for fields on no resource.
+    rest: Option<(&'static str, &'static str)>,
+    /// Without a REST twin: [`GRAPHQL_QUERY_OPERATION`] or [`GRAPHQL_MUTATION_OPERATION`].
+    operation: &'static str,
+    /// The arguments graphene accepts (`input` is the request message).
+    arguments: &'static [&'static str],
+    /// Fields of `input`: (camelCase name, type).
+    input: &'static [(&'static str, InputType)],
+    /// The answer's field holding runs (`run` or `runs`), or model versions.
+    nested: Nested,
 }
 
-/// Parses a `/graphql` request body into its operations and their root fields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InputType {
+    String,
+    Strings,
+    /// Checked by graphene, irrelevant to authorization.
+    Other,
+    /// A list of anything (`orderBy`).
+    List,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nested {
+    None,
+    Runs(&'static str),
+    ModelVersions(&'static str),
+}
+
+use InputType as T;
+
+const SEARCH_RUNS_INPUT: &[(&str, InputType)] = &[
+    ("experimentIds", T::Strings),
+    ("filter", T::String),
+    ("runViewType", T::Other),
+    ("maxResults", T::Other),
+    ("orderBy", T::List),
+    ("pageToken", T::String),
+];
+
+/// A root field: name, kinds it is a field of, REST twin, operation, arguments, input, answer.
+const fn root(
+    name: &'static str,
+    (query, mutation): (bool, bool),
+    rest: Option<(&'static str, &'static str)>,
+    operation: &'static str,
+    arguments: &'static [&'static str],
+    input: &'static [(&'static str, InputType)],
+    nested: Nested,
+) -> RootSpec {
+    RootSpec {
+        name,
+        query,
+        mutation,
+        rest,
+        operation,
+        arguments,
+        input,
+        nested,
+    }
+}
+
+const QUERY: (bool, bool) = (true, false);
+const MUTATION: (bool, bool) = (false, true);
+const BOTH: (bool, bool) = (true, true);
+const INPUT: &[&str] = &["input"];
+const RUN_INPUT: &[(&str, InputType)] = &[("runId", T::String), ("runUuid", T::String)];
+const ARTIFACTS_INPUT: &[(&str, InputType)] = &[
+    ("runId", T::String),
+    ("runUuid", T::String),
+    ("path", T::String),
+    ("pageToken", T::String),
+];
+const BULK_INTERVAL_INPUT: &[(&str, InputType)] = &[
+    ("runIds", T::Strings),
+    ("metricKey", T::String),
+    ("startStep", T::Other),
+    ("endStep", T::Other),
+    ("maxResults", T::Other),
+];
+const SEARCH_VERSIONS_INPUT: &[(&str, InputType)] = &[
+    ("filter", T::String),
+    ("maxResults", T::Other),
+    ("orderBy", T::List),
+    ("pageToken", T::String),
+];
+
+/// Every root field of MLflow 3.17.2's schema (`graphql_schema_extensions.schema`).
+#[rustfmt::skip]
+static ROOT_FIELDS: &[RootSpec] = &[
+    root("mlflowGetExperiment", QUERY, Some(("GET", "/api/2.0/mlflow/experiments/get")), "GetExperiment", INPUT, &[("experimentId", T::String)], Nested::None),
+    root("mlflowGetMetricHistoryBulkInterval", QUERY, Some(("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval")), "GetMetricHistoryBulkInterval", INPUT, BULK_INTERVAL_INPUT, Nested::None),
+    root("mlflowGetRun", QUERY, Some(("GET", "/api/2.0/mlflow/runs/get")), "GetRun", INPUT, RUN_INPUT, Nested::Runs("run")),
+    root("mlflowListArtifacts", QUERY, Some(("GET", "/api/2.0/mlflow/artifacts/list")), "ListArtifacts", INPUT, ARTIFACTS_INPUT, Nested::None),
+    root("mlflowSearchModelVersions", QUERY, Some(("GET", "/api/2.0/mlflow/model-versions/search")), "SearchModelVersions", INPUT, SEARCH_VERSIONS_INPUT, Nested::ModelVersions("modelVersions")),
+    root("mlflowSearchRuns", BOTH, Some(("POST", "/api/2.0/mlflow/runs/search")), "SearchRuns", INPUT, SEARCH_RUNS_INPUT, Nested::Runs("runs")),
+    root("mlflowSearchDatasets", MUTATION, Some(("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets")), "SearchDatasets", INPUT, &[("experimentIds", T::Strings)], Nested::None),
+    root("test", QUERY, None, GRAPHQL_QUERY_OPERATION, &["inputString"], &[], Nested::None),
+    root("testMutation", MUTATION, None, GRAPHQL_MUTATION_OPERATION, &["inputString"], &[], Nested::None),
+    root("__typename", BOTH, None, GRAPHQL_QUERY_OPERATION, &[], &[], Nested::None),
+    root("__schema", QUERY, None, GRAPHQL_QUERY_OPERATION, &[], &[], Nested::None),
+    root("__type", QUERY, None, GRAPHQL_QUERY_OPERATION, &["name"], &[], Nested::None),
+];
+
+/// The root field names mlgate knows, for documentation and tests.
+pub fn graphql_root_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROOT_FIELDS.iter().map(|s| (s.name, s.operation))
+}
+
+/// Reads a `/graphql` request body: the operation MLflow will execute and, for each of its
+/// root fields, the operation and request fields it amounts to.
 pub fn graphql_request(body: &[u8]) -> Result<GraphQlRequest, GraphQlError> {
     let Ok(Value::Object(obj)) = parse_strict_json(body) else {
         return Err(GraphQlError::BadBody);
@@ -71,434 +281,434 @@ pub fn graphql_request(body: &[u8]) -> Result<GraphQlRequest, GraphQlError> {
     };
     let operation_name = match obj.get("operationName") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(GraphQlError::BadBody),
     };
-    let operations = parse_document(query)?;
-    if operations.is_empty() {
-        return Err(GraphQlError::NoOperation);
+    let empty = Map::new();
+    let variables = match obj.get("variables") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(v)) => v,
+        Some(_) => return Err(GraphQlError::BadBody),
+    };
+
+    let tree = Parser::new(query)
+        .recursion_limit(MAX_RECURSION)
+        .token_limit(MAX_TOKENS)
+        .parse();
+    if tree.errors().any(|e| e.is_limit()) {
+        return Err(GraphQlError::TooLarge);
     }
-    Ok(GraphQlRequest {
-        operations,
-        operation_name,
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Lexer
-// ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Punct(char),
-    Spread,
-    Name(String),
-    Value, // int, float or string literal (content irrelevant here)
-}
-
-fn lex(src: &str) -> Result<Vec<Tok>, GraphQlError> {
-    let chars: Vec<char> = src.chars().collect();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\u{feff}' | ' ' | '\t' | '\n' | '\r' | ',' => i += 1,
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' && chars[i] != '\r' {
-                    i += 1;
+    if tree.errors().next().is_some() {
+        return Err(GraphQlError::Syntax);
+    }
+    let mut operations = Vec::new();
+    let mut fragments = HashMap::new();
+    for definition in tree.document().definitions() {
+        match definition {
+            cst::Definition::OperationDefinition(op) => operations.push(op),
+            cst::Definition::FragmentDefinition(fragment) => {
+                let name = fragment
+                    .fragment_name()
+                    .and_then(|n| n.name())
+                    .ok_or(GraphQlError::Syntax)?;
+                let set = fragment.selection_set().ok_or(GraphQlError::Syntax)?;
+                if fragments.insert(name.text().to_string(), set).is_some() {
+                    return Err(GraphQlError::Undefined);
                 }
             }
-            '!' | '$' | '&' | '(' | ')' | ':' | '=' | '@' | '[' | ']' | '{' | '|' | '}' => {
-                toks.push(Tok::Punct(c));
-                i += 1;
-            }
-            '.' if chars.get(i + 1) == Some(&'.') && chars.get(i + 2) == Some(&'.') => {
-                toks.push(Tok::Spread);
-                i += 3;
-            }
-            '"' => {
-                if chars.get(i + 1) == Some(&'"') && chars.get(i + 2) == Some(&'"') {
-                    // block string: ends at an unescaped """
-                    i += 3;
-                    loop {
-                        if i >= chars.len() {
-                            return Err(GraphQlError::Syntax);
-                        }
-                        if chars[i] == '\\' && chars.get(i + 1..i + 4) == Some(&['"', '"', '"'][..])
-                        {
-                            i += 4;
-                        } else if chars.get(i..i + 3) == Some(&['"', '"', '"'][..]) {
-                            i += 3;
-                            break;
-                        } else {
-                            i += 1;
-                        }
-                    }
-                } else {
-                    i += 1;
-                    loop {
-                        match chars.get(i) {
-                            None | Some('\n') | Some('\r') => return Err(GraphQlError::Syntax),
-                            Some('"') => {
-                                i += 1;
-                                break;
-                            }
-                            Some('\\') => i += 2,
-                            Some(_) => i += 1,
-                        }
-                    }
-                }
-                toks.push(Tok::Value);
-            }
-            '-' | '0'..='9' => {
-                i += 1;
-                while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | '+' | '-'))
-                {
-                    i += 1;
-                }
-                toks.push(Tok::Value);
-            }
-            c if c == '_' || c.is_ascii_alphabetic() => {
-                let start = i;
-                while i < chars.len() && (chars[i] == '_' || chars[i].is_ascii_alphanumeric()) {
-                    i += 1;
-                }
-                toks.push(Tok::Name(chars[start..i].iter().collect()));
-            }
+            // Type-system definitions: not an executable document.
             _ => return Err(GraphQlError::Syntax),
         }
     }
-    Ok(toks)
+    let operation = select_operation(operations, operation_name)?;
+    let kind = match operation.operation_type() {
+        None => OperationKind::Query,
+        Some(t) if t.query_token().is_some() => OperationKind::Query,
+        Some(t) if t.mutation_token().is_some() => OperationKind::Mutation,
+        Some(_) => OperationKind::Subscription,
+    };
+    let scope = Scope::new(&operation, variables)?;
+    let mut walker = Walker {
+        fragments: &fragments,
+        budget: MAX_SELECTIONS,
+    };
+    let set = operation.selection_set().ok_or(GraphQlError::Syntax)?;
+    let roots = walker.fields(&set)?;
+    if roots.len() > MAX_ROOT_FIELDS {
+        return Err(GraphQlError::TooLarge);
+    }
+    let mut fields = Vec::with_capacity(roots.len());
+    for field in &roots {
+        fields.push(root_field(field, kind, &scope, &mut walker)?);
+    }
+    Ok(GraphQlRequest { kind, fields })
 }
 
-// ---------------------------------------------------------------------------------------
-// Parser
-// ---------------------------------------------------------------------------------------
-
-const MAX_DEPTH: usize = 64;
-
-#[derive(Debug, Clone)]
-enum Sel {
-    Field(String),
-    Spread(String),
-    Inline(Vec<Sel>),
+fn select_operation(
+    operations: Vec<cst::OperationDefinition>,
+    name: Option<&str>,
+) -> Result<cst::OperationDefinition, GraphQlError> {
+    let named = |op: &cst::OperationDefinition| op.name().map(|n| n.text().to_string());
+    let mut names = HashSet::new();
+    for op in &operations {
+        // graphql-core refuses two operations of one name, and an anonymous one among others.
+        let unique = match named(op) {
+            Some(n) => names.insert(n),
+            None => operations.len() == 1,
+        };
+        if !unique {
+            return Err(GraphQlError::AmbiguousOperation);
+        }
+    }
+    match name {
+        Some(name) => operations
+            .into_iter()
+            .find(|op| named(op).as_deref() == Some(name))
+            .ok_or(GraphQlError::NoOperation),
+        None => {
+            let mut ops = operations.into_iter();
+            match (ops.next(), ops.next()) {
+                (Some(op), None) => Ok(op),
+                (None, _) => Err(GraphQlError::NoOperation),
+                (Some(_), Some(_)) => Err(GraphQlError::AmbiguousOperation),
+            }
+        }
+    }
 }
 
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
+/// The operation's variables: the request's values, else the definitions' defaults.
+struct Scope {
+    values: HashMap<String, Value>,
 }
 
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
-    fn next(&mut self) -> Option<Tok> {
-        let t = self.toks.get(self.pos).cloned();
-        self.pos += 1;
-        t
-    }
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(&Tok::Punct(c)) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-    fn expect(&mut self, c: char) -> Result<(), GraphQlError> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(GraphQlError::Syntax)
-        }
-    }
-    fn name(&mut self) -> Result<String, GraphQlError> {
-        match self.next() {
-            Some(Tok::Name(n)) => Ok(n),
-            _ => Err(GraphQlError::Syntax),
-        }
-    }
-    fn peek_name(&self) -> Option<&str> {
-        match self.peek() {
-            Some(Tok::Name(n)) => Some(n),
-            _ => None,
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<(), GraphQlError> {
-        if depth > MAX_DEPTH {
-            return Err(GraphQlError::TooDeep);
-        }
-        match self.next() {
-            Some(Tok::Value) | Some(Tok::Name(_)) => Ok(()),
-            Some(Tok::Punct('$')) => self.name().map(|_| ()),
-            Some(Tok::Punct('[')) => {
-                while !self.eat(']') {
-                    self.value(depth + 1)?;
+impl Scope {
+    fn new(
+        operation: &cst::OperationDefinition,
+        given: &Map<String, Value>,
+    ) -> Result<Scope, GraphQlError> {
+        let mut values = HashMap::new();
+        let none = Scope {
+            values: HashMap::new(),
+        };
+        if let Some(defs) = operation.variable_definitions() {
+            for def in defs.variable_definitions() {
+                let name = def
+                    .variable()
+                    .and_then(|v| v.name())
+                    .ok_or(GraphQlError::Syntax)?
+                    .text()
+                    .to_string();
+                let value = match given.get(&name) {
+                    Some(v) => v.clone(),
+                    None => match def.default_value().and_then(|d| d.value()) {
+                        Some(default) => none.json(&default)?,
+                        None => Value::Null,
+                    },
+                };
+                if values.insert(name, value).is_some() {
+                    return Err(GraphQlError::Undefined);
                 }
-                Ok(())
             }
-            Some(Tok::Punct('{')) => {
-                while !self.eat('}') {
-                    self.name()?;
-                    self.expect(':')?;
-                    self.value(depth + 1)?;
+        }
+        Ok(Scope { values })
+    }
+
+    /// An argument value as JSON, variables substituted.
+    fn json(&self, value: &cst::Value) -> Result<Value, GraphQlError> {
+        Ok(match value {
+            cst::Value::Variable(v) => {
+                let name = v.name().ok_or(GraphQlError::Syntax)?;
+                self.values
+                    .get(name.text().as_str())
+                    .cloned()
+                    .ok_or(GraphQlError::Undefined)?
+            }
+            cst::Value::StringValue(s) => Value::String(String::from(s)),
+            cst::Value::IntValue(i) => {
+                let text = i.syntax().text().to_string();
+                Value::from(text.parse::<i64>().map_err(|_| GraphQlError::Syntax)?)
+            }
+            cst::Value::FloatValue(f) => {
+                let text = f.syntax().text().to_string();
+                let n = text.parse::<f64>().map_err(|_| GraphQlError::Syntax)?;
+                serde_json::Number::from_f64(n)
+                    .map(Value::Number)
+                    .ok_or(GraphQlError::Syntax)?
+            }
+            cst::Value::BooleanValue(b) => Value::Bool(b.true_token().is_some()),
+            cst::Value::NullValue(_) => Value::Null,
+            cst::Value::EnumValue(e) => {
+                Value::String(e.name().ok_or(GraphQlError::Syntax)?.text().to_string())
+            }
+            cst::Value::ListValue(list) => Value::Array(
+                list.values()
+                    .map(|v| self.json(&v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            cst::Value::ObjectValue(obj) => {
+                let mut map = Map::new();
+                for field in obj.object_fields() {
+                    let name = field.name().ok_or(GraphQlError::Syntax)?;
+                    let value = field.value().ok_or(GraphQlError::Syntax)?;
+                    if map
+                        .insert(name.text().to_string(), self.json(&value)?)
+                        .is_some()
+                    {
+                        // graphql-core: "There can be only one input field named ..."
+                        return Err(GraphQlError::Syntax);
+                    }
                 }
-                Ok(())
+                Value::Object(map)
             }
-            _ => Err(GraphQlError::Syntax),
-        }
+        })
     }
+}
 
-    fn arguments(&mut self, depth: usize) -> Result<(), GraphQlError> {
-        if self.eat('(') {
-            if self.eat(')') {
-                return Err(GraphQlError::Syntax);
-            }
-            while !self.eat(')') {
-                self.name()?;
-                self.expect(':')?;
-                self.value(depth + 1)?;
-            }
-        }
-        Ok(())
-    }
+/// A field selected (fragments expanded), with its response key.
+struct Selected {
+    key: String,
+    name: String,
+    field: cst::Field,
+}
 
-    fn directives(&mut self, depth: usize) -> Result<(), GraphQlError> {
-        while self.eat('@') {
-            self.name()?;
-            self.arguments(depth)?;
-        }
-        Ok(())
-    }
+struct Walker<'a> {
+    fragments: &'a HashMap<String, cst::SelectionSet>,
+    budget: usize,
+}
 
-    fn type_ref(&mut self, depth: usize) -> Result<(), GraphQlError> {
-        if depth > MAX_DEPTH {
-            return Err(GraphQlError::TooDeep);
-        }
-        if self.eat('[') {
-            self.type_ref(depth + 1)?;
-            self.expect(']')?;
-        } else {
-            self.name()?;
-        }
-        self.eat('!');
-        Ok(())
-    }
-
-    fn variable_definitions(&mut self) -> Result<(), GraphQlError> {
-        if self.eat('(') {
-            if self.eat(')') {
-                return Err(GraphQlError::Syntax);
-            }
-            while !self.eat(')') {
-                self.expect('$')?;
-                self.name()?;
-                self.expect(':')?;
-                self.type_ref(0)?;
-                if self.eat('=') {
-                    self.value(0)?;
-                }
-                self.directives(0)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn selection_set(&mut self, depth: usize) -> Result<Vec<Sel>, GraphQlError> {
-        if depth > MAX_DEPTH {
-            return Err(GraphQlError::TooDeep);
-        }
-        self.expect('{')?;
+impl Walker<'_> {
+    /// The fields of a selection set, named and inline fragments expanded (whatever their type
+    /// condition: a superset of what executes), in document order.
+    fn fields(&mut self, set: &cst::SelectionSet) -> Result<Vec<Selected>, GraphQlError> {
         let mut out = Vec::new();
-        loop {
-            if self.eat('}') {
-                break;
-            }
-            if self.peek() == Some(&Tok::Spread) {
-                self.pos += 1;
-                match self.peek_name() {
-                    Some("on") => {
-                        self.pos += 1;
-                        self.name()?;
-                        self.directives(depth)?;
-                        out.push(Sel::Inline(self.selection_set(depth + 1)?));
-                    }
-                    Some(_) => {
-                        let name = self.name()?;
-                        self.directives(depth)?;
-                        out.push(Sel::Spread(name));
-                    }
-                    None => {
-                        self.directives(depth)?;
-                        out.push(Sel::Inline(self.selection_set(depth + 1)?));
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut stack: Vec<cst::Selection> = set.selections().collect();
+        stack.reverse();
+        while let Some(selection) = stack.pop() {
+            self.budget = self.budget.checked_sub(1).ok_or(GraphQlError::TooLarge)?;
+            match selection {
+                cst::Selection::Field(field) => {
+                    let name = field.name().ok_or(GraphQlError::Syntax)?.text().to_string();
+                    let key = match field.alias().and_then(|a| a.name()) {
+                        Some(alias) => alias.text().to_string(),
+                        None => name.clone(),
+                    };
+                    out.push(Selected { key, name, field });
+                }
+                cst::Selection::InlineFragment(inline) => {
+                    let inner = inline.selection_set().ok_or(GraphQlError::Syntax)?;
+                    stack.extend(inner.selections().collect::<Vec<_>>().into_iter().rev());
+                }
+                cst::Selection::FragmentSpread(spread) => {
+                    let name = spread
+                        .fragment_name()
+                        .and_then(|n| n.name())
+                        .ok_or(GraphQlError::Syntax)?
+                        .text()
+                        .to_string();
+                    let inner = self.fragments.get(&name).ok_or(GraphQlError::Undefined)?;
+                    if visited.insert(name) {
+                        stack.extend(inner.selections().collect::<Vec<_>>().into_iter().rev());
                     }
                 }
-                continue;
             }
-            let mut name = self.name()?;
-            if self.eat(':') {
-                name = self.name()?; // the first name was an alias
-            }
-            self.arguments(depth)?;
-            self.directives(depth)?;
-            if self.peek() == Some(&Tok::Punct('{')) {
-                self.selection_set(depth + 1)?;
-            }
-            out.push(Sel::Field(name));
-        }
-        if out.is_empty() {
-            return Err(GraphQlError::Syntax);
         }
         Ok(out)
     }
+
+    /// The fields selected under every selection of `field` named `name` among `selected`.
+    fn children(
+        &mut self,
+        selected: &[Selected],
+        name: &str,
+    ) -> Result<Vec<(String, Vec<Selected>)>, GraphQlError> {
+        let mut out = Vec::new();
+        for s in selected.iter().filter(|s| s.name == name) {
+            let inner = match s.field.selection_set() {
+                Some(set) => self.fields(&set)?,
+                None => Vec::new(),
+            };
+            out.push((s.key.clone(), inner));
+        }
+        Ok(out)
+    }
+
+    /// Lists of model versions selected as `field` among `selected`, under `path`.
+    fn model_version_lists(
+        &mut self,
+        selected: &[Selected],
+        field: &str,
+        path: &[String],
+        out: &mut Vec<ModelVersionList>,
+    ) -> Result<(), GraphQlError> {
+        let lists = self.children(selected, field)?;
+        let mut by_key: Vec<(String, Vec<Selected>)> = Vec::new();
+        for (key, inner) in lists {
+            match by_key.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, all)) => all.extend(inner),
+                None => by_key.push((key, inner)),
+            }
+        }
+        for (key, inner) in by_key {
+            let mut path = path.to_vec();
+            path.push(key);
+            out.push(ModelVersionList {
+                path,
+                name_key: identifying_key(&inner, "name")?,
+                version_key: identifying_key(&inner, "version")?,
+            });
+        }
+        Ok(())
+    }
 }
 
-fn parse_document(src: &str) -> Result<Vec<GraphQlOperation>, GraphQlError> {
-    let mut p = Parser {
-        toks: lex(src)?,
-        pos: 0,
+/// The response key of field `name` in a merged selection; refused when another field shares
+/// that key or is aliased to `name` (so an alias cannot pass one field's value off as
+/// another's).
+fn identifying_key(selected: &[Selected], name: &str) -> Result<Option<String>, GraphQlError> {
+    if selected.iter().any(|s| s.key == name && s.name != name) {
+        return Err(GraphQlError::AmbiguousKey(name.to_owned()));
+    }
+    let Some(key) = selected.iter().find(|s| s.name == name).map(|s| &s.key) else {
+        return Ok(None);
     };
-    let mut ops: Vec<(OperationKind, Option<String>, Vec<Sel>)> = Vec::new();
-    let mut fragments: Vec<(String, Vec<Sel>)> = Vec::new();
-    while p.peek().is_some() {
-        if p.peek() == Some(&Tok::Punct('{')) {
-            ops.push((OperationKind::Query, None, p.selection_set(1)?));
+    if selected.iter().any(|s| s.key == *key && s.name != name) {
+        return Err(GraphQlError::AmbiguousKey(key.clone()));
+    }
+    Ok(Some(key.clone()))
+}
+
+fn root_field(
+    selected: &Selected,
+    kind: OperationKind,
+    scope: &Scope,
+    walker: &mut Walker<'_>,
+) -> Result<GraphQlField, GraphQlError> {
+    let spec = ROOT_FIELDS
+        .iter()
+        .find(|s| {
+            s.name == selected.name
+                && match kind {
+                    OperationKind::Query => s.query,
+                    OperationKind::Mutation => s.mutation,
+                    OperationKind::Subscription => false,
+                }
+        })
+        .ok_or_else(|| GraphQlError::UnknownField(unknown_name(&selected.name)))?;
+
+    let mut input = None;
+    if let Some(arguments) = selected.field.arguments() {
+        for argument in arguments.arguments() {
+            let name = argument.name().ok_or(GraphQlError::Syntax)?;
+            let name = name.text();
+            if !spec.arguments.contains(&name.as_str()) {
+                return Err(GraphQlError::BadArgument(spec.name));
+            }
+            if name == "input" {
+                let value = argument.value().ok_or(GraphQlError::Syntax)?;
+                if input.replace(scope.json(&value)?).is_some() {
+                    return Err(GraphQlError::BadArgument(spec.name));
+                }
+            }
+        }
+    }
+    let (route, params) = match spec.rest {
+        Some((method, path)) => {
+            let Classified::Route { route, .. } = classify(method, path) else {
+                return Err(GraphQlError::UnknownField(spec.name.to_owned()));
+            };
+            let body = request_fields(spec, input.unwrap_or(Value::Null))?;
+            let params = read_params_for(
+                route,
+                "POST",
+                None,
+                Some("application/json"),
+                &serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+            )
+            .map_err(|error| GraphQlError::Params {
+                field: spec.name,
+                error,
+            })?;
+            (Some(route), Some(params))
+        }
+        None => (None, None),
+    };
+
+    let mut reads_experiment = false;
+    let mut model_versions = Vec::new();
+    let root_path = vec![selected.key.clone()];
+    let answer = match selected.field.selection_set() {
+        Some(set) => walker.fields(&set)?,
+        None => Vec::new(),
+    };
+    match spec.nested {
+        Nested::None => {}
+        Nested::ModelVersions(field) => {
+            walker.model_version_lists(&answer, field, &root_path, &mut model_versions)?;
+        }
+        Nested::Runs(field) => {
+            for (key, run) in walker.children(&answer, field)? {
+                reads_experiment |= run.iter().any(|s| s.name == "experiment");
+                let mut path = root_path.clone();
+                path.push(key);
+                walker.model_version_lists(&run, "modelVersions", &path, &mut model_versions)?;
+            }
+        }
+    }
+    Ok(GraphQlField {
+        key: selected.key.clone(),
+        name: spec.name,
+        operation: spec.operation,
+        route,
+        params,
+        reads_experiment,
+        model_versions,
+    })
+}
+
+/// A field name for a message: GraphQL names are `[_A-Za-z][_0-9A-Za-z]*`, cut short.
+fn unknown_name(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+/// The `input` argument as the REST route's JSON body: keys snake_case (as graphene passes
+/// them), `null`s dropped (unset), a single value where a list is expected made a list (GraphQL
+/// input coercion), identifiers checked to be strings; unknown keys refused (graphql-core does).
+fn request_fields(spec: &RootSpec, input: Value) -> Result<Map<String, Value>, GraphQlError> {
+    let bad = || GraphQlError::BadArgument(spec.name);
+    let fields = match input {
+        Value::Null => return Ok(Map::new()),
+        Value::Object(fields) => fields,
+        _ => return Err(bad()),
+    };
+    let mut body = Map::new();
+    for (key, value) in fields {
+        let (_, ty) = spec
+            .input
+            .iter()
+            .find(|(name, _)| *name == key)
+            .ok_or_else(bad)?;
+        if value.is_null() {
             continue;
         }
-        let kw = p.name()?;
-        let kind = match kw.as_str() {
-            "query" => OperationKind::Query,
-            "mutation" => OperationKind::Mutation,
-            "subscription" => OperationKind::Subscription,
-            "fragment" => {
-                let name = p.name()?;
-                if name == "on" || p.name()? != "on" {
-                    return Err(GraphQlError::Syntax);
-                }
-                p.name()?;
-                p.directives(0)?;
-                fragments.push((name, p.selection_set(1)?));
-                continue;
-            }
-            // type-system definitions and anything else: not an executable document
-            _ => return Err(GraphQlError::Syntax),
+        let value = match (ty, value) {
+            (T::String, Value::String(s)) => Value::String(s),
+            (T::String, _) => return Err(bad()),
+            (T::Strings | T::List, Value::Array(items)) => Value::Array(items),
+            (T::Strings | T::List, single) => Value::Array(vec![single]),
+            (T::Other, value) => value,
         };
-        let name = match p.peek_name() {
-            Some(_) => Some(p.name()?),
-            None => None,
-        };
-        p.variable_definitions()?;
-        p.directives(0)?;
-        ops.push((kind, name, p.selection_set(1)?));
-    }
-    let lookup = |name: &str| fragments.iter().find(|(n, _)| n == name).map(|(_, s)| s);
-    let mut out = Vec::new();
-    for (kind, name, sels) in ops {
-        let mut fields = Vec::new();
-        let mut stack: Vec<&Sel> = sels.iter().rev().collect();
-        let mut visited: Vec<&str> = Vec::new();
-        while let Some(sel) = stack.pop() {
-            match sel {
-                Sel::Field(f) => fields.push(f.clone()),
-                Sel::Inline(inner) => stack.extend(inner.iter().rev()),
-                Sel::Spread(frag) => {
-                    if visited.contains(&frag.as_str()) {
-                        continue;
-                    }
-                    visited.push(frag);
-                    // An unknown fragment is a validation error for graphql-core.
-                    let inner = lookup(frag).ok_or(GraphQlError::Syntax)?;
-                    stack.extend(inner.iter().rev());
-                }
-            }
+        if *ty == T::Strings
+            && !value
+                .as_array()
+                .is_some_and(|items| items.iter().all(Value::is_string))
+        {
+            return Err(bad());
         }
-        out.push(GraphQlOperation {
-            kind,
-            name,
-            root_fields: fields,
-        });
+        body.insert(camel_to_snake(&key), value);
     }
-    Ok(out)
+    Ok(body)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn body(q: &str) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({"query": q, "variables": {}})).unwrap()
-    }
-
-    #[test]
-    fn queries_are_read_only() {
-        for q in [
-            "query GetRun($data: MlflowGetRunInput!) { mlflowGetRun(input: $data) { run { info { runId } } } }",
-            "{ mlflowGetExperiment(input: {experimentId: \"1\"}) { experiment { name } } }",
-            "query A { a: mlflowGetRun(input: {runId: \"x\"}) { run { info { runUuid } } } } fragment F on MlflowRun { info { runId } }",
-            "# comment\n query { __typename }",
-            "query Q($x: [String!]! = [\"a\", \"b\"]) @dir(a: 1) { test(inputString: \"\"\"block \\\"\"\" \"\"\") { output } }",
-            "query { ...F } fragment F on Query { mlflowSearchRuns(input: {}) { runs { info { runId } } } }",
-        ] {
-            assert!(graphql_is_read_only(&body(q)), "{q}");
-        }
-        let r = graphql_request(&body("query { ...F x: mlflowGetRun(input: {}) { run { info { runId } } } } fragment F on Query { test { output } }")).unwrap();
-        assert_eq!(r.operations[0].root_fields, vec!["test", "mlflowGetRun"]);
-    }
-
-    #[test]
-    fn mutations_and_doubt_are_not_read_only() {
-        for q in [
-            "mutation { mlflowSearchRuns(input: {}) { runs { info { runId } } } }",
-            "mutation M { testMutation(inputString: \"x\") { output } }",
-            "subscription { x }",
-            "query A { a } mutation B { b }",
-            "  mutation{a}",
-            "query { a ",
-            "query { }",
-            "",
-            "# only a comment",
-            "type Query { a: String }",
-            "schema { query: Query }",
-            "query { ...Missing }",
-            "query { a(x: ) }",
-            "query { a } \u{0}",
-            "{ a } \"unterminated",
-        ] {
-            assert!(!graphql_is_read_only(&body(q)), "{q:?}");
-        }
-        // operationName does not make a mutation-bearing document read-only
-        let b = serde_json::to_vec(
-            &serde_json::json!({"query": "query A { a } mutation B { b }", "operationName": "A"}),
-        )
-        .unwrap();
-        assert!(!graphql_is_read_only(&b));
-        for raw in [
-            &b""[..],
-            b"null",
-            b"[]",
-            b"{\"query\": 5}",
-            b"{\"variables\": {}}",
-            b"{\"query\": \"{a}\", \"query\": \"mutation {a}\"}",
-            b"\"{\\\"query\\\": \\\"{a}\\\"}\"",
-            b"{\"query\": \"{a}\", \"operationName\": 3}",
-        ] {
-            assert!(
-                !graphql_is_read_only(raw),
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
-        }
-    }
-
-    #[test]
-    fn deep_nesting_is_refused_without_overflow() {
-        let q = format!("{{ {} }}", "a {".repeat(5000) + &"}".repeat(5000));
-        assert!(!graphql_is_read_only(&body(&q)));
-        let q = format!("{{ a(x: {}) }}", "[".repeat(5000) + &"]".repeat(5000));
-        assert!(!graphql_is_read_only(&body(&q)));
-    }
-}
+mod tests;

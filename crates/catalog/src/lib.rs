@@ -7,7 +7,7 @@
 //! * [`read_params`] / [`read_params_for`]: the request fields exactly as MLflow's handlers
 //!   read them (query string vs JSON body, camelCase aliases, `run_uuid`, double-encoded
 //!   JSON), refusing ambiguity;
-//! * [`graphql_is_read_only`]: whether a `/graphql` body is a pure query;
+//! * [`graphql_request`]: a `/graphql` body as the REST operations its root fields perform;
 //! * [`execute_api_arn`]: the article's `execute-api` resource ARNs.
 //!
 //! Pure: no I/O, no clock, no environment.
@@ -45,8 +45,8 @@ pub use catalog::{
     Route, Server, classify, routes,
 };
 pub use graphql::{
-    GraphQlError, GraphQlOperation, GraphQlRequest, OperationKind, graphql_is_read_only,
-    graphql_request,
+    GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, MAX_ROOT_FIELDS,
+    ModelVersionList, OperationKind, graphql_request, graphql_root_fields,
 };
 pub use params::{
     FieldName, ParamError, ParamSource, Params, read_params, read_params_for, set_json_field,

@@ -365,7 +365,9 @@ fn render() -> String {
          and artifact content downloads/uploads are `GetArtifact`/`PutArtifact` whichever route carries them.\n\
          * **Access**: `Read` never changes tracking, registry or server state; `Write` may.\n\
          * **Resource**: what authorization is anchored on. Creations and searches inside an experiment are \
-         anchored on the `Experiment`.\n\
+         anchored on the `Experiment`. A `RegisteredModel` or `ModelVersion` that is a prompt (tagged \
+         `mlflow.prompt.is_prompt=true`) is decided on `prompt/<name>[/version/<n>]` instead of \
+         `registered-model/...` (see [policy-reference.md](policy-reference.md#mlflow-resource-arns)).\n\
          * **Identifiers**: `field`→Kind is a request field as MLflow reads it (query string for a GET with a \
          query, else the JSON body; `a[].b` = field `b` of every element of array `a`; `[]` = several ids); \
          path `{p}` is a path parameter; header is a request header. The column is the union over the action's routes.\n\
@@ -398,7 +400,7 @@ fn render() -> String {
     let roles = yes(GRAPHQL_MUTATION_OPERATION);
     let _ = writeln!(
         d,
-        "| `mlflow:{GRAPHQL_MUTATION_OPERATION}` | Write | Global | — | {} | {} | {} | `GET /graphql`, `POST /graphql` when the body is not a pure query (see below) |",
+        "| `mlflow:{GRAPHQL_MUTATION_OPERATION}` | Write | Global | — | {} | {} | {} | `GET /graphql`, `POST /graphql`: a `mutation`'s `testMutation` field (see below) |",
         roles[0], roles[1], roles[2]
     );
     d.push_str(
@@ -406,13 +408,11 @@ fn render() -> String {
          * **Public routes**: only `GET /health` (FastAPI, and its Flask twin for `HEAD`) needs no \
          credentials, so load balancers can probe it. `/version`, `/api/3.0/mlflow/server-info`, the UI \
          (`/`, `/static-files/...`, `/build/...`) need an authenticated caller; every role may call them.\n\
-         * **GraphQL**: `GET|POST /graphql` is `mlflow:GraphQLQuery` (a read) only when \
-         `mlgate_catalog::graphql_is_read_only(body)` is sure every operation in the document is a `query`. \
-         MLflow reads the JSON body for `GET` too. A mutation or subscription anywhere in the document, a \
-         parse error, or a body that is not `{\"query\": \"...\"}` needs `mlflow:GraphQLMutation` (admins \
-         only). MLflow 3.17.2's mutations (`mlflowSearchRuns`, `mlflowSearchDatasets`) are reads in practice \
-         and its UI only sends queries; per-root-field authorization comes later \
-         (`mlgate_catalog::graphql_request` lists root fields).\n\
+         * **GraphQL**: `GET|POST /graphql` (MLflow reads the JSON body for `GET` too) is decided root \
+         field by root field (`mlgate_catalog::graphql_request`): each field is the action of its REST twin, \
+         on the resources its `input` argument names, and all must be allowed (see the GraphQL table below and \
+         docs/policy-reference.md). `mlflow:GraphQLQuery` is only the action of `test`, `__typename` and \
+         introspection, `mlflow:GraphQLMutation` of `testMutation`.\n\
          * **`OPTIONS`** is not classified (Flask answers it without running a view); **`HEAD`** is the Flask \
          `GET` route.\n\
          * **Not implemented by MLflow** (catalogued because they are served, answering an error): \
@@ -422,8 +422,15 @@ fn render() -> String {
          records UI usage events, changes no tracking data, and the UI sends it whoever is signed in.\n\
          * **`StreamAssistantResponse`** is a `GET` but a write: it runs the Assistant's pending turn.\n\
          * **Static prefix**: MLflow's `--static-prefix` is not supported (the catalog is the unprefixed route set).\n\
-         \n## Read actions readers do not get\n\n",
+         \n## GraphQL root fields\n\n\
+         Each root field of MLflow's GraphQL schema is decided as this action, on the resources its `input` \
+         names (resolved as the REST route's); any other root field is denied.\n\n\
+         | Root field | Action |\n|---|---|\n",
     );
+    for (field, operation) in mlgate_catalog::graphql_root_fields() {
+        let _ = writeln!(d, "| `{field}` | `mlflow:{operation}` |");
+    }
+    d.push_str("\n## Read actions readers do not get\n\n");
     for (a, why) in NOT_FOR_READERS {
         let _ = writeln!(d, "* `mlflow:{a}`: {why}.");
     }

@@ -23,6 +23,9 @@ pub enum GatewayError {
     /// A resource named by the request does not exist (found out while resolving it).
     #[error("{0}")]
     NotFound(String),
+    /// A method and path outside the route catalog (refused whatever the policies say).
+    #[error("{0}")]
+    UnknownRoute(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     /// The client stalled while sending its body.
@@ -49,7 +52,7 @@ impl GatewayError {
             GatewayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             GatewayError::Authentication(failure) => failure.status(),
             GatewayError::PermissionDenied(_) => StatusCode::FORBIDDEN,
-            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::NotFound(_) | GatewayError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             GatewayError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -67,6 +70,8 @@ impl GatewayError {
             GatewayError::Authentication(failure) => failure.error_code(),
             GatewayError::PermissionDenied(_) => "PERMISSION_DENIED",
             GatewayError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
+            // The code MLflow's client expects to fall back to an older endpoint.
+            GatewayError::UnknownRoute(_) => "ENDPOINT_NOT_FOUND",
             GatewayError::PayloadTooLarge(_) => "REQUEST_LIMIT_EXCEEDED",
             GatewayError::ClientTimeout(_) => "BAD_REQUEST",
             GatewayError::UpstreamUnavailable(_) | GatewayError::Unavailable(_) => {

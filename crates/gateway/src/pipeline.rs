@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use jiff::Timestamp;
-use mlgate_catalog::{ParamSource, Params, execute_api_arn};
+use mlgate_catalog::{IdSource, ParamSource, Params, execute_api_arn};
 use mlgate_policy::{Context, Decision, NamedPolicy};
 use tower::ServiceExt;
 
@@ -24,7 +24,7 @@ use crate::authorize::{EXECUTE_API_INVOKE, Question, Verdict, authorize};
 use crate::classify::{self, Call};
 use crate::config::GatewaySettings;
 use crate::error::GatewayError;
-use crate::filter::{self, Listing, PageRequest, PageTokens, Readability};
+use crate::filter::{self, Listing, Malformed, PageRequest, PageTokens, Readability};
 use crate::forward::Upstream;
 use crate::identity::{AuthMethod, Principal};
 use crate::listen::{IdleTimeout, Peer};
@@ -33,6 +33,8 @@ use crate::portal::{self, PortalOutcome};
 use crate::resolve::{self, ArnScope, ExperimentFacts, Resolver, global_context};
 use crate::rewrite;
 use crate::store::Store;
+
+mod graphql;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -62,6 +64,13 @@ impl Gateway {
             ArnScope::new(&settings.region, &settings.account),
             upstream.clone(),
         );
+        // Page tokens outlive the process and work on every replica sharing the master key.
+        let page_tokens = match authenticator.sigv4() {
+            Some(sigv4) => {
+                PageTokens::new(sigv4.master_key().derive(filter::PAGE_TOKEN_KEY_PURPOSE))
+            }
+            None => PageTokens::random()?,
+        };
         Ok(Gateway {
             settings,
             store,
@@ -70,7 +79,7 @@ impl Gateway {
             upstream,
             portal,
             audit,
-            page_tokens: PageTokens::random()?,
+            page_tokens,
         })
     }
 
@@ -116,16 +125,31 @@ impl Gateway {
         };
         let mut context = global_context(&principal, &peer, trail.time);
         let Some(route) = call.route else {
-            // Only `execute-api:Invoke` on this exact method/path ARN can allow it.
-            self.authorize(&principal, None, &call, &context, trail)
-                .await?;
-            return self.forward(parts, body, target, &peer).await;
+            // Not in the catalog: MLflow serves nothing there, and no policy can change that.
+            return Err(GatewayError::UnknownRoute(format!(
+                "mlgate knows no MLflow endpoint {} {}",
+                parts.method, target.path
+            )));
         };
 
         // 2 (cont.). read the fields as MLflow will; only bodies MLflow parses are buffered.
         let (mut params, mut body) =
             normalize::read_fields(route, &parts, body, self.body_limits()).await?;
-        let action = classify::action(route, body.bytes());
+
+        // 5-6 (GraphQL). each root field resolved and decided as its REST twin; lists filtered.
+        if classify::is_graphql(route) {
+            let request = graphql::GraphQlCall {
+                parts,
+                body,
+                principal: &principal,
+                call: &call,
+                context: &context,
+                target,
+                peer: &peer,
+            };
+            return self.graphql(request, trail).await;
+        }
+        let action = route.action();
         trail.actions = vec![action.clone()];
 
         // 5. resolve: identifiers → resource ARNs and condition keys.
@@ -142,11 +166,22 @@ impl Gateway {
         }
         // An experiment's name, tags and creator are condition keys of everything under it;
         // a registered model's creator of everything under the model.
+        // The creator is looked up only for a principal whose policies read it.
+        let creators_read = self.policies_read_creator(&principal).await?;
         let mut experiments = self
-            .with_creators(self.resolver.experiment_contexts(&resources).await?)
+            .with_creators(
+                creators_read,
+                self.resolver.experiment_contexts(&resources).await?,
+            )
             .await?;
-        let model_keys = self.model_creator(route, &params).await?;
-        let created = creation(route, &params, self.resolver.scope())?;
+        // A registered model's (or prompt's) tags and creator, of everything under it.
+        let named_model = self.resolver.named_model(&plan).await?;
+        let mut model_keys = self
+            .model_creator(creators_read, named_model.as_ref())
+            .await?;
+        model_keys.extend(named_model.iter().flat_map(|m| m.keys.iter().cloned()));
+        let creator_change =
+            creator_change(route, &params, self.resolver.scope(), named_model.as_ref())?;
 
         // 9 (before deciding). a search scoped by experiment ids runs on the readable ones.
         if filter::narrows_experiment_ids(route.operation)
@@ -231,8 +266,19 @@ impl Gateway {
             .await?;
         }
 
+        // 9. filter: a listing that names none of its parents would list every experiment's.
+        let named = named_ids(route, &params);
+        if filter::lists_nothing(route.operation, named) {
+            trail.reason = Some("the listing names no parent: answered empty".into());
+            return Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{}",
+            )
+                .into_response());
+        }
         // 9. filter: a search is answered by mlgate, page by page, with only readable items.
-        if let Some(listing) = Listing::of(route.operation) {
+        if let Some(listing) = Listing::of_request(route.operation, named) {
             let page = Search {
                 listing,
                 parts: &parts,
@@ -263,19 +309,40 @@ impl Gateway {
                 self.resolver.forget_experiment(id).await;
             }
         }
-        match (created, response) {
-            (Some(created), Ok(response)) if response.status().is_success() => {
-                Ok(self.record_creator(created, response, &principal).await)
+        if resolve::changes_model(route.operation)
+            && let Some(model) = &named_model
+        {
+            self.resolver.forget_model(&model.name).await;
+            if let Some((_, new_name)) = plan.context.iter().find(|(k, _)| *k == resolve::NEW_NAME)
+            {
+                self.resolver.forget_model(new_name).await;
+            }
+        }
+        match (creator_change, response) {
+            (Some(change), Ok(response)) if response.status().is_success() => {
+                Ok(self.record_creator(change, response, &principal).await)
             }
             (_, response) => response,
         }
     }
 
-    /// Adds who created each experiment through mlgate (`mlflow:ResourceCreator`).
+    /// Whether any of the principal's policies (session policy included) reads
+    /// `mlflow:ResourceCreator`; when none does, the creator cannot change a decision.
+    async fn policies_read_creator(&self, principal: &Principal) -> Result<bool, GatewayError> {
+        let (policies, session) = self.policies(principal).await?;
+        Ok(read_creator(&policies, session.as_deref()))
+    }
+
+    /// Adds who created each experiment through mlgate (`mlflow:ResourceCreator`), when
+    /// `creators_read` (see [`Gateway::policies_read_creator`]).
     async fn with_creators(
         &self,
+        creators_read: bool,
         experiments: Vec<(String, Arc<ExperimentFacts>)>,
     ) -> Result<Vec<(String, Arc<ExperimentFacts>)>, GatewayError> {
+        if !creators_read {
+            return Ok(experiments);
+        }
         let mut out = Vec::with_capacity(experiments.len());
         for (id, facts) in experiments {
             let arn = self.resolver.scope().experiment(&id);
@@ -296,28 +363,19 @@ impl Gateway {
         Ok(out)
     }
 
-    /// `mlflow:ResourceCreator` of the registered model the request names (`name`), if mlgate
-    /// recorded one.
+    /// `mlflow:ResourceCreator` of the registered model or prompt the request names (`name`),
+    /// if mlgate recorded one and `creators_read`.
     async fn model_creator(
         &self,
-        route: &mlgate_catalog::Route,
-        params: &Params,
+        creators_read: bool,
+        named_model: Option<&resolve::NamedModel>,
     ) -> Result<Vec<(String, String)>, GatewayError> {
-        let names_model = route.ids.iter().any(|id| {
-            id.field == "name"
-                && matches!(
-                    id.refers_to,
-                    mlgate_catalog::ResourceKind::RegisteredModel
-                        | mlgate_catalog::ResourceKind::ModelVersion
-                )
-        });
-        let Some(name) = names_model
-            .then(|| params.try_str_value("name").ok().flatten())
-            .flatten()
+        let Some(arn) = named_model
+            .filter(|_| creators_read)
+            .and_then(|model| model.arn(self.resolver.scope()))
         else {
             return Ok(Vec::new());
         };
-        let arn = self.resolver.scope().registered_model(name);
         Ok(self
             .store
             .resource_creator(&arn)
@@ -327,18 +385,30 @@ impl Gateway {
             .unwrap_or_default())
     }
 
-    /// Records the principal as the creator of what MLflow just created. A failure is logged:
-    /// the resource exists in MLflow either way.
+    /// Records the principal as the creator of what MLflow just created, and keeps the records
+    /// of deleted and renamed registered models in step. A failure is logged: the change
+    /// happened in MLflow either way.
     async fn record_creator(
         &self,
-        created: Created,
+        change: CreatorChange,
         response: Response,
         principal: &Principal,
     ) -> Response {
         use http_body_util::BodyExt;
-        let (arn, response) = match created {
-            Created::Model(arn) => (Some(arn), response),
-            Created::Experiment => {
+        let written = match &change {
+            CreatorChange::ModelDeleted(arn) => self.store.forget_creator(arn).await,
+            CreatorChange::ModelRenamed { from, to } => self.store.move_creator(from, to).await,
+            CreatorChange::Model(_) | CreatorChange::Experiment => Ok(()),
+        };
+        if let Err(error) = written {
+            tracing::error!(%error, "cannot update a resource creator record");
+        }
+        let (arn, response) = match change {
+            CreatorChange::Model(arn) => (Some(arn), response),
+            CreatorChange::ModelDeleted(_) | CreatorChange::ModelRenamed { .. } => {
+                return response;
+            }
+            CreatorChange::Experiment => {
                 let (parts, body) = response.into_parts();
                 let bytes = match http_body_util::Limited::new(body, 1 << 20).collect().await {
                     Ok(collected) => collected.to_bytes(),
@@ -583,22 +653,17 @@ impl Gateway {
             &principal.arn,
         )?;
         let (policies, session) = self.policies(principal).await?;
+        let creators_read = read_creator(&policies, session.as_deref());
         let s = &self.settings;
-        let execute_api = execute_api_arn(
-            &s.region,
-            &s.account,
-            &s.api_id,
-            &s.stage,
-            "GET",
-            listing.read_path(),
-        );
+        let execute_api_root =
+            execute_api_arn(&s.region, &s.account, &s.api_id, &s.stage, "GET", "/");
         let reader = Readability {
             listing,
             scope: self.resolver.scope(),
             policies: &policies,
             session: session.as_deref(),
             principal: &principal.arn,
-            execute_api: &execute_api,
+            execute_api_root: &execute_api_root,
             context,
         };
         let seen = std::sync::atomic::AtomicUsize::new(0);
@@ -606,13 +671,23 @@ impl Gateway {
             listing,
             request.want,
             request.start,
+            self.resolver.scope(),
             |token: Option<String>, size| {
                 let search = &search;
                 async move { self.fetch_page(search, token.as_deref(), size).await }
             },
-            |item| {
+            |arns: Vec<String>| async move {
+                if !creators_read {
+                    return Ok(std::collections::HashMap::new());
+                }
+                self.store
+                    .resource_creators(&arns)
+                    .await
+                    .map_err(|e| Fetched::Failed(store_down(e)))
+            },
+            |item, creator| {
                 seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                reader.readable(item)
+                reader.readable(item, creator)
             },
         )
         .await;
@@ -631,10 +706,10 @@ impl Gateway {
             page.items.len(),
             seen.into_inner()
         ));
-        let token = page
-            .next
-            .as_ref()
-            .map(|cursor| self.page_tokens.seal(cursor, &principal.arn, listing));
+        let token = page.next.as_ref().map(|cursor| {
+            self.page_tokens
+                .seal(cursor, &principal.arn, listing, search.params.fields())
+        });
         let body = filter::answer(listing, page, token).to_string();
         Ok((
             StatusCode::OK,
@@ -653,7 +728,7 @@ impl Gateway {
         size: u64,
     ) -> Result<serde_json::Value, Fetched> {
         use http_body_util::BodyExt;
-        let fields = filter::upstream_fields(search.params.fields(), token, size);
+        let fields = filter::upstream_fields(search.listing, search.params.fields(), token, size);
         let path = &search.target.path;
         let (path_and_query, body) =
             if search.parts.method == Method::GET || search.parts.method == Method::HEAD {
@@ -794,27 +869,53 @@ fn experiment_groups(
 /// The experiments a request touches with their keys, and the keys of what lies outside them.
 type KeyedResources<'a> = (&'a [(String, Arc<ExperimentFacts>)], &'a [(String, String)]);
 
-/// What a request creates whose creator mlgate records.
-enum Created {
+/// What a request does to the resources whose creator mlgate records.
+enum CreatorChange {
     /// CreateExperiment: the id is in MLflow's answer.
     Experiment,
-    /// CreateRegisteredModel: the ARN of the named model.
+    /// CreateRegisteredModel: the ARN of the named model or prompt.
     Model(String),
+    /// DeleteRegisteredModel: a model of the same name created later is someone else's.
+    ModelDeleted(String),
+    /// RenameRegisteredModel: the ARN is the name, the creator stays.
+    ModelRenamed { from: String, to: String },
 }
 
-fn creation(
+/// `named_model` is the registered model or prompt the request names, of the kind the
+/// resolver found (for a creation: the kind its tags ask for); its ARN is the record's key.
+fn creator_change(
     route: &mlgate_catalog::Route,
     params: &Params,
     scope: &ArnScope,
-) -> Result<Option<Created>, GatewayError> {
+    named_model: Option<&resolve::NamedModel>,
+) -> Result<Option<CreatorChange>, GatewayError> {
+    let model = || named_model.and_then(|model| model.arn(scope));
     Ok(match route.operation {
-        "CreateExperiment" => Some(Created::Experiment),
-        "CreateRegisteredModel" => params
-            .try_str_value("name")
-            .map_err(|e| GatewayError::BadRequest(e.to_string()))?
-            .map(|name| Created::Model(scope.registered_model(name))),
+        "CreateExperiment" => Some(CreatorChange::Experiment),
+        "CreateRegisteredModel" => model().map(CreatorChange::Model),
+        "DeleteRegisteredModel" => model().map(CreatorChange::ModelDeleted),
+        "RenameRegisteredModel" => {
+            let new_name = params
+                .try_str_value("new_name")
+                .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+            match (model(), new_name, named_model) {
+                (Some(from), Some(new_name), Some(named)) => named
+                    .renamed_arn(scope, new_name)
+                    .map(|to| CreatorChange::ModelRenamed { from, to }),
+                _ => None,
+            }
+        }
         _ => None,
     })
+}
+
+/// Whether any of these policies reads `mlflow:ResourceCreator`; when none does, the creator
+/// cannot change a decision and is not looked up.
+fn read_creator(policies: &[NamedPolicy], session: Option<&[NamedPolicy]>) -> bool {
+    policies
+        .iter()
+        .chain(session.into_iter().flatten())
+        .any(|policy| policy.document.references_key(resolve::RESOURCE_CREATOR))
 }
 
 fn store_down(error: crate::store::StoreError) -> GatewayError {
@@ -837,6 +938,27 @@ enum Fetched {
     Failed(GatewayError),
     /// MLflow answered with an error, passed to the client as is.
     Refused(StatusCode, Bytes),
+}
+
+impl From<Malformed> for Fetched {
+    fn from(malformed: Malformed) -> Fetched {
+        Fetched::Failed(GatewayError::UpstreamUnavailable(malformed.into()))
+    }
+}
+
+/// How many identifiers of the route's parents the request fields name (unreadable fields
+/// count as none: the listing is then answered empty).
+fn named_ids(route: &mlgate_catalog::Route, params: &Params) -> usize {
+    route
+        .ids
+        .iter()
+        .filter(|id| id.source == IdSource::Params)
+        .map(|id| {
+            params
+                .str_values_at(id.field)
+                .map_or(0, |values| values.iter().filter(|v| !v.is_empty()).count())
+        })
+        .sum()
 }
 
 /// Largest upstream search answer mlgate reads.

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -77,7 +77,7 @@ fn mlflow_router(state: Arc<Mlflow>) -> Router {
             get(download).put(upload),
         )
         .route("/version", get(slow_version))
-        .route("/hop", any(hop_headers))
+        .route("/api/3.0/mlflow/server-info", get(hop_headers))
         .fallback(echo)
         .with_state(state)
 }
@@ -149,7 +149,7 @@ async fn slow_version() -> &'static str {
     "3.17.2"
 }
 
-/// Answers with connection-level headers that must not reach the client.
+/// GetServerInfo, answering with connection-level headers that must not reach the client.
 async fn hop_headers(State(state): State<Arc<Mlflow>>, request: Request) -> Response {
     remember(&state, request).await;
     let mut response = "ok".into_response();
@@ -533,7 +533,7 @@ async fn mlflow_sees_its_own_host_and_mlgates_forwarding_headers_but_no_secrets(
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let (mlflow, gate) = mlflow_and_gate().await;
     let request = gate
-        .request(Method::GET, "/hop", Some("article"))
+        .request(Method::GET, "/api/3.0/mlflow/server-info", Some("article"))
         .header(header::CONNECTION, "x-hop")
         .header("x-hop", "1")
         .header("keep-alive", "timeout=5")
@@ -740,23 +740,22 @@ async fn bodies_over_the_parse_limit_are_413() {
 }
 
 #[tokio::test]
-async fn unknown_routes_need_an_execute_api_allow_on_their_exact_arn() {
+async fn unknown_routes_are_refused_whatever_the_policies_say() {
     let (mlflow, gate) = mlflow_and_gate().await;
-    let (status, body) = gate.get("/api/2.0/mlflow/not-a-route", Some("admin")).await;
-    assert_mlflow_error(status, &body, 403, "PERMISSION_DENIED");
-    let message = body["message"].as_str().expect("message");
-    assert!(message.contains("execute-api:Invoke"), "{message}");
-    assert!(
-        message.contains("mlgate/prod/GET/api/2.0/mlflow/not-a-route"),
-        "{message}"
-    );
+    // "admin" and "article" hold `execute-api:Invoke` on every path; it does not reach MLflow.
+    for who in ["admin", "article"] {
+        let (status, body) = gate.get("/api/2.0/mlflow/not-a-route", Some(who)).await;
+        assert_mlflow_error(status, &body, 404, "ENDPOINT_NOT_FOUND");
+        let message = body["message"].as_str().expect("message");
+        assert!(
+            message.contains("GET /api/2.0/mlflow/not-a-route"),
+            "{message}"
+        );
+    }
     assert!(mlflow.seen.lock().expect("lock").is_empty());
-
-    let (status, body) = gate
-        .get("/api/2.0/mlflow/not-a-route", Some("article"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["uri"], "/api/2.0/mlflow/not-a-route");
+    // Without a credential the answer is still 401: the catalog is not probed anonymously.
+    let (status, body) = gate.get("/api/2.0/mlflow/not-a-route", None).await;
+    assert_mlflow_error(status, &body, 401, "UNAUTHENTICATED");
 }
 
 #[tokio::test]

@@ -63,6 +63,17 @@ impl ActionPattern {
         }
     }
 
+    /// For a wildcard pattern: the literal start of every action it matches (at least
+    /// `service:`) and whether that start alone decides a match (`mlflow:get*`).
+    pub(crate) fn wildcard_prefix(&self) -> Option<(&str, bool)> {
+        match self {
+            ActionPattern::Named(glob) if glob.as_literal().is_none() => {
+                Some(glob.literal_prefix())
+            }
+            ActionPattern::Named(_) | ActionPattern::Any => None,
+        }
+    }
+
     /// `action` is the request's [`request_action_key`]. `context` is unused (action globs
     /// have no variables) but every glob takes one.
     pub(crate) fn matches(&self, action: Option<&str>, context: &Context) -> bool {

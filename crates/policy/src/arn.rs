@@ -64,6 +64,15 @@ impl ArnPattern {
         })
     }
 
+    /// The context keys of the variables in it.
+    pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
+        let globs = match self {
+            ArnPattern::Any => None,
+            ArnPattern::Components { last, leading } => Some(std::iter::once(last).chain(leading)),
+        };
+        globs.into_iter().flatten().flat_map(Glob::variable_keys)
+    }
+
     pub(crate) fn matches(&self, arn: &str, context: &Context) -> bool {
         self.matches_split(&SplitArn::new(arn), context)
     }

@@ -28,6 +28,9 @@ use crate::variables::{Syntax, validate_key};
 pub(crate) struct Condition {
     /// Normalized like context keys.
     key: Box<str>,
+    /// The key's position in its document's sorted referenced keys, so one evaluation looks
+    /// each key up once per document (see `evaluate::KeyValues`).
+    slot: usize,
     check: Check,
 }
 
@@ -280,6 +283,7 @@ fn parse_condition(
                 };
                 return Ok(Condition {
                     key: normalize_key(key).into(),
+                    slot: 0,
                     check,
                 });
             }
@@ -300,6 +304,7 @@ fn parse_condition(
     };
     Ok(Condition {
         key: normalize_key(key).into(),
+        slot: 0,
         check,
     })
 }
@@ -338,8 +343,45 @@ fn value_texts(values: &Json) -> Result<Vec<String>, String> {
 }
 
 impl Condition {
-    pub(crate) fn holds(&self, context: &Context) -> bool {
-        let values = context.get_normalized(&self.key);
+    /// Every context key it reads: its own and those of variables in its values.
+    pub(crate) fn referenced_keys(&self) -> impl Iterator<Item = &str> {
+        let (globs, arns): (&[Glob], &[ArnPattern]) = match &self.check {
+            Check::Values {
+                test:
+                    Test::StringEquals(globs)
+                    | Test::StringEqualsIgnoreCase(globs)
+                    | Test::StringLike(globs),
+                ..
+            } => (globs, &[]),
+            Check::Values {
+                test: Test::Arn(patterns),
+                ..
+            } => (&[], patterns),
+            Check::Null { .. } | Check::Values { .. } => (&[], &[]),
+        };
+        std::iter::once(&*self.key)
+            .chain(globs.iter().flat_map(Glob::variable_keys))
+            .chain(arns.iter().flat_map(ArnPattern::variable_keys))
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Files the key under its position in the document's sorted, deduplicated keys.
+    pub(crate) fn assign_slot(&mut self, referenced_keys: &[Box<str>]) {
+        self.slot = referenced_keys
+            .binary_search_by(|key| (**key).cmp(&*self.key))
+            .expect("referenced keys include every condition key");
+    }
+
+    /// `values` are the context's values of the condition's key (looked up by the caller,
+    /// once per document); `context` serves policy variables in the condition's values.
+    pub(crate) fn holds(&self, values: Option<&[String]>, context: &Context) -> bool {
         let (qualifier, if_exists, negated, test) = match &self.check {
             Check::Null { must_be_absent } => return values.is_none() == *must_be_absent,
             Check::Values {
@@ -420,7 +462,7 @@ mod tests {
         }
         conditions(block)
             .iter()
-            .all(|condition| condition.holds(&context))
+            .all(|condition| condition.holds(context.get_normalized(condition.key()), &context))
     }
 
     fn one(operator: &str, value: &str) -> String {
@@ -787,7 +829,7 @@ mod tests {
         let mut context = Context::default();
         context.insert("aws:username", "alice");
         context.insert("test:key", "${aws:username}");
-        assert!(parsed[0].holds(&context));
+        assert!(parsed[0].holds(context.get("test:key"), &context));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::action::ActionPattern;
 use crate::arn::ArnPattern;
 use crate::condition::{Condition, parse_conditions};
+use crate::context::normalize_key;
 use crate::error::PolicyError;
 use crate::index::ActionIndex;
 use crate::json::{Json, exact, first_duplicate};
@@ -30,6 +31,8 @@ pub struct PolicyDocument {
 pub(crate) struct Compiled {
     pub(crate) statements: Box<[Statement]>,
     pub(crate) index: ActionIndex,
+    /// Every context key a condition or a policy variable reads, normalized, sorted, once each.
+    pub(crate) referenced_keys: Box<[Box<str>]>,
 }
 
 impl PolicyDocument {
@@ -44,6 +47,21 @@ impl PolicyDocument {
     /// applies to whatever resource the policy is attached to.
     pub fn parse_resource_policy(json: &str) -> Result<PolicyDocument, PolicyError> {
         parse_document(json, Kind::Resource)
+    }
+
+    /// The context keys the document reads (condition keys and policy variables, lowercased),
+    /// so a caller can skip computing a key that no policy looks at.
+    pub fn referenced_keys(&self) -> impl Iterator<Item = &str> {
+        self.compiled.referenced_keys.iter().map(|key| &**key)
+    }
+
+    /// Whether a condition or a policy variable reads `key` (case-insensitive, as keys are).
+    pub fn references_key(&self, key: &str) -> bool {
+        let key = normalize_key(key);
+        self.compiled
+            .referenced_keys
+            .binary_search_by(|probe| (**probe).cmp(&*key))
+            .is_ok()
     }
 
     /// The document text exactly as it was parsed.
@@ -121,6 +139,18 @@ pub(crate) struct Statement {
     /// `None` in identity policies.
     pub(crate) principal: Option<PrincipalElement>,
     pub(crate) conditions: Vec<Condition>,
+    /// Whether evaluation checks the conditions before the resource: they read no policy
+    /// variable, so each is a comparison with a value looked up once per document.
+    pub(crate) conditions_first: bool,
+}
+
+impl Statement {
+    fn referenced_keys(&self) -> impl Iterator<Item = &str> {
+        let resources = self.resources.iter().flat_map(Element::patterns);
+        resources
+            .flat_map(ArnPattern::variable_keys)
+            .chain(self.conditions.iter().flat_map(Condition::referenced_keys))
+    }
 }
 
 fn parse_document(text: &str, kind: Kind) -> Result<PolicyDocument, PolicyError> {
@@ -202,9 +232,20 @@ fn parse_document(text: &str, kind: Kind) -> Result<PolicyDocument, PolicyError>
         statements.push(statement);
     }
     let index = ActionIndex::new(&statements);
+    let mut referenced_keys: Vec<Box<str>> = statements
+        .iter()
+        .flat_map(Statement::referenced_keys)
+        .map(Box::from)
+        .collect();
+    referenced_keys.sort_unstable();
+    referenced_keys.dedup();
+    for condition in statements.iter_mut().flat_map(|s| s.conditions.iter_mut()) {
+        condition.assign_slot(&referenced_keys);
+    }
     let compiled = Compiled {
         statements: statements.into_boxed_slice(),
         index,
+        referenced_keys: referenced_keys.into_boxed_slice(),
     };
     Ok(PolicyDocument {
         source: text.into(),
@@ -353,6 +394,7 @@ fn parse_statement(
         actions,
         resources,
         principal,
+        conditions_first: conditions.iter().all(|c| c.referenced_keys().count() == 1),
         conditions,
     })
 }
@@ -653,6 +695,41 @@ mod tests {
                 .starts_with("statement 0: Principal: invalid AWS principal \"bob\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn referenced_keys_cover_conditions_and_variables_everywhere() {
+        let json = r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "arn:mlflow:*:*:experiment/${aws:PrincipalTag/Exp}"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+                "StringNotEquals": {"mlflow:ResourceCreator": "${aws:username}"},
+                "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::${aws:PrincipalAccount}:user/*"},
+                "Null": {"mlflow:TargetStage": "true"},
+                "NumericLessThan": {"test:Number": "3"}}}]}"#;
+        let document = PolicyDocument::parse(json).unwrap();
+        let keys: Vec<&str> = document.referenced_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "aws:principalaccount",
+                "aws:principalarn",
+                "aws:principaltag/exp",
+                "aws:username",
+                "mlflow:resourcecreator",
+                "mlflow:targetstage",
+                "test:number",
+            ]
+        );
+        assert!(document.references_key("mlflow:ResourceCreator"));
+        assert!(document.references_key("AWS:USERNAME"));
+        assert!(!document.references_key("mlflow:ExperimentName"));
+        // Legacy policies have no variables: `${...}` is text there, not a key.
+        let legacy = PolicyDocument::parse(
+            r#"{"Version": "2008-10-17", "Statement": {"Effect": "Allow", "Action": "*",
+                "Resource": "arn:mlflow:*:*:experiment/${mlflow:ResourceCreator}"}}"#,
+        )
+        .unwrap();
+        assert_eq!(legacy.referenced_keys().count(), 0);
     }
 
     #[test]

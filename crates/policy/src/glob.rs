@@ -44,6 +44,32 @@ impl Glob {
         }
     }
 
+    /// The literal text every match starts with (up to the first wildcard or variable), and
+    /// whether starting with it is all a match takes (`literal*`, or `*`).
+    pub(crate) fn literal_prefix(&self) -> (&str, bool) {
+        match self {
+            Glob::Everything => ("", true),
+            Glob::Prefix(prefix) => (prefix, true),
+            Glob::Literal(literal) => (literal, false),
+            Glob::General(pieces) => match pieces.first() {
+                Some(Piece::Literal(literal)) => (literal, false),
+                _ => ("", false),
+            },
+        }
+    }
+
+    /// The context keys of the variables in it.
+    pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
+        let pieces: &[Piece] = match self {
+            Glob::General(pieces) => pieces,
+            Glob::Everything | Glob::Literal(_) | Glob::Prefix(_) => &[],
+        };
+        pieces.iter().filter_map(|piece| match piece {
+            Piece::Variable(variable) => Some(variable.key()),
+            _ => None,
+        })
+    }
+
     pub(crate) fn matches(&self, text: &str, context: &Context) -> bool {
         match self {
             Glob::Everything => true,
@@ -238,13 +264,7 @@ mod tests {
     /// texts over a small alphabet (deterministic xorshift, so failures reproduce).
     #[test]
     fn agrees_with_naive_matcher() {
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
         let pattern_alphabet = ['a', 'b', 'é', ':', '*', '?'];
         let text_alphabet = ['a', 'b', 'é', ':'];
         for _ in 0..20_000 {

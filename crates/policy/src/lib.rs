@@ -41,6 +41,8 @@ mod index;
 mod json;
 mod principal;
 mod scalar;
+#[cfg(test)]
+mod test_rng;
 mod variables;
 
 pub use context::Context;

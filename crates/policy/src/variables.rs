@@ -23,6 +23,11 @@ pub(crate) struct Variable {
 }
 
 impl Variable {
+    /// The context key it reads, normalized.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The substituted text: the key's single value, else the default. `None` when the key is
     /// absent or multi-valued and there is no default: the string that holds the variable
     /// then matches nothing.

@@ -23,6 +23,11 @@
 //! name = "readers"
 //! members = ["mlflow-reader"]        # optional: exactly these members
 //! policies = ["readers"]             # optional: exactly these attached policies
+//!
+//! [[grants]]                         # a permission level, expanded as `mlgate grant` does
+//! group = "team-a"                   # or user = "..."; account = "..." optional
+//! level = "EDIT"                     # READ, EDIT, MANAGE, STAGING_MANAGER, PRODUCTION_MANAGER
+//! prompts = "team-a-*"               # or experiments = "..." or models = "..."
 //! ```
 
 use std::collections::BTreeMap;
@@ -30,8 +35,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use clap::ValueEnum;
+
 use super::AdminError;
-use crate::store::{ApplyAccount, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser};
+use super::grant::{self, Level, Scope};
+use crate::store::{
+    ApplyAccount, ApplyGrant, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser, GrantSubject,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +54,8 @@ struct FileSpec {
     users: Vec<FileUser>,
     #[serde(default)]
     groups: Vec<FileGroup>,
+    #[serde(default)]
+    grants: Vec<FileGrant>,
     /// `[[roles]]`: applied by `admin::keys::apply_roles` after the plan.
     #[serde(default)]
     #[allow(dead_code)]
@@ -93,6 +105,44 @@ struct FileGroup {
     account: Option<String>,
     members: Option<Vec<String>>,
     policies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGrant {
+    user: Option<String>,
+    group: Option<String>,
+    account: Option<String>,
+    level: String,
+    experiments: Option<String>,
+    models: Option<String>,
+    prompts: Option<String>,
+}
+
+impl FileGrant {
+    /// The grant with its policy, generated exactly as `mlgate grant` generates it.
+    fn into_grant(self) -> Result<ApplyGrant, String> {
+        let (subject, name) = match (self.user, self.group) {
+            (Some(user), None) => (GrantSubject::User, user),
+            (None, Some(group)) => (GrantSubject::Group, group),
+            _ => return Err("grant: give exactly one of `user` or `group`".into()),
+        };
+        let what = format!("grant to {} {name:?}", subject.word());
+        let level = Level::from_str(&self.level, true)
+            .map_err(|_| format!("{what}: unknown level {:?}", self.level))?;
+        let scope = Scope::from_options(self.experiments, self.models, self.prompts)
+            .map_err(|e| format!("{what}: {e}"))?;
+        let document = grant::document(level, &scope).map_err(|e| format!("{what}: {e}"))?;
+        Ok(ApplyGrant {
+            subject,
+            account: self.account,
+            name,
+            policy: ApplyPolicy {
+                name: grant::policy_name(level, &scope),
+                document: document.to_string(),
+            },
+        })
+    }
 }
 
 /// Reads and resolves an apply file: policy files are read relative to the file's directory,
@@ -219,5 +269,10 @@ pub fn parse_plan(
             policies: g.policies,
         })
         .collect();
+    plan.grants = spec
+        .grants
+        .into_iter()
+        .map(FileGrant::into_grant)
+        .collect::<Result<_, _>>()?;
     Ok(plan)
 }

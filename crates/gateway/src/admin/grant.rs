@@ -1,8 +1,9 @@
 //! `mlgate grant`: permission levels as shorthand for policy statements.
 //!
-//! `mlgate grant --user U|--group G --level L --experiments PATTERN|--models PATTERN` writes one
-//! generated policy (named `grant.<level>.<experiments|models>.<pattern>`, pattern characters
-//! outside IAM names replaced) and attaches it to the subject. The statements of each level are
+//! `mlgate grant --user U|--group G --level L --experiments|--models|--prompts PATTERN` writes
+//! one generated policy (named `grant.<level>.<experiments|models|prompts>.<pattern>`, pattern
+//! characters outside IAM names replaced) and attaches it to the subject; `mlgate apply`'s
+//! `[[grants]]` entries expand through the same [`document`] and [`policy_name`]. The statements of each level are
 //! [`statements`]; `docs/permission-levels.md` is the table. `--print` shows the document
 //! without writing anything.
 //!
@@ -10,12 +11,14 @@
 //! every experiment whose name starts with `team-a/`, and everything in them (runs, traces,
 //! logged models, artifacts). Registered models are matched by their ARN, whose last segment is
 //! the name (MLflow forbids `/` in model names: use prefixes like `team-a-*`), with their versions.
+//! Prompts (registered models tagged `mlflow.prompt.is_prompt`) have ARNs of their own,
+//! `prompt/<name>[/version/<n>]`: a grant on models gives no prompt, and the other way round.
 
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use super::{AccountArg, AdminError, AdminIo, TargetArg, describe, io_err};
-use crate::store::Store;
+use crate::store::{GRANT_POLICY_PREFIX, Store};
 
 /// A permission level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,6 +55,37 @@ impl Level {
 pub enum Scope {
     Experiments(String),
     Models(String),
+    Prompts(String),
+}
+
+impl Scope {
+    /// The scope of `--experiments`, `--models` or `--prompts` (exactly one, non-empty).
+    pub fn from_options(
+        experiments: Option<String>,
+        models: Option<String>,
+        prompts: Option<String>,
+    ) -> Result<Scope, AdminError> {
+        let scope = match (experiments, models, prompts) {
+            (Some(p), None, None) => Scope::Experiments(p),
+            (None, Some(p), None) => Scope::Models(p),
+            (None, None, Some(p)) => Scope::Prompts(p),
+            _ => {
+                return Err(AdminError::Usage(
+                    "give exactly one of experiments, models or prompts".into(),
+                ));
+            }
+        };
+        if scope.pattern().is_empty() {
+            return Err(AdminError::Usage("the pattern is empty".into()));
+        }
+        Ok(scope)
+    }
+
+    fn pattern(&self) -> &str {
+        match self {
+            Scope::Experiments(p) | Scope::Models(p) | Scope::Prompts(p) => p,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -69,7 +103,7 @@ pub struct GrantArgs {
     pub print: bool,
 }
 
-/// Experiments or models (exactly one).
+/// Experiments, models or prompts (exactly one).
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct OnArg {
@@ -79,6 +113,9 @@ pub struct OnArg {
     /// Registered model name pattern, e.g. 'team-a-*'.
     #[arg(long, value_name = "PATTERN")]
     pub models: Option<String>,
+    /// Prompt name pattern (prompts are registered models to MLflow), e.g. 'team-a-*'.
+    #[arg(long, value_name = "PATTERN")]
+    pub prompts: Option<String>,
 }
 
 /// The read actions of every level.
@@ -159,15 +196,27 @@ pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError>
                 }
             }
         }
-        Scope::Models(pattern) => {
+        Scope::Models(pattern) | Scope::Prompts(pattern) => {
             if pattern.contains('/') || pattern.contains(':') {
                 return Err(AdminError::Usage(
-                    "model names cannot contain '/' or ':' (MLflow refuses them)".into(),
+                    "model and prompt names cannot contain '/' or ':' (MLflow refuses them)".into(),
                 ));
             }
+            let kind = match scope {
+                Scope::Prompts(_)
+                    if matches!(level, Level::StagingManager | Level::ProductionManager) =>
+                {
+                    return Err(AdminError::Usage(format!(
+                        "level {} applies to --models only",
+                        level.word().to_uppercase().replace('-', "_")
+                    )));
+                }
+                Scope::Prompts(_) => "prompt",
+                _ => "registered-model",
+            };
             let resources = json!([
-                format!("arn:mlflow:*:*:registered-model/{pattern}"),
-                format!("arn:mlflow:*:*:registered-model/{pattern}/version/*"),
+                format!("arn:mlflow:*:*:{kind}/{pattern}"),
+                format!("arn:mlflow:*:*:{kind}/{pattern}/version/*"),
             ]);
             let read = json!({
                 "Sid": "ReadModels", "Effect": "Allow", "Action": READ, "Resource": resources,
@@ -225,6 +274,7 @@ pub fn policy_name(level: Level, scope: &Scope) -> String {
     let (kind, pattern) = match scope {
         Scope::Experiments(p) => ("experiments", p),
         Scope::Models(p) => ("models", p),
+        Scope::Prompts(p) => ("prompts", p),
     };
     let safe: String = pattern
         .chars()
@@ -236,20 +286,13 @@ pub fn policy_name(level: Level, scope: &Scope) -> String {
             _ => '-',
         })
         .collect();
-    let mut name = format!("grant.{}.{kind}.{safe}", level.word());
+    let mut name = format!("{GRANT_POLICY_PREFIX}{}.{kind}.{safe}", level.word());
     name.truncate(128);
     name
 }
 
 pub async fn grant(args: GrantArgs, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
-    let scope = match (args.on.experiments, args.on.models) {
-        (Some(p), None) => Scope::Experiments(p),
-        (None, Some(p)) => Scope::Models(p),
-        _ => return Err(AdminError::Usage("give --experiments or --models".into())),
-    };
-    if matches!(&scope, Scope::Experiments(p) | Scope::Models(p) if p.is_empty()) {
-        return Err(AdminError::Usage("the pattern is empty".into()));
-    }
+    let scope = Scope::from_options(args.on.experiments, args.on.models, args.on.prompts)?;
     let doc = document(args.level, &scope)?;
     let pretty =
         serde_json::to_string_pretty(&doc).map_err(|e| AdminError::Usage(e.to_string()))?;
@@ -424,6 +467,64 @@ mod tests {
         ));
         assert!(!allowed(&production, "mlflow:DeleteModelVersion", v, &[]));
         assert!(document(Level::Read, &Scope::Models("a/b".into())).is_err());
+    }
+
+    #[test]
+    fn prompt_levels_cover_prompts_not_models() {
+        let prompts = Scope::Prompts("team-a-*".into());
+        let edit = policy(Level::Edit, &prompts);
+        assert!(allowed(
+            &edit,
+            "mlflow:CreateRegisteredModel",
+            "prompt/team-a-greet",
+            &[]
+        ));
+        assert!(allowed(
+            &edit,
+            "mlflow:CreateModelVersion",
+            "prompt/team-a-greet",
+            &[]
+        ));
+        assert!(!allowed(
+            &edit,
+            "mlflow:GetRegisteredModel",
+            "registered-model/team-a-greet",
+            &[]
+        ));
+        assert!(!allowed(
+            &edit,
+            "mlflow:DeleteRegisteredModel",
+            "prompt/team-a-greet",
+            &[]
+        ));
+        let read = policy(Level::Read, &prompts);
+        assert!(allowed(
+            &read,
+            "mlflow:GetModelVersion",
+            "prompt/team-a-greet/version/2",
+            &[]
+        ));
+        assert!(!allowed(
+            &read,
+            "mlflow:GetModelVersion",
+            "prompt/team-b-greet/version/2",
+            &[]
+        ));
+        let models = policy(Level::Manage, &Scope::Models("team-a-*".into()));
+        assert!(!allowed(
+            &models,
+            "mlflow:GetRegisteredModel",
+            "prompt/team-a-greet",
+            &[]
+        ));
+        assert!(document(Level::ProductionManager, &prompts).is_err());
+        assert_eq!(
+            policy_name(Level::Read, &prompts),
+            "grant.read.prompts.team-a-@"
+        );
+        assert!(Scope::from_options(None, None, None).is_err());
+        assert!(Scope::from_options(Some("a".into()), None, Some("b".into())).is_err());
+        assert!(Scope::from_options(None, Some(String::new()), None).is_err());
     }
 
     #[test]

@@ -530,3 +530,69 @@ fn apply_file_errors_never_quote_the_line() {
     let e = parse_plan("[[policies]]\nname = \"p\"\n", Path::new("."), &env).unwrap_err();
     assert!(e.contains("exactly one of `file` or `document`"), "{e}");
 }
+
+#[tokio::test]
+async fn grants_in_a_file_are_the_cli_grants() {
+    let env = |_: &str| None;
+    let plan = parse_plan(
+        "[[grants]]\ngroup = \"team-a\"\nlevel = \"edit\"\nprompts = \"team-a-*\"\n\n\
+         [[grants]]\nuser = \"bob\"\naccount = \"222222222222\"\nlevel = \"PRODUCTION_MANAGER\"\nmodels = \"team-a-*\"\n",
+        Path::new("."),
+        &env,
+    )
+    .unwrap();
+    let [prompts, models] = plan.grants.as_slice() else {
+        panic!("two grants: {:?}", plan.grants)
+    };
+    let scope = grant::Scope::Prompts("team-a-*".into());
+    assert_eq!(prompts.subject, crate::store::GrantSubject::Group);
+    assert_eq!(prompts.name, "team-a");
+    assert_eq!(
+        prompts.policy.name,
+        grant::policy_name(grant::Level::Edit, &scope)
+    );
+    let generated: serde_json::Value = serde_json::from_str(&prompts.policy.document).unwrap();
+    assert_eq!(
+        generated,
+        grant::document(grant::Level::Edit, &scope).unwrap()
+    );
+    assert_eq!(models.account.as_deref(), Some("222222222222"));
+    assert_eq!(
+        models.policy.name,
+        "grant.production-manager.models.team-a-@"
+    );
+
+    // The CLI writes the same policy under the same name.
+    let (_d, s) = temp_store().await;
+    s.create_group(None, "team-a").await.unwrap();
+    let out = cli(
+        &s,
+        &[
+            "grant",
+            "--group",
+            "team-a",
+            "--level",
+            "EDIT",
+            "--prompts",
+            "team-a-*",
+        ],
+        "",
+        &HashMap::new(),
+    )
+    .await
+    .unwrap();
+    assert!(out.err.contains(&prompts.policy.name), "{}", out.err);
+    let stored = s.get_policy(&prompts.policy.name).await.unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored.document).unwrap();
+    assert_eq!(stored, generated);
+
+    for bad in [
+        "[[grants]]\nlevel = \"READ\"\nmodels = \"a-*\"\n",
+        "[[grants]]\nuser = \"u\"\ngroup = \"g\"\nlevel = \"READ\"\nmodels = \"a-*\"\n",
+        "[[grants]]\nuser = \"u\"\nlevel = \"OWNER\"\nmodels = \"a-*\"\n",
+        "[[grants]]\nuser = \"u\"\nlevel = \"READ\"\nmodels = \"a-*\"\nprompts = \"a-*\"\n",
+        "[[grants]]\nuser = \"u\"\nlevel = \"STAGING_MANAGER\"\nprompts = \"a-*\"\n",
+    ] {
+        assert!(parse_plan(bad, Path::new("."), &env).is_err(), "{bad}");
+    }
+}

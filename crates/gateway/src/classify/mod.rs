@@ -2,15 +2,13 @@
 //! and its ARN in the article's execute-api vocabulary.
 
 use http::Method;
-use mlgate_catalog::{
-    Classified, GRAPHQL_MUTATION_OPERATION, ParamStyle, Route, classify, execute_api_arn,
-    graphql_is_read_only,
-};
+use mlgate_catalog::{Classified, ParamStyle, Route, classify, execute_api_arn};
 
 use crate::config::GatewaySettings;
 
-/// The operation whose body decides between a GraphQL read and a GraphQL write.
-const GRAPHQL_QUERY_OPERATION: &str = "GraphQLQuery";
+/// The operation of `/graphql`, whose root fields are decided one by one (see
+/// `pipeline::graphql`).
+const GRAPHQL_OPERATION: &str = "GraphQLQuery";
 
 /// The UI's pages; an unauthenticated browser asking for one is sent to the sign-in page.
 const UI_OPERATION: &str = "AccessUI";
@@ -63,14 +61,10 @@ impl Call {
     }
 }
 
-/// The `mlflow:<Operation>` action of a request to `route`. A GraphQL document that is not a
-/// pure query (or cannot be read) is a mutation, a write.
-pub fn action(route: &Route, body: Option<&[u8]>) -> String {
-    if route.operation == GRAPHQL_QUERY_OPERATION && !body.is_some_and(graphql_is_read_only) {
-        format!("mlflow:{GRAPHQL_MUTATION_OPERATION}")
-    } else {
-        route.action()
-    }
+/// `/graphql`: not one action but one per root field of the document
+/// ([`mlgate_catalog::graphql_request`]).
+pub fn is_graphql(route: &Route) -> bool {
+    route.operation == GRAPHQL_OPERATION
 }
 
 /// Whether MLflow may read this request's body to find its fields, so mlgate must read it
@@ -142,13 +136,14 @@ mod tests {
     }
 
     #[test]
-    fn graphql_mutations_are_writes() {
-        let call = Call::new(&Method::POST, "/graphql", &settings());
-        let route = call.route.expect("known route");
-        let query = br#"{"query": "query { mlflowGetExperiment(input: {experimentId: \"1\"}) { experiment { name } } }"}"#;
-        assert_eq!(action(route, Some(query)), "mlflow:GraphQLQuery");
-        let mutation = br#"{"query": "mutation { deleteEverything(input: {}) { ok } }"}"#;
-        assert_eq!(action(route, Some(mutation)), "mlflow:GraphQLMutation");
-        assert_eq!(action(route, Some(b"not json")), "mlflow:GraphQLMutation");
+    fn graphql_is_decided_field_by_field() {
+        for method in [Method::GET, Method::POST] {
+            let call = Call::new(&method, "/graphql", &settings());
+            let route = call.route.expect("known route");
+            assert!(is_graphql(route));
+            assert!(reads_body(route, &method));
+        }
+        let call = Call::new(&Method::POST, "/api/2.0/mlflow/runs/search", &settings());
+        assert!(!is_graphql(call.route.expect("known route")));
     }
 }

@@ -1,21 +1,29 @@
 //! Stage 9: drop what the caller may not read from list and search answers, keeping pages full
 //! and page tokens working.
 //!
-//! A [`Listing`] is a search whose answer is a page of items. Each item is readable when the
-//! policy decision for the item's read action on the item's ARN allows it (`mlflow:GetExperiment`
-//! on `experiment/<id>`, `mlflow:GetRegisteredModel` on `registered-model/<name>`,
-//! `mlflow:GetModelVersion` on `registered-model/<name>/version/<n>`), decided in-process from
-//! what the item carries (its name and tags fill `mlflow:ExperimentName`,
-//! `mlflow:ExperimentTag/<k>` and `mlflow:ModelTag/<k>`): no MLflow call per item.
+//! Every list-like operation of the catalog has a [`Filtering`] decision ([`filtering`]; the
+//! table is in docs/filtering.md). Those whose answer can hold items of several owners that the
+//! request does not name are filtered item by item: a [`Listing`] is such a search. Each item is
+//! readable when the policy decision for the item's read action on the item's ARN allows it
+//! (`mlflow:GetExperiment` on `experiment/<id>`, `mlflow:GetRegisteredModel` on
+//! `registered-model/<name>`, `mlflow:GetGatewayEndpoint` on `gateway-endpoint/<id>`, ...),
+//! decided in-process from what the item carries (its name and tags fill
+//! `mlflow:ExperimentName`, `mlflow:ExperimentTag/<k>` and `mlflow:ModelTag/<k>`) and from the
+//! creators mlgate recorded (`mlflow:ResourceCreator`, one store query per upstream page): no
+//! MLflow call per item.
 //!
 //! Pages stay full: [`fill_page`] asks MLflow for further upstream pages until `max_results`
 //! readable items are collected or MLflow has no more (at most [`MAX_UPSTREAM_PAGES`] calls;
 //! past that the page is short but its token continues where it stopped). The `next_page_token`
 //! mlgate hands out is its own ([`PageTokens`]): the upstream token plus how many items of that
-//! upstream page were already served, sealed with an HMAC bound to the principal and the
-//! operation, so a token is useless to anyone else (a replay is a 400).
+//! upstream page were already served, sealed with an HMAC bound to the principal, the operation
+//! and the search itself (filter, order, ...), under a key derived from the master key, so a
+//! token survives restarts, works on every replica sharing the key, and is useless to anyone
+//! else or on another query (a replay is a 400).
 //!
-//! Pure apart from the fetch closure the pipeline passes in.
+//! Pure apart from the fetch and creator-lookup closures the pipeline passes in.
+
+use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,7 +35,7 @@ use sha2::Sha256;
 
 use crate::authorize::{Question, authorize};
 use crate::error::GatewayError;
-use crate::resolve::ArnScope;
+use crate::resolve::{ArnScope, RESOURCE_CREATOR};
 
 /// Upstream calls one filtered page may make before it is returned short (with a token that
 /// continues where it stopped).
@@ -39,120 +47,303 @@ const MIN_UPSTREAM_PAGE: u64 = 100;
 /// Prefix of the page tokens mlgate hands out (versioned).
 const TOKEN_PREFIX: &str = "mlg1.";
 
-/// A search whose answer is filtered item by item.
+/// How mlgate keeps a list-like operation from showing what the caller may not read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listing {
-    Experiments,
-    RegisteredModels,
-    ModelVersions,
+pub enum Filtering {
+    /// The answer is filtered item by item (full pages, sealed tokens).
+    Items(Listing),
+    /// The experiments the request names are narrowed to the readable ones before MLflow sees
+    /// the request (an unreadable one is dropped instead of refusing the search).
+    Narrowed,
+    /// Every item lies under the resources the request names (an experiment, a run, a model,
+    /// the trace or run ids of a batch, an artifact path), each decided like a direct read:
+    /// all must be allowed.
+    Parents,
+    /// As [`Filtering::Parents`], but MLflow lists across every experiment when the request
+    /// names none: mlgate then answers an empty list itself.
+    ParentsOrEmpty,
+    /// Server-wide catalogs whose items nobody owns (providers, supported models).
+    Unowned,
+    /// GraphQL: each root field is authorized with its arguments (see the GraphQL stage).
+    GraphQl,
 }
 
+/// The filtering decision of a catalogued operation, `None` when it is not list-like.
+pub fn filtering(operation: &str) -> Option<Filtering> {
+    Listing::of(operation).map(Filtering::Items).or_else(|| {
+        DECISIONS
+            .iter()
+            .find(|(op, _)| *op == operation)
+            .map(|(_, decision)| *decision)
+    })
+}
+
+/// The decisions of the list-like operations that are not filtered item by item.
+static DECISIONS: [(&str, Filtering); 31] = [
+    ("SearchRuns", Filtering::Narrowed),
+    ("SearchLoggedModels", Filtering::Narrowed),
+    ("SearchDatasets", Filtering::Narrowed),
+    ("SearchTraces", Filtering::ParentsOrEmpty),
+    ("ListScorers", Filtering::ParentsOrEmpty),
+    ("SearchIssues", Filtering::ParentsOrEmpty),
+    ("ListArtifacts", Filtering::Parents),
+    ("BatchGetTraces", Filtering::Parents),
+    ("BatchGetTraceInfos", Filtering::Parents),
+    ("SearchUnifiedTraces", Filtering::Parents),
+    ("QueryTraceMetrics", Filtering::Parents),
+    ("CalculateTraceFilterCorrelation", Filtering::Parents),
+    ("GetMetricHistoryBulk", Filtering::Parents),
+    ("GetMetricHistoryBulkInterval", Filtering::Parents),
+    ("GetOnlineScoringConfigs", Filtering::Parents),
+    ("GetDatasetExperimentIds", Filtering::Parents),
+    ("GetDatasetRecords", Filtering::Parents),
+    ("ListLoggedModelArtifacts", Filtering::Parents),
+    ("ListScorerVersions", Filtering::Parents),
+    ("ListLabelSchemas", Filtering::Parents),
+    ("ListReviewQueues", Filtering::Parents),
+    ("ListReviewQueueItems", Filtering::Parents),
+    ("SearchPromptOptimizationJobs", Filtering::Parents),
+    ("ListGatewayEndpointBindings", Filtering::Parents),
+    ("ListEndpointGuardrailConfigs", Filtering::Parents),
+    ("SearchMcpServerVersions", Filtering::Parents),
+    ("ListGatewaySupportedModels", Filtering::Unowned),
+    ("ListGatewaySupportedProviders", Filtering::Unowned),
+    ("ListAssistantProviders", Filtering::Unowned),
+    ("ListAssistantProviderModels", Filtering::Unowned),
+    ("GraphQLQuery", Filtering::GraphQl),
+];
+
+/// Searches named by experiment ids (`experiment_ids` in a JSON body) that are narrowed to
+/// the experiments the caller may search, instead of refused when one of them is not.
+pub fn narrows_experiment_ids(operation: &str) -> bool {
+    filtering(operation) == Some(Filtering::Narrowed)
+}
+
+/// Whether mlgate answers an empty list itself: the operation lists across every experiment
+/// when the request names none of its parents (`named` is how many resources it named).
+pub fn lists_nothing(operation: &str, named: usize) -> bool {
+    named == 0 && filtering(operation) == Some(Filtering::ParentsOrEmpty)
+}
+
+/// A search whose answer is filtered item by item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listing(&'static Spec);
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Spec {
+    operation: &'static str,
+    /// The field of the answer holding the items.
+    items: &'static str,
+    /// The action an item must allow to be listed.
+    read_action: &'static str,
+    /// The route of that read (`GET`, `{}` standing for the item's id), so path-based
+    /// policies (the article's readers: `GET/*`) list what they may read.
+    read_path: &'static str,
+    /// MLflow's `max_results` when the request names none, and the largest it accepts;
+    /// `None` when MLflow answers every item at once.
+    paging: Option<(u64, u64)>,
+    item: Item,
+    /// A request naming parents (each authorized) only lists their items: filtered item by
+    /// item only when it names none.
+    unless_named: bool,
+}
+
+/// How an item names its resource.
+#[derive(Debug, PartialEq, Eq)]
+enum Item {
+    Experiment,
+    RegisteredModel,
+    ModelVersion,
+    /// `<kind>/<value>` for each of the fields (the first one required): all must be readable.
+    Flat(&'static str, &'static [&'static str]),
+    /// An MCP server, `namespace/slug` in the field.
+    McpServer(&'static str),
+}
+
+const fn spec(
+    operation: &'static str,
+    items: &'static str,
+    read_action: &'static str,
+    read_path: &'static str,
+    paging: Option<(u64, u64)>,
+    item: Item,
+) -> Spec {
+    Spec {
+        operation,
+        items,
+        read_action,
+        read_path,
+        paging,
+        item,
+        unless_named: false,
+    }
+}
+
+#[rustfmt::skip]
+static LISTINGS: [Spec; 17] = [
+    spec("SearchExperiments", "experiments", "mlflow:GetExperiment", "/api/2.0/mlflow/experiments/get", Some((1000, 50_000)), Item::Experiment),
+    spec("SearchRegisteredModels", "registered_models", "mlflow:GetRegisteredModel", "/api/2.0/mlflow/registered-models/get", Some((100, 1000)), Item::RegisteredModel),
+    spec("SearchModelVersions", "model_versions", "mlflow:GetModelVersion", "/api/2.0/mlflow/model-versions/get", Some((200_000, 200_000)), Item::ModelVersion),
+    spec("GetLatestModelVersions", "model_versions", "mlflow:GetModelVersion", "/api/2.0/mlflow/model-versions/get", None, Item::ModelVersion),
+    // Datasets are `dataset/<id>` (not yet under their experiments): a search naming
+    // experiments lists theirs, one naming none every dataset, filtered.
+    Spec { unless_named: true, ..spec("SearchEvaluationDatasets", "datasets", "mlflow:GetDataset", "/api/3.0/mlflow/datasets/{}", Some((1000, 50_000)), Item::Flat("dataset", &["dataset_id"])) },
+    spec("ListWebhooks", "webhooks", "mlflow:GetWebhook", "/api/2.0/mlflow/webhooks/{}", Some((100, 1000)), Item::Flat("webhook", &["webhook_id"])),
+    spec("ListWorkspaces", "workspaces", "mlflow:GetWorkspace", "/api/3.0/mlflow/workspaces/{}", None, Item::Flat("workspace", &["name"])),
+    spec("SearchJobs", "jobs", "mlflow:GetJob", "/ajax-api/3.0/jobs/{}", None, Item::Flat("job", &["job_id"])),
+    spec("ListGatewayEndpoints", "endpoints", "mlflow:GetGatewayEndpoint", "/api/3.0/mlflow/gateway/endpoints/get", None, Item::Flat("gateway-endpoint", &["endpoint_id", "name"])),
+    spec("ListGatewayModels", "data", "mlflow:GetGatewayEndpoint", "/api/3.0/mlflow/gateway/endpoints/get", None, Item::Flat("gateway-endpoint", &["id"])),
+    spec("ListGatewaySecretInfos", "secrets", "mlflow:GetGatewaySecretInfo", "/api/3.0/mlflow/gateway/secrets/get", None, Item::Flat("gateway-secret", &["secret_id", "secret_name"])),
+    spec("ListGatewayModelDefinitions", "model_definitions", "mlflow:GetGatewayModelDefinition", "/api/3.0/mlflow/gateway/model-definitions/get", None, Item::Flat("gateway-model-definition", &["model_definition_id"])),
+    spec("ListGatewayGuardrails", "guardrails", "mlflow:GetGatewayGuardrail", "/api/3.0/mlflow/gateway/guardrails/get", Some((1000, 50_000)), Item::Flat("gateway-guardrail", &["guardrail_id"])),
+    spec("ListGatewayBudgetPolicies", "budget_policies", "mlflow:GetGatewayBudgetPolicy", "/api/3.0/mlflow/gateway/budgets/get", Some((1000, 50_000)), Item::Flat("gateway-budget-policy", &["budget_policy_id"])),
+    spec("ListGatewayBudgetWindows", "windows", "mlflow:GetGatewayBudgetPolicy", "/api/3.0/mlflow/gateway/budgets/get", None, Item::Flat("gateway-budget-policy", &["budget_policy_id"])),
+    spec("SearchMcpServers", "mcp_servers", "mlflow:GetMcpServer", "/api/3.0/mlflow/mcp-servers/{}", Some((100, 1000)), Item::McpServer("name")),
+    spec("SearchMcpAccessEndpoints", "mcp_access_endpoints", "mlflow:GetMcpAccessEndpoint", "/api/3.0/mlflow/mcp-servers/{}/endpoints", Some((100, 1000)), Item::McpServer("server_name")),
+];
+
 impl Listing {
-    /// The listing of an operation, if its answer is filtered.
+    /// The listing of an operation, if its answer is filtered item by item.
     pub fn of(operation: &str) -> Option<Listing> {
-        Some(match operation {
-            "SearchExperiments" => Listing::Experiments,
-            "SearchRegisteredModels" => Listing::RegisteredModels,
-            "SearchModelVersions" => Listing::ModelVersions,
-            _ => return None,
-        })
+        LISTINGS
+            .iter()
+            .find(|spec| spec.operation == operation)
+            .map(Listing)
     }
 
-    fn operation(self) -> &'static str {
-        match self {
-            Listing::Experiments => "SearchExperiments",
-            Listing::RegisteredModels => "SearchRegisteredModels",
-            Listing::ModelVersions => "SearchModelVersions",
-        }
+    /// The listing a request is answered with, when its answer is filtered item by item;
+    /// `named` is how many parent identifiers the request names.
+    pub fn of_request(operation: &str, named: usize) -> Option<Listing> {
+        Listing::of(operation).filter(|listing| !(listing.0.unless_named && named > 0))
+    }
+
+    pub fn operation(self) -> &'static str {
+        self.0.operation
     }
 
     /// The field of the answer holding the items.
     pub fn items_field(self) -> &'static str {
-        match self {
-            Listing::Experiments => "experiments",
-            Listing::RegisteredModels => "registered_models",
-            Listing::ModelVersions => "model_versions",
-        }
+        self.0.items
     }
 
     /// The action an item must allow to be listed.
     pub fn read_action(self) -> &'static str {
-        match self {
-            Listing::Experiments => "mlflow:GetExperiment",
-            Listing::RegisteredModels => "mlflow:GetRegisteredModel",
-            Listing::ModelVersions => "mlflow:GetModelVersion",
-        }
+        self.0.read_action
     }
 
-    /// The route of that read in the execute-api vocabulary (`GET <path>`), so path-based
-    /// policies (the article's readers: `GET/*`) list what they may read.
-    pub fn read_path(self) -> &'static str {
-        match self {
-            Listing::Experiments => "/api/2.0/mlflow/experiments/get",
-            Listing::RegisteredModels => "/api/2.0/mlflow/registered-models/get",
-            Listing::ModelVersions => "/api/2.0/mlflow/model-versions/get",
-        }
+    fn paged(self) -> bool {
+        self.0.paging.is_some()
     }
 
-    /// MLflow's page size when the request names none, and the largest it accepts.
-    fn page_sizes(self) -> (u64, u64) {
-        match self {
-            Listing::Experiments => (1000, 50_000),
-            Listing::RegisteredModels => (100, 1000),
-            Listing::ModelVersions => (200_000, 200_000),
-        }
+    /// The path of the item's read (see [`Spec::read_path`]).
+    fn read_path(self, id: &str) -> String {
+        self.0.read_path.replace("{}", id)
     }
 
-    /// The item's ARN and the condition keys it carries; `None` when the item lacks its
-    /// identifiers (never listed).
-    pub fn resource(
-        self,
-        scope: &ArnScope,
-        item: &Value,
-    ) -> Option<(String, Vec<(String, String)>)> {
+    /// What the item names; `None` when it lacks its identifiers (never listed).
+    pub fn resource(self, scope: &ArnScope, item: &Value) -> Option<ItemResource> {
         let text = |field: &str| item.get(field).and_then(Value::as_str);
-        let segment = |value: &str| (!value.is_empty() && !value.contains('/')).then_some(());
+        let segment = |value: &str| {
+            (!value.is_empty() && !value.contains('/') && value != "." && value != "..")
+                .then_some(())
+        };
         let mut keys = Vec::new();
-        let arn = match self {
-            Listing::Experiments => {
+        let (arns, id) = match &self.0.item {
+            Item::Experiment => {
                 let id = text("experiment_id")?;
                 segment(id)?;
                 if let Some(name) = text("name") {
                     keys.push(("mlflow:ExperimentName".to_owned(), name.to_owned()));
                 }
-                tags(item, "mlflow:ExperimentTag/", &mut keys);
-                scope.experiment(id)
+                keys.extend(tags(item, "mlflow:ExperimentTag/"));
+                (vec![scope.experiment(id)], id)
             }
-            Listing::RegisteredModels => {
+            Item::RegisteredModel => {
                 let name = text("name")?;
                 segment(name)?;
-                tags(item, "mlflow:ModelTag/", &mut keys);
-                scope.registered_model(name)
+                let (arn, model_keys) = scope.registered_model_arn(name, None, tag_pairs(item));
+                keys = model_keys;
+                (vec![arn], name)
             }
-            Listing::ModelVersions => {
+            Item::ModelVersion => {
                 let name = text("name")?;
                 let version = text("version")?;
                 segment(name)?;
                 segment(version)?;
-                scope.model_version(name, version)
+                // A version's own tags are not its model's: only its kind comes from them.
+                let (arn, _) = scope.registered_model_arn(name, Some(version), tag_pairs(item));
+                (vec![arn], name)
+            }
+            Item::Flat(kind, fields) => {
+                let id = text(fields[0])?;
+                let mut arns = Vec::with_capacity(fields.len());
+                for field in *fields {
+                    if let Some(value) = text(field) {
+                        segment(value)?;
+                        arns.push(scope.flat(kind, value));
+                    }
+                }
+                (arns, id)
+            }
+            Item::McpServer(field) => {
+                let name = text(field)?;
+                let (namespace, slug) = name.split_once('/')?;
+                segment(namespace)?;
+                segment(slug)?;
+                (vec![scope.flat("mcp-server", name)], name)
             }
         };
-        Some((arn, keys))
+        Some(ItemResource {
+            arns,
+            keys,
+            id: id.to_owned(),
+        })
+    }
+
+    /// The ARN under which mlgate records the creator of what the item belongs to, if it
+    /// records one (experiments; registered models for models and their versions).
+    pub fn creator_arn(self, scope: &ArnScope, item: &Value) -> Option<String> {
+        let text = |field: &str| item.get(field).and_then(Value::as_str);
+        match self.0.item {
+            Item::Experiment => text("experiment_id").map(|id| scope.experiment(id)),
+            // A prompt's creator is recorded under its prompt ARN.
+            Item::RegisteredModel | Item::ModelVersion => {
+                text("name").map(|name| scope.registered_model_arn(name, None, tag_pairs(item)).0)
+            }
+            Item::Flat(..) | Item::McpServer(_) => None,
+        }
     }
 }
 
-fn tags(item: &Value, prefix: &str, keys: &mut Vec<(String, String)>) {
+/// The resources a listed item names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ItemResource {
+    /// Its ARNs: all must allow the read.
+    pub arns: Vec<String>,
+    /// The condition keys it carries (name, tags).
+    pub keys: Vec<(String, String)>,
+    /// Its first identifier (in the path of its read).
+    pub id: String,
+}
+
+fn tag_pairs(item: &Value) -> Vec<(&str, &str)> {
     let Some(Value::Array(tags)) = item.get("tags") else {
-        return;
+        return Vec::new();
     };
-    for tag in tags {
-        if let (Some(k), Some(v)) = (
-            tag.get("key").and_then(Value::as_str),
-            tag.get("value").and_then(Value::as_str),
-        ) {
-            keys.push((format!("{prefix}{k}"), v.to_owned()));
-        }
-    }
+    tags.iter()
+        .filter_map(|tag| {
+            Some((
+                tag.get("key").and_then(Value::as_str)?,
+                tag.get("value").and_then(Value::as_str)?,
+            ))
+        })
+        .collect()
+}
+
+fn tags<'a>(item: &'a Value, prefix: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
+    tag_pairs(item)
+        .into_iter()
+        .map(move |(k, v)| (format!("{prefix}{k}"), v.to_owned()))
 }
 
 /// Decides item by item with the principal's policies (and an assumed role's session policy,
@@ -163,25 +354,35 @@ pub struct Readability<'a> {
     pub policies: &'a [NamedPolicy],
     pub session: Option<&'a [NamedPolicy]>,
     pub principal: &'a str,
-    /// The execute-api ARN of [`Listing::read_path`].
-    pub execute_api: &'a str,
+    /// The execute-api ARN of a `GET` of the path `/` (the item's read path is appended).
+    pub execute_api_root: &'a str,
     /// The request's global condition keys.
     pub context: &'a Context,
 }
 
 impl Readability<'_> {
-    pub fn readable(&self, item: &Value) -> bool {
-        let Some((arn, keys)) = self.listing.resource(self.scope, item) else {
+    /// Whether the item may be listed; `creator` is who created what it belongs to
+    /// ([`Listing::creator_arn`]), as the direct read would see it.
+    pub fn readable(&self, item: &Value, creator: Option<&str>) -> bool {
+        let Some(ItemResource { arns, keys, id }) = self.listing.resource(self.scope, item) else {
             return false;
         };
         let mut context = self.context.clone();
         for (key, value) in keys {
             context.insert(&key, value);
         }
-        let resources = [arn];
+        if let Some(creator) = creator {
+            context.insert(RESOURCE_CREATOR, creator.to_owned());
+        }
+        let path = self.listing.read_path(&id);
+        let execute_api = format!(
+            "{}{}",
+            self.execute_api_root,
+            path.strip_prefix('/').unwrap_or(&path)
+        );
         let question = Question {
-            mlflow: Some((self.listing.read_action(), &resources)),
-            execute_api: self.execute_api,
+            mlflow: Some((self.listing.read_action(), &arns)),
+            execute_api: &execute_api,
             principal: self.principal,
             context: &context,
         };
@@ -207,20 +408,31 @@ pub struct Cursor {
 /// What the client asked for, read from its request fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageRequest {
-    /// `max_results` (MLflow's default when absent).
+    /// `max_results` (MLflow's default when absent; everything for unpaged listings).
     pub want: usize,
     pub start: Cursor,
 }
 
 impl PageRequest {
     /// Reads `max_results` and `page_token` (opened with `tokens`) from the request fields.
+    /// An unpaged listing takes neither: its fields go to MLflow as they are.
     pub fn read(
         listing: Listing,
         fields: &Map<String, Value>,
         tokens: &PageTokens,
         principal: &str,
     ) -> Result<PageRequest, GatewayError> {
-        let (default, max) = listing.page_sizes();
+        let first = |size| Cursor {
+            upstream: None,
+            skip: 0,
+            size,
+        };
+        let Some((default, max)) = listing.0.paging else {
+            return Ok(PageRequest {
+                want: usize::MAX,
+                start: first(0),
+            });
+        };
         let want = match fields.get("max_results") {
             None | Some(Value::Null) => default,
             Some(Value::Number(n)) => n.as_u64().ok_or_else(bad_max_results)?,
@@ -229,7 +441,6 @@ impl PageRequest {
             Some(_) => return Err(bad_max_results()),
         };
         if want == 0 || want > max {
-            // MLflow's own validation message for these is its business: let it answer.
             return Err(GatewayError::BadRequest(format!(
                 "invalid value {want} for parameter 'max_results': expected 1 to {max}"
             )));
@@ -237,17 +448,12 @@ impl PageRequest {
         let start = match fields.get("page_token") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(tokens.open(s, principal, listing)?),
+            Some(Value::String(s)) => Some(tokens.open(s, principal, listing, fields)?),
             Some(_) => return Err(bad_token()),
         };
-        let start = start.unwrap_or(Cursor {
-            upstream: None,
-            skip: 0,
-            size: want.max(MIN_UPSTREAM_PAGE).min(max),
-        });
         Ok(PageRequest {
             want: usize::try_from(want).map_err(|_| bad_max_results())?,
-            start,
+            start: start.unwrap_or_else(|| first(want.max(MIN_UPSTREAM_PAGE).min(max))),
         })
     }
 }
@@ -269,33 +475,70 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// An upstream answer mlgate cannot read as a page of items: refused, never passed on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+impl From<Malformed> for String {
+    fn from(malformed: Malformed) -> String {
+        format!(
+            "MLflow's answer lists {} that are not an array",
+            malformed.0
+        )
+    }
+}
+
 /// Collects up to `want` readable items starting at `start`, calling `fetch(token, size)` for
-/// upstream pages (the upstream answer's JSON). An upstream error is returned as is.
-pub async fn fill_page<E, F>(
+/// upstream pages (the upstream answer's JSON), `creators(arns)` once per upstream page for
+/// the creators of the page's items ([`Listing::creator_arn`] → creator name) and
+/// `readable(item, creator)` per item. An upstream error is returned as is; an answer whose
+/// items are not an array is [`Malformed`].
+pub async fn fill_page<E, F, C>(
     listing: Listing,
     want: usize,
     start: Cursor,
+    scope: &ArnScope,
     mut fetch: impl FnMut(Option<String>, u64) -> F,
-    readable: impl Fn(&Value) -> bool,
+    mut creators: impl FnMut(Vec<String>) -> C,
+    readable: impl Fn(&Value, Option<&str>) -> bool,
 ) -> Result<Page, E>
 where
     F: Future<Output = Result<Value, E>>,
+    C: Future<Output = Result<HashMap<String, String>, E>>,
+    E: From<Malformed>,
 {
     let mut items = Vec::new();
     let mut cursor = start;
     for _ in 0..MAX_UPSTREAM_PAGES {
         let answer = fetch(cursor.upstream.clone(), cursor.size).await?;
         let upstream_items = match answer.get(listing.items_field()) {
+            // MLflow leaves empty lists out of its answers.
+            None | Some(Value::Null) => &[][..],
             Some(Value::Array(items)) => items.as_slice(),
-            _ => &[],
+            Some(_) => return Err(Malformed(listing.items_field()).into()),
         };
         let next = answer
             .get("next_page_token")
             .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.is_empty() && listing.paged())
             .map(str::to_owned);
+        let fresh = upstream_items.get(cursor.skip..).unwrap_or_default();
+        let mut arns: Vec<String> = fresh
+            .iter()
+            .filter_map(|item| listing.creator_arn(scope, item))
+            .collect();
+        arns.sort_unstable();
+        arns.dedup();
+        let creators = if arns.is_empty() {
+            HashMap::new()
+        } else {
+            creators(arns).await?
+        };
         for (i, item) in upstream_items.iter().enumerate().skip(cursor.skip) {
-            if !readable(item) {
+            let creator = listing
+                .creator_arn(scope, item)
+                .and_then(|arn| creators.get(&arn));
+            if !readable(item, creator.map(String::as_str)) {
                 continue;
             }
             items.push(item.clone());
@@ -332,12 +575,6 @@ where
     })
 }
 
-/// Searches named by experiment ids (`experiment_ids` in a JSON body) that are narrowed to
-/// the experiments the caller may search, instead of refused when one of them is not.
-pub fn narrows_experiment_ids(operation: &str) -> bool {
-    matches!(operation, "SearchRuns" | "SearchLoggedModels")
-}
-
 /// The answer mlgate sends for a filtered page.
 pub fn answer(listing: Listing, page: Page, token: Option<String>) -> Value {
     let mut out = Map::new();
@@ -348,9 +585,9 @@ pub fn answer(listing: Listing, page: Page, token: Option<String>) -> Value {
     Value::Object(out)
 }
 
-/// Seals and opens mlgate's page tokens. The key is per process: tokens do not survive a
-/// restart (a client then gets a 400 and starts over), and replicas need a shared key
-/// (not yet configurable; see docs/threat-model.md).
+/// Seals and opens mlgate's page tokens, under a key derived from the master key
+/// ([`crate::store::secrets::MasterKey::derive`]): tokens survive a restart and are accepted
+/// by every replica sharing the master key.
 #[derive(Clone)]
 pub struct PageTokens {
     key: [u8; 32],
@@ -364,32 +601,59 @@ impl std::fmt::Debug for PageTokens {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The purpose page-token keys are derived for (domain separation from other derived keys).
+pub const PAGE_TOKEN_KEY_PURPOSE: &str = "mlgate page tokens v1";
+
+/// Request fields that change from page to page and are not part of the query a token is
+/// bound to.
+const PAGING_FIELDS: [&str; 2] = ["page_token", "max_results"];
+
 impl PageTokens {
     pub fn new(key: [u8; 32]) -> Self {
         PageTokens { key }
     }
 
-    /// A fresh random key.
+    /// A fresh random key (tokens then die with the process).
     pub fn random() -> Result<Self, String> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| format!("no randomness for page tokens: {e}"))?;
         Ok(PageTokens { key })
     }
 
-    fn mac(&self, principal: &str, listing: Listing, payload: &str) -> HmacSha256 {
+    fn mac(
+        &self,
+        principal: &str,
+        listing: Listing,
+        query: &Map<String, Value>,
+        payload: &str,
+    ) -> HmacSha256 {
+        let query: Map<String, Value> = query
+            .iter()
+            .filter(|(key, _)| !PAGING_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let query = Value::Object(query).to_string();
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        for part in [principal, listing.operation(), payload] {
+        for part in [principal, listing.operation(), &query, payload] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
         mac
     }
 
-    pub fn seal(&self, cursor: &Cursor, principal: &str, listing: Listing) -> String {
+    /// A token for `cursor`, valid for `principal` repeating this `listing` with the same
+    /// request fields (`query`; paging fields aside).
+    pub fn seal(
+        &self,
+        cursor: &Cursor,
+        principal: &str,
+        listing: Listing,
+        query: &Map<String, Value>,
+    ) -> String {
         let json = serde_json::to_vec(cursor).unwrap_or_default();
         let payload = URL_SAFE_NO_PAD.encode(json);
         let tag = self
-            .mac(principal, listing, &payload)
+            .mac(principal, listing, query, &payload)
             .finalize()
             .into_bytes();
         format!("{TOKEN_PREFIX}{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
@@ -400,13 +664,14 @@ impl PageTokens {
         token: &str,
         principal: &str,
         listing: Listing,
+        query: &Map<String, Value>,
     ) -> Result<Cursor, GatewayError> {
         let (payload, tag) = token
             .strip_prefix(TOKEN_PREFIX)
             .and_then(|rest| rest.split_once('.'))
             .ok_or_else(bad_token)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| bad_token())?;
-        self.mac(principal, listing, payload)
+        self.mac(principal, listing, query, payload)
             .verify_slice(&tag)
             .map_err(|_| bad_token())?;
         let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| bad_token())?;
@@ -415,13 +680,17 @@ impl PageTokens {
 }
 
 /// The request fields of an upstream page: the client's, with mlgate's page size and the
-/// upstream token.
+/// upstream token (an unpaged listing's fields as they are).
 pub fn upstream_fields(
+    listing: Listing,
     fields: &Map<String, Value>,
     token: Option<&str>,
     size: u64,
 ) -> Map<String, Value> {
     let mut fields = fields.clone();
+    if !listing.paged() {
+        return fields;
+    }
     fields.insert("max_results".into(), Value::from(size));
     match token {
         Some(t) => fields.insert("page_token".into(), Value::from(t)),

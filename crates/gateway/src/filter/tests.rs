@@ -1,4 +1,5 @@
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use mlgate_policy::PolicyDocument;
 use serde_json::json;
@@ -7,8 +8,19 @@ use super::*;
 
 const ALICE: &str = "arn:aws:iam::111111111111:user/alice";
 const BOB: &str = "arn:aws:iam::111111111111:user/bob";
-const API: &str =
-    "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/GET/api/2.0/mlflow/experiments/get";
+const API_ROOT: &str = "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/GET/";
+
+fn experiments() -> Listing {
+    Listing::of("SearchExperiments").expect("listing")
+}
+
+fn models() -> Listing {
+    Listing::of("SearchRegisteredModels").expect("listing")
+}
+
+fn versions() -> Listing {
+    Listing::of("SearchModelVersions").expect("listing")
+}
 
 fn scope() -> ArnScope {
     ArnScope::new("us-east-1", "111111111111")
@@ -53,6 +65,24 @@ fn team_a_only() -> Vec<NamedPolicy> {
     )]
 }
 
+/// Alice's view of `listing` under `policies`.
+fn reader<'a>(
+    listing: Listing,
+    scope: &'a ArnScope,
+    policies: &'a [NamedPolicy],
+    context: &'a Context,
+) -> Readability<'a> {
+    Readability {
+        listing,
+        scope,
+        policies,
+        session: None,
+        principal: ALICE,
+        execute_api_root: API_ROOT,
+        context,
+    }
+}
+
 fn mixed(n: u32) -> Vec<Value> {
     (0..n)
         .map(|i| {
@@ -70,21 +100,15 @@ async fn page_of(
 ) -> Page {
     let scope = scope();
     let context = Context::default();
-    let reader = Readability {
-        listing: Listing::Experiments,
-        scope: &scope,
-        policies,
-        session: None,
-        principal: ALICE,
-        execute_api: API,
-        context: &context,
-    };
+    let reader = reader(experiments(), &scope, policies, &context);
     fill_page(
-        Listing::Experiments,
+        experiments(),
         want,
         start,
+        &scope,
         |token: Option<String>, size| std::future::ready(upstream.page(token.as_deref(), size)),
-        |item| reader.readable(item),
+        |_| std::future::ready(Ok(HashMap::new())),
+        |item, creator| reader.readable(item, creator),
     )
     .await
     .expect("upstream answers")
@@ -180,20 +204,15 @@ fn explicit_deny_hides_an_item_and_tags_are_condition_keys() {
     )];
     let scope = scope();
     let context = Context::default();
-    let reader = Readability {
-        listing: Listing::Experiments,
-        scope: &scope,
-        policies: &policies,
-        session: None,
-        principal: ALICE,
-        execute_api: API,
-        context: &context,
-    };
-    assert!(reader.readable(&experiment(1, "team-a/x")));
-    assert!(!reader.readable(&experiment(2, "team-b/x")));
+    let reader = reader(experiments(), &scope, &policies, &context);
+    assert!(reader.readable(&experiment(1, "team-a/x"), None));
+    assert!(!reader.readable(&experiment(2, "team-b/x"), None));
     // An item without its identifier, or with one that could pose as another ARN, is dropped.
-    assert!(!reader.readable(&json!({"name": "team-a/x"})));
-    assert!(!reader.readable(&json!({"experiment_id": "1/run/x", "name": "team-a/x"})));
+    assert!(!reader.readable(&json!({"name": "team-a/x"}), None));
+    assert!(!reader.readable(
+        &json!({"experiment_id": "1/run/x", "name": "team-a/x"}),
+        None
+    ));
 }
 
 #[test]
@@ -204,70 +223,69 @@ fn the_article_path_policies_list_what_they_may_get() {
     ))];
     let scope = scope();
     let context = Context::default();
-    let reader = Readability {
-        listing: Listing::Experiments,
-        scope: &scope,
-        policies: &reader_policy,
-        session: None,
-        principal: ALICE,
-        execute_api: API,
-        context: &context,
-    };
-    assert!(reader.readable(&experiment(1, "anything")));
+    let reader = reader(experiments(), &scope, &reader_policy, &context);
+    assert!(reader.readable(&experiment(1, "anything"), None));
 }
 
 #[test]
 fn models_and_versions_have_their_arns() {
     let s = scope();
-    let (arn, keys) = Listing::RegisteredModels
+    let ItemResource { arns, keys, .. } = models()
         .resource(
             &s,
             &json!({"name": "churn", "tags": [{"key": "team", "value": "a"}]}),
         )
         .expect("model");
-    assert_eq!(arn, s.registered_model("churn"));
+    assert_eq!(arns, [s.registered_model("churn")]);
     assert_eq!(keys, [("mlflow:ModelTag/team".to_owned(), "a".to_owned())]);
-    let (arn, _) = Listing::ModelVersions
+    let ItemResource { arns, .. } = versions()
         .resource(&s, &json!({"name": "churn", "version": "3"}))
         .expect("version");
-    assert_eq!(arn, s.model_version("churn", "3"));
-    assert!(
-        Listing::ModelVersions
-            .resource(&s, &json!({"name": "churn"}))
-            .is_none()
-    );
+    assert_eq!(arns, [s.model_version("churn", "3")]);
+    assert!(versions().resource(&s, &json!({"name": "churn"})).is_none());
+}
+
+fn query(v: Value) -> Map<String, Value> {
+    v.as_object().expect("object").clone()
 }
 
 #[test]
-fn tokens_are_bound_to_principal_and_operation() {
+fn tokens_are_bound_to_principal_operation_and_query() {
     let tokens = PageTokens::new([7; 32]);
     let cursor = Cursor {
         upstream: Some("eyJvZmZzZXQiOiAxMDB9".into()),
         skip: 3,
         size: 100,
     };
-    let token = tokens.seal(&cursor, ALICE, Listing::Experiments);
+    let q = query(json!({"filter": "name LIKE 'team-a/%'", "max_results": 2}));
+    let token = tokens.seal(&cursor, ALICE, experiments(), &q);
     assert_eq!(
         tokens
-            .open(&token, ALICE, Listing::Experiments)
+            .open(&token, ALICE, experiments(), &q)
             .expect("opens"),
         cursor
     );
-    assert!(tokens.open(&token, BOB, Listing::Experiments).is_err());
+    // The paging fields may change from page to page; the query may not.
+    let next =
+        query(json!({"filter": "name LIKE 'team-a/%'", "max_results": 5, "page_token": token}));
+    assert!(tokens.open(&token, ALICE, experiments(), &next).is_ok());
+    let other_query = query(json!({"filter": "name LIKE 'team-b/%'"}));
     assert!(
         tokens
-            .open(&token, ALICE, Listing::RegisteredModels)
+            .open(&token, ALICE, experiments(), &other_query)
             .is_err()
     );
+    assert!(tokens.open(&token, BOB, experiments(), &q).is_err());
+    assert!(tokens.open(&token, ALICE, models(), &q).is_err());
     assert!(
         PageTokens::new([8; 32])
-            .open(&token, ALICE, Listing::Experiments)
+            .open(&token, ALICE, experiments(), &q)
             .is_err()
     );
     // MLflow's own tokens are not accepted: they would skip the filter's bookkeeping.
     assert!(
         tokens
-            .open("eyJvZmZzZXQiOiAxMDB9", ALICE, Listing::Experiments)
+            .open("eyJvZmZzZXQiOiAxMDB9", ALICE, experiments(), &q)
             .is_err()
     );
     // A tampered payload fails the MAC.
@@ -275,7 +293,7 @@ fn tokens_are_bound_to_principal_and_operation() {
     let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"t":"x","s":0,"m":100}"#);
     let forged = format!("{TOKEN_PREFIX}{forged_payload}.{tag}");
     assert!(head.starts_with(TOKEN_PREFIX));
-    assert!(tokens.open(&forged, ALICE, Listing::Experiments).is_err());
+    assert!(tokens.open(&forged, ALICE, experiments(), &q).is_err());
 }
 
 #[test]
@@ -283,7 +301,7 @@ fn page_requests_read_max_results_and_tokens() {
     let tokens = PageTokens::new([1; 32]);
     let fields = |v: Value| v.as_object().expect("object").clone();
     let req = PageRequest::read(
-        Listing::Experiments,
+        experiments(),
         &fields(json!({"max_results": 5})),
         &tokens,
         ALICE,
@@ -293,29 +311,28 @@ fn page_requests_read_max_results_and_tokens() {
     assert_eq!(req.start, first(100));
     // Query strings carry numbers as text.
     let req = PageRequest::read(
-        Listing::RegisteredModels,
+        models(),
         &fields(json!({"max_results": "1000"})),
         &tokens,
         ALICE,
     )
     .expect("ok");
     assert_eq!((req.want, req.start.size), (1000, 1000));
-    let req =
-        PageRequest::read(Listing::RegisteredModels, &Map::new(), &tokens, ALICE).expect("ok");
+    let req = PageRequest::read(models(), &Map::new(), &tokens, ALICE).expect("ok");
     assert_eq!(req.want, 100);
     assert!(
         PageRequest::read(
-            Listing::RegisteredModels,
+            models(),
             &fields(json!({"max_results": 1001})),
             &tokens,
             ALICE
         )
         .is_err()
     );
-    let token = tokens.seal(&first(100), BOB, Listing::Experiments);
+    let token = tokens.seal(&first(100), BOB, experiments(), &Map::new());
     assert!(
         PageRequest::read(
-            Listing::Experiments,
+            experiments(),
             &fields(json!({"page_token": token})),
             &tokens,
             ALICE
@@ -327,10 +344,20 @@ fn page_requests_read_max_results_and_tokens() {
 #[test]
 fn upstream_requests_carry_the_client_fields() {
     let fields = json!({"filter": "name LIKE 'team-a/%'", "order_by": ["name ASC", "last_update_time DESC"], "max_results": 3, "page_token": "mlg1.x.y"});
-    let up = upstream_fields(fields.as_object().expect("object"), Some("abc"), 100);
+    let up = upstream_fields(
+        experiments(),
+        fields.as_object().expect("object"),
+        Some("abc"),
+        100,
+    );
     assert_eq!(up["max_results"], 100);
     assert_eq!(up["page_token"], "abc");
-    let first = upstream_fields(fields.as_object().expect("object"), None, 100);
+    let first = upstream_fields(
+        experiments(),
+        fields.as_object().expect("object"),
+        None,
+        100,
+    );
     assert!(!first.contains_key("page_token"));
     let q = query_string(&first);
     assert_eq!(
@@ -346,7 +373,213 @@ fn answers_have_mlflow_shape() {
         next: None,
     };
     assert_eq!(
-        answer(Listing::RegisteredModels, page, Some("t".into())),
+        answer(models(), page, Some("t".into())),
         json!({"registered_models": [{"name": "m"}], "next_page_token": "t"})
     );
+}
+
+/// Whether a catalogued operation answers a list of items (so it needs a filtering decision).
+fn list_like(operation: &str) -> bool {
+    ["Search", "List", "BatchGet"]
+        .iter()
+        .any(|prefix| operation.starts_with(prefix))
+        || matches!(
+            operation,
+            "GetLatestModelVersions"
+                | "GetMetricHistoryBulk"
+                | "GetMetricHistoryBulkInterval"
+                | "GetOnlineScoringConfigs"
+                | "GetDatasetExperimentIds"
+                | "GetDatasetRecords"
+                | "QueryTraceMetrics"
+                | "CalculateTraceFilterCorrelation"
+                | "GraphQLQuery"
+        )
+}
+
+#[test]
+fn every_list_like_operation_of_the_catalog_has_a_filtering_decision() {
+    let routes = mlgate_catalog::routes();
+    let undecided: Vec<&str> = routes
+        .iter()
+        .map(|route| route.operation)
+        .filter(|op| list_like(op) && filtering(op).is_none())
+        .collect();
+    assert!(
+        undecided.is_empty(),
+        "list-like operations without a filtering decision: {undecided:?}"
+    );
+    // Every decision and every item-by-item listing names a catalogued operation, and every
+    // listing's read action is one.
+    let catalogued = |op: &str| routes.iter().any(|route| route.operation == op);
+    for (op, _) in &DECISIONS {
+        assert!(catalogued(op), "{op} is not in the catalog");
+    }
+    for spec in &LISTINGS {
+        let listing = Listing(spec);
+        assert!(catalogued(listing.operation()), "{}", listing.operation());
+        let read = listing
+            .read_action()
+            .strip_prefix("mlflow:")
+            .expect("mlflow action");
+        assert!(catalogued(read), "{read} is not in the catalog");
+        assert!(list_like(listing.operation()), "{}", listing.operation());
+    }
+}
+
+#[test]
+fn unscoped_listings_are_answered_empty_and_datasets_filtered_only_when_unscoped() {
+    assert!(lists_nothing("SearchTraces", 0));
+    assert!(!lists_nothing("SearchTraces", 1));
+    assert!(!lists_nothing("SearchRuns", 0));
+    assert!(Listing::of_request("SearchEvaluationDatasets", 0).is_some());
+    assert!(Listing::of_request("SearchEvaluationDatasets", 2).is_none());
+    assert!(Listing::of_request("SearchExperiments", 0).is_some());
+    assert!(narrows_experiment_ids("SearchDatasets"));
+}
+
+#[test]
+fn flat_items_need_every_arn_readable() {
+    let s = scope();
+    let endpoints = Listing::of("ListGatewayEndpoints").expect("listing");
+    let item = json!({"endpoint_id": "e-1", "name": "chat"});
+    let ItemResource { arns, id, .. } = endpoints.resource(&s, &item).expect("endpoint");
+    assert_eq!(
+        arns,
+        [
+            s.flat("gateway-endpoint", "e-1"),
+            s.flat("gateway-endpoint", "chat")
+        ]
+    );
+    assert_eq!(id, "e-1");
+    let policies = vec![policy(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"mlflow:GetGatewayEndpoint","Resource":"*"},
+            {"Effect":"Deny","Action":"mlflow:GetGatewayEndpoint","Resource":"arn:mlflow:*:*:gateway-endpoint/chat"}]}"#,
+    )];
+    let context = Context::default();
+    let reader = reader(endpoints, &s, &policies, &context);
+    assert!(!reader.readable(&item, None));
+    assert!(reader.readable(&json!({"endpoint_id": "e-2", "name": "embed"}), None));
+    // An MCP server is `namespace/slug`; anything else is never listed.
+    let mcp = Listing::of("SearchMcpServers").expect("listing");
+    let ItemResource { arns, .. } = mcp
+        .resource(&s, &json!({"name": "io.github/tool"}))
+        .expect("server");
+    assert_eq!(arns, [s.flat("mcp-server", "io.github/tool")]);
+    assert!(mcp.resource(&s, &json!({"name": "a/b/c"})).is_none());
+    assert!(mcp.resource(&s, &json!({"name": "../b"})).is_none());
+}
+
+#[tokio::test]
+async fn creators_are_looked_up_once_per_upstream_page() {
+    let upstream = Upstream {
+        items: (0..6).map(|i| experiment(i, &format!("x/e{i}"))).collect(),
+        calls: RefCell::default(),
+    };
+    let scope = scope();
+    let policies = vec![policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:GetExperiment","Resource":"*",
+            "Condition":{"StringEquals":{"mlflow:ResourceCreator":"${aws:username}"}}}]}"#,
+    )];
+    let mut context = Context::default();
+    context.insert("aws:username", "alice".to_owned());
+    let reader = reader(experiments(), &scope, &policies, &context);
+    let lookups = RefCell::new(Vec::new());
+    let page = fill_page(
+        experiments(),
+        10,
+        first(4),
+        &scope,
+        |token: Option<String>, size| std::future::ready(upstream.page(token.as_deref(), size)),
+        |arns: Vec<String>| {
+            lookups.borrow_mut().push(arns.len());
+            let creators = arns
+                .into_iter()
+                .filter(|arn| arn.ends_with("/1") || arn.ends_with("/5"))
+                .map(|arn| (arn, "alice".to_owned()))
+                .collect();
+            std::future::ready(Ok::<_, String>(creators))
+        },
+        |item, creator| reader.readable(item, creator),
+    )
+    .await
+    .expect("pages");
+    assert_eq!(names(&page), ["x/e1", "x/e5"]);
+    assert_eq!(*lookups.borrow(), [4, 2]);
+}
+
+#[tokio::test]
+async fn an_answer_whose_items_are_not_a_list_is_refused() {
+    let scope = scope();
+    let page = fill_page(
+        experiments(),
+        10,
+        first(4),
+        &scope,
+        |_, _| std::future::ready(Ok::<_, String>(json!({"experiments": {"0": {}}}))),
+        |_| std::future::ready(Ok(HashMap::new())),
+        |_, _| true,
+    )
+    .await;
+    assert!(page.is_err());
+}
+
+#[tokio::test]
+async fn unpaged_listings_take_every_readable_item_at_once() {
+    let latest = Listing::of("GetLatestModelVersions").expect("listing");
+    let tokens = PageTokens::new([1; 32]);
+    let request =
+        PageRequest::read(latest, &query(json!({"name": "m"})), &tokens, ALICE).expect("request");
+    assert_eq!(request.want, usize::MAX);
+    let up = upstream_fields(
+        latest,
+        &query(json!({"name": "m"})),
+        None,
+        request.start.size,
+    );
+    assert_eq!(up, query(json!({"name": "m"})));
+    let scope = scope();
+    let page = fill_page(
+        latest,
+        request.want,
+        request.start,
+        &scope,
+        |_, _| {
+            std::future::ready(Ok::<_, String>(json!({
+                "model_versions": [{"name": "m", "version": "1"}, {"name": "m", "version": "2"}],
+                "next_page_token": "ignored"
+            })))
+        },
+        |_| std::future::ready(Ok(HashMap::new())),
+        |item, _| item["version"] == "2",
+    )
+    .await
+    .expect("page");
+    assert_eq!(page.items, [json!({"name": "m", "version": "2"})]);
+    assert_eq!(page.next, None);
+}
+
+#[test]
+fn tokens_from_the_same_master_key_open_on_another_instance() {
+    use crate::store::secrets::MasterKey;
+    let bytes = [42u8; 32];
+    let derived = |bytes: &[u8]| {
+        PageTokens::new(
+            MasterKey::from_bytes(bytes)
+                .expect("key")
+                .derive(PAGE_TOKEN_KEY_PURPOSE),
+        )
+    };
+    let (one, replica, other) = (derived(&bytes), derived(&bytes), derived(&[43u8; 32]));
+    let q = query(json!({"filter": "name = 'x'"}));
+    let token = one.seal(&first(100), ALICE, experiments(), &q);
+    assert_eq!(
+        replica
+            .open(&token, ALICE, experiments(), &q)
+            .expect("opens"),
+        first(100)
+    );
+    assert!(other.open(&token, ALICE, experiments(), &q).is_err());
+    assert!(replica.open(&token, BOB, experiments(), &q).is_err());
 }

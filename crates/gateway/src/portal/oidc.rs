@@ -19,6 +19,8 @@
 //! * Sign-out ends the mlgate session and then sends the browser to the provider's
 //!   `end_session_endpoint` (when it has one) with `client_id` and `post_logout_redirect_uri`.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -35,7 +37,7 @@ use super::{PortalOutcome, PortalState, html, html_response, login_path, redirec
 use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
 use crate::authenticate::jwt::session::{self as fed, LoginState};
-use crate::authenticate::jwt::{Issuer, Oidc};
+use crate::authenticate::jwt::{Issuer, Oidc, ProviderMetadata};
 use crate::authenticate::session::{self, set_cookie};
 use crate::authenticate::{AuthFailure, AuthFailureKind, request_host};
 use crate::identity::AuthMethod;
@@ -155,17 +157,39 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// `scheme://host` browsers use to reach mlgate.
-fn base_url(s: &PortalState, parts: &Parts, oidc: &Oidc) -> Option<String> {
+/// `scheme://host` browsers use to reach mlgate, or the page saying the request has none.
+fn base_url(s: &PortalState, parts: &Parts, oidc: &Oidc) -> Result<String, Box<Response>> {
     if let Some(u) = &oidc.config.public_url {
-        return Some(u.clone());
+        return Ok(u.clone());
     }
-    let host = request_host(parts)?;
-    if host.is_empty() || host.contains(['/', '\\', '@', ' ']) {
-        return None;
+    match request_host(parts) {
+        Some(host) if !host.is_empty() && !host.contains(['/', '\\', '@', ' ']) => {
+            let scheme = if s.secure_transport { "https" } else { "http" };
+            Ok(format!("{scheme}://{host}"))
+        }
+        _ => Err(Box::new(failure_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in unavailable",
+            "The request has no usable Host.",
+            "no Host for redirect_uri",
+        ))),
     }
-    let scheme = if s.secure_transport { "https" } else { "http" };
-    Some(format!("{scheme}://{host}"))
+}
+
+/// The provider's discovery document, or the page saying it cannot be reached.
+async fn provider_metadata(
+    issuer: &Issuer,
+    provider: &str,
+) -> Result<Arc<ProviderMetadata>, Box<Response>> {
+    issuer.keys.metadata().await.map_err(|e| {
+        tracing::error!(provider = %provider, error = %e, "OIDC discovery failed");
+        Box::new(failure_page(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in unavailable",
+            "The identity provider cannot be reached right now. Try again shortly.",
+            "OIDC discovery failed",
+        ))
+    })
 }
 
 fn callback_url(base: &str, provider: &str) -> String {
@@ -215,17 +239,9 @@ async fn start(
             "unknown OIDC provider",
         );
     };
-    let meta = match issuer.keys.metadata().await {
+    let meta = match provider_metadata(issuer, &provider).await {
         Ok(m) => m,
-        Err(e) => {
-            tracing::error!(provider = %provider, error = %e, "OIDC discovery failed");
-            return failure_page(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in unavailable",
-                "The identity provider cannot be reached right now. Try again shortly.",
-                "OIDC discovery failed",
-            );
-        }
+        Err(page) => return *page,
     };
     let Some(authorize) = &meta.authorization_endpoint else {
         return failure_page(
@@ -235,13 +251,9 @@ async fn start(
             "no authorization_endpoint",
         );
     };
-    let Some(base) = base_url(&s, &parts, &oidc) else {
-        return failure_page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in unavailable",
-            "The request has no usable Host.",
-            "no Host for redirect_uri",
-        );
+    let base = match base_url(&s, &parts, &oidc) {
+        Ok(base) => base,
+        Err(page) => return *page,
     };
     let cookie_value = random_b64(32);
     let state = LoginState {
@@ -414,17 +426,9 @@ async fn callback_inner(
             "OIDC callback without code",
         );
     };
-    let meta = match issuer.keys.metadata().await {
+    let meta = match provider_metadata(issuer, provider).await {
         Ok(m) => m,
-        Err(e) => {
-            tracing::error!(provider = %provider, error = %e, "OIDC discovery failed");
-            return failure_page(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in unavailable",
-                "The identity provider cannot be reached right now.",
-                "OIDC discovery failed",
-            );
-        }
+        Err(page) => return *page,
     };
     let Some(token_endpoint) = &meta.token_endpoint else {
         return failure_page(
@@ -434,13 +438,9 @@ async fn callback_inner(
             "no token_endpoint",
         );
     };
-    let Some(base) = base_url(s, parts, &oidc) else {
-        return failure_page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in unavailable",
-            "The request has no usable Host.",
-            "no Host for redirect_uri",
-        );
+    let base = match base_url(s, parts, &oidc) {
+        Ok(base) => base,
+        Err(page) => return *page,
     };
     let redirect_uri = callback_url(&base, provider);
     let mut form = vec![
@@ -587,7 +587,7 @@ pub async fn end_session_url(s: &PortalState, parts: &Parts) -> Option<String> {
     let login = issuer.config.login.as_ref().filter(|l| l.end_session)?;
     let meta = issuer.keys.metadata().await.ok()?;
     let end = meta.end_session_endpoint.as_ref()?;
-    let base = base_url(s, parts, &oidc)?;
+    let base = base_url(s, parts, &oidc).ok()?;
     let back = format!("{base}{}", login_path());
     let sep = if end.contains('?') { '&' } else { '?' };
     Some(format!(

@@ -6,7 +6,10 @@
 //!   ids, CreateExperiment, the UI, server info);
 //! * `experiment/<id>`, `experiment/<id>/run/<run_id>`, `experiment/<id>/logged-model/<model_id>`,
 //!   `experiment/<id>/trace/<trace_id>`;
-//! * `registered-model/<name>`, `registered-model/<name>/version/<n>`.
+//! * `registered-model/<name>`, `registered-model/<name>/version/<n>`;
+//! * `prompt/<name>`, `prompt/<name>/version/<n>`: registered models that MLflow tags
+//!   `mlflow.prompt.is_prompt=true` (its prompt registry), a resource type of their own so that
+//!   a policy grants prompts without models and the other way round ([`ModelKind`]).
 //!
 //! Children sit under their experiment, so `experiment/1/*` in a policy covers everything in
 //! experiment 1. Identifiers are inserted verbatim after [`id_segment`] checked them: one with a
@@ -59,6 +62,42 @@ impl ArnScope {
         format!("{}registered-model/{name}/version/{version}", self.prefix)
     }
 
+    pub fn prompt(&self, name: &str) -> String {
+        format!("{}prompt/{name}", self.prefix)
+    }
+
+    pub fn prompt_version(&self, name: &str, version: &str) -> String {
+        format!("{}prompt/{name}/version/{version}", self.prefix)
+    }
+
+    /// The ARN of a registered model or prompt named `name` (of version `version`, if given).
+    pub fn model_arn(&self, kind: ModelKind, name: &str, version: Option<&str>) -> String {
+        match (kind, version) {
+            (ModelKind::Model, None) => self.registered_model(name),
+            (ModelKind::Model, Some(v)) => self.model_version(name, v),
+            (ModelKind::Prompt, None) => self.prompt(name),
+            (ModelKind::Prompt, Some(v)) => self.prompt_version(name, v),
+        }
+    }
+
+    /// The ARN and condition keys of a registered model (`version: None`) or model version as
+    /// MLflow lists it, told apart from a prompt by its `tags` (MLflow's own rule, see
+    /// [`ModelKind::of_tags`]): `mlflow:ModelTag/<k>` for models, `mlflow:PromptTag/<k>` for
+    /// prompts. The search filter decides listed items with this, the resolver requests.
+    pub fn registered_model_arn<'a>(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> (String, Vec<(String, String)>) {
+        let kind = ModelKind::of_tags(tags.clone());
+        let keys = tags
+            .into_iter()
+            .map(|(k, v)| (format!("{}{k}", kind.tag_key_prefix()), v.to_owned()))
+            .collect();
+        (self.model_arn(kind, name, version), keys)
+    }
+
     /// The experiment id an ARN of this scope lies under (`experiment/<id>[/...]`).
     pub fn experiment_of<'a>(&self, arn: &'a str) -> Option<&'a str> {
         let rest = arn
@@ -81,6 +120,42 @@ impl ArnScope {
     /// scorers, webhooks, AI-gateway objects, ...); provisional until they get their anchor.
     pub fn flat(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}/{id}", self.prefix)
+    }
+}
+
+/// The registered-model tag that makes a registered model (and a model version) a prompt.
+pub const IS_PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+
+/// What a registered model is: MLflow keeps prompts as registered models with a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    Model,
+    Prompt,
+}
+
+impl ModelKind {
+    /// MLflow's rule (`RegisteredModel._is_prompt`, `_is_prompt_request`): tags collapse by key,
+    /// the last value winning, and the item is a prompt when [`IS_PROMPT_TAG`] is `true` in any
+    /// case.
+    pub fn of_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> ModelKind {
+        let last = tags
+            .into_iter()
+            .filter(|(k, _)| *k == IS_PROMPT_TAG)
+            .last()
+            .map(|(_, v)| v);
+        if last.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            ModelKind::Prompt
+        } else {
+            ModelKind::Model
+        }
+    }
+
+    /// The condition key prefix of the tags of this kind.
+    pub fn tag_key_prefix(self) -> &'static str {
+        match self {
+            ModelKind::Model => "mlflow:ModelTag/",
+            ModelKind::Prompt => "mlflow:PromptTag/",
+        }
     }
 }
 
@@ -216,6 +291,33 @@ mod tests {
             s.trace("7", "tr-1"),
             "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1"
         );
+    }
+
+    #[test]
+    fn prompts_are_told_apart_by_their_tag() {
+        let s = scope();
+        assert_eq!(
+            s.prompt_version("greet", "2"),
+            "arn:mlflow:us-east-1:111111111111:prompt/greet/version/2"
+        );
+        let prompt = [(IS_PROMPT_TAG, "True"), ("team", "a")];
+        let (arn, keys) = s.registered_model_arn("greet", None, prompt);
+        assert_eq!(arn, s.prompt("greet"));
+        assert_eq!(
+            keys[1],
+            ("mlflow:PromptTag/team".to_owned(), "a".to_owned())
+        );
+        let (arn, keys) = s.registered_model_arn("churn", Some("3"), [("team", "a")]);
+        assert_eq!(arn, s.model_version("churn", "3"));
+        assert_eq!(keys, [("mlflow:ModelTag/team".to_owned(), "a".to_owned())]);
+        // The last value of a repeated key wins, as in MLflow.
+        let flipped = [(IS_PROMPT_TAG, "true"), (IS_PROMPT_TAG, "false")];
+        assert_eq!(ModelKind::of_tags(flipped), ModelKind::Model);
+        assert_eq!(
+            ModelKind::of_tags([(IS_PROMPT_TAG, "yes")]),
+            ModelKind::Model
+        );
+        assert_eq!(ModelKind::of_tags([]), ModelKind::Model);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Two halves: [`plan`] is pure (identifiers → ARNs, or the lookups still needed), and
 //! [`Resolver`] does the lookups in MLflow (run, logged model or trace → its experiment;
-//! experiment name → id) with caches. A lookup that fails is an error response (404 in
+//! experiment name → id; registered model → model or prompt, and its tags) with caches. A lookup that fails is an error response (404 in
 //! MLflow's shape when MLflow says the resource does not exist, 502 when MLflow is down),
 //! never a default allow.
 
@@ -21,7 +21,7 @@ use crate::forward::Upstream;
 
 use arn::{artifact_owner, id_segment};
 
-pub use arn::ArnScope;
+pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
 pub use context::global_context;
 
 /// MLflow's default experiment, which its store uses when a request names none.
@@ -34,6 +34,23 @@ const PARENT_CACHE_CAPACITY: u64 = 100_000;
 /// changes them ([`Resolver::forget_experiment`]).
 const EXPERIMENT_FACTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 const EXPERIMENT_FACTS_CAPACITY: u64 = 10_000;
+
+/// Registered models' tags (whether they are prompts, `mlflow:ModelTag/<k>`) change: cached
+/// briefly, and dropped when a write through mlgate changes them ([`Resolver::forget_model`]).
+const MODEL_FACTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+const MODEL_FACTS_CAPACITY: u64 = 10_000;
+
+/// Operations after which a registered model's name, tags or existence may have changed.
+pub fn changes_model(operation: &str) -> bool {
+    matches!(
+        operation,
+        "CreateRegisteredModel"
+            | "RenameRegisteredModel"
+            | "DeleteRegisteredModel"
+            | "SetRegisteredModelTag"
+            | "DeleteRegisteredModelTag"
+    )
+}
 
 /// Operations after which an experiment's name or tags may have changed.
 pub fn changes_experiment(operation: &str) -> bool {
@@ -117,6 +134,67 @@ impl ExperimentFacts {
     }
 }
 
+/// What the condition keys say about one registered model (or prompt), from MLflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelFacts {
+    pub kind: ModelKind,
+    pub tags: Vec<(String, String)>,
+}
+
+impl ModelFacts {
+    /// `mlflow:ModelTag/<k>` for a model, `mlflow:PromptTag/<k>` for a prompt.
+    pub fn context(&self) -> Vec<(String, String)> {
+        let prefix = self.kind.tag_key_prefix();
+        self.tags
+            .iter()
+            .map(|(k, v)| (format!("{prefix}{k}"), v.clone()))
+            .collect()
+    }
+
+    fn from_answer(json: &serde_json::Value) -> Option<ModelFacts> {
+        let model = json.get("registered_model")?;
+        model.get("name")?.as_str()?;
+        let tags: Vec<(String, String)> = match model.get("tags") {
+            None => Vec::new(),
+            Some(tags) => tags
+                .as_array()?
+                .iter()
+                .map(|t| {
+                    Some((
+                        t.get("key")?.as_str()?.to_owned(),
+                        t.get("value").map_or(Some(""), |v| v.as_str())?.to_owned(),
+                    ))
+                })
+                .collect::<Option<_>>()?,
+        };
+        let kind = ModelKind::of_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Some(ModelFacts { kind, tags })
+    }
+}
+
+/// The registered model (or prompt) a request names in its `name` field, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedModel {
+    pub name: String,
+    /// `None` when MLflow has no such model (the request was decided on both kinds).
+    pub kind: Option<ModelKind>,
+    /// Its tags as condition keys ([`ModelFacts::context`]); none for a creation.
+    pub keys: Vec<(String, String)>,
+}
+
+impl NamedModel {
+    /// Its ARN, when it exists (or is being created).
+    pub fn arn(&self, scope: &ArnScope) -> Option<String> {
+        self.kind
+            .map(|kind| scope.model_arn(kind, &self.name, None))
+    }
+
+    /// The ARN it has after a rename to `new_name`.
+    pub fn renamed_arn(&self, scope: &ArnScope, new_name: &str) -> Option<String> {
+        self.kind.map(|kind| scope.model_arn(kind, new_name, None))
+    }
+}
+
 /// A resource that needs a lookup in MLflow before its ARN is known.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Lookup {
@@ -124,6 +202,16 @@ pub enum Lookup {
     Child { kind: Child, id: String },
     /// An experiment named by name (ids are what ARNs use).
     ExperimentNamed(String),
+    /// A registered model or one of its versions: a model or a prompt, as the registered model
+    /// `kind_of` is (itself; for a rename's new name, the model being renamed). Decided on both
+    /// kinds when MLflow has no such model, or when the request writes the tag that makes a
+    /// model a prompt (`both`).
+    Model {
+        name: String,
+        version: Option<String>,
+        kind_of: String,
+        both: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +228,9 @@ pub struct Plan {
     pub lookups: Vec<Lookup>,
     /// Route-specific condition keys (`mlflow:TargetStage`, `mlflow:Alias`, ...).
     pub context: Vec<(&'static str, String)>,
+    /// The registered model named by the `name` field, with its kind when the request itself
+    /// says it (CreateRegisteredModel: its tags).
+    pub model: Option<(String, Option<ModelKind>)>,
 }
 
 /// Reads `route`'s identifiers from the path, the request fields and the headers.
@@ -170,6 +261,19 @@ pub fn plan(
         .ids
         .iter()
         .any(|id| id.field == "version" && id.refers_to == ResourceKind::ModelVersion);
+    let tag_keys = tag_keys(route.operation, path_params, params)?;
+    // Writing the prompt tag turns a model into a prompt or back: decided on both kinds.
+    let switches_kind = tag_keys.contains(&IS_PROMPT_TAG);
+    // A registered model being created has no tags in MLflow yet: its request's tags say.
+    let created_kind = (route.operation == "CreateRegisteredModel")
+        .then(|| requested_kind(params))
+        .transpose()?;
+    let model_lookup = |name: &str, version: Option<&str>, kind_of: &str| Lookup::Model {
+        name: name.to_owned(),
+        version: version.map(str::to_owned),
+        kind_of: kind_of.to_owned(),
+        both: switches_kind,
+    };
 
     for id in route.ids {
         for value in values(id, path_params, params, headers)? {
@@ -193,16 +297,34 @@ pub fn plan(
                     plan.lookups.push(child(Child::LoggedModel, id, value)?)
                 }
                 ResourceKind::Trace => plan.lookups.push(child(Child::Trace, id, value)?),
-                ResourceKind::RegisteredModel if version_paired && id.field == "name" => {}
-                ResourceKind::RegisteredModel => plan
-                    .arns
-                    .push(scope.registered_model(id_segment(id.field, value)?)),
+                ResourceKind::RegisteredModel | ResourceKind::ModelVersion
+                    if id.field == "name" =>
+                {
+                    let name = id_segment(id.field, value)?;
+                    plan.model = Some((name.to_owned(), created_kind));
+                    match created_kind {
+                        Some(kind) => plan.arns.push(scope.model_arn(kind, name, None)),
+                        None if version_paired => {}
+                        None => plan.lookups.push(model_lookup(name, None, name)),
+                    }
+                }
+                ResourceKind::RegisteredModel => {
+                    let name = id_segment(id.field, value)?;
+                    // A rename's new name is of the kind of the model renamed.
+                    let kind_of = match id.field {
+                        "new_name" => {
+                            id_segment("name", model_name.ok_or_else(|| missing("name"))?)?
+                        }
+                        _ => name,
+                    };
+                    plan.lookups.push(model_lookup(name, None, kind_of));
+                }
                 ResourceKind::ModelVersion => match id.field {
                     "version" => {
                         let name = model_name.ok_or_else(|| missing("name"))?;
                         let name = id_segment("name", name)?;
-                        plan.arns
-                            .push(scope.model_version(name, id_segment(id.field, value)?));
+                        let version = id_segment(id.field, value)?;
+                        plan.lookups.push(model_lookup(name, Some(version), name));
                     }
                     "alias" => plan.context.push(("mlflow:Alias", value.to_owned())),
                     _ => {
@@ -258,10 +380,32 @@ pub fn plan(
     {
         plan.context.push((NEW_NAME, new_name.to_owned()));
     }
-    for key in tag_keys(route.operation, path_params, params)? {
+    for key in tag_keys {
         plan.context.push((TAG_KEYS, key.to_owned()));
     }
     Ok(plan)
+}
+
+/// Whether a CreateRegisteredModel request creates a prompt, from its `tags` as MLflow reads
+/// them ([`ModelKind::of_tags`]). Tags MLflow would not read as strings are refused.
+fn requested_kind(params: &Params) -> Result<ModelKind, GatewayError> {
+    let mut tags = Vec::new();
+    for tag in params.values_at("tags[]").map_err(param_error)? {
+        let text = |field: &str| match tag.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(""),
+            Some(serde_json::Value::String(s)) => Ok(s.as_str()),
+            Some(_) => Err(GatewayError::BadRequest(format!(
+                "invalid value for parameter 'tags[].{field}': expected a string"
+            ))),
+        };
+        if !tag.is_object() {
+            return Err(GatewayError::BadRequest(
+                "invalid value for parameter 'tags': expected objects".into(),
+            ));
+        }
+        tags.push((text("key")?, text("value")?));
+    }
+    Ok(ModelKind::of_tags(tags))
 }
 
 /// The keys named by a tag write (`Set*Tag`, `Delete*Tag`, `SetLoggedModelTags`): the `key`
@@ -377,6 +521,8 @@ pub struct Resolver {
     parents: Cache<(Child, String), Arc<str>>,
     /// experiment id → name and tags (short TTL).
     experiments: Cache<String, Arc<ExperimentFacts>>,
+    /// registered model name → kind and tags (short TTL).
+    models: Cache<String, Arc<ModelFacts>>,
 }
 
 impl Resolver {
@@ -389,7 +535,62 @@ impl Resolver {
                 .max_capacity(EXPERIMENT_FACTS_CAPACITY)
                 .time_to_live(EXPERIMENT_FACTS_TTL)
                 .build(),
+            models: Cache::builder()
+                .max_capacity(MODEL_FACTS_CAPACITY)
+                .time_to_live(MODEL_FACTS_TTL)
+                .build(),
         }
+    }
+
+    /// Kind and tags of a registered model, from MLflow's GetRegisteredModel (cached briefly);
+    /// `None` when MLflow says there is no such model (not cached: it may be created next).
+    pub async fn model_facts(&self, name: &str) -> Result<Option<Arc<ModelFacts>>, GatewayError> {
+        let found = self
+            .models
+            .try_get_with(name.to_owned(), async {
+                let path = format!(
+                    "/api/2.0/mlflow/registered-models/get?name={}",
+                    escape(name)
+                );
+                let what = format!("registered model '{name}'");
+                let json = self.lookup_json(&path, &what).await?;
+                ModelFacts::from_answer(&json).map(Arc::new).ok_or_else(|| {
+                    GatewayError::UpstreamUnavailable(format!(
+                        "MLflow's answer for {what} is not a registered model"
+                    ))
+                })
+            })
+            .await
+            .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e));
+        match found {
+            Ok(facts) => Ok(Some(facts)),
+            Err(GatewayError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The registered model the request names by `name`: its kind and condition keys.
+    pub async fn named_model(&self, plan: &Plan) -> Result<Option<NamedModel>, GatewayError> {
+        let Some((name, known)) = &plan.model else {
+            return Ok(None);
+        };
+        let (kind, keys) = match known {
+            Some(kind) => (Some(*kind), Vec::new()),
+            None => match self.model_facts(name).await? {
+                Some(facts) => (Some(facts.kind), facts.context()),
+                None => (None, Vec::new()),
+            },
+        };
+        Ok(Some(NamedModel {
+            name: name.clone(),
+            kind,
+            keys,
+        }))
+    }
+
+    /// Drops what is cached about a registered model (after a write through mlgate changed it).
+    pub async fn forget_model(&self, name: &str) {
+        self.models.invalidate(name).await;
     }
 
     /// The experiments the ARNs lie under, each with its condition keys, in ARN order.
@@ -447,7 +648,7 @@ impl Resolver {
     pub async fn resources(&self, plan: &Plan) -> Result<Vec<String>, GatewayError> {
         let mut arns = plan.arns.clone();
         for lookup in &plan.lookups {
-            arns.push(match lookup {
+            let arn = match lookup {
                 Lookup::Child { kind, id } => {
                     let experiment = self.parent(*kind, id).await?;
                     match kind {
@@ -459,7 +660,25 @@ impl Resolver {
                 Lookup::ExperimentNamed(name) => {
                     self.scope.experiment(&self.experiment_id(name).await?)
                 }
-            });
+                Lookup::Model {
+                    name,
+                    version,
+                    kind_of,
+                    both,
+                } => {
+                    let kind = match both {
+                        true => None,
+                        false => self.model_facts(kind_of).await?.map(|facts| facts.kind),
+                    };
+                    let version = version.as_deref();
+                    if kind.is_none() {
+                        arns.push(self.scope.model_arn(ModelKind::Prompt, name, version));
+                    }
+                    self.scope
+                        .model_arn(kind.unwrap_or(ModelKind::Model), name, version)
+                }
+            };
+            arns.push(arn);
         }
         if arns.is_empty() {
             arns.push(self.scope.server());
@@ -613,6 +832,15 @@ mod tests {
         )
     }
 
+    fn model(name: &str, version: Option<&str>, kind_of: &str) -> Lookup {
+        Lookup::Model {
+            name: name.into(),
+            version: version.map(Into::into),
+            kind_of: kind_of.into(),
+            both: false,
+        }
+    }
+
     fn arns(plan: &Plan) -> Vec<String> {
         plan.arns
             .iter()
@@ -700,7 +928,9 @@ mod tests {
             &[],
         )
         .expect("plan");
-        assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
+        assert!(plan.arns.is_empty());
+        assert_eq!(plan.lookups, [model("churn", Some("3"), "churn")]);
+        assert_eq!(plan.model, Some(("churn".to_owned(), None)));
         assert_eq!(
             plan.context,
             [("mlflow:TargetStage", "Production".to_owned())]
@@ -714,7 +944,7 @@ mod tests {
             &[],
         )
         .expect("plan");
-        assert_eq!(arns(&plan), ["registered-model/churn/version/3"]);
+        assert_eq!(plan.lookups, [model("churn", Some("3"), "churn")]);
         assert_eq!(plan.context, [("mlflow:Alias", "champion".to_owned())]);
 
         let tags = json!({"tags": [{"key": "mlflow.modelVersions", "value": "[]"}, {"key": "note", "value": "x"}]});
@@ -757,7 +987,7 @@ mod tests {
             &[],
         )
         .expect("plan");
-        assert_eq!(arns(&plan), ["registered-model/churn"]);
+        assert_eq!(plan.lookups, [model("churn", None, "churn")]);
 
         let rename = json!({"name": "churn", "new_name": "churn-v2"});
         let experiment_rename = plan_for(
@@ -779,11 +1009,199 @@ mod tests {
             &[],
         )
         .expect("plan");
+        // The new name is of the kind of the model renamed.
         assert_eq!(
-            arns(&plan),
-            ["registered-model/churn", "registered-model/churn-v2"]
+            plan.lookups,
+            [
+                model("churn", None, "churn"),
+                model("churn-v2", None, "churn")
+            ]
         );
         assert_eq!(plan.context, [(NEW_NAME, "churn-v2".to_owned())]);
+    }
+
+    #[test]
+    fn creations_say_whether_they_create_a_prompt() {
+        let create = |tags: Value| {
+            plan_for(
+                "POST",
+                "/api/2.0/mlflow/registered-models/create",
+                Some(json!({"name": "greet", "tags": tags})),
+                &[],
+            )
+        };
+        let prompt = create(json!([{"key": IS_PROMPT_TAG, "value": "true"}])).expect("plan");
+        assert_eq!(arns(&prompt), ["prompt/greet"]);
+        assert!(prompt.lookups.is_empty());
+        assert_eq!(
+            prompt.model,
+            Some(("greet".to_owned(), Some(ModelKind::Prompt)))
+        );
+        let model = create(json!([{"key": "team", "value": "a"}])).expect("plan");
+        assert_eq!(arns(&model), ["registered-model/greet"]);
+        let model = create(json!([])).expect("plan");
+        assert_eq!(arns(&model), ["registered-model/greet"]);
+        // As MLflow reads them: the last value of the key wins.
+        let flipped = json!([{"key": IS_PROMPT_TAG, "value": "true"}, {"key": IS_PROMPT_TAG, "value": "false"}]);
+        assert_eq!(
+            arns(&create(flipped).expect("plan")),
+            ["registered-model/greet"]
+        );
+        assert!(matches!(
+            create(json!([{"key": IS_PROMPT_TAG, "value": true}])),
+            Err(GatewayError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn writing_the_prompt_tag_is_decided_on_both_kinds() {
+        let plan = plan_for(
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/delete-tag",
+            Some(json!({"name": "greet", "key": IS_PROMPT_TAG})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            plan.lookups,
+            [Lookup::Model {
+                name: "greet".into(),
+                version: None,
+                kind_of: "greet".into(),
+                both: true
+            }]
+        );
+        let other = plan_for(
+            "POST",
+            "/api/2.0/mlflow/registered-models/set-tag",
+            Some(json!({"name": "greet", "key": "team", "value": "a"})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(other.lookups, [model("greet", None, "greet")]);
+    }
+
+    #[test]
+    fn model_facts_say_the_kind_and_the_tag_keys() {
+        let answer = json!({"registered_model": {"name": "greet",
+            "tags": [{"key": IS_PROMPT_TAG, "value": "true"}, {"key": "team", "value": "a"}]}});
+        let facts = ModelFacts::from_answer(&answer).expect("facts");
+        assert_eq!(facts.kind, ModelKind::Prompt);
+        assert_eq!(
+            facts.context()[1],
+            ("mlflow:PromptTag/team".to_owned(), "a".to_owned())
+        );
+        let answer = json!({"registered_model": {"name": "churn"}});
+        let facts = ModelFacts::from_answer(&answer).expect("facts");
+        assert_eq!(facts.kind, ModelKind::Model);
+        assert!(facts.context().is_empty());
+        assert!(ModelFacts::from_answer(&json!({"registered_model": {}})).is_none());
+        let bad_tags = json!({"registered_model": {"name": "x", "tags": [{"value": "v"}]}});
+        assert!(ModelFacts::from_answer(&bad_tags).is_none());
+        assert!(changes_model("SetRegisteredModelTag") && !changes_model("GetRegisteredModel"));
+    }
+
+    /// A stand-in MLflow answering GetRegisteredModel: `greet` is a prompt, `churn` a model,
+    /// `gone` does not exist, `broken` fails.
+    async fn registry() -> (Resolver, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::extract::Query;
+        use std::collections::HashMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/api/2.0/mlflow/registered-models/get",
+            axum::routing::get(move |Query(q): Query<HashMap<String, String>>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let name = q.get("name").cloned().unwrap_or_default();
+                    let tags = match name.as_str() {
+                        "greet" => json!([{"key": IS_PROMPT_TAG, "value": "true"}, {"key": "team", "value": "a"}]),
+                        "churn" => json!([{"key": "team", "value": "b"}]),
+                        "gone" => return (http::StatusCode::NOT_FOUND, "{}".to_owned()),
+                        _ => return (http::StatusCode::INTERNAL_SERVER_ERROR, "{}".to_owned()),
+                    };
+                    let body = json!({"registered_model": {"name": name, "tags": tags}});
+                    (http::StatusCode::OK, body.to_string())
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let upstream = Upstream::new(
+            &format!("http://{addr}").parse().expect("uri"),
+            std::time::Duration::from_secs(5),
+        )
+        .expect("upstream");
+        (
+            Resolver::new(ArnScope::new("us-east-1", "111111111111"), upstream),
+            calls,
+        )
+    }
+
+    fn strip(arns: Vec<String>) -> Vec<String> {
+        arns.iter()
+            .map(|arn| arn.strip_prefix(ARN).expect("our prefix").to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn registered_models_resolve_to_models_or_prompts() {
+        let (resolver, calls) = registry().await;
+        let version = |name: &str| Plan {
+            lookups: vec![model(name, Some("2"), name)],
+            model: Some((name.to_owned(), None)),
+            ..Plan::default()
+        };
+        let arns = resolver.resources(&version("greet")).await.expect("arns");
+        assert_eq!(strip(arns), ["prompt/greet/version/2"]);
+        let arns = resolver.resources(&version("churn")).await.expect("arns");
+        assert_eq!(strip(arns), ["registered-model/churn/version/2"]);
+        // The tags are condition keys of the request, under the kind's prefix.
+        let named = resolver
+            .named_model(&version("churn"))
+            .await
+            .expect("facts")
+            .expect("named");
+        assert_eq!(named.kind, Some(ModelKind::Model));
+        assert_eq!(
+            named.keys,
+            [("mlflow:ModelTag/team".to_owned(), "b".to_owned())]
+        );
+        assert_eq!(
+            named.renamed_arn(resolver.scope(), "churn2").as_deref(),
+            Some("arn:mlflow:us-east-1:111111111111:registered-model/churn2")
+        );
+        let named = resolver
+            .named_model(&version("greet"))
+            .await
+            .expect("facts")
+            .expect("named");
+        assert_eq!(
+            named.keys[1],
+            ("mlflow:PromptTag/team".to_owned(), "a".to_owned())
+        );
+        // Cached: two names, two calls; forgetting one asks again.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        resolver.forget_model("greet").await;
+        resolver.resources(&version("greet")).await.expect("arns");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // A model MLflow does not have is decided on both kinds, and has no keys.
+        let arns = resolver.resources(&version("gone")).await.expect("arns");
+        assert_eq!(
+            strip(arns),
+            ["prompt/gone/version/2", "registered-model/gone/version/2"]
+        );
+        let named = resolver.named_model(&version("gone")).await.expect("ok");
+        assert_eq!(named.and_then(|m| m.arn(resolver.scope())), None);
+        // A failed lookup is an error, never a default.
+        assert!(matches!(
+            resolver.resources(&version("broken")).await,
+            Err(GatewayError::UpstreamUnavailable(_))
+        ));
     }
 
     #[test]

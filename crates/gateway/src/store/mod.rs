@@ -38,7 +38,8 @@ use sqlx::{SqliteConnection, SqlitePool};
 use crate::identity::{Principal, PrincipalKind};
 
 pub use apply::{
-    ApplyAccount, ApplyGroup, ApplyItem, ApplyPlan, ApplyPolicy, ApplyReport, ApplyUser, Change,
+    ApplyAccount, ApplyGrant, ApplyGroup, ApplyItem, ApplyPlan, ApplyPolicy, ApplyReport,
+    ApplyUser, Change, GRANT_POLICY_PREFIX, GrantSubject,
 };
 pub use keys::{
     AccessKeyRecord, DEFAULT_MAX_SESSION_SECONDS, KeyOwner, KeyOwnerRef, MAX_SESSION_SECONDS,
@@ -144,6 +145,8 @@ struct Inner {
     policies: Cache<(String, String), Arc<[NamedPolicy]>>,
     tokens: Cache<String, Option<Arc<TokenRecord>>>,
     sessions: Cache<String, Option<Arc<SessionRecord>>>,
+    /// Resource ARN → creator name (`None`: none recorded); see `creators.rs`.
+    creators: Cache<String, Option<String>>,
     /// Number of hot-path loads that went to the database (cache misses); for tests and metrics.
     loads: AtomicU64,
 }
@@ -231,6 +234,7 @@ impl Store {
                 policies: cache(ttl, 10_000),
                 tokens: cache(ttl, 10_000),
                 sessions: cache(ttl, 10_000),
+                creators: cache(ttl, 100_000),
                 loads: AtomicU64::new(0),
                 config,
             }),

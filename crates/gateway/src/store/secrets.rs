@@ -23,6 +23,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
 /// The environment variable holding the master key (base64 of 32 bytes).
 pub const MASTER_KEY_ENV: &str = "MLGATE_MASTER_KEY";
 /// The master key file inside the data directory.
@@ -46,7 +53,13 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct MasterKey {
     key: Arc<LessSafeKey>,
+    /// HMAC-SHA256(master key, [`DERIVATION_LABEL`]): the root of [`MasterKey::derive`], so
+    /// derived keys never use the AES key itself.
+    derivation: Arc<Zeroizing<[u8; 32]>>,
 }
+
+/// The label of the derivation root (domain separation from the AES-GCM use of the key).
+const DERIVATION_LABEL: &[u8] = b"mlgate master key derivation v1";
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,7 +77,15 @@ impl MasterKey {
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SecretError::BadKey("rejected"))?;
         Ok(MasterKey {
             key: Arc::new(LessSafeKey::new(unbound)),
+            derivation: Arc::new(Zeroizing::new(hmac_sha256(bytes, DERIVATION_LABEL))),
         })
+    }
+
+    /// A 256-bit key for `purpose`, derived from the master key (HMAC-SHA256 of the purpose
+    /// under the derivation root): the same on every replica and across restarts, different
+    /// for every purpose, and revealing nothing about the master key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.derivation[..], purpose.as_bytes())
     }
 
     /// A key from its base64 text (surrounding whitespace ignored).
@@ -185,6 +206,17 @@ fn aad(key_id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_depend_on_the_key_and_the_purpose_only() {
+        let a = MasterKey::from_bytes(&[1; 32]).unwrap();
+        let again = MasterKey::from_bytes(&[1; 32]).unwrap();
+        let b = MasterKey::from_bytes(&[2; 32]).unwrap();
+        assert_eq!(a.derive("x"), again.derive("x"));
+        assert_ne!(a.derive("x"), a.derive("y"));
+        assert_ne!(a.derive("x"), b.derive("x"));
+        assert_ne!(a.derive("x"), [1; 32]);
+    }
 
     #[test]
     fn round_trip_tamper_and_wrong_key() {

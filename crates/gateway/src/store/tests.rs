@@ -527,6 +527,7 @@ fn plan() -> ApplyPlan {
                 ..Default::default()
             },
         ],
+        grants: Vec::new(),
     }
 }
 
@@ -581,6 +582,110 @@ async fn apply_is_idempotent() {
         vec!["admins"]
     );
     assert_eq!(s.apply(&p).await.unwrap().count(Change::Unchanged), 8);
+}
+
+fn grant(subject: GrantSubject, name: &str, policy: &str) -> ApplyGrant {
+    ApplyGrant {
+        subject,
+        account: None,
+        name: name.into(),
+        policy: ApplyPolicy {
+            name: policy.into(),
+            document: doc(&policy.replace(['.', '-', '@'], "")),
+        },
+    }
+}
+
+/// The names of the policies that apply to a user of the default account.
+async fn attached(s: &Store, user: &str) -> Vec<String> {
+    let user = s.get_user(None, user).await.unwrap();
+    let policies = s
+        .effective_policies(&user.principal(AuthMethod::Basic))
+        .await
+        .unwrap();
+    names(&policies).into_iter().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn apply_converges_grants() {
+    let (_d, s) = temp_store().await;
+    let mut p = plan();
+    p.grants = vec![
+        // A group whose policies the file lists, and a user it lists none for.
+        grant(GrantSubject::Group, "readers", "grant.read.models.a-@"),
+        grant(
+            GrantSubject::User,
+            "mlflow-reader",
+            "grant.edit.prompts.a-@",
+        ),
+        grant(GrantSubject::User, "mlflow-reader", "grant.read.models.a-@"),
+    ];
+    let first = s.apply(&p).await.unwrap();
+    assert_eq!(
+        first.change_of(
+            "grant",
+            "user 111111111111/mlflow-reader grant.edit.prompts.a-@"
+        ),
+        Some(Change::Created)
+    );
+    assert_eq!(
+        attached(&s, "mlflow-reader").await,
+        vec!["grant.edit.prompts.a-@", "grant.read.models.a-@", "readers"]
+    );
+    // Applying again changes nothing.
+    let again = s.apply(&p).await.unwrap();
+    assert_eq!(
+        again.count(Change::Unchanged),
+        again.items.len(),
+        "{again:?}"
+    );
+
+    // A grant the user got from the CLI stays while the file gives the user no grant...
+    s.put_policy("grant.manage.models.cli", &doc("Cli"))
+        .await
+        .unwrap();
+    s.attach_policy(
+        "grant.manage.models.cli",
+        None,
+        AttachTarget::User("mlflow-admin"),
+    )
+    .await
+    .unwrap();
+    // ...and a grant removed from the file is detached from the subjects it owns.
+    p.grants.remove(1);
+    let third = s.apply(&p).await.unwrap();
+    assert_eq!(
+        third.change_of(
+            "grant",
+            "user 111111111111/mlflow-reader grant.edit.prompts.a-@ (detached)"
+        ),
+        Some(Change::Updated)
+    );
+    assert_eq!(
+        attached(&s, "mlflow-reader").await,
+        vec!["grant.read.models.a-@", "readers"]
+    );
+    assert!(
+        attached(&s, "mlflow-admin")
+            .await
+            .contains(&"grant.manage.models.cli".to_owned())
+    );
+    // The group's grant goes too once the file no longer has it.
+    p.grants.remove(0);
+    s.apply(&p).await.unwrap();
+    assert!(
+        !attached(&s, "mlflow-admin")
+            .await
+            .contains(&"grant.read.models.a-@".to_owned())
+    );
+
+    // A grant policy cannot also be a plain policy; a grant needs its subject.
+    let mut p = plan();
+    p.grants = vec![grant(GrantSubject::User, "nobody", "grant.read.models.a-@")];
+    let e = s.apply(&p).await.unwrap_err().to_string();
+    assert!(e.contains("nobody"), "{e}");
+    p.grants = vec![grant(GrantSubject::User, "mlflow-reader", "admins")];
+    assert!(s.apply(&p).await.is_err());
 }
 
 #[tokio::test]
