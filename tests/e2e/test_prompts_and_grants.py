@@ -240,3 +240,33 @@ def test_removing_a_grant_from_the_file_revokes_it(stack, people, prompt):
     time.sleep(STORE_CACHE_SECONDS)
     with acting_as(people["prompt_a"]):
         assert _load(f"prompts:/{prompt}/1").template == "Hello {{name}}!"
+
+
+def test_prompt_optimization_jobs_are_decided_on_their_source_prompt(stack, people, prompt, tmp_path):
+    """A job reads its source prompt and adds versions to it: the right to run jobs in an
+    experiment does not reach another team's prompt through `source_prompt_uri`."""
+    tag = people["tag"]
+    own = f"pb-{tag}-opt"
+    with acting_as(people["prompt_b"]):
+        mlflow.genai.register_prompt(name=own, template="Hi {{name}}")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "mlflow:CreatePromptOptimizationJob",
+        "Resource": ["arn:mlflow:*:*:experiment/*", f"arn:mlflow:*:*:prompt/pb-{tag}-*"],
+    }]}
+    (optimizer,) = users_with_policy(stack, f"promptopt-{tag}", policy, tmp_path, 1)
+
+    def create(uri: str) -> requests.Response:
+        return requests.post(f"{stack.url}/api/3.0/mlflow/prompt-optimization/jobs",
+                             json={"experiment_id": "0", "source_prompt_uri": uri, "config": {}},
+                             auth=optimizer.requests_auth(), timeout=30)
+
+    for uri in (f"prompts:/{prompt}/1", f"prompts:/{prompt}@champion"):
+        resp = create(uri)
+        _refused(resp)
+        assert f"prompt/{prompt}" in resp.json()["message"], resp.text
+    # Spellings MLflow would read past (an authority, `;params`) are refused outright.
+    for uri in (f"prompts://host/{prompt}/1", f"prompts:/{prompt}/1;x"):
+        assert create(uri).status_code == 400
+    # Its own prompt passes mlgate (MLflow then judges the empty config).
+    resp = create(f"prompts:/{own}/1")
+    assert resp.status_code != 403, resp.text

@@ -473,6 +473,9 @@ fn bad_token() -> GatewayError {
 pub struct Page {
     pub items: Vec<Value>,
     pub next: Option<Cursor>,
+    /// The other fields of an answer MLflow gives in one piece (e.g. `"object": "list"`),
+    /// passed on as they are; empty for paged listings.
+    pub rest: Map<String, Value>,
 }
 
 /// An upstream answer mlgate cannot read as a page of items: refused, never passed on.
@@ -511,6 +514,14 @@ where
     let mut cursor = start;
     for _ in 0..MAX_UPSTREAM_PAGES {
         let answer = fetch(cursor.upstream.clone(), cursor.size).await?;
+        let rest = match &answer {
+            Value::Object(fields) if !listing.paged() => fields
+                .iter()
+                .filter(|(k, _)| *k != listing.items_field() && *k != "next_page_token")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            _ => Map::new(),
+        };
         let upstream_items = match answer.get(listing.items_field()) {
             // MLflow leaves empty lists out of its answers.
             None | Some(Value::Null) => &[][..],
@@ -555,11 +566,17 @@ where
                         size: cursor.size,
                     })
                 };
-                return Ok(Page { items, next });
+                return Ok(Page { items, next, rest });
             }
         }
         match next {
-            None => return Ok(Page { items, next: None }),
+            None => {
+                return Ok(Page {
+                    items,
+                    next: None,
+                    rest,
+                });
+            }
             Some(t) => {
                 cursor = Cursor {
                     upstream: Some(t),
@@ -572,12 +589,13 @@ where
     Ok(Page {
         items,
         next: Some(cursor),
+        rest: Map::new(),
     })
 }
 
 /// The answer mlgate sends for a filtered page.
 pub fn answer(listing: Listing, page: Page, token: Option<String>) -> Value {
-    let mut out = Map::new();
+    let mut out = page.rest;
     out.insert(listing.items_field().into(), Value::Array(page.items));
     if let Some(token) = token {
         out.insert("next_page_token".into(), Value::String(token));

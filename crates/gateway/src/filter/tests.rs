@@ -371,6 +371,7 @@ fn answers_have_mlflow_shape() {
     let page = Page {
         items: vec![json!({"name": "m"})],
         next: None,
+        rest: Map::new(),
     };
     assert_eq!(
         answer(models(), page, Some("t".into())),
@@ -548,7 +549,8 @@ async fn unpaged_listings_take_every_readable_item_at_once() {
         |_, _| {
             std::future::ready(Ok::<_, String>(json!({
                 "model_versions": [{"name": "m", "version": "1"}, {"name": "m", "version": "2"}],
-                "next_page_token": "ignored"
+                "next_page_token": "ignored",
+                "object": "list"
             })))
         },
         |_| std::future::ready(Ok(HashMap::new())),
@@ -558,6 +560,11 @@ async fn unpaged_listings_take_every_readable_item_at_once() {
     .expect("page");
     assert_eq!(page.items, [json!({"name": "m", "version": "2"})]);
     assert_eq!(page.next, None);
+    // The answer's other fields pass on as MLflow gave them (OpenAI-style `"object": "list"`).
+    assert_eq!(
+        answer(latest, page, None),
+        json!({"model_versions": [{"name": "m", "version": "2"}], "object": "list"})
+    );
 }
 
 #[test]

@@ -174,6 +174,42 @@ pub fn id_segment<'a>(field: &str, value: &'a str) -> Result<&'a str, GatewayErr
     }
 }
 
+/// The prompt a `prompts:/<name>/<version>` or `prompts:/<name>@<alias>` URI names: its name
+/// and version (`None` for an alias, decided on the prompt itself). Read as MLflow's
+/// `_parse_model_uri` reads it; the forms it would also accept by accident (an authority
+/// `prompts://host/...`, `;params`, `?query`, `#fragment`) are refused.
+pub fn prompt_uri<'a>(
+    field: &str,
+    uri: &'a str,
+) -> Result<(&'a str, Option<&'a str>), GatewayError> {
+    let bad = || {
+        GatewayError::BadRequest(format!(
+            "invalid value for parameter '{field}': expected prompts:/<name>/<version> or \
+             prompts:/<name>@<alias>"
+        ))
+    };
+    let path = uri.strip_prefix("prompts:/").ok_or_else(bad)?;
+    if path.starts_with('/') || path.contains(['?', '#', ';']) {
+        return Err(bad());
+    }
+    match path.split_once('/') {
+        Some((name, version))
+            if !name.trim().is_empty()
+                && !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok((id_segment(field, name)?, Some(version)))
+        }
+        Some(_) => Err(bad()),
+        None => match path.rsplit_once('@') {
+            Some((name, alias)) if !name.trim().is_empty() && !alias.trim().is_empty() => {
+                Ok((id_segment(field, name)?, None))
+            }
+            _ => Err(bad()),
+        },
+    }
+}
+
 /// Who owns an artifact path of MLflow's artifact proxy, read from the path's layout
 /// (`<experiment_id>/<run_id>/artifacts/...`, `<experiment_id>/models/<model_id>/artifacts/...`,
 /// `<experiment_id>/traces/<trace_id>/artifacts/...`). The path is where the bytes live, so
@@ -261,6 +297,38 @@ mod tests {
 
     fn scope() -> ArnScope {
         ArnScope::new("us-east-1", "111111111111")
+    }
+
+    #[test]
+    fn prompt_uris_name_a_prompt_and_maybe_a_version() {
+        assert_eq!(
+            prompt_uri("f", "prompts:/greet/3").ok(),
+            Some(("greet", Some("3")))
+        );
+        assert_eq!(
+            prompt_uri("f", "prompts:/greet@prod").ok(),
+            Some(("greet", None))
+        );
+        assert_eq!(prompt_uri("f", "prompts:/a@b@c").ok(), Some(("a@b", None)));
+        for bad in [
+            "",
+            "greet/3",
+            "models:/greet/3",
+            "prompts:/",
+            "prompts:/greet",
+            "prompts:/greet/",
+            "prompts:/greet/latest",
+            "prompts:/greet/3/4",
+            "prompts://host/greet/3",
+            "prompts:/greet/3;x",
+            "prompts:/greet/3?x",
+            "prompts:/greet@",
+            "prompts:/@a",
+            "prompts:/../3",
+            "prompts:/ /3",
+        ] {
+            assert!(prompt_uri("f", bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::error::GatewayError;
 use crate::forward::Upstream;
 
-use arn::{artifact_owner, id_segment};
+use arn::{artifact_owner, id_segment, prompt_uri};
 
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
 pub use context::global_context;
@@ -320,6 +320,11 @@ pub fn plan(
                     plan.lookups.push(model_lookup(name, None, kind_of));
                 }
                 ResourceKind::ModelVersion => match id.field {
+                    // A prompt optimization job reads its source prompt and adds versions to it.
+                    "source_prompt_uri" => {
+                        let (name, version) = prompt_uri(id.field, value)?;
+                        plan.lookups.push(model_lookup(name, version, name));
+                    }
                     "version" => {
                         let name = model_name.ok_or_else(|| missing("name"))?;
                         let name = id_segment("name", name)?;
