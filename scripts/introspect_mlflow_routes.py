@@ -245,6 +245,28 @@ def dump():
         for m in sdesc.methods:
             walk(m.input_type)
     out["proto_fields"] = {"checked": checked, "json_name_mismatch": mismatches}
+
+    # Every field path of each served request message, in mlgate's field syntax (`a.b` into a
+    # message, `a[].b` into each element of a repeated one), so the catalog test can find the
+    # fields that name a resource. Recursion stops at a message already on the path.
+    def field_paths(mdesc, prefix="", on_path=()):
+        paths = []
+        for f in mdesc.fields:
+            repeated = f.is_repeated
+            path = f"{prefix}{f.name}"
+            paths.append({"path": path, "repeated": repeated,
+                          "type": f.message_type.full_name if f.message_type else f.type})
+            sub = f.message_type
+            if sub is not None and sub.full_name not in on_path and not sub.GetOptions().map_entry \
+                    and not sub.full_name.startswith("google.protobuf."):
+                paths.extend(field_paths(sub, path + ("[]." if repeated else "."),
+                                         on_path + (mdesc.full_name,)))
+        return paths
+
+    for rpc in rpcs:
+        if rpc["served_by_server"]:
+            sdesc = services[next(n for n, (_, d) in services.items() if d.name == rpc["service"])][1]
+            rpc["request_fields"] = field_paths(sdesc.methods_by_name[rpc["rpc"]].input_type)
     return out
 
 

@@ -68,6 +68,11 @@ pub enum ResourceKind {
     /// An assessment on a trace (`trace_id` + `assessment_id`); only appears in id fields,
     /// routes on assessments are anchored on the [`ResourceKind::Trace`].
     Assessment,
+    /// Where a model version's files come from (CreateModelVersion's `source`): a
+    /// `models:/<name>/<version|stage|latest>`, `models:/<name>@<alias>` or `models:/<model_id>`
+    /// URI, a `runs:/<run_id>/...` URI, an `mlflow-artifacts:` location, or a storage location
+    /// inside a run's or logged model's artifact root. Only appears in id fields.
+    ModelSource,
     /// A path in the proxied artifact store (`/mlflow-artifacts/...`):
     /// `[workspaces/<ws>/]<experiment_id>/<run_id>/artifacts/...`,
     /// `<experiment_id>/models/<model_id>/...`, `<experiment_id>/traces/<trace_id>/...`.
@@ -161,6 +166,12 @@ pub struct IdField {
     pub refers_to: ResourceKind,
     /// The field carries several identifiers (a repeated field or an `[]` path).
     pub many: bool,
+    /// `None`: the route's own resource, decided with the route's action. `Some(operation)`:
+    /// another resource the request names (a source it copies from, a resource it uses, an
+    /// existing trace it would overwrite), decided as the read or write it implies,
+    /// `mlflow:<operation>` on that resource, in addition to the route's action on its own
+    /// resources.
+    pub implies: Option<&'static str>,
 }
 
 /// One (method, path pattern) the server serves.
@@ -539,6 +550,7 @@ const fn p(field: &'static str, refers_to: ResourceKind) -> IdField {
         source: IdSource::Params,
         refers_to,
         many: false,
+        implies: None,
     }
 }
 const fn pm(field: &'static str, refers_to: ResourceKind) -> IdField {
@@ -547,6 +559,7 @@ const fn pm(field: &'static str, refers_to: ResourceKind) -> IdField {
         source: IdSource::Params,
         refers_to,
         many: true,
+        implies: None,
     }
 }
 const fn path(field: &'static str, refers_to: ResourceKind) -> IdField {
@@ -555,6 +568,17 @@ const fn path(field: &'static str, refers_to: ResourceKind) -> IdField {
         source: IdSource::Path,
         refers_to,
         many: false,
+        implies: None,
+    }
+}
+/// A request field naming another resource, decided as `operation` on it (see [`IdField::implies`]).
+const fn reads(field: &'static str, refers_to: ResourceKind, operation: &'static str) -> IdField {
+    IdField {
+        field,
+        source: IdSource::Params,
+        refers_to,
+        many: false,
+        implies: Some(operation),
     }
 }
 const fn header(field: &'static str, refers_to: ResourceKind) -> IdField {
@@ -563,6 +587,7 @@ const fn header(field: &'static str, refers_to: ResourceKind) -> IdField {
         source: IdSource::Header,
         refers_to,
         many: false,
+        implies: None,
     }
 }
 
@@ -725,7 +750,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "POST", "/mlflow/traces/batchGetInfos", "BatchGetTraceInfos", R, K::Trace, S::Message, [pm("trace_ids", K::Trace), EXP_IDS]),
     fl!(P2, "GET", "/mlflow/traces", "SearchTraces", R, K::Experiment, S::Message, [EXP_IDS]),
     fl!(P3, "POST", "/mlflow/traces/search", "SearchTraces", R, K::Experiment, S::Message, [pm("locations[].mlflow_experiment.experiment_id", K::Experiment )]),
-    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment )]),
+    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment), reads("trace.trace_info.trace_id", K::Trace, "StartTrace")]),
     fl!(P2, "POST", "/mlflow/traces/link-to-run", "LinkTracesToRun", W, K::Run, S::Message, [RUN_ID, pm("trace_ids", K::Trace)]),
     fl!(P2, "POST", "/mlflow/traces/link-prompts", "LinkPromptsToTrace", W, K::Trace, S::Message, [p("trace_id", K::Trace), pm("prompt_versions[].name", K::RegisteredModel)]),
     fl!(P2, "GET", "/mlflow/unified-traces", "SearchUnifiedTraces", R, K::Experiment, S::Message, [EXP_IDS, p("model_id", K::LoggedModel)]),
@@ -807,8 +832,8 @@ static FLASK: &[Spec] = &[
     fl!(P3, "DELETE", "/mlflow/gateway/model-definitions/delete", "DeleteGatewayModelDefinition", W, K::GatewayModelDefinition, S::Message, [p("model_definition_id", K::GatewayModelDefinition)]),
     fl!(P3, "POST", "/mlflow/gateway/endpoints/models/attach", "AttachModelToGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("model_config.model_definition_id", K::GatewayModelDefinition )]),
     fl!(P3, "POST", "/mlflow/gateway/endpoints/models/detach", "DetachModelFromGatewayEndpoint", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("model_definition_id", K::GatewayModelDefinition)]),
-    fl!(P3, "POST", "/mlflow/gateway/endpoints/bindings/create", "CreateGatewayEndpointBinding", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
-    fl!(P3, "DELETE", "/mlflow/gateway/endpoints/bindings/delete", "DeleteGatewayEndpointBinding", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
+    fl!(P3, "POST", "/mlflow/gateway/endpoints/bindings/create", "CreateGatewayEndpointBinding", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("resource_id", K::Scorer)]),
+    fl!(P3, "DELETE", "/mlflow/gateway/endpoints/bindings/delete", "DeleteGatewayEndpointBinding", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("resource_id", K::Scorer)]),
     fl!(P3, "GET", "/mlflow/gateway/endpoints/bindings/list", "ListGatewayEndpointBindings", R, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
     fl!(P3, "POST", "/mlflow/gateway/endpoints/set-tag", "SetGatewayEndpointTag", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
     fl!(P3, "DELETE", "/mlflow/gateway/endpoints/delete-tag", "DeleteGatewayEndpointTag", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
@@ -819,7 +844,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "DELETE", "/mlflow/gateway/budgets/delete", "DeleteGatewayBudgetPolicy", W, K::GatewayBudgetPolicy, S::Message, [p("budget_policy_id", K::GatewayBudgetPolicy)]),
     fl!(P3, "GET", "/mlflow/gateway/budgets/list", "ListGatewayBudgetPolicies", R, K::GatewayBudgetPolicy, S::Message, []),
     fl!(P3, "GET", "/mlflow/gateway/budgets/windows", "ListGatewayBudgetWindows", R, K::GatewayBudgetPolicy, S::Message, []),
-    fl!(P3, "POST", "/mlflow/gateway/guardrails/create", "CreateGatewayGuardrail", W, K::GatewayGuardrail, S::Message, [p("action_endpoint_id", K::GatewayEndpoint)]),
+    fl!(P3, "POST", "/mlflow/gateway/guardrails/create", "CreateGatewayGuardrail", W, K::GatewayGuardrail, S::Message, [p("action_endpoint_id", K::GatewayEndpoint), reads("scorer_id", K::Scorer, "GetScorer")]),
     fl!(P3, "GET", "/mlflow/gateway/guardrails/get", "GetGatewayGuardrail", R, K::GatewayGuardrail, S::Message, [p("guardrail_id", K::GatewayGuardrail)]),
     fl!(P3, "DELETE", "/mlflow/gateway/guardrails/delete", "DeleteGatewayGuardrail", W, K::GatewayGuardrail, S::Message, [p("guardrail_id", K::GatewayGuardrail)]),
     fl!(P3, "GET", "/mlflow/gateway/guardrails/list", "ListGatewayGuardrails", R, K::GatewayGuardrail, S::Message, []),
@@ -828,7 +853,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "GET", "/mlflow/gateway/guardrails/list-for-endpoint", "ListEndpointGuardrailConfigs", R, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
     fl!(P3, "PATCH", "/mlflow/gateway/guardrails/update-config", "UpdateEndpointGuardrailConfig", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]),
     // ---- Prompt optimization jobs
-    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs", "CreatePromptOptimizationJob", W, K::Experiment, S::Message, [EXP_ID, p("source_prompt_uri", K::ModelVersion)]),
+    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs", "CreatePromptOptimizationJob", W, K::Experiment, S::Message, [EXP_ID, p("source_prompt_uri", K::ModelVersion), reads("config.dataset_id", K::Dataset, "GetDatasetRecords")]),
     fl!(P3, "GET", "/mlflow/prompt-optimization/jobs/{job_id}", "GetPromptOptimizationJob", R, K::PromptOptimizationJob, S::None, [path("job_id", K::PromptOptimizationJob)]),
     fl!(P3, "POST", "/mlflow/prompt-optimization/jobs/search", "SearchPromptOptimizationJobs", R, K::Experiment, S::Message, [EXP_ID]),
     fl!(P3, "GET", "/mlflow/prompt-optimization/jobs/search", "SearchPromptOptimizationJobs", R, K::Experiment, S::Message, [EXP_ID]),
@@ -855,7 +880,7 @@ static FLASK: &[Spec] = &[
     fl!(P2, "GET", "/mlflow/registered-models/search", "SearchRegisteredModels", R, K::RegisteredModel, S::Message, []),
     fl!(P2, "POST", "/mlflow/registered-models/get-latest-versions", "GetLatestModelVersions", R, K::RegisteredModel, S::Message, [MODEL_NAME]),
     fl!(P2, "GET", "/mlflow/registered-models/get-latest-versions", "GetLatestModelVersions", R, K::RegisteredModel, S::Message, [MODEL_NAME]),
-    fl!(P2, "POST", "/mlflow/model-versions/create", "CreateModelVersion", W, K::RegisteredModel, S::Message, [MODEL_NAME, RUN_ID, p("model_id", K::LoggedModel)]),
+    fl!(P2, "POST", "/mlflow/model-versions/create", "CreateModelVersion", W, K::RegisteredModel, S::Message, [MODEL_NAME, reads("run_id", K::Run, "GetArtifact"), reads("model_id", K::LoggedModel, "GetArtifact"), reads("source", K::ModelSource, "GetArtifact")]),
     fl!(P2, "PATCH", "/mlflow/model-versions/update", "UpdateModelVersion", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
     fl!(P2, "POST", "/mlflow/model-versions/transition-stage", "TransitionModelVersionStage", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),
     fl!(P2, "DELETE", "/mlflow/model-versions/delete", "DeleteModelVersion", W, K::ModelVersion, S::Message, [MODEL_NAME, MODEL_VERSION]),

@@ -38,6 +38,7 @@ mod catalog;
 mod graphql;
 mod params;
 mod path;
+mod references;
 
 pub use arn::execute_api_arn;
 pub use catalog::{
@@ -52,3 +53,4 @@ pub use params::{
     FieldName, ParamError, ParamSource, Params, read_params, read_params_for, set_json_field,
 };
 pub use path::{CharClass, MAX_PATH_LEN, MAX_SEGMENTS, PathError, normalize_path};
+pub use references::{ReviewedField, looks_like_a_reference, reviewed_fields};

@@ -302,6 +302,10 @@ fn display_ids(rs: &[&Route]) -> String {
                 ),
                 IdSource::Header => format!("header `{}`→{}", id.field, kind(id.refers_to)),
             };
+            let s = match id.implies {
+                Some(operation) => format!("{s} as `mlflow:{operation}`"),
+                None => s,
+            };
             if !ids.contains(&s) {
                 ids.push(s);
             }
@@ -370,7 +374,10 @@ fn render() -> String {
          `registered-model/...` (see [policy-reference.md](policy-reference.md#mlflow-resource-arns)).\n\
          * **Identifiers**: `field`→Kind is a request field as MLflow reads it (query string for a GET with a \
          query, else the JSON body; `a[].b` = field `b` of every element of array `a`; `[]` = several ids); \
-         path `{p}` is a path parameter; header is a request header. The column is the union over the action's routes.\n\
+         path `{p}` is a path parameter; header is a request header. The column is the union over the action's routes. \
+         An identifier followed by *as* `mlflow:X` is a reference to another resource (a source, a resource used, an existing \
+         trace rewritten): it is decided as `mlflow:X` on that resource, in addition to the action on the \
+         request's own resources (see [policy-reference.md](policy-reference.md#references-to-other-resources)).\n\
          * **Routes**: `/[ajax-]api/...` stands for both the `/api/...` and the `/ajax-api/...` route; † marks a \
          native FastAPI route (MLflow dispatches it before Flask; `HEAD` is served by the Flask `GET` twin).\n\
          * **admins / readers / model-approvers**: whether `policies/<role>.json` allows the action \

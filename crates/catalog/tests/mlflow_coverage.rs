@@ -382,3 +382,73 @@ fn sibling_words(pattern: &str, patterns: &BTreeSet<&str>) -> Vec<String> {
     }
     words.into_iter().collect()
 }
+
+/// Every field of every served request message that may name a resource is decided: an
+/// identifier of its route (decided with the route's action, or as the read it implies), or a
+/// reviewed field whose reason is written down in the catalog. Reviewed fields that no longer
+/// exist, or that became identifiers, fail too.
+#[test]
+fn every_field_naming_a_resource_is_decided() {
+    use mlgate_catalog::{looks_like_a_reference, reviewed_fields};
+
+    let dump = run_script(&[], None);
+    let mut undecided = BTreeSet::new();
+    let mut seen_reviewed = HashSet::new();
+    let mut checked = 0;
+    for rpc in dump["proto_rpcs"].as_array().unwrap() {
+        if rpc["served_by_server"] != json!(true) {
+            continue;
+        }
+        let method = rpc["method"].as_str().unwrap();
+        for pattern in rpc["served_patterns"].as_array().unwrap() {
+            let pattern = pattern.as_str().unwrap();
+            for route in routes()
+                .iter()
+                .filter(|r| r.method == method && r.pattern == pattern)
+            {
+                for field in rpc["request_fields"].as_array().unwrap() {
+                    let path = field["path"].as_str().unwrap();
+                    if !looks_like_a_reference(path) {
+                        continue;
+                    }
+                    checked += 1;
+                    // `run_uuid` is read as `run_id` (see `ParamStyle::Message`).
+                    let canonical = if path == "run_uuid" { "run_id" } else { path };
+                    let is_id = route.ids.iter().any(|id| id.field == canonical);
+                    let reviewed = reviewed_fields()
+                        .iter()
+                        .find(|r| r.operation == route.operation && r.field == path);
+                    match (is_id, reviewed) {
+                        (true, Some(r)) => {
+                            undecided.insert(format!(
+                                "{} {path}: an identifier, yet listed as reviewed ({})",
+                                route.operation, r.why
+                            ));
+                        }
+                        (true, None) => {}
+                        (false, Some(r)) => {
+                            seen_reviewed.insert((r.operation, r.field));
+                        }
+                        (false, None) => {
+                            undecided.insert(format!("{} {path}", route.operation));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 250, "only {checked} resource-like fields found");
+    let stale: Vec<_> = reviewed_fields()
+        .iter()
+        .filter(|r| !seen_reviewed.contains(&(r.operation, r.field)))
+        .map(|r| format!("{} {}", r.operation, r.field))
+        .collect();
+    assert!(
+        undecided.is_empty() && stale.is_empty(),
+        "fields that may name a resource, neither identifiers of their route nor reviewed \
+         (crates/catalog/src/references.rs):\n{}\nreviewed fields MLflow no longer sends \
+         there:\n{}",
+        undecided.into_iter().collect::<Vec<_>>().join("\n"),
+        stale.join("\n")
+    );
+}

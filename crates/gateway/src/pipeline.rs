@@ -266,6 +266,38 @@ impl Gateway {
             .await?;
         }
 
+        // 6 (cont.). every other resource the request names, as the read it implies; a source
+        // MLflow would resolve (an alias, a stage) goes on pinned to the version decided.
+        let mut pinned = false;
+        for reference in self.resolver.references(&plan).await? {
+            let arns = [reference.arn];
+            let experiments = self
+                .with_creators(
+                    creators_read,
+                    self.resolver.experiment_contexts(&arns).await?,
+                )
+                .await?;
+            let mut keys = self
+                .model_creator(creators_read, reference.model.as_ref())
+                .await?;
+            keys.extend(reference.model.iter().flat_map(|m| m.keys.iter().cloned()));
+            let action = format!("mlflow:{}", reference.operation);
+            self.authorize_each(
+                &principal,
+                &action,
+                &arns,
+                (&experiments, &keys),
+                &call,
+                &context,
+                trail,
+            )
+            .await?;
+            if let Some((field, value)) = reference.pin {
+                params.set(field, serde_json::Value::String(value));
+                pinned = true;
+            }
+        }
+
         // 9. filter: a listing that names none of its parents would list every experiment's.
         let named = named_ids(route, &params);
         if filter::lists_nothing(route.operation, named) {
@@ -290,9 +322,9 @@ impl Gateway {
         }
 
         // 7. rewrite: attribute writes to the principal.
-        let body = if rewrite::attribute(route.operation, &mut params, &principal.name)
-            .map_err(|e| GatewayError::BadRequest(e.to_string()))?
-        {
+        let attributed = rewrite::attribute(route.operation, &mut params, &principal.name)
+            .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        let body = if attributed || pinned {
             let bytes = Bytes::from(params.into_json_body());
             parts
                 .headers
@@ -304,6 +336,7 @@ impl Gateway {
 
         // 8. forward: stream to MLflow and back.
         let response = self.forward(parts, body.into_body(), target, &peer).await;
+        self.resolver.forget_rewritten_traces(&plan).await;
         if resolve::changes_experiment(route.operation) {
             for (id, _) in &experiments {
                 self.resolver.forget_experiment(id).await;
@@ -462,10 +495,6 @@ impl Gateway {
         for (part, context) in &groups {
             self.authorize(principal, Some((action, part)), call, context, trail)
                 .await?;
-        }
-        if groups.len() > 1 {
-            trail.resources = resources.to_vec();
-            trail.resources.push(call.execute_api.clone());
         }
         Ok(())
     }
@@ -1036,17 +1065,23 @@ impl Trail {
         }
     }
 
+    /// Notes one decision. A request can need several (each experiment it touches, each
+    /// resource it references): the record lists every action and resource decided, the
+    /// execute-api pair last, and the verdict of the last one (the denial, when one failed).
     fn record_verdict(&mut self, question: &Question<'_>, verdict: &Verdict<'_>) {
-        self.actions = question
-            .mlflow
-            .iter()
-            .map(|(action, _)| (*action).to_owned())
-            .collect();
+        self.actions.retain(|action| action != EXECUTE_API_INVOKE);
+        self.resources.retain(|arn| arn != question.execute_api);
+        if let Some((action, resources)) = question.mlflow {
+            if !self.actions.iter().any(|a| a == action) {
+                self.actions.push(action.to_owned());
+            }
+            for arn in resources {
+                if !self.resources.contains(arn) {
+                    self.resources.push(arn.clone());
+                }
+            }
+        }
         self.actions.push(EXECUTE_API_INVOKE.to_owned());
-        self.resources = question
-            .mlflow
-            .map(|(_, resources)| resources.to_vec())
-            .unwrap_or_default();
         self.resources.push(question.execute_api.to_owned());
         let (decision, by) = match &verdict.decision {
             Decision::Allow(by) => (AuditDecision::Allow, Some(by)),

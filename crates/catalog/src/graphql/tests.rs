@@ -1,3 +1,4 @@
+use crate::Classified;
 use serde_json::json;
 
 use super::*;
@@ -420,5 +421,25 @@ fn every_root_field_has_a_rest_twin_in_the_catalog() {
             };
             assert_eq!(route.operation, spec.operation, "{}", spec.name);
         }
+    }
+}
+
+/// The gateway decides a root field on its REST twin's own identifiers; a twin whose request
+/// names other resources (references) would need those decided too, so none may have any.
+#[test]
+fn no_rest_twin_has_references() {
+    for spec in ROOT_FIELDS {
+        let Some((method, path)) = spec.rest else {
+            continue;
+        };
+        let Classified::Route { route, .. } = crate::classify(method, path) else {
+            panic!("{} has no REST twin at {method} {path}", spec.name)
+        };
+        assert!(
+            route.ids.iter().all(|id| id.implies.is_none()),
+            "{}'s REST twin {} names other resources: decide them in the GraphQL stage",
+            spec.name,
+            route.operation
+        );
     }
 }

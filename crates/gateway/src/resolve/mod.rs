@@ -8,6 +8,7 @@
 
 mod arn;
 mod context;
+mod source;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::error::GatewayError;
 use crate::forward::Upstream;
 
 use arn::{artifact_owner, id_segment, prompt_uri};
+use source::{ModelSource, VersionSelector, model_source, within_root};
 
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
 pub use context::global_context;
@@ -214,6 +216,51 @@ pub enum Lookup {
     },
 }
 
+/// Another resource a request names ([`mlgate_catalog::IdField::implies`]), decided as
+/// `mlflow:<operation>` on what it resolves to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub operation: &'static str,
+    pub field: &'static str,
+    pub target: ReferenceTarget,
+}
+
+/// What a reference names, before any lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReferenceTarget {
+    /// A resource whose ARN the identifier alone gives.
+    Arn(String),
+    /// A trace the request may be creating: decided under its experiment when MLflow already
+    /// has it (writing it again would overwrite or move it), nothing to decide when not.
+    TraceIfExists(String),
+    /// A resource whose ARN needs a lookup (a run or logged model: its experiment).
+    Lookup(Lookup),
+    /// A model version selected the way MLflow resolves a `models:/` source; the request is
+    /// then sent with that version pinned (`models:/<name>/<n>`), so MLflow cannot resolve an
+    /// alias or stage differently from what was decided.
+    ModelVersion {
+        name: String,
+        selector: VersionSelector,
+    },
+    /// A storage location: the run's or logged model's (the request's `model_id`, else its
+    /// `run_id`) when it lies inside that artifact root, else files outside any experiment
+    /// (the server).
+    Location {
+        location: String,
+        owner: Option<(Child, String)>,
+    },
+}
+
+/// A reference resolved: the ARN decided, the registered model it lies under (for its tags and
+/// creator), and the field value the request is forwarded with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedReference {
+    pub operation: &'static str,
+    pub arn: String,
+    pub model: Option<NamedModel>,
+    pub pin: Option<(&'static str, String)>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Child {
     Run,
@@ -231,6 +278,8 @@ pub struct Plan {
     /// The registered model named by the `name` field, with its kind when the request itself
     /// says it (CreateRegisteredModel: its tags).
     pub model: Option<(String, Option<ModelKind>)>,
+    /// Other resources the request names, each decided as the read it implies.
+    pub references: Vec<Reference>,
 }
 
 /// Reads `route`'s identifiers from the path, the request fields and the headers.
@@ -276,6 +325,18 @@ pub fn plan(
     };
 
     for id in route.ids {
+        if let Some(operation) = id.implies {
+            for value in values(id, path_params, params, headers)? {
+                if let Some(target) = reference_target(scope, id, value, params)? {
+                    plan.references.push(Reference {
+                        operation,
+                        field: id.field,
+                        target,
+                    });
+                }
+            }
+            continue;
+        }
         for value in values(id, path_params, params, headers)? {
             match id.refers_to {
                 ResourceKind::Experiment => match id.field {
@@ -345,6 +406,12 @@ pub fn plan(
                     plan.arns.push(artifact_owner(value)?.arn(scope));
                 }
                 ResourceKind::Artifact | ResourceKind::Assessment => {}
+                ResourceKind::ModelSource => {
+                    return Err(GatewayError::Internal(format!(
+                        "model source field {} is not a reference",
+                        id.field
+                    )));
+                }
                 // MCP servers are `namespace/slug`; their versions are not resources of their own.
                 ResourceKind::McpServer if id.field == "version" => {}
                 ResourceKind::McpServer => plan.arns.push(scope.flat("mcp-server", value)),
@@ -357,6 +424,24 @@ pub fn plan(
                 }
             }
         }
+    }
+    // A `models:/<name>/...` source makes MLflow check that `run_id` and `model_id`, when
+    // sent, are the source version's own (and fill them from it when not): they name nothing
+    // beyond the version decided, which its reader may copy without reading its run.
+    if plan
+        .references
+        .iter()
+        .any(|r| matches!(r.target, ReferenceTarget::ModelVersion { .. }))
+    {
+        plan.references.retain(|r| {
+            !matches!(
+                r.target,
+                ReferenceTarget::Lookup(Lookup::Child {
+                    kind: Child::Run | Child::LoggedModel,
+                    ..
+                })
+            )
+        });
     }
     // MLflow's store reads a missing experiment id as the default experiment.
     let names_experiment = route
@@ -434,6 +519,66 @@ fn tag_keys<'a>(
             .map(|(_, value)| value.as_str()),
     );
     Ok(keys)
+}
+
+/// What a reference field names (`None`: nothing). A model version's source is read as MLflow
+/// reads it ([`source`]); a location source is tied to the request's `model_id`, else its
+/// `run_id`, as MLflow ties it.
+fn reference_target(
+    scope: &ArnScope,
+    id: &IdField,
+    value: &str,
+    params: &Params,
+) -> Result<Option<ReferenceTarget>, GatewayError> {
+    Ok(Some(match id.refers_to {
+        ResourceKind::Trace => {
+            ReferenceTarget::TraceIfExists(id_segment(id.field, value)?.to_owned())
+        }
+        ResourceKind::Run => ReferenceTarget::Lookup(child(Child::Run, id, value)?),
+        ResourceKind::LoggedModel => ReferenceTarget::Lookup(child(Child::LoggedModel, id, value)?),
+        ResourceKind::ModelSource => match model_source(id.field, value)? {
+            ModelSource::ModelVersion { name, selector } => ReferenceTarget::ModelVersion {
+                name: name.to_owned(),
+                selector,
+            },
+            ModelSource::LoggedModel(model_id) => ReferenceTarget::Lookup(Lookup::Child {
+                kind: Child::LoggedModel,
+                id: model_id.to_owned(),
+            }),
+            ModelSource::Run(run_id) => ReferenceTarget::Lookup(Lookup::Child {
+                kind: Child::Run,
+                id: run_id.to_owned(),
+            }),
+            ModelSource::Location(location) => {
+                let named = |field: &str, kind: Child| -> Result<_, GatewayError> {
+                    params
+                        .try_str_value(field)
+                        .map_err(param_error)?
+                        .map(|id| Ok((kind, id_segment(field, id)?.to_owned())))
+                        .transpose()
+                };
+                let owner = match named("model_id", Child::LoggedModel)? {
+                    Some(owner) => Some(owner),
+                    None => named("run_id", Child::Run)?,
+                };
+                ReferenceTarget::Location {
+                    location: location.to_owned(),
+                    owner,
+                }
+            }
+            // A prompt version's placeholder names no files; MLflow refuses it for models.
+            ModelSource::Placeholder => return Ok(None),
+        },
+        other => match flat_kind(other) {
+            Some(kind) => ReferenceTarget::Arn(scope.flat(kind, id_segment(id.field, value)?)),
+            None => {
+                return Err(GatewayError::Internal(format!(
+                    "no reference resolution for {other:?} field {}",
+                    id.field
+                )));
+            }
+        },
+    }))
 }
 
 fn child(kind: Child, id: &IdField, value: &str) -> Result<Lookup, GatewayError> {
@@ -640,6 +785,16 @@ impl Resolver {
             .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e))
     }
 
+    /// Drops the cached experiment of each trace the plan may have written again: MLflow moves
+    /// an existing trace to the experiment a StartTrace names.
+    pub async fn forget_rewritten_traces(&self, plan: &Plan) {
+        for reference in &plan.references {
+            if let ReferenceTarget::TraceIfExists(id) = &reference.target {
+                self.parents.invalidate(&(Child::Trace, id.clone())).await;
+            }
+        }
+    }
+
     /// Drops what is cached about an experiment (after a write through mlgate changed it).
     pub async fn forget_experiment(&self, id: &str) {
         self.experiments.invalidate(id).await;
@@ -653,37 +808,7 @@ impl Resolver {
     pub async fn resources(&self, plan: &Plan) -> Result<Vec<String>, GatewayError> {
         let mut arns = plan.arns.clone();
         for lookup in &plan.lookups {
-            let arn = match lookup {
-                Lookup::Child { kind, id } => {
-                    let experiment = self.parent(*kind, id).await?;
-                    match kind {
-                        Child::Run => self.scope.run(&experiment, id),
-                        Child::LoggedModel => self.scope.logged_model(&experiment, id),
-                        Child::Trace => self.scope.trace(&experiment, id),
-                    }
-                }
-                Lookup::ExperimentNamed(name) => {
-                    self.scope.experiment(&self.experiment_id(name).await?)
-                }
-                Lookup::Model {
-                    name,
-                    version,
-                    kind_of,
-                    both,
-                } => {
-                    let kind = match both {
-                        true => None,
-                        false => self.model_facts(kind_of).await?.map(|facts| facts.kind),
-                    };
-                    let version = version.as_deref();
-                    if kind.is_none() {
-                        arns.push(self.scope.model_arn(ModelKind::Prompt, name, version));
-                    }
-                    self.scope
-                        .model_arn(kind.unwrap_or(ModelKind::Model), name, version)
-                }
-            };
-            arns.push(arn);
+            self.lookup_arns(lookup, &mut arns).await?;
         }
         if arns.is_empty() {
             arns.push(self.scope.server());
@@ -691,6 +816,194 @@ impl Resolver {
         arns.sort_unstable();
         arns.dedup();
         Ok(arns)
+    }
+
+    /// Adds the ARN(s) a lookup resolves to: one, or a registered model's as both kinds when
+    /// its kind is unknown.
+    async fn lookup_arns(
+        &self,
+        lookup: &Lookup,
+        arns: &mut Vec<String>,
+    ) -> Result<(), GatewayError> {
+        let arn = match lookup {
+            Lookup::Child { kind, id } => self.child_arn(*kind, id).await?,
+            Lookup::ExperimentNamed(name) => {
+                self.scope.experiment(&self.experiment_id(name).await?)
+            }
+            Lookup::Model {
+                name,
+                version,
+                kind_of,
+                both,
+            } => {
+                let kind = match both {
+                    true => None,
+                    false => self.model_facts(kind_of).await?.map(|facts| facts.kind),
+                };
+                let version = version.as_deref();
+                if kind.is_none() {
+                    arns.push(self.scope.model_arn(ModelKind::Prompt, name, version));
+                }
+                self.scope
+                    .model_arn(kind.unwrap_or(ModelKind::Model), name, version)
+            }
+        };
+        arns.push(arn);
+        Ok(())
+    }
+
+    async fn child_arn(&self, kind: Child, id: &str) -> Result<String, GatewayError> {
+        let experiment = self.parent(kind, id).await?;
+        Ok(match kind {
+            Child::Run => self.scope.run(&experiment, id),
+            Child::LoggedModel => self.scope.logged_model(&experiment, id),
+            Child::Trace => self.scope.trace(&experiment, id),
+        })
+    }
+
+    /// Resolves the plan's references, each to the ARN(s) it is decided on.
+    pub async fn references(&self, plan: &Plan) -> Result<Vec<ResolvedReference>, GatewayError> {
+        let mut out = Vec::with_capacity(plan.references.len());
+        for reference in &plan.references {
+            let resolved = |arn: String| ResolvedReference {
+                operation: reference.operation,
+                arn,
+                model: None,
+                pin: None,
+            };
+            match &reference.target {
+                ReferenceTarget::Arn(arn) => out.push(resolved(arn.clone())),
+                ReferenceTarget::TraceIfExists(id) => {
+                    match self.child_arn(Child::Trace, id).await {
+                        Ok(arn) => out.push(resolved(arn)),
+                        Err(GatewayError::NotFound(_)) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                ReferenceTarget::Lookup(lookup) => {
+                    let mut arns = Vec::new();
+                    self.lookup_arns(lookup, &mut arns).await?;
+                    out.extend(arns.into_iter().map(resolved));
+                }
+                ReferenceTarget::ModelVersion { name, selector } => {
+                    let what = format!(
+                        "the model version that {} '{}' names",
+                        reference.field, name
+                    );
+                    let facts = self
+                        .model_facts(name)
+                        .await?
+                        .ok_or_else(|| GatewayError::NotFound(format!("{what} does not exist")))?;
+                    let version = self.select_version(name, selector, &what).await?;
+                    out.push(ResolvedReference {
+                        operation: reference.operation,
+                        arn: self.scope.model_arn(facts.kind, name, Some(&version)),
+                        model: Some(NamedModel {
+                            name: name.clone(),
+                            kind: Some(facts.kind),
+                            keys: facts.context(),
+                        }),
+                        pin: Some((reference.field, format!("models:/{name}/{version}"))),
+                    });
+                }
+                ReferenceTarget::Location { location, owner } => {
+                    let arn = match owner {
+                        Some((kind, id)) => {
+                            let root = self.artifact_root(*kind, id).await?;
+                            match within_root(location, &root) {
+                                true => Some(self.child_arn(*kind, id).await?),
+                                false => None,
+                            }
+                        }
+                        None => None,
+                    };
+                    // Files mlgate cannot place in any experiment are the server's.
+                    out.push(resolved(arn.unwrap_or_else(|| self.scope.server())));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The version a `models:/` source selects, asked of MLflow as its handler asks
+    /// (`get_model_name_and_version`): the number MLflow answers, never the text sent.
+    async fn select_version(
+        &self,
+        name: &str,
+        selector: &VersionSelector,
+        what: &str,
+    ) -> Result<String, GatewayError> {
+        let name = escape(name);
+        let latest = |stage: Option<&str>| match stage {
+            Some(stage) => format!(
+                "/api/2.0/mlflow/registered-models/get-latest-versions?name={name}&stages={}",
+                escape(stage)
+            ),
+            None => format!("/api/2.0/mlflow/registered-models/get-latest-versions?name={name}"),
+        };
+        let path = match selector {
+            VersionSelector::Number(version) => format!(
+                "/api/2.0/mlflow/model-versions/get?name={name}&version={}",
+                escape(version)
+            ),
+            VersionSelector::Alias(alias) => format!(
+                "/api/2.0/mlflow/registered-models/alias?name={name}&alias={}",
+                escape(alias)
+            ),
+            VersionSelector::Latest => latest(None),
+            VersionSelector::Stage(stage) => latest(Some(stage)),
+        };
+        let json = self.lookup_json(&path, what).await?;
+        let version = match selector {
+            VersionSelector::Number(_) | VersionSelector::Alias(_) => json
+                .pointer("/model_version/version")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            VersionSelector::Latest | VersionSelector::Stage(_) => json
+                .get("model_versions")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.get("version")?.as_str()?.parse::<u64>().ok())
+                .max()
+                .map(|v| v.to_string()),
+        };
+        let version =
+            version.ok_or_else(|| GatewayError::NotFound(format!("{what} does not exist")))?;
+        id_segment("version", &version)?;
+        Ok(version)
+    }
+
+    /// Where a run's or logged model's artifacts live (its artifact root), from MLflow.
+    async fn artifact_root(&self, kind: Child, id: &str) -> Result<String, GatewayError> {
+        let (path, pointer, what) = match kind {
+            Child::Run => (
+                format!("/api/2.0/mlflow/runs/get?run_id={}", escape(id)),
+                "/run/info/artifact_uri",
+                format!("run '{id}'"),
+            ),
+            Child::LoggedModel => (
+                format!("/api/2.0/mlflow/logged-models/{}", escape(id)),
+                "/model/info/artifact_uri",
+                format!("logged model '{id}'"),
+            ),
+            Child::Trace => {
+                return Err(GatewayError::Internal(
+                    "a trace is no artifact root of a source".into(),
+                ));
+            }
+        };
+        self.lookup_json(&path, &what)
+            .await?
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .filter(|root| !root.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                GatewayError::UpstreamUnavailable(format!(
+                    "MLflow's answer for {what} has no artifact location"
+                ))
+            })
     }
 
     async fn parent(&self, kind: Child, id: &str) -> Result<Arc<str>, GatewayError> {
@@ -921,6 +1234,168 @@ mod tests {
         )
         .expect("plan");
         assert_eq!(get.lookups, [Lookup::ExperimentNamed("fraud".into())]);
+    }
+
+    fn create_version(body: Value) -> Plan {
+        plan_for(
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            Some(body),
+            &[],
+        )
+        .expect("plan")
+    }
+
+    fn targets(plan: &Plan) -> Vec<(&'static str, &'static str, ReferenceTarget)> {
+        plan.references
+            .iter()
+            .map(|r| (r.operation, r.field, r.target.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_model_version_source_is_a_reference_read() {
+        let run = |id: &str| {
+            ReferenceTarget::Lookup(Lookup::Child {
+                kind: Child::Run,
+                id: id.into(),
+            })
+        };
+        // Registering from a run: the run (run_id) and the run again (runs:/), both as reads.
+        let plan = create_version(json!({"name": "m", "source": "runs:/r1/model", "run_id": "r1"}));
+        assert_eq!(
+            targets(&plan),
+            [
+                ("GetArtifact", "run_id", run("r1")),
+                ("GetArtifact", "source", run("r1")),
+            ]
+        );
+        // The request's own model is decided with the route's action, as before.
+        assert_eq!(plan.model, Some(("m".to_owned(), None)));
+        assert_eq!(
+            plan.lookups,
+            [model("m", None, "m")],
+            "run_id is no longer decided with the route's action"
+        );
+
+        // Another registered model's version: that version, and run_id/model_id (which MLflow
+        // ties to it) are not decided again.
+        let plan = create_version(json!({
+            "name": "m", "source": "models:/other@champion", "run_id": "r9", "model_id": "m-9"
+        }));
+        assert_eq!(
+            targets(&plan),
+            [(
+                "GetArtifact",
+                "source",
+                ReferenceTarget::ModelVersion {
+                    name: "other".into(),
+                    selector: VersionSelector::Alias("champion".into())
+                }
+            )]
+        );
+
+        // A location is tied to model_id before run_id, as MLflow ties it.
+        let plan = create_version(json!({
+            "name": "m", "source": "s3://b/1/r1/artifacts/x", "run_id": "r1", "model_id": "m-1"
+        }));
+        assert!(targets(&plan).contains(&(
+            "GetArtifact",
+            "source",
+            ReferenceTarget::Location {
+                location: "s3://b/1/r1/artifacts/x".into(),
+                owner: Some((Child::LoggedModel, "m-1".into())),
+            }
+        )));
+        let plan = create_version(json!({"name": "m", "source": "s3://b/x"}));
+        assert_eq!(
+            targets(&plan),
+            [(
+                "GetArtifact",
+                "source",
+                ReferenceTarget::Location {
+                    location: "s3://b/x".into(),
+                    owner: None
+                }
+            )]
+        );
+
+        // A prompt version's placeholder names nothing; unreadable spellings are a 400.
+        assert!(
+            targets(&create_version(
+                json!({"name": "p", "source": "dummy-source"})
+            ))
+            .is_empty()
+        );
+        assert!(matches!(
+            plan_for(
+                "POST",
+                "/api/2.0/mlflow/model-versions/create",
+                Some(json!({"name": "m", "source": "models://h/other/1"})),
+                &[]
+            ),
+            Err(GatewayError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn datasets_and_scorers_used_are_reference_reads() {
+        let job = plan_for(
+            "POST",
+            "/api/3.0/mlflow/prompt-optimization/jobs",
+            Some(
+                json!({"experiment_id": "3", "source_prompt_uri": "prompts:/p/1",
+                        "config": {"dataset_id": "d-1"}}),
+            ),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            targets(&job),
+            [(
+                "GetDatasetRecords",
+                "config.dataset_id",
+                ReferenceTarget::Arn(format!("{ARN}dataset/d-1"))
+            )]
+        );
+        let guardrail = plan_for(
+            "POST",
+            "/api/3.0/mlflow/gateway/guardrails/create",
+            Some(json!({"name": "g", "scorer_id": "s-1"})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            targets(&guardrail),
+            [(
+                "GetScorer",
+                "scorer_id",
+                ReferenceTarget::Arn(format!("{ARN}scorer/s-1"))
+            )]
+        );
+    }
+
+    #[test]
+    fn a_trace_id_in_a_start_trace_body_is_a_reference_to_an_existing_trace() {
+        let plan = plan_for(
+            "POST",
+            "/api/3.0/mlflow/traces",
+            Some(json!({"trace": {"trace_info": {
+                "trace_id": "tr-1",
+                "trace_location": {"mlflow_experiment": {"experiment_id": "4"}}
+            }}})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(arns(&plan), ["experiment/4"]);
+        assert_eq!(
+            targets(&plan),
+            [(
+                "StartTrace",
+                "trace.trace_info.trace_id",
+                ReferenceTarget::TraceIfExists("tr-1".into())
+            )]
+        );
     }
 
     #[test]
