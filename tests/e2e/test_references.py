@@ -263,3 +263,24 @@ def test_a_trace_id_in_the_body_names_an_existing_trace(stack, people):
     for _ in range(2):
         r = requests.post(url, json=_trace_info(own, bob_exp), auth=bob.requests_auth(), timeout=30)
         assert r.status_code == 200, r.text
+
+
+def test_a_body_cannot_retarget_a_path_identifier(stack, people):
+    """MLflow's FinalizeLoggedModel finalizes the model_id of the body, not the path's: a body
+    naming someone else's logged model under one's own path is refused."""
+    alice, bob = people["alice"], people["bob"]
+    with acting_as(alice) as client:
+        exp = client.create_experiment(f"{alice.name}/lm-{uuid.uuid4().hex[:6]}")
+        theirs = client.create_logged_model(experiment_id=exp, name="theirs")
+    with acting_as(bob) as client:
+        exp = client.create_experiment(f"{bob.name}/lm-{uuid.uuid4().hex[:6]}")
+        mine = client.create_logged_model(experiment_id=exp, name="mine")
+    url = f"{stack.url}/api/2.0/mlflow/logged-models/{mine.model_id}"
+    r = requests.patch(url, json={"model_id": theirs.model_id, "status": "LOGGED_MODEL_UPLOAD_FAILED"},
+                       auth=bob.requests_auth(), timeout=30)
+    assert_mlflow_error(r, 400, "INVALID_PARAMETER_VALUE")
+    with acting_as(alice) as client:
+        assert str(client.get_logged_model(theirs.model_id).status) != "FAILED"
+    r = requests.patch(url, json={"model_id": mine.model_id, "status": "LOGGED_MODEL_READY"},
+                       auth=bob.requests_auth(), timeout=30)
+    assert r.status_code == 200, r.text

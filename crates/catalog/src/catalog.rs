@@ -750,7 +750,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "POST", "/mlflow/traces/batchGetInfos", "BatchGetTraceInfos", R, K::Trace, S::Message, [pm("trace_ids", K::Trace), EXP_IDS]),
     fl!(P2, "GET", "/mlflow/traces", "SearchTraces", R, K::Experiment, S::Message, [EXP_IDS]),
     fl!(P3, "POST", "/mlflow/traces/search", "SearchTraces", R, K::Experiment, S::Message, [pm("locations[].mlflow_experiment.experiment_id", K::Experiment )]),
-    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment), reads("trace.trace_info.trace_id", K::Trace, "StartTrace")]),
+    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment), reads("trace.trace_info.trace_id", K::Trace, "StartTrace"), reads("trace.trace_info.assessments[].assessment_id", K::Assessment, "CreateAssessment"), reads("trace.trace_info.assessments[].overrides", K::Assessment, "CreateAssessment")]),
     fl!(P2, "POST", "/mlflow/traces/link-to-run", "LinkTracesToRun", W, K::Run, S::Message, [RUN_ID, pm("trace_ids", K::Trace)]),
     fl!(P2, "POST", "/mlflow/traces/link-prompts", "LinkPromptsToTrace", W, K::Trace, S::Message, [p("trace_id", K::Trace), pm("prompt_versions[].name", K::RegisteredModel)]),
     fl!(P2, "GET", "/mlflow/unified-traces", "SearchUnifiedTraces", R, K::Experiment, S::Message, [EXP_IDS, p("model_id", K::LoggedModel)]),

@@ -233,11 +233,6 @@ const REVIEWED: &[ReviewedField] = &[
     ),
     f(
         "StartTrace",
-        "trace.trace_info.assessments[].assessment_id",
-        INSIDE_TRACE,
-    ),
-    f(
-        "StartTrace",
         "trace.trace_info.assessments[].assessment_name",
         LABEL,
     ),

@@ -386,7 +386,8 @@ fn sibling_words(pattern: &str, patterns: &BTreeSet<&str>) -> Vec<String> {
 /// Every field of every served request message that may name a resource is decided: an
 /// identifier of its route (decided with the route's action, or as the read it implies), or a
 /// reviewed field whose reason is written down in the catalog. Reviewed fields that no longer
-/// exist, or that became identifiers, fail too.
+/// exist, or that became identifiers, fail too. (A message field bound to a path parameter is
+/// the path's identifier: the gateway refuses a request whose fields name another value.)
 #[test]
 fn every_field_naming_a_resource_is_decided() {
     use mlgate_catalog::{looks_like_a_reference, reviewed_fields};

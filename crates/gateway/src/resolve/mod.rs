@@ -531,6 +531,16 @@ fn reference_target(
     params: &Params,
 ) -> Result<Option<ReferenceTarget>, GatewayError> {
     Ok(Some(match id.refers_to {
+        // MLflow stores a StartTrace's assessments under their own ids, merging over an existing
+        // assessment of any trace; an assessment cannot be looked up without its trace, so such
+        // a request is refused and assessments are logged with CreateAssessment.
+        ResourceKind::Assessment => {
+            return Err(GatewayError::BadRequest(format!(
+                "invalid value for parameter '{}': a trace is started without assessment ids; \
+                 log assessments with CreateAssessment",
+                id.field
+            )));
+        }
         ResourceKind::Trace => {
             ReferenceTarget::TraceIfExists(id_segment(id.field, value)?.to_owned())
         }
@@ -627,11 +637,25 @@ fn values<'a>(
     headers: &'a HeaderMap,
 ) -> Result<Vec<&'a str>, GatewayError> {
     let found = match id.source {
-        IdSource::Path => path_params
-            .iter()
-            .filter(|(name, _)| *name == id.field)
-            .map(|(_, v)| v.as_str())
-            .collect(),
+        IdSource::Path => {
+            let in_path: Vec<&str> = path_params
+                .iter()
+                .filter(|(name, _)| *name == id.field)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            // MLflow's message handlers read the request fields too, and some act on the
+            // field rather than the path (FinalizeLoggedModel finalizes the body's model_id):
+            // a request whose fields name another resource than its path is refused.
+            let in_fields = params.try_str_values(id.field).map_err(param_error)?;
+            if let Some(other) = in_fields.iter().find(|v| !in_path.contains(v)) {
+                return Err(GatewayError::BadRequest(format!(
+                    "parameter '{}' is {other:?} in the request but {:?} in the path",
+                    id.field,
+                    in_path.first().copied().unwrap_or_default()
+                )));
+            }
+            in_path
+        }
         IdSource::Header => {
             let values: Vec<_> = headers.get_all(id.field).iter().collect();
             if values.len() > 1 {
@@ -1339,6 +1363,35 @@ mod tests {
     }
 
     #[test]
+    fn a_body_cannot_name_another_resource_than_the_path() {
+        // MLflow's FinalizeLoggedModel finalizes the body's model_id, not the path's.
+        let other = plan_for(
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/m-mine",
+            Some(json!({"model_id": "m-theirs", "status": 2})),
+            &[],
+        );
+        assert!(
+            matches!(other, Err(GatewayError::BadRequest(_))),
+            "{other:?}"
+        );
+        let same = plan_for(
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/m-mine",
+            Some(json!({"model_id": "m-mine", "status": 2})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            same.lookups,
+            [Lookup::Child {
+                kind: Child::LoggedModel,
+                id: "m-mine".into()
+            }]
+        );
+    }
+
+    #[test]
     fn datasets_and_scorers_used_are_reference_reads() {
         let job = plan_for(
             "POST",
@@ -1388,6 +1441,17 @@ mod tests {
         )
         .expect("plan");
         assert_eq!(arns(&plan), ["experiment/4"]);
+        let with_assessment = plan_for(
+            "POST",
+            "/api/3.0/mlflow/traces",
+            Some(json!({"trace": {"trace_info": {
+                "trace_id": "tr-1",
+                "trace_location": {"mlflow_experiment": {"experiment_id": "4"}},
+                "assessments": [{"assessment_id": "a-theirs", "assessment_name": "x"}]
+            }}})),
+            &[],
+        );
+        assert!(matches!(with_assessment, Err(GatewayError::BadRequest(_))));
         assert_eq!(
             targets(&plan),
             [(
