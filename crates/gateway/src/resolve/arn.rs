@@ -174,6 +174,41 @@ pub fn id_segment<'a>(field: &str, value: &'a str) -> Result<&'a str, GatewayErr
     }
 }
 
+/// An identifier MLflow reads as a number (`int(...)`: experiment ids, model version numbers),
+/// in the one spelling MLflow gives it back: `01`, ` 1`, `+1` and `1_0` would otherwise name the
+/// experiment or version MLflow acts on under an ARN no policy names (a Deny on `experiment/1`
+/// would not see `experiment/01`). A value Python's `int()` would not read is kept as it is
+/// (MLflow refuses it); non-ASCII digits or spaces, which `int()` also reads, are a 400.
+pub fn number_id(field: &str, value: &str) -> Result<String, GatewayError> {
+    let refused = || {
+        GatewayError::BadRequest(format!(
+            "invalid value for parameter '{field}': write the number with ASCII digits"
+        ))
+    };
+    if !value.is_ascii() {
+        let looks_numeric = value
+            .chars()
+            .all(|c| c.is_numeric() || c.is_whitespace() || matches!(c, '+' | '-' | '_'));
+        return match looks_numeric {
+            true => Err(refused()),
+            false => Ok(id_segment(field, value)?.to_owned()),
+        };
+    }
+    // Python's `str.isspace` in ASCII: space, \t through \r, and \x1c through \x1f.
+    let trimmed = value.trim_matches(|c: char| matches!(c, ' ' | '\t'..='\r' | '\x1c'..='\x1f'));
+    let unsigned = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
+    let digit_groups_ok = !unsigned.is_empty()
+        && unsigned
+            .split('_')
+            .all(|group| !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit()));
+    if !digit_groups_ok {
+        return Ok(id_segment(field, value)?.to_owned());
+    }
+    let digits: String = trimmed.chars().filter(|c| *c != '_').collect();
+    let number: i128 = digits.parse().map_err(|_| refused())?;
+    Ok(number.to_string())
+}
+
 /// The prompt a `prompts:/<name>/<version>` or `prompts:/<name>@<alias>` URI names: its name
 /// and version (`None` for an alias, decided on the prompt itself). Read as MLflow's
 /// `_parse_model_uri` reads it; the forms it would also accept by accident (an authority
@@ -398,6 +433,43 @@ mod tests {
         assert_eq!(s.model_of(&s.model_version("churn", "3")), Some("churn"));
         assert_eq!(s.model_of(&s.registered_model("churn")), Some("churn"));
         assert_eq!(s.model_of(&s.experiment("1")), None);
+    }
+
+    #[test]
+    fn numbers_take_the_spelling_mlflow_reads() {
+        for (sent, read) in [
+            ("1", "1"),
+            ("01", "1"),
+            ("001", "1"),
+            (" 1", "1"),
+            ("1 ", "1"),
+            ("\t1\n", "1"),
+            ("\x0b1\x1f", "1"),
+            ("+1", "1"),
+            ("-0", "0"),
+            ("1_0", "10"),
+            ("0_1", "1"),
+        ] {
+            assert_eq!(
+                number_id("experiment_id", sent).expect(sent),
+                read,
+                "{sent:?}"
+            );
+        }
+        // Not numbers to Python: left for MLflow to refuse.
+        for kept in ["abc", "1__0", "_1", "1_", "0x1", "1.0", "1e3"] {
+            assert_eq!(number_id("experiment_id", kept).expect(kept), kept);
+        }
+        // Numbers to Python that mlgate will not guess at.
+        for refused in [
+            "\u{0661}",
+            "1\u{00a0}",
+            "\u{2003}1",
+            "99999999999999999999999999999999999999999",
+        ] {
+            assert!(number_id("experiment_id", refused).is_err(), "{refused:?}");
+        }
+        assert!(number_id("experiment_id", "1/2").is_err());
     }
 
     #[test]

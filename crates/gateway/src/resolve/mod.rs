@@ -20,7 +20,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::error::GatewayError;
 use crate::forward::Upstream;
 
-use arn::{artifact_owner, id_segment, prompt_uri};
+use arn::{artifact_owner, id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
@@ -351,7 +351,7 @@ pub fn plan(
                     }
                     _ => plan
                         .arns
-                        .push(scope.experiment(id_segment(id.field, value)?)),
+                        .push(scope.experiment(&number_id(id.field, value)?)),
                 },
                 ResourceKind::Run => plan.lookups.push(child(Child::Run, id, value)?),
                 ResourceKind::LoggedModel => {
@@ -389,8 +389,8 @@ pub fn plan(
                     "version" => {
                         let name = model_name.ok_or_else(|| missing("name"))?;
                         let name = id_segment("name", name)?;
-                        let version = id_segment(id.field, value)?;
-                        plan.lookups.push(model_lookup(name, Some(version), name));
+                        let version = number_id(id.field, value)?;
+                        plan.lookups.push(model_lookup(name, Some(&version), name));
                     }
                     "alias" => plan.context.push(("mlflow:Alias", value.to_owned())),
                     _ => {
