@@ -24,6 +24,39 @@ const EXPERIMENT = process.env.EXPERIMENT_NAME || 'Default';
 const SHOTS = process.env.SCREENSHOT_DIR || new URL('./screenshots', import.meta.url).pathname;
 mkdirSync(SHOTS, { recursive: true });
 
+// Where the browser is, by exact origin (scheme, host and port) and path, never by string
+// prefix: with free ports, one server's URL can be a prefix of the other's
+// (http://127.0.0.1:3456 and http://127.0.0.1:34567).
+const MLGATE_ORIGIN = new URL(MLGATE).origin;
+const IDP_ORIGIN = new URL(IDP).origin;
+assert.notEqual(MLGATE_ORIGIN, IDP_ORIGIN, 'mlgate and the provider need distinct origins');
+const LOGIN_PATH = '/_mlgate/login';
+const CALLBACK_PATH = `/_mlgate/oidc/${PROVIDER}/callback`;
+// The provider's sign-in page (the interaction URL of tests/idp/server.mjs).
+const IDP_LOGIN_PATH = /^\/interaction\/[^/]+$/;
+// The provider's sign-out page: its end-session endpoint, from its discovery document.
+const IDP_LOGOUT_PATH = await (async () => {
+  const r = await fetch(`${IDP}/.well-known/openid-configuration`);
+  assert.equal(r.status, 200, 'the provider publishes its discovery document');
+  const end = new URL((await r.json()).end_session_endpoint);
+  assert.equal(end.origin, IDP_ORIGIN, 'the end-session endpoint is on the provider');
+  return end.pathname;
+})();
+
+/** A URL test for `waitForURL` and assertions: exactly this origin and this path (a string, or a
+ *  RegExp the whole path must match). Takes a URL or a string. */
+function at(origin, path) {
+  return (u) => {
+    const url = typeof u === 'string' ? new URL(u) : u;
+    if (url.origin !== origin) return false;
+    return typeof path === 'string' ? url.pathname === path : path.test(url.pathname);
+  };
+}
+
+function assertAt(page, origin, path, message) {
+  assert.ok(at(origin, path)(page.url()), `${message} (the browser is at ${page.url()})`);
+}
+
 const FLAGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -53,20 +86,55 @@ async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/** From mlgate's sign-in page through the provider's login form; returns after the redirect back. */
-async function signIn(page, user, step) {
+/**
+ * From mlgate's sign-in page through the provider's login form and back to mlgate.
+ * `status` is what mlgate's callback must answer: 303 (signed in, on to the UI) or the status of
+ * its error page. Returns once the page the callback leads to has loaded.
+ */
+async function signIn(page, user, step, status = 303) {
   await page.goto(`${MLGATE}/`);
-  assert.match(page.url(), /\/_mlgate\/login/, 'an unauthenticated browser is sent to the sign-in page');
+  assertAt(page, MLGATE_ORIGIN, LOGIN_PATH, 'an unauthenticated browser is sent to the sign-in page');
   await shot(page, `${step}-1-mlgate-login`);
-  await page.click(`#sso-${PROVIDER}`);
-  await page.waitForURL((u) => u.href.startsWith(IDP));
+  await toProvider(page);
   await page.fill('#login', user);
   await page.fill('#password', `${user}-password`);
   await shot(page, `${step}-2-provider-login`);
-  await Promise.all([
-    page.waitForURL((u) => u.href.startsWith(MLGATE)),
-    page.click('#submit'),
+  return await backFromProvider(page, '#submit', status);
+}
+
+/** Clicks the sign-in button on mlgate's sign-in page; returns on the provider's login form. */
+async function toProvider(page) {
+  await Promise.all([page.waitForURL(at(IDP_ORIGIN, IDP_LOGIN_PATH)), page.click(`#sso-${PROVIDER}`)]);
+  await page.waitForSelector('#login');
+}
+
+/**
+ * Clicks `button` on the provider's page and follows the browser back to mlgate: waits for the
+ * answer of mlgate's callback (the request that sets the session cookie), checks its status, then
+ * waits until the page it leads to has loaded: the UI at `/` (where the sign-in started) after a
+ * sign-in, the callback's own error page otherwise. A callback that fails is reported with its
+ * page, instead of surfacing later as a 401.
+ */
+async function backFromProvider(page, button, status) {
+  const [callback] = await Promise.all([
+    page.waitForResponse((r) => at(MLGATE_ORIGIN, CALLBACK_PATH)(r.url())),
+    page.click(button),
   ]);
+  // Where the callback leads: its redirect target after a sign-in, else its own error page.
+  const landing = callback.status() === 303 ? new URL(callback.headers().location, MLGATE).pathname : CALLBACK_PATH;
+  if (callback.status() !== status) {
+    await page.waitForURL(at(MLGATE_ORIGIN, landing), { timeout: 10000 }).catch(() => {});
+    const body = await page.innerText('body').catch((e) => `(no page: ${e.message})`);
+    assert.fail(`mlgate's callback answered ${callback.status()}, expected ${status}; the browser is at ${page.url()}: ${body}`);
+  }
+  if (status === 303) {
+    assert.equal(landing, '/', 'the callback sends the browser back where the sign-in started');
+    const cookies = await callback.headerValues('set-cookie');
+    assert.ok(cookies.some((c) => c.startsWith('mlgate_session=')), `the callback sets the session cookie: ${cookies}`);
+  }
+  // `waitForURL` also waits for the page's load event.
+  await page.waitForURL(at(MLGATE_ORIGIN, landing));
+  return callback;
 }
 
 /** `/_mlgate/whoami` with the browser's cookies (mlgate's own pages allow no script fetches). */
@@ -86,7 +154,7 @@ test('a writer signs in through the provider and sees the experiments list', asy
   try {
     await signIn(b.page, 'alice', 'alice');
     const who = await whoami(b.page);
-    assert.equal(who.status, 200);
+    assert.equal(who.status, 200, JSON.stringify(who.body));
     assert.equal(who.body.name, 'alice');
     assert.deepEqual(who.body.groups, ['admins']);
     assert.equal(who.body.auth_method, 'session');
@@ -132,23 +200,24 @@ test('a reader sees the experiments list, is refused edits, and sign-out ends th
     // Sign out: mlgate ends the session, then the provider's end-session endpoint.
     await b.page.goto(`${MLGATE}/_mlgate/logout`);
     await shot(b.page, 'bob-5-signout');
+    // mlgate's signed-out page forwards the browser to the provider (meta refresh).
     await Promise.all([
-      b.page.waitForURL((u) => u.href.startsWith(IDP)),
+      b.page.waitForURL(at(IDP_ORIGIN, IDP_LOGOUT_PATH)),
       b.page.click('button[type=submit]'),
     ]);
+    await b.page.waitForSelector('#idp-logout');
     await shot(b.page, 'bob-6-provider-signout');
     await Promise.all([
-      b.page.waitForURL((u) => u.href.startsWith(`${MLGATE}/_mlgate/login`)),
+      b.page.waitForURL(at(MLGATE_ORIGIN, LOGIN_PATH)),
       b.page.click('#idp-logout'),
     ]);
     await shot(b.page, 'bob-7-signed-out');
     const who = await whoami(b.page);
-    assert.equal(who.status, 401, 'the session has ended');
+    assert.equal(who.status, 401, `the session has ended: ${JSON.stringify(who.body)}`);
     await b.page.goto(`${MLGATE}/`);
-    assert.match(b.page.url(), /\/_mlgate\/login/, 'the UI asks for sign-in again');
+    assertAt(b.page, MLGATE_ORIGIN, LOGIN_PATH, 'the UI asks for sign-in again');
     // The provider's session ended too: signing in asks for the password again.
-    await b.page.click(`#sso-${PROVIDER}`);
-    await b.page.waitForSelector('#login');
+    await toProvider(b.page);
     await shot(b.page, 'bob-8-provider-asks-again');
   } finally {
     await b.close();
@@ -158,8 +227,7 @@ test('a reader sees the experiments list, is refused edits, and sign-out ends th
 test('a user with no mapped group gets a clear page and no session', async () => {
   const b = await browser();
   try {
-    await signIn(b.page, 'carol', 'carol');
-    await b.page.waitForSelector('h1');
+    await signIn(b.page, 'carol', 'carol', 403);
     assert.match(await b.page.textContent('h1'), /No access to MLflow/);
     assert.match(await b.page.textContent('body'), /none of your groups/);
     await shot(b.page, 'carol-3-no-mapped-group');
@@ -173,12 +241,8 @@ test('a sign-in the provider refuses gets a clear page', async () => {
   const b = await browser();
   try {
     await b.page.goto(`${MLGATE}/_mlgate/login`);
-    await b.page.click(`#sso-${PROVIDER}`);
-    await b.page.waitForURL((u) => u.href.startsWith(IDP));
-    await Promise.all([
-      b.page.waitForURL((u) => u.href.startsWith(MLGATE)),
-      b.page.click('#abort'),
-    ]);
+    await toProvider(b.page);
+    await backFromProvider(b.page, '#abort', 401);
     assert.match(await b.page.textContent('h1'), /Sign-in refused/);
     assert.match(await b.page.textContent('body'), /access_denied/);
     await shot(b.page, 'refused-1-provider-refused');

@@ -41,6 +41,13 @@ PROVIDER = "local"
 CLIENT_SECRET = "mlgate-test-secret-" + secrets.token_hex(8)
 
 
+def same_endpoint(url: str, endpoint: str) -> bool:
+    """Whether `url` is at exactly `endpoint` (scheme, host, port and path; the query aside),
+    never a string-prefix match: with free ports, one server's URL can be a prefix of another's."""
+    u, e = urlsplit(url), urlsplit(endpoint)
+    return (u.scheme, u.hostname, u.port, u.path) == (e.scheme, e.hostname, e.port, e.path)
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -102,10 +109,10 @@ class Idp:
         )
         for _ in range(10):
             assert r.status_code in (302, 303), f"{r.status_code}: {r.text[:500]}"
-            loc = r.headers["location"]
-            if loc.startswith(CLI_REDIRECT):
+            loc = urljoin(self.url, r.headers["location"])
+            if same_endpoint(loc, CLI_REDIRECT):
                 break
-            r = s.get(urljoin(self.url, loc), allow_redirects=False, timeout=10)
+            r = s.get(loc, allow_redirects=False, timeout=10)
         query = parse_qs(urlsplit(loc).query)
         assert "code" in query, loc
         t = requests.post(
@@ -263,7 +270,7 @@ def test_token_attacks_against_the_real_provider(stack, idp, audit):
     assert _bearer(stack, id_token).status_code == 200
 
 
-def test_browser_sso_in_headless_chromium(stack, idp, admin):
+def test_browser_sso_in_headless_chromium(stack, idp, admin, audit):
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         pytest.fail("headless Chromium tests need Debian's chromium and `bash scripts/lib/browser-deps.sh`")
@@ -282,6 +289,7 @@ def test_browser_sso_in_headless_chromium(stack, idp, admin):
         "SCREENSHOT_DIR": str(shots),
         "EXPERIMENT_NAME": experiment,
     }
+    mark = audit.mark()
     r = subprocess.run(
         ["node", "--test", "--test-reporter=spec", "oidc.test.mjs"],
         cwd=BROWSER_DIR,
@@ -291,4 +299,18 @@ def test_browser_sso_in_headless_chromium(stack, idp, admin):
         timeout=300,
     )
     print(r.stdout[-6000:], r.stderr[-3000:])
-    assert r.returncode == 0, f"browser tests failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}"
+    if r.returncode != 0:
+        # What mlgate saw of the sign-ins (its pages and the UI's entry), and both servers' logs.
+        audit.mark()  # the audit writer is asynchronous: let the last records land
+        seen = "\n".join(
+            f"{x.get('time')} {x.get('method')} {x.get('path')} -> {x.get('status')}"
+            f" {x.get('principal') or '-'} {x.get('reason') or ''}"
+            for x in audit.records_since(mark)
+            if (x.get("path") or "").startswith("/_mlgate/") or x.get("path") == "/"
+        )
+        pytest.fail(
+            f"browser tests failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}\n"
+            f"--- mlgate's audit records of its pages:\n{seen}\n"
+            f"--- mlgate log:\n{mlgate_stack.tail(stack.mlgate_log, 30)}\n"
+            f"--- provider log:\n{mlgate_stack.tail(idp.log, 30)}"
+        )

@@ -122,7 +122,7 @@ const REVIEWED: &[ReviewedField] = &[
     f(
         "CreateExperiment",
         "artifact_location",
-        "where the new experiment's files go: runs, logged models and traces write under fresh ids of their own, and every read or write through the artifact proxy is decided on the owner its path names, so a location inside another experiment's directory reaches none of its files",
+        "where the new experiment's files go: runs and logged models write under fresh ids of their own, a trace id that already exists is decided as a write of its trace (StartTrace), and every read or write through the artifact proxy is decided on the owner its path names, so a location inside another experiment's directory reaches none of its files",
     ),
     f("CreateGatewayGuardrail", "name", LABEL),
     f(
