@@ -66,6 +66,9 @@ pub fn http_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
+        // Idle connections go before the provider's keep-alive closes them (Node and many
+        // servers: 5 s), so a sign-in's token request never races a closing connection.
+        .pool_idle_timeout(Duration::from_secs(2))
         .no_proxy()
         .build()
         .expect("HTTP client")
