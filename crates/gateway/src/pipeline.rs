@@ -996,11 +996,25 @@ const MAX_SEARCH_PAGE_BYTES: usize = 64 << 20;
 /// Runs one request through the pipeline and audits it.
 async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let mut trail = Trail::new(&request);
+    // A refused request's body may be left unread, and then hyper closes the connection after
+    // the answer: saying so keeps a client's pool from sending its next request on it.
+    let close_after_refusal = request.version() <= http::Version::HTTP_11
+        && (request.headers().contains_key(header::TRANSFER_ENCODING)
+            || request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length != "0"));
     let mut response = match gateway.process(request, &mut trail).await {
         Ok(response) => response,
         Err(error) => {
             trail.refused(&error);
-            error.into_response()
+            let mut response = error.into_response();
+            if close_after_refusal {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
     };
     response
