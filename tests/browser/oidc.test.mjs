@@ -11,22 +11,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { assertAt, at, browser, shot } from './lib.mjs';
 
 const MLGATE = (process.env.MLGATE_URL || 'http://127.0.0.1:5000').replace(/\/$/, '');
 const IDP = (process.env.IDP_URL || 'http://127.0.0.1:9400').replace(/\/$/, '');
 const PROVIDER = process.env.OIDC_PROVIDER || 'local';
 // An experiment the signed-in user may read, recent enough to be on the list's first page.
 const EXPERIMENT = process.env.EXPERIMENT_NAME || 'Default';
-const SHOTS = process.env.SCREENSHOT_DIR || new URL('./screenshots', import.meta.url).pathname;
-mkdirSync(SHOTS, { recursive: true });
 
-// Where the browser is, by exact origin (scheme, host and port) and path, never by string
-// prefix: with free ports, one server's URL can be a prefix of the other's
-// (http://127.0.0.1:3456 and http://127.0.0.1:34567).
+// Where the browser is, by exact origin (scheme, host and port) and path (`at`).
 const MLGATE_ORIGIN = new URL(MLGATE).origin;
 const IDP_ORIGIN = new URL(IDP).origin;
 assert.notEqual(MLGATE_ORIGIN, IDP_ORIGIN, 'mlgate and the provider need distinct origins');
@@ -42,49 +35,6 @@ const IDP_LOGOUT_PATH = await (async () => {
   assert.equal(end.origin, IDP_ORIGIN, 'the end-session endpoint is on the provider');
   return end.pathname;
 })();
-
-/** A URL test for `waitForURL` and assertions: exactly this origin and this path (a string, or a
- *  RegExp the whole path must match). Takes a URL or a string. */
-function at(origin, path) {
-  return (u) => {
-    const url = typeof u === 'string' ? new URL(u) : u;
-    if (url.origin !== origin) return false;
-    return typeof path === 'string' ? url.pathname === path : path.test(url.pathname);
-  };
-}
-
-function assertAt(page, origin, path, message) {
-  assert.ok(at(origin, path)(page.url()), `${message} (the browser is at ${page.url()})`);
-}
-
-const FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-
-/** A fresh browser profile (own --user-data-dir), closed and removed by the caller. */
-async function browser() {
-  const dir = mkdtempSync(join(tmpdir(), 'mlgate-chromium-'));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1280, height: 860 },
-  });
-  context.setDefaultTimeout(30000);
-  const page = context.pages()[0] || (await context.newPage());
-  return {
-    page,
-    async close() {
-      await context.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
 
 /**
  * From mlgate's sign-in page through the provider's login form and back to mlgate.

@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +108,68 @@ def acting_as(identity: Identity) -> Iterator[MlflowClient]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _as_document(value) -> dict | None:
+    """A policy document, a lone statement wrapped into one, or None for anything else."""
+    if isinstance(value, dict) and "Statement" in value:
+        return value
+    if isinstance(value, dict) and "Effect" in value:
+        return {"Version": "2012-10-17", "Statement": [value]}
+    return None
+
+
+def documented_policies() -> dict:
+    """Every documented policy as JSON text, by `<page>#<Sid of its first statement>` (its
+    Action when it has no Sid)."""
+    found = {}
+    for page in DOC_PAGES:
+        text = page.read_text()
+        documents = []
+        for block in re.findall(r"```json\n(.*?)```", text, flags=re.S):
+            documents.append(_as_document(json.loads(block)))
+        for block in re.findall(r"```toml\n(.*?)```", text, flags=re.S):
+            for entry in tomllib.loads(block).get("policies", []):
+                if "document" in entry:
+                    doc = entry["document"]
+                    documents.append(_as_document(json.loads(doc) if isinstance(doc, str) else doc))
+        for doc in filter(None, documents):
+            statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+            label = statements[0].get("Sid") or statements[0]["Action"]
+            key = f"{page.relative_to(ROOT)}#{label}"
+            assert key not in found, f"two examples are called {key}"
+            found[key] = json.dumps(doc)
+    return found
+
+
+def documented_policy(key: str) -> str:
+    return documented_policies()[key]
+
+
+BROWSER_DIR = ROOT / "tests" / "browser"
+
+
+def run_browser_test(script: str, env: dict) -> subprocess.CompletedProcess:
+    """Runs one headless Chromium test file of tests/browser with node's test runner (its output
+    is printed; the caller reads the result). Chromium and the project's playwright-core must be
+    installed (scripts/lib/browser-deps.sh)."""
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        raise AssertionError("headless Chromium tests need Debian's chromium and `bash scripts/lib/browser-deps.sh`")
+    shots = os.environ.get("MLGATE_SCREENSHOTS", str(BROWSER_DIR / "screenshots"))
+    r = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", script],
+        cwd=BROWSER_DIR,
+        env={**os.environ, "CHROMIUM": chromium, "SCREENSHOT_DIR": shots, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(r.stdout[-6000:], r.stderr[-3000:])
+    return r
 
 
 def users_with_policy(stack, name: str, policy: dict, directory: Path, count: int) -> List[Identity]:

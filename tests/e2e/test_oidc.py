@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -31,11 +30,12 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from support import Identity, acting_as, mlflow, mlgate_stack
+from botocore.exceptions import ClientError
+from sigv4_support import MLFLOW_ACCOUNT, AwsKey, signing_as, sts_client
+from support import Identity, acting_as, documented_policy, mlflow, mlgate_stack, run_browser_test
 
 ROOT = Path(__file__).resolve().parents[2]
 IDP_DIR = ROOT / "tests" / "idp"
-BROWSER_DIR = ROOT / "tests" / "browser"
 CLI_REDIRECT = "http://127.0.0.1/cli-callback"
 PROVIDER = "local"
 CLIENT_SECRET = "mlgate-test-secret-" + secrets.token_hex(8)
@@ -270,35 +270,49 @@ def test_token_attacks_against_the_real_provider(stack, idp, audit):
     assert _bearer(stack, id_token).status_code == 200
 
 
+def test_trust_policy_example_of_the_docs(stack, idp, tmp_path):
+    """docs/oidc.md's trust policy, with this provider, audience and subject filled in: alice's
+    token assumes the role with boto3's AssumeRoleWithWebIdentity, bob's (another subject) does
+    not, and the session acts with the role's policies."""
+    alice = idp.tokens("alice")["id_token"]
+    _, claims, _ = jwt_parts(alice)
+    trust = (
+        documented_policy("docs/oidc.md#sts:AssumeRoleWithWebIdentity")
+        .replace("oidc.example.com/id/ABC", idp.url.removeprefix("http://"))
+        .replace('"mlgate"', json.dumps(claims["aud"]))
+        .replace("system:serviceaccount:ml:trainer", claims["sub"])
+    )
+    role = f"trainer-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "trust.json").write_text(trust)
+    stack.mlgate("role", "create", role, "--trust-policy", str(tmp_path / "trust.json"))
+    stack.mlgate("role", "attach", role, "readers")
+    arn = f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/{role}"
+    sts = sts_client(stack)
+    c = sts.assume_role_with_web_identity(RoleArn=arn, RoleSessionName="job-7", WebIdentityToken=alice)["Credentials"]
+    with signing_as(AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])) as client:
+        assert isinstance(client.search_experiments(max_results=5), list)
+        with pytest.raises(mlflow.exceptions.MlflowException) as e:
+            client.create_experiment(f"oidc-role-{uuid.uuid4().hex[:8]}")
+        assert e.value.error_code == "PERMISSION_DENIED"
+    bob = idp.tokens("bob")["id_token"]
+    with pytest.raises(ClientError) as refused:
+        sts.assume_role_with_web_identity(RoleArn=arn, RoleSessionName="job-8", WebIdentityToken=bob)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
 def test_browser_sso_in_headless_chromium(stack, idp, admin, audit):
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not Path(chromium).exists() or not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        pytest.fail("headless Chromium tests need Debian's chromium and `bash scripts/lib/browser-deps.sh`")
-    shots = Path(os.environ.get("MLGATE_SCREENSHOTS", BROWSER_DIR / "screenshots"))
     # The UI lists experiments most recently updated first, a page at a time: the suite creates
     # many, so the browser looks for one made just now rather than for "Default".
     experiment = f"browser-sso-{uuid.uuid4().hex[:8]}"
     with acting_as(admin) as client:
         client.create_experiment(experiment)
-    env = {
-        **os.environ,
+    mark = audit.mark()
+    r = run_browser_test("oidc.test.mjs", {
         "MLGATE_URL": stack.url,
         "IDP_URL": idp.url,
         "OIDC_PROVIDER": PROVIDER,
-        "CHROMIUM": chromium,
-        "SCREENSHOT_DIR": str(shots),
         "EXPERIMENT_NAME": experiment,
-    }
-    mark = audit.mark()
-    r = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", "oidc.test.mjs"],
-        cwd=BROWSER_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    print(r.stdout[-6000:], r.stderr[-3000:])
+    })  # fmt: skip
     if r.returncode != 0:
         # What mlgate saw of the sign-ins (its pages and the UI's entry), and both servers' logs.
         audit.mark()  # the audit writer is asynchronous: let the last records land
