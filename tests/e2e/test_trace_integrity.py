@@ -43,9 +43,10 @@ def traces(teams):  # noqa: F811
         for team in ("team-a", "team-b"):
             with acting_as(teams[team]) as client:
                 experiment = client.create_experiment(f"{team}/traces-{tag}")
-                env.setenv("MLFLOW_EXPERIMENT_ID", experiment)
-                with mlflow.start_span(name=f"{team}-span") as span:
-                    span.set_outputs({"secret": team})
+                # (explicitly: an earlier test may have set the process's active experiment)
+                span = mlflow.start_span_no_context(name=f"{team}-span", experiment_id=experiment)
+                span.set_outputs({"secret": team})
+                span.end()
                 (trace,) = client.search_traces(locations=[experiment], include_spans=False)
             out[team] = {"experiment": experiment, "trace": trace.info.trace_id,
                          "identity": teams[team]}
