@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::path::decode_canonical;
+use crate::traces::{TraceAuthor, TraceTagField as Tag, TraceWrites};
 
 /// Whether an operation only reads (never changes tracking, registry or server state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,6 +141,10 @@ pub enum ParamStyle {
     Query,
     /// `GET` → the query string, other methods → the JSON body (`/gateway-proxy`).
     QueryIfGetElseJson,
+    /// An OTLP/HTTP trace export (protobuf or JSON, possibly compressed), read with
+    /// [`crate::read_otlp`]: its fields are the MLflow trace ids its spans name (`trace_ids`)
+    /// and the trace tags their attributes set (`tags[].key`).
+    Otlp,
     /// No request fields locate resources (path-only handlers, raw uploads, static files).
     None,
 }
@@ -191,6 +196,8 @@ pub struct Route {
     pub public: bool,
     pub server: Server,
     pub params: ParamStyle,
+    /// The trace tags it writes and where it names authors.
+    pub trace_writes: &'static TraceWrites,
 }
 
 impl Route {
@@ -483,6 +490,7 @@ fn index() -> &'static Index {
                     public: spec.public,
                     server: spec.server,
                     params: spec.params,
+                    trace_writes: spec.trace_writes,
                 });
             }
         }
@@ -527,6 +535,7 @@ struct Spec {
     ids: &'static [IdField],
     server: Server,
     public: bool,
+    trace_writes: &'static TraceWrites,
 }
 
 /// `/api/2.0` and `/ajax-api/2.0` (every protobuf route of `since` 2.x).
@@ -581,6 +590,17 @@ const fn reads(field: &'static str, refers_to: ResourceKind, operation: &'static
         implies: Some(operation),
     }
 }
+/// Like [`reads`], for a field with several identifiers.
+const fn reads_each(
+    field: &'static str,
+    refers_to: ResourceKind,
+    operation: &'static str,
+) -> IdField {
+    IdField {
+        many: true,
+        ..reads(field, refers_to, operation)
+    }
+}
 const fn header(field: &'static str, refers_to: ResourceKind) -> IdField {
     IdField {
         field,
@@ -591,8 +611,17 @@ const fn header(field: &'static str, refers_to: ResourceKind) -> IdField {
     }
 }
 
+/// A spec's trace writes: the ones given, else none.
+macro_rules! trace_writes {
+    () => {
+        &TraceWrites::NONE
+    };
+    ($writes:expr) => {
+        $writes
+    };
+}
 macro_rules! spec {
-    ($server:ident, $mounts:expr, $method:literal, $path:literal, $op:literal, $acc:expr, $res:expr, $style:expr, [$($id:expr),* $(,)?] $(, $public:literal)?) => {
+    ($server:ident, $mounts:expr, $method:literal, $path:literal, $op:literal, $acc:expr, $res:expr, $style:expr, [$($id:expr),* $(,)?] $(, $public:literal)? $(; $writes:expr)?) => {
         Spec {
             mounts: $mounts,
             method: $method,
@@ -604,6 +633,7 @@ macro_rules! spec {
             ids: &[$($id),*],
             server: Server::$server,
             public: false $(|| $public)?,
+            trace_writes: trace_writes!($($writes)?),
         }
     };
 }
@@ -629,11 +659,54 @@ const GW_MODEL_FIELD: IdField = p("model", K::GatewayEndpoint);
 const GW_ENDPOINT_PATH: IdField = path("endpoint_name", K::GatewayEndpoint);
 const SESSION: IdField = path("session_id", K::Assistant);
 
+const SET_TRACE_TAG: TraceWrites = TraceWrites {
+    tags: &[Tag::SetKey],
+    author: None,
+};
+const DELETE_TRACE_TAG: TraceWrites = TraceWrites {
+    tags: &[Tag::DeleteKey],
+    author: None,
+};
+/// `_deprecated_start_trace_v2` / `_deprecated_end_trace_v2`: `request_metadata` and `tags` are
+/// `{key, value}` lists; an end merges them into the trace.
+const START_TRACE_V2: TraceWrites = TraceWrites {
+    tags: &[Tag::List("tags")],
+    author: Some(TraceAuthor::MetadataList {
+        path: "request_metadata",
+        always: true,
+    }),
+};
+const END_TRACE_V2: TraceWrites = TraceWrites {
+    tags: &[Tag::List("tags")],
+    author: Some(TraceAuthor::MetadataList {
+        path: "request_metadata",
+        always: false,
+    }),
+};
+/// `_start_trace_v3`: the trace's `TraceInfo`, whose `tags` and `trace_metadata` are maps.
+const START_TRACE_V3: TraceWrites = TraceWrites {
+    tags: &[Tag::Map("trace.trace_info.tags")],
+    author: Some(TraceAuthor::MetadataMap("trace.trace_info.trace_metadata")),
+};
+/// `_create_assessment` (what `mlflow.log_feedback`, `log_expectation` and `override_feedback`
+/// call). UpdateAssessment cannot change a source.
+const CREATE_ASSESSMENT: TraceWrites = TraceWrites {
+    tags: &[],
+    author: Some(TraceAuthor::AssessmentSource("assessment.source")),
+};
+/// An OTLP export: `mlflow.traceTag.<key>` span attributes set trace tags.
+const EXPORT_TRACES: TraceWrites = TraceWrites {
+    tags: &[Tag::List("tags")],
+    author: None,
+};
+
 /// Native FastAPI routes, in MLflow's registration (= dispatch) order.
 #[rustfmt::skip]
 static FASTAPI: &[Spec] = &[
-    // OpenTelemetry (OTLP/HTTP) trace ingestion; body is OTLP protobuf or JSON.
-    fa!(ROOT, "POST", "/v1/traces", "ExportTraces", W, K::Experiment, S::None, [header("x-mlflow-experiment-id", K::Experiment), header("x-mlflow-run-id", K::Run)]),
+    // OpenTelemetry (OTLP/HTTP) trace ingestion; body is OTLP protobuf or JSON. MLflow writes
+    // the spans into the trace of their trace id wherever it is, and creates it in the header's
+    // experiment when it does not exist yet.
+    fa!(ROOT, "POST", "/v1/traces", "ExportTraces", W, K::Experiment, S::Otlp, [header("x-mlflow-experiment-id", K::Experiment), header("x-mlflow-run-id", K::Run), reads_each("trace_ids", K::Trace, "ExportTraces")]; &EXPORT_TRACES),
     // Async jobs.
     fa!(AJAX3, "GET", "/jobs/{job_id}", "GetJob", R, K::Job, S::None, [path("job_id", K::Job)]),
     fa!(AJAX3, "POST", "/jobs/", "SubmitJob", W, K::Global, S::JsonBody, []),
@@ -737,12 +810,12 @@ static FLASK: &[Spec] = &[
     fl!(P2, "GET", "/mlflow/metrics/get-history", "GetMetricHistory", R, K::Run, S::Message, [RUN_ID]),
     fl!(P2, "GET", "/mlflow/metrics/get-history-bulk-interval", "GetMetricHistoryBulkInterval", R, K::Run, S::Message, [pm("run_ids", K::Run)]),
     // ---- Traces
-    fl!(P2, "PATCH", "/mlflow/traces/{request_id}/tags", "SetTraceTag", W, K::Trace, S::Message, [path("request_id", K::Trace)]),
-    fl!(P3, "PATCH", "/mlflow/traces/{trace_id}/tags", "SetTraceTag", W, K::Trace, S::Message, [path("trace_id", K::Trace)]),
-    fl!(P2, "DELETE", "/mlflow/traces/{request_id}/tags", "DeleteTraceTag", W, K::Trace, S::Message, [path("request_id", K::Trace)]),
-    fl!(P3, "DELETE", "/mlflow/traces/{trace_id}/tags", "DeleteTraceTag", W, K::Trace, S::Message, [path("trace_id", K::Trace)]),
-    fl!(P2, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [EXP_ID]),
-    fl!(P2, "PATCH", "/mlflow/traces/{request_id}", "EndTrace", W, K::Trace, S::Message, [path("request_id", K::Trace)]),
+    fl!(P2, "PATCH", "/mlflow/traces/{request_id}/tags", "SetTraceTag", W, K::Trace, S::Message, [path("request_id", K::Trace)]; &SET_TRACE_TAG),
+    fl!(P3, "PATCH", "/mlflow/traces/{trace_id}/tags", "SetTraceTag", W, K::Trace, S::Message, [path("trace_id", K::Trace)]; &SET_TRACE_TAG),
+    fl!(P2, "DELETE", "/mlflow/traces/{request_id}/tags", "DeleteTraceTag", W, K::Trace, S::Message, [path("request_id", K::Trace)]; &DELETE_TRACE_TAG),
+    fl!(P3, "DELETE", "/mlflow/traces/{trace_id}/tags", "DeleteTraceTag", W, K::Trace, S::Message, [path("trace_id", K::Trace)]; &DELETE_TRACE_TAG),
+    fl!(P2, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [EXP_ID]; &START_TRACE_V2),
+    fl!(P2, "PATCH", "/mlflow/traces/{request_id}", "EndTrace", W, K::Trace, S::Message, [path("request_id", K::Trace)]; &END_TRACE_V2),
     fl!(P2, "GET", "/mlflow/traces/{request_id}/info", "GetTraceInfo", R, K::Trace, S::None, [path("request_id", K::Trace)]),
     fl!(P3, "GET", "/mlflow/traces/{trace_id}", "GetTraceInfo", R, K::Trace, S::None, [path("trace_id", K::Trace)]),
     fl!(P3, "GET", "/mlflow/traces/get", "GetTrace", R, K::Trace, S::Message, [p("trace_id", K::Trace)]),
@@ -750,7 +823,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "POST", "/mlflow/traces/batchGetInfos", "BatchGetTraceInfos", R, K::Trace, S::Message, [pm("trace_ids", K::Trace), EXP_IDS]),
     fl!(P2, "GET", "/mlflow/traces", "SearchTraces", R, K::Experiment, S::Message, [EXP_IDS]),
     fl!(P3, "POST", "/mlflow/traces/search", "SearchTraces", R, K::Experiment, S::Message, [pm("locations[].mlflow_experiment.experiment_id", K::Experiment )]),
-    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment), reads("trace.trace_info.trace_id", K::Trace, "StartTrace"), reads("trace.trace_info.assessments[].assessment_id", K::Assessment, "CreateAssessment"), reads("trace.trace_info.assessments[].overrides", K::Assessment, "CreateAssessment")]),
+    fl!(P3, "POST", "/mlflow/traces", "StartTrace", W, K::Experiment, S::Message, [p("trace.trace_info.trace_location.mlflow_experiment.experiment_id", K::Experiment), reads("trace.trace_info.trace_id", K::Trace, "StartTrace"), reads("trace.trace_info.assessments[].assessment_id", K::Assessment, "CreateAssessment"), reads("trace.trace_info.assessments[].overrides", K::Assessment, "CreateAssessment")]; &START_TRACE_V3),
     fl!(P2, "POST", "/mlflow/traces/link-to-run", "LinkTracesToRun", W, K::Run, S::Message, [RUN_ID, pm("trace_ids", K::Trace)]),
     fl!(P2, "POST", "/mlflow/traces/link-prompts", "LinkPromptsToTrace", W, K::Trace, S::Message, [p("trace_id", K::Trace), pm("prompt_versions[].name", K::RegisteredModel)]),
     fl!(P2, "GET", "/mlflow/unified-traces", "SearchUnifiedTraces", R, K::Experiment, S::Message, [EXP_IDS, p("model_id", K::LoggedModel)]),
@@ -761,7 +834,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "POST", "/mlflow/traces/metrics", "QueryTraceMetrics", R, K::Experiment, S::Message, [EXP_IDS]),
     // ---- Assessments (anchored on their trace)
     fl!(P3, "GET", "/mlflow/traces/{trace_id}/assessments/{assessment_id}", "GetAssessment", R, K::Trace, S::None, [path("trace_id", K::Trace), path("assessment_id", K::Assessment)]),
-    fl!(P3, "POST", "/mlflow/traces/{trace_id}/assessments", "CreateAssessment", W, K::Trace, S::Message, [path("trace_id", K::Trace)]),
+    fl!(P3, "POST", "/mlflow/traces/{trace_id}/assessments", "CreateAssessment", W, K::Trace, S::Message, [path("trace_id", K::Trace)]; &CREATE_ASSESSMENT),
     fl!(P3, "PATCH", "/mlflow/traces/{trace_id}/assessments/{assessment_id}", "UpdateAssessment", W, K::Trace, S::Message, [path("trace_id", K::Trace), path("assessment_id", K::Assessment)]),
     fl!(P3, "DELETE", "/mlflow/traces/{trace_id}/assessments/{assessment_id}", "DeleteAssessment", W, K::Trace, S::None, [path("trace_id", K::Trace), path("assessment_id", K::Assessment)]),
     // ---- Workspaces

@@ -7,6 +7,9 @@
 //! * [`read_params`] / [`read_params_for`]: the request fields exactly as MLflow's handlers
 //!   read them (query string vs JSON body, camelCase aliases, `run_uuid`, double-encoded
 //!   JSON), refusing ambiguity;
+//! * [`read_otlp`]: an OTLP trace export as the MLflow traces and trace tags its spans write;
+//! * [`TraceWrites`]: where a route writes trace tags ([`RESERVED_TRACE_TAGS`] are refused)
+//!   and names the author of a trace or an assessment;
 //! * [`graphql_request`]: a `/graphql` body as the REST operations its root fields perform;
 //! * [`execute_api_arn`]: the article's `execute-api` resource ARNs.
 //!
@@ -36,9 +39,11 @@
 mod arn;
 mod catalog;
 mod graphql;
+mod otlp;
 mod params;
 mod path;
 mod references;
+mod traces;
 
 pub use arn::execute_api_arn;
 pub use catalog::{
@@ -49,8 +54,14 @@ pub use graphql::{
     GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, MAX_ROOT_FIELDS,
     ModelVersionList, OperationKind, graphql_request, graphql_root_fields,
 };
+pub use otlp::{MAX_OTLP_SPANS, MAX_OTLP_TRACE_TAGS, MAX_OTLP_TRACES, read_otlp};
 pub use params::{
-    FieldName, ParamError, ParamSource, Params, read_params, read_params_for, set_json_field,
+    FieldName, ParamError, ParamSource, Params, field_spelling, read_params, read_params_for,
+    set_json_field,
 };
 pub use path::{CharClass, MAX_PATH_LEN, MAX_SEGMENTS, PathError, normalize_path};
 pub use references::{ReviewedField, looks_like_a_reference, reviewed_fields};
+pub use traces::{
+    RESERVED_TRACE_TAGS, TRACE_USER_METADATA, TraceAuthor, TraceTagField, TraceWrites,
+    reserved_trace_tag,
+};

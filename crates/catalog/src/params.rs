@@ -61,6 +61,18 @@ pub enum ParamError {
         field: FieldName,
         expected: &'static str,
     },
+    #[error("Invalid Content-Type. Expected: application/x-protobuf or application/json")]
+    UnsupportedOtlpContentType,
+    #[error("Unsupported Content-Encoding: expected gzip or deflate")]
+    UnsupportedContentEncoding,
+    #[error("Invalid OpenTelemetry format")]
+    UndecodableOtlpBody,
+    #[error(
+        "the decoded request body is larger than the {0} byte limit for requests mlgate must read"
+    )]
+    OtlpBodyTooLarge(usize),
+    #[error("an OpenTelemetry export may name at most {max} {what}; send smaller batches")]
+    TooMuchInOtlpExport { what: &'static str, max: usize },
 }
 
 /// A field name for error messages: shown quoted when it is a short plain identifier,
@@ -111,6 +123,10 @@ impl Params {
             fields: Map::new(),
             source: ParamSource::None,
         }
+    }
+
+    pub(crate) fn from_fields(fields: Map<String, Value>, source: ParamSource) -> Self {
+        Params { fields, source }
     }
 
     pub fn source(&self) -> ParamSource {
@@ -210,6 +226,28 @@ impl Params {
         Ok(out)
     }
 
+    /// The object at a path of objects (`a.b`), each step below the top level in either
+    /// spelling (see [`Params::values_at`]). `None` when a step is missing or `null`; refused
+    /// when a step is not an object or is spelled both ways.
+    pub fn object_at_mut(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<&mut Map<String, Value>>, ParamError> {
+        let mut steps = path.split('.');
+        let mut current = self.fields.get_mut(steps.next().unwrap_or_default());
+        for step in steps {
+            let Some(Value::Object(obj)) = current else {
+                return object_or_absent(current, path);
+            };
+            let key = field_spelling(obj, step)?;
+            current = obj.get_mut(&key);
+        }
+        match current {
+            Some(Value::Object(obj)) => Ok(Some(obj)),
+            other => object_or_absent(other, path),
+        }
+    }
+
     /// Sets a top-level field (canonical name), replacing any previous value.
     pub fn set(&mut self, field: &str, value: Value) {
         self.fields.insert(field.to_string(), value);
@@ -272,7 +310,34 @@ fn strings_of<'a>(v: &'a Value, field: &str) -> Result<Vec<&'a str>, ParamError>
     }
 }
 
-fn get_either_spelling<'a>(
+fn object_or_absent<T>(value: Option<&mut Value>, path: &str) -> Result<Option<T>, ParamError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(ParamError::WrongType {
+            field: FieldName::new(path),
+            expected: "an object",
+        }),
+    }
+}
+
+/// The key an object uses for field `snake`: its lowerCamelCase twin when only that is
+/// present, else `snake`. Refused when both are present.
+pub fn field_spelling(obj: &Map<String, Value>, snake: &str) -> Result<String, ParamError> {
+    let camel = snake_to_camel(snake);
+    match (
+        obj.contains_key(snake),
+        camel != snake && obj.contains_key(&camel),
+    ) {
+        (true, true) => Err(ParamError::ConflictingSpellings {
+            snake: FieldName::new(snake),
+            camel: FieldName::new(&camel),
+        }),
+        (false, true) => Ok(camel),
+        _ => Ok(snake.to_owned()),
+    }
+}
+
+pub(crate) fn get_either_spelling<'a>(
     obj: &'a Map<String, Value>,
     snake: &str,
 ) -> Result<Option<&'a Value>, ParamError> {
@@ -384,6 +449,8 @@ pub fn read_params_for(
                 read_json_body(method, content_type, body, false, false)
             }
         }
+        // Without its content coding: the gateway calls `read_otlp` with it.
+        ParamStyle::Otlp => crate::read_otlp(content_type, None, body, body.len()),
         ParamStyle::None => Ok(Params::empty()),
     }
 }

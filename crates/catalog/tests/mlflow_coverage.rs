@@ -453,3 +453,79 @@ fn every_field_naming_a_resource_is_decided() {
         stale.join("\n")
     );
 }
+
+/// Runs `code` with the project's Python and parses what it prints as JSON.
+fn python_json(code: &str) -> Value {
+    let out = Command::new(python())
+        .args(["-c", code])
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python printed JSON")
+}
+
+/// The reserved trace tags are exactly the tags MLflow's client never lets a user write.
+#[test]
+fn reserved_trace_tags_are_mlflows_immutable_tags() {
+    let immutable = python_json(
+        "import json; from mlflow.utils.mlflow_tags import IMMUTABLE_TAGS; \
+         print(json.dumps(sorted(IMMUTABLE_TAGS)))",
+    );
+    let mut ours: Vec<&str> = mlgate_catalog::RESERVED_TRACE_TAGS.to_vec();
+    ours.sort_unstable();
+    assert_eq!(immutable, json!(ours));
+}
+
+/// OTLP exports name the MLflow traces MLflow's own server code derives from them: protobuf
+/// and JSON (hex ids where MLflow rewrites them, base64 elsewhere), odd id lengths included.
+#[test]
+fn otlp_trace_ids_are_mlflows() {
+    let cases = python_json(
+        r#"
+import base64, json
+from google.protobuf.json_format import Parse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from mlflow.entities.span import Span as MlflowSpan
+from mlflow.server.otel_api import _convert_otlp_json_ids_to_base64
+
+ids = [bytes(range(1, 17)), b"\x00" * 15 + b"\x07", b"\xff" * 20, b"\x00\x00\xab"]
+def mlflow_ids(request):
+    return [MlflowSpan.from_otel_proto(s).trace_id
+            for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+proto = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(
+    spans=[Span(trace_id=i, span_id=b"\x01" * 8, name="s") for i in ids])])])
+cases = [["application/x-protobuf", proto.SerializeToString().hex(), mlflow_ids(proto)]]
+for top, tid, enc in [("resourceSpans", "traceId", bytes.hex),
+                      ("resource_spans", "traceId", lambda b: base64.b64encode(b).decode()),
+                      ("resourceSpans", "trace_id", lambda b: base64.urlsafe_b64encode(b).decode())]:
+    body = json.dumps({top: [{"scopeSpans": [{"spans": [
+        {tid: enc(i), "spanId": "0101010101010101", "name": "s"} for i in ids]}]}]}).encode()
+    parsed = ExportTraceServiceRequest()
+    Parse(_convert_otlp_json_ids_to_base64(body), parsed, ignore_unknown_fields=True)
+    cases.append(["application/json", body.hex(), mlflow_ids(parsed)])
+print(json.dumps(cases))
+"#,
+    );
+    for case in cases.as_array().expect("cases") {
+        let body = hex::decode(case[1].as_str().expect("hex")).expect("hex");
+        let params = mlgate_catalog::read_otlp(case[0].as_str(), None, &body, 1 << 20)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let expected: Vec<&str> = case[2]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_str().expect("id"))
+            .collect();
+        assert_eq!(
+            params.try_str_values("trace_ids").expect("ids"),
+            expected,
+            "{case}"
+        );
+    }
+}

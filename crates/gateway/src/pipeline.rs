@@ -322,7 +322,7 @@ impl Gateway {
         }
 
         // 7. rewrite: attribute writes to the principal.
-        let attributed = rewrite::attribute(route.operation, &mut params, &principal.name)
+        let attributed = rewrite::attribute(route, &mut params, &principal.name)
             .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
         let body = if attributed || pinned {
             let bytes = Bytes::from(params.into_json_body());

@@ -71,7 +71,9 @@ pub fn is_graphql(route: &Route) -> bool {
 /// too (bodies of other routes, such as artifact uploads, stream through untouched).
 pub fn reads_body(route: &Route, method: &Method) -> bool {
     match route.params {
-        ParamStyle::Message | ParamStyle::FlaskJson | ParamStyle::JsonBody => true,
+        ParamStyle::Message | ParamStyle::FlaskJson | ParamStyle::JsonBody | ParamStyle::Otlp => {
+            true
+        }
         ParamStyle::QueryIfGetElseJson => method != Method::GET,
         ParamStyle::Query | ParamStyle::None => false,
     }

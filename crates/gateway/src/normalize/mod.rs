@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Uri, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use mlgate_catalog::{Params, Route, normalize_path, read_params_for};
+use mlgate_catalog::{ParamStyle, Params, Route, normalize_path, read_otlp, read_params_for};
 
 use crate::RESERVED_PREFIX;
 use crate::classify::reads_body;
@@ -94,19 +94,43 @@ pub async fn read_fields(
     } else {
         RequestBody::Streaming(body)
     };
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let params = read_params_for(
-        route,
-        parts.method.as_str(),
-        parts.uri.query(),
-        content_type,
-        body.bytes().unwrap_or_default(),
-    )
+    let bytes = body.bytes().unwrap_or_default();
+    let params = match route.params {
+        // An OTLP export is read through its content coding, decoded up to the same limit.
+        ParamStyle::Otlp => read_otlp(
+            single_header(parts, header::CONTENT_TYPE)?,
+            single_header(parts, header::CONTENT_ENCODING)?,
+            bytes,
+            usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),
+        ),
+        _ => read_params_for(
+            route,
+            parts.method.as_str(),
+            parts.uri.query(),
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            bytes,
+        ),
+    }
     .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
     Ok((params, body))
+}
+
+/// A header's one value; several values, or one that is not text, are refused.
+fn single_header(parts: &Parts, name: header::HeaderName) -> Result<Option<&str>, GatewayError> {
+    let mut values = parts.headers.get_all(&name).iter();
+    let value = values.next();
+    if values.next().is_some() {
+        return Err(GatewayError::BadRequest(format!("several {name} headers")));
+    }
+    value
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| GatewayError::BadRequest(format!("header {name} is not text")))
+        })
+        .transpose()
 }
 
 async fn read_body(parts: &Parts, body: Body, limits: BodyLimits) -> Result<Bytes, GatewayError> {

@@ -13,7 +13,7 @@ mod source;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use mlgate_catalog::{IdField, IdSource, Params, ResourceKind, Route};
+use mlgate_catalog::{IdField, IdSource, Params, ResourceKind, Route, reserved_trace_tag};
 use moka::future::Cache;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -290,6 +290,12 @@ pub fn plan(
     params: &Params,
     headers: &HeaderMap,
 ) -> Result<Plan, GatewayError> {
+    if let Some(key) = reserved_trace_tag(route.trace_writes, params).map_err(param_error)? {
+        return Err(GatewayError::BadRequest(format!(
+            "Tag '{key}' is reserved: MLflow sets it, and no request may set or delete it on a \
+             trace"
+        )));
+    }
     let mut plan = Plan::default();
     let single = |field: &str| -> Result<Option<&str>, GatewayError> {
         let ids = route.ids.iter().find(|id| id.field == field);
@@ -1463,6 +1469,48 @@ mod tests {
     }
 
     #[test]
+    fn the_traces_of_an_otlp_export_are_references_and_reserved_tags_are_refused() {
+        let span = |attribute: &str| {
+            json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+                "traceId": "000102030405060708090a0b0c0d0e0f",
+                "attributes": [{"key": attribute, "value": {"stringValue": "v"}}]
+            }]}]}]})
+        };
+        let headers = [("x-mlflow-experiment-id", "5")];
+        let plan = plan_for(
+            "POST",
+            "/v1/traces",
+            Some(span("mlflow.traceTag.team")),
+            &headers,
+        )
+        .expect("plan");
+        assert_eq!(arns(&plan), ["experiment/5"]);
+        assert_eq!(
+            targets(&plan),
+            [(
+                "ExportTraces",
+                "trace_ids",
+                ReferenceTarget::TraceIfExists("tr-000102030405060708090a0b0c0d0e0f".into())
+            )]
+        );
+        let reserved = span("mlflow.traceTag.mlflow.artifactLocation");
+        assert!(matches!(
+            plan_for("POST", "/v1/traces", Some(reserved), &headers),
+            Err(GatewayError::BadRequest(message)) if message.contains("mlflow.artifactLocation")
+        ));
+        for (method, path) in [
+            ("PATCH", "/api/2.0/mlflow/traces/tr-1/tags"),
+            ("DELETE", "/api/3.0/mlflow/traces/tr-1/tags"),
+        ] {
+            let body = json!({"key": "mlflow.trace.spansLocation", "value": "x"});
+            assert!(matches!(
+                plan_for(method, path, Some(body), &[]),
+                Err(GatewayError::BadRequest(_))
+            ));
+        }
+    }
+
+    #[test]
     fn model_versions_pair_name_and_version() {
         let body = json!({"name": "churn", "version": "3", "stage": "Production"});
         let plan = plan_for(
@@ -1807,7 +1855,7 @@ mod tests {
         let plan = plan_for(
             "POST",
             "/v1/traces",
-            None,
+            Some(json!({"resourceSpans": []})),
             &[("x-mlflow-experiment-id", "5")],
         )
         .expect("plan");

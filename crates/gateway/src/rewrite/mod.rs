@@ -2,11 +2,12 @@
 //!
 //! MLflow records "who" from the request body: CreateRun's `user_id` and the run tag
 //! `mlflow.user` (what the UI shows as the run's user), `created_by`/`updated_by` on AI-gateway
-//! objects and issues, and the `mlflow.user` key of a dataset's tags. mlgate overwrites each of
-//! them with the principal's name, so the record cannot be forged. Operations that do not name a
-//! user pass through untouched.
+//! objects and issues, the `mlflow.user` key of a dataset's tags, a trace's `mlflow.user`
+//! metadata and a human assessment's `source_id` (where the catalog's
+//! [`TraceAuthor`] says). mlgate overwrites each of them with the principal's name, so the record
+//! cannot be forged. Operations that do not name a user pass through untouched.
 
-use mlgate_catalog::{ParamError, Params};
+use mlgate_catalog::{ParamError, Params, Route, TRACE_USER_METADATA, TraceAuthor, field_spelling};
 use serde_json::{Map, Value};
 
 /// The run tag MLflow (and its UI) reads as a run's user.
@@ -50,11 +51,24 @@ fn author(operation: &str) -> Option<Author> {
     })
 }
 
-/// Makes the request fields of `operation` name `user` as their author. Returns whether
-/// anything changed (the body must then be rebuilt from `params`). A tags field that is not a
-/// list of `{key, value}` objects is refused; other fields of the wrong type are left alone,
-/// MLflow refuses those bodies itself.
-pub fn attribute(operation: &str, params: &mut Params, user: &str) -> Result<bool, ParamError> {
+/// Makes the request fields of `route` name `user` as their author. Returns whether anything
+/// changed (the body must then be rebuilt from `params`). A tags or metadata field that is not
+/// a list of `{key, value}` objects (or an object, where MLflow reads a map) is refused; other
+/// fields of the wrong type are left alone, MLflow refuses those bodies itself.
+pub fn attribute(route: &Route, params: &mut Params, user: &str) -> Result<bool, ParamError> {
+    let by_operation = attribute_operation(route.operation, params, user)?;
+    let by_trace = match route.trace_writes.author {
+        Some(author) => attribute_trace(author, params, user)?,
+        None => false,
+    };
+    Ok(by_operation || by_trace)
+}
+
+fn attribute_operation(
+    operation: &str,
+    params: &mut Params,
+    user: &str,
+) -> Result<bool, ParamError> {
     let Some(author) = author(operation) else {
         return Ok(false);
     };
@@ -69,23 +83,7 @@ pub fn attribute(operation: &str, params: &mut Params, user: &str) -> Result<boo
             }
             params.set("value", Value::from(user));
         }
-        Author::RunTags => {
-            let Some(Value::Array(mut tags)) = params.get("tags").cloned() else {
-                return Ok(false);
-            };
-            let forged: Vec<&mut Map<String, Value>> = tags
-                .iter_mut()
-                .filter_map(Value::as_object_mut)
-                .filter(|tag| tag.get("key").and_then(Value::as_str) == Some(MLFLOW_USER_TAG))
-                .collect();
-            if forged.is_empty() {
-                return Ok(false);
-            }
-            for tag in forged {
-                tag.insert("value".into(), Value::from(user));
-            }
-            params.set("tags", Value::Array(tags));
-        }
+        Author::RunTags => return Ok(overwrite_tag(params, "tags", MLFLOW_USER_TAG, user)),
         Author::DatasetTags => {
             let mut tags = match params.get("tags") {
                 None | Some(Value::Null) => Map::new(),
@@ -102,6 +100,78 @@ pub fn attribute(operation: &str, params: &mut Params, user: &str) -> Result<boo
         Author::UpdatedBy => params.set("updated_by", Value::from(user)),
     }
     Ok(true)
+}
+
+/// Replaces the value of each `key` entry of the `{key, value}` list `field`; whether any was.
+fn overwrite_tag(params: &mut Params, field: &str, key: &str, user: &str) -> bool {
+    let Some(Value::Array(mut tags)) = params.get(field).cloned() else {
+        return false;
+    };
+    let forged: Vec<&mut Map<String, Value>> = tags
+        .iter_mut()
+        .filter_map(Value::as_object_mut)
+        .filter(|tag| tag.get("key").and_then(Value::as_str) == Some(key))
+        .collect();
+    if forged.is_empty() {
+        return false;
+    }
+    for tag in forged {
+        tag.insert("value".into(), Value::from(user));
+    }
+    params.set(field, Value::Array(tags));
+    true
+}
+
+/// An assessment source type that names a judge or code, not a person, in any form protobuf's
+/// JSON parser reads (`AssessmentSource.SourceType`: LLM_JUDGE = 2, CODE = 3).
+fn names_a_machine(source_type: Option<&Value>) -> bool {
+    match source_type {
+        Some(Value::String(name)) => matches!(name.as_str(), "LLM_JUDGE" | "CODE" | "2" | "3"),
+        Some(Value::Number(number)) => matches!(number.as_u64(), Some(2 | 3)),
+        _ => false,
+    }
+}
+
+fn attribute_trace(
+    author: TraceAuthor,
+    params: &mut Params,
+    user: &str,
+) -> Result<bool, ParamError> {
+    match author {
+        TraceAuthor::MetadataList { path, always: true } => {
+            params.upsert_tag(path, TRACE_USER_METADATA, user)?;
+            Ok(true)
+        }
+        TraceAuthor::MetadataList {
+            path,
+            always: false,
+        } => Ok(overwrite_tag(params, path, TRACE_USER_METADATA, user)),
+        TraceAuthor::MetadataMap(path) => {
+            // Inside the objects that must exist, the metadata object is added when absent.
+            if params.object_at_mut(path)?.is_none() {
+                let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
+                let Some(parent) = params.object_at_mut(parent)? else {
+                    return Ok(false);
+                };
+                parent.insert(field_spelling(parent, field)?, Value::Object(Map::new()));
+            }
+            let Some(metadata) = params.object_at_mut(path)? else {
+                return Ok(false);
+            };
+            metadata.insert(TRACE_USER_METADATA.into(), Value::from(user));
+            Ok(true)
+        }
+        TraceAuthor::AssessmentSource(path) => {
+            let Some(source) = params.object_at_mut(path)? else {
+                return Ok(false);
+            };
+            if names_a_machine(source.get(&field_spelling(source, "source_type")?)) {
+                return Ok(false);
+            }
+            source.insert(field_spelling(source, "source_id")?, Value::from(user));
+            Ok(true)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +206,7 @@ mod tests {
                 {"key": "mlflow.user", "value": "eve"}
             ]
         }));
-        assert!(attribute("CreateRun", &mut p, "alice").expect("ok"));
+        assert!(attribute_operation("CreateRun", &mut p, "alice").expect("ok"));
         assert_eq!(
             body_of(p),
             json!({
@@ -153,7 +223,7 @@ mod tests {
     #[test]
     fn create_run_without_user_fields_gets_them() {
         let mut p = params(json!({"experiment_id": "1"}));
-        assert!(attribute("CreateRun", &mut p, "alice").expect("ok"));
+        assert!(attribute_operation("CreateRun", &mut p, "alice").expect("ok"));
         let body = body_of(p);
         assert_eq!(body["user_id"], "alice");
         assert_eq!(
@@ -165,36 +235,36 @@ mod tests {
     #[test]
     fn malformed_tags_are_refused() {
         let mut p = params(json!({"experiment_id": "1", "tags": "mlflow.user=mallory"}));
-        assert!(attribute("CreateRun", &mut p, "alice").is_err());
+        assert!(attribute_operation("CreateRun", &mut p, "alice").is_err());
     }
 
     #[test]
     fn set_tag_only_touches_the_user_tag() {
         let mut forged = params(json!({"run_id": "r", "key": "mlflow.user", "value": "mallory"}));
-        assert!(attribute("SetTag", &mut forged, "alice").expect("ok"));
+        assert!(attribute_operation("SetTag", &mut forged, "alice").expect("ok"));
         assert_eq!(body_of(forged)["value"], "alice");
         let mut other = params(json!({"run_id": "r", "key": "team", "value": "x"}));
-        assert!(!attribute("SetTag", &mut other, "alice").expect("ok"));
+        assert!(!attribute_operation("SetTag", &mut other, "alice").expect("ok"));
     }
 
     #[test]
     fn log_batch_user_tags_are_overwritten() {
         let mut p = params(json!({"run_id": "r", "tags": [
             {"key": "mlflow.user", "value": "mallory"}, {"key": "a", "value": "b"}]}));
-        assert!(attribute("LogBatch", &mut p, "alice").expect("ok"));
+        assert!(attribute_operation("LogBatch", &mut p, "alice").expect("ok"));
         assert_eq!(
             body_of(p)["tags"],
             json!([{"key": "mlflow.user", "value": "alice"}, {"key": "a", "value": "b"}])
         );
         let mut metrics_only = params(json!({"run_id": "r", "metrics": []}));
-        assert!(!attribute("LogBatch", &mut metrics_only, "alice").expect("ok"));
+        assert!(!attribute_operation("LogBatch", &mut metrics_only, "alice").expect("ok"));
     }
 
     #[test]
     fn dataset_tags_are_a_json_string() {
         let mut p =
             params(json!({"name": "d", "tags": "{\"mlflow.user\": \"mallory\", \"k\": \"v\"}"}));
-        assert!(attribute("CreateDataset", &mut p, "alice").expect("ok"));
+        assert!(attribute_operation("CreateDataset", &mut p, "alice").expect("ok"));
         let body = body_of(p);
         let tags: Value =
             serde_json::from_str(body["tags"].as_str().expect("string")).expect("json");
@@ -204,17 +274,96 @@ mod tests {
     #[test]
     fn created_and_updated_by() {
         let mut p = params(json!({"name": "s", "createdBy": "mallory"}));
-        assert!(attribute("CreateGatewaySecret", &mut p, "alice").expect("ok"));
+        assert!(attribute_operation("CreateGatewaySecret", &mut p, "alice").expect("ok"));
         assert_eq!(body_of(p), json!({"name": "s", "created_by": "alice"}));
         let mut p = params(json!({"secret_id": "s", "updated_by": "mallory"}));
-        assert!(attribute("UpdateGatewaySecret", &mut p, "alice").expect("ok"));
+        assert!(attribute_operation("UpdateGatewaySecret", &mut p, "alice").expect("ok"));
         assert_eq!(body_of(p)["updated_by"], "alice");
+    }
+
+    fn route(method: &str, path: &str) -> &'static Route {
+        match mlgate_catalog::classify(method, path) {
+            mlgate_catalog::Classified::Route { route, .. } => route,
+            mlgate_catalog::Classified::Unknown => panic!("{method} {path} is no route"),
+        }
+    }
+
+    #[test]
+    fn a_trace_started_names_the_principal_as_its_user() {
+        let v3 = route("POST", "/api/3.0/mlflow/traces");
+        let mut p = params(json!({"trace": {"traceInfo": {
+            "traceMetadata": {"mlflow.user": "mallory", "k": "v"}}}}));
+        assert!(attribute(v3, &mut p, "alice").expect("ok"));
+        assert_eq!(
+            body_of(p)["trace"]["traceInfo"]["traceMetadata"],
+            json!({"mlflow.user": "alice", "k": "v"})
+        );
+        let mut p = params(json!({"trace": {"trace_info": {"trace_id": "tr-1"}}}));
+        assert!(attribute(v3, &mut p, "alice").expect("ok"));
+        assert_eq!(
+            body_of(p)["trace"]["trace_info"]["trace_metadata"],
+            json!({"mlflow.user": "alice"})
+        );
+        let mut p = params(json!({"trace": {"trace_info": {"trace_metadata": "x"}}}));
+        assert!(attribute(v3, &mut p, "alice").is_err());
+
+        let v2 = route("POST", "/api/2.0/mlflow/traces");
+        let mut p = params(json!({"experiment_id": "1", "requestMetadata": [
+            {"key": "mlflow.user", "value": "mallory"}, {"key": "k", "value": "v"}]}));
+        assert!(attribute(v2, &mut p, "alice").expect("ok"));
+        assert_eq!(
+            body_of(p)["request_metadata"],
+            json!([{"key": "k", "value": "v"}, {"key": "mlflow.user", "value": "alice"}])
+        );
+    }
+
+    #[test]
+    fn a_trace_ended_keeps_its_user_unless_the_request_names_one() {
+        let end = route("PATCH", "/api/2.0/mlflow/traces/tr-1");
+        let mut p = params(json!({"request_metadata": [{"key": "k", "value": "v"}]}));
+        assert!(!attribute(end, &mut p, "alice").expect("ok"));
+        let mut p = params(json!({"request_metadata": [{"key": "mlflow.user", "value": "eve"}]}));
+        assert!(attribute(end, &mut p, "alice").expect("ok"));
+        assert_eq!(
+            body_of(p)["request_metadata"],
+            json!([{"key": "mlflow.user", "value": "alice"}])
+        );
+    }
+
+    #[test]
+    fn a_human_assessment_is_the_principals() {
+        let create = route("POST", "/api/3.0/mlflow/traces/tr-1/assessments");
+        for human in [
+            json!("HUMAN"),
+            json!(1),
+            json!("1"),
+            json!("SOURCE_TYPE_UNSPECIFIED"),
+        ] {
+            let mut p = params(json!({"assessment": {"source": {
+                "sourceType": human, "sourceId": "mallory"}}}));
+            assert!(attribute(create, &mut p, "alice").expect("ok"));
+            assert_eq!(
+                body_of(p)["assessment"]["source"]["sourceId"],
+                "alice",
+                "{human}"
+            );
+        }
+        for machine in [json!("LLM_JUDGE"), json!("CODE"), json!(2), json!("3")] {
+            let mut p = params(json!({"assessment": {"source": {
+                "source_type": machine, "source_id": "gpt"}}}));
+            assert!(!attribute(create, &mut p, "alice").expect("ok"));
+        }
+        let mut both = params(json!({"assessment": {"source": {
+            "source_type": "HUMAN", "source_id": "a", "sourceId": "b"}}}));
+        assert!(attribute(create, &mut both, "alice").is_err());
+        let mut none = params(json!({"assessment": {"assessment_name": "n"}}));
+        assert!(!attribute(create, &mut none, "alice").expect("ok"));
     }
 
     #[test]
     fn other_operations_pass_untouched() {
         let mut p = params(json!({"run_id": "r", "user_id": "x"}));
-        assert!(!attribute("UpdateRun", &mut p, "alice").expect("ok"));
+        assert!(!attribute_operation("UpdateRun", &mut p, "alice").expect("ok"));
         assert_eq!(body_of(p)["user_id"], "x");
     }
 }
