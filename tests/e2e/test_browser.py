@@ -3,6 +3,7 @@ sign-in page, form post, session cookie, the UI and its ajax-api calls, refusal 
 state changes, sign-out."""
 
 from html.parser import HTMLParser
+from typing import Optional
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -58,8 +59,10 @@ def _origin(url: str) -> str:
     return f"{p.scheme}://{p.netloc}"
 
 
-def sign_in(base: str, username: str, password: str, expect_ok: bool = True):
-    """Sign in like a browser; returns (session, response of the form post)."""
+def sign_in(base: str, username: str, password: str, expect_ok: bool = True,
+            origin: Optional[str] = None):
+    """Sign in like a browser (from `origin`, by default the server's); returns (session,
+    response of the form post)."""
     s = requests.Session()
     s.headers.update(BROWSER)
     first = s.get(f"{base}/", allow_redirects=False, timeout=30)
@@ -74,7 +77,7 @@ def sign_in(base: str, username: str, password: str, expect_ok: bool = True):
     posted = s.post(
         urljoin(page.url, form["action"] or page.url),
         data=_fill(form, username, password),
-        headers={"Origin": _origin(base), "Referer": page.url},
+        headers={"Origin": origin or _origin(base), "Referer": page.url},
         allow_redirects=False,
         timeout=30,
     )
@@ -141,8 +144,12 @@ def test_ui_and_ajax_api_work_with_the_cookie(stack, admin_browser, fresh_name):
 def test_cross_site_post_with_the_cookie_is_refused(stack, admin_browser, admin, mlflow_log):
     name = "csrf-should-not-exist"
     mark = mlflow_log.mark()
+    # The same host and port with the other scheme is another origin.
+    other_scheme = _origin(stack.url).replace("http://", "https://", 1)
+    assert other_scheme != _origin(stack.url)
     for headers in (
         {"Origin": "https://evil.example"},
+        {"Origin": other_scheme},
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site", "Referer": "https://evil.example/attack.html"},
     ):
@@ -157,6 +164,14 @@ def test_cross_site_post_with_the_cookie_is_refused(stack, admin_browser, admin,
     assert not mlflow_log.saw(mark, "experiments/create")
     with acting_as(admin) as client:
         assert client.get_experiment_by_name(name) is None
+
+
+def test_sign_in_from_the_other_scheme_is_refused(stack, admin):
+    other_scheme = _origin(stack.url).replace("http://", "https://", 1)
+    s, posted = sign_in(stack.url, admin.name, admin.password, expect_ok=False,
+                        origin=other_scheme)
+    assert posted.status_code == 403, (posted.status_code, posted.text[:300])
+    assert not s.cookies.get_dict().get("mlgate_session")
 
 
 def test_cookie_plus_another_credential_is_refused(stack, admin_browser, reader):

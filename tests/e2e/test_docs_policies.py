@@ -33,6 +33,7 @@ SCENARIOS = {
     "docs/administration.md#NoProductionDeletes": "test_docs_policies::test_apply_example_deny_production_deletes",
     "docs/administration.md#OwnTeamExperiments": "test_docs_policies::test_apply_example_team_experiments",
     "docs/oidc.md#sts:AssumeRoleWithWebIdentity": "test_oidc::test_trust_policy_example_of_the_docs",
+    "docs/sigv4.md#sts:AssumeRole": "test_sts::test_session_tags_and_source_identity",
 }  # fmt: skip
 
 

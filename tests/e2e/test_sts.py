@@ -1,6 +1,8 @@
 """The STS-compatible endpoint (issue 3) with boto3's own STS client (only endpoint_url added):
 the article's multi-account snippet end to end, GetCallerIdentity, both sides of a cross-account
-AssumeRole, durations, session policies, and expiry of temporary credentials."""
+AssumeRole, durations, session policies, expiry of temporary credentials, session tags (which need
+sts:TagSession), attribution of role sessions to their ARN, and trust policies seeing the same
+connection keys as the API."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from support import MlflowClient, assert_mlflow_error, denied, mlflow
+from support import MlflowClient, assert_mlflow_error, denied, documented_policy, mlflow
 from sigv4_support import (
     DS_ACCOUNT,
     MLFLOW_ACCOUNT,
@@ -80,9 +82,11 @@ def test_the_articles_multi_account_snippet(stack, scientist_key, audit):
             f"arn:aws:sts::{MLFLOW_ACCOUNT}:assumed-role/mlflow-admins/AssumedMLflowAdmin"
         )
         got = MlflowClient().get_run(run.info.run_id)
+    session_arn = response["AssumedRoleUser"]["Arn"]
     assert got.info.experiment_id == experiment.experiment_id
-    assert got.info.user_id == "AssumedMLflowAdmin"
-    assert got.data.tags["mlflow.user"] == "AssumedMLflowAdmin"
+    # Attributed to the session, not to the name its caller chose for it.
+    assert got.info.user_id == session_arn
+    assert got.data.tags["mlflow.user"] == session_arn
     assert got.data.params == {"alpha": "0.5"} and got.data.metrics == {"rmse": 0.25}
     records = audit.records_since(mark)
     assert records and all(
@@ -111,15 +115,25 @@ def test_an_assumed_reader_role_reads_but_cannot_write(stack, scientist_key, wor
         denied(lambda: client.create_experiment(unique("assumed-reader")))
 
 
-def test_denied_by_the_identity_side(stack, intern_key):
+def sts_reason(audit, mark) -> str:
+    """The audit reason of the one STS request made since `mark`."""
+    records = [r for r in audit.wait_for(mark, 1) if r.get("path") == "/_mlgate/sts"]
+    assert len(records) == 1, records
+    return records[0]["reason"]
+
+
+def test_denied_by_the_identity_side(stack, intern_key, audit):
+    mark = audit.mark()
     with pytest.raises(ClientError) as e:
         sts_client(stack, intern_key).assume_role(RoleArn=ADMINS_ROLE, RoleSessionName="intern")
     assert error_code(e.value) == "AccessDenied"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert "identity polic" in e.value.response["Error"]["Message"]
+    # Why goes to the audit record, not to the caller.
+    assert "identity polic" not in e.value.response["Error"]["Message"]
+    assert "identity polic" in sts_reason(audit, mark)
 
 
-def test_denied_by_the_trust_side(stack, scientist_key, tmp_path):
+def test_denied_by_the_trust_side(stack, scientist_key, tmp_path, audit):
     # The scientist's policy allows sts:AssumeRole on roles/mlflow-*, but this role trusts
     # another account only.
     trust = tmp_path / "trust.json"
@@ -131,18 +145,21 @@ def test_denied_by_the_trust_side(stack, scientist_key, tmp_path):
     name = unique("mlflow-untrusting")
     stack.mlgate("role", "create", name, "--trust-policy", str(trust))
     stack.mlgate("role", "attach", name, "admins")
-    with pytest.raises(ClientError) as e:
-        sts_client(stack, scientist_key).assume_role(
-            RoleArn=f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/{name}", RoleSessionName="nope"
-        )
-    assert error_code(e.value) == "AccessDenied"
-    assert "trust policy" in e.value.response["Error"]["Message"]
-    # An unknown role answers the same way (no enumeration).
-    with pytest.raises(ClientError) as e:
-        sts_client(stack, scientist_key).assume_role(
-            RoleArn=f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/mlflow-does-not-exist", RoleSessionName="x1"
-        )
-    assert error_code(e.value) == "AccessDenied"
+    refused_arn = f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/{name}"
+    mark = audit.mark()
+    with pytest.raises(ClientError) as refused:
+        sts_client(stack, scientist_key).assume_role(RoleArn=refused_arn, RoleSessionName="nope")
+    assert "trust policy" in sts_reason(audit, mark)
+    # An unknown role (of the same name length) answers exactly the same way: no enumeration.
+    missing_arn = f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/{unique('mlflow-untrusting')}"
+    with pytest.raises(ClientError) as missing:
+        sts_client(stack, scientist_key).assume_role(RoleArn=missing_arn, RoleSessionName="nope")
+    for e in (refused, missing):
+        assert error_code(e.value) == "AccessDenied"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert refused.value.response["Error"]["Message"].replace(refused_arn, "<role>") == (
+        missing.value.response["Error"]["Message"].replace(missing_arn, "<role>")
+    )
 
 
 def test_duration_above_the_roles_maximum(stack, scientist_key):
@@ -198,19 +215,100 @@ def test_expired_temporary_credentials(stack, scientist_key, world):
     assert error_code(e.value) == "ExpiredToken"
 
 
-def test_session_tags_and_source_identity(stack, scientist_key):
-    r = sts_client(stack, scientist_key).assume_role(
-        RoleArn=READERS_ROLE,
+def make_role(stack, tmp_path, statements: list, policy: str = "readers") -> str:
+    """A role named mlflow-… (the scientist may assume those) with these trust statements."""
+    name = unique("mlflow-role")
+    trust = tmp_path / f"{name}.json"
+    trust.write_text(json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    stack.mlgate("role", "create", name, "--trust-policy", str(trust))
+    stack.mlgate("role", "attach", name, policy)
+    return f"arn:aws:iam::{MLFLOW_ACCOUNT}:role/{name}"
+
+
+DS_ROOT = {"AWS": f"arn:aws:iam::{DS_ACCOUNT}:root"}
+
+
+def whoami(stack, credentials) -> dict:
+    temp = AwsKey(credentials["AccessKeyId"], credentials["SecretAccessKey"],
+                  credentials["SessionToken"])
+    who = botocore_request(temp, "GET", f"{stack.url}/_mlgate/whoami")
+    assert who.status_code == 200, who.text
+    return who.json()
+
+
+def test_session_tags_need_tag_session_in_the_trust_policy(stack, scientist_key):
+    # The demo roles' trust policies allow sts:AssumeRole only: no tags.
+    sts = sts_client(stack, scientist_key)
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=READERS_ROLE, RoleSessionName="tagged",
+                        Tags=[{"Key": "team", "Value": "forecasting"}])
+    assert error_code(e.value) == "AccessDenied"
+    assert "sts:TagSession" in e.value.response["Error"]["Message"]
+    # Without tags the same role is assumed.
+    assert sts.assume_role(RoleArn=READERS_ROLE, RoleSessionName="untagged")["Credentials"]
+
+
+def test_session_tags_and_source_identity(stack, scientist_key, tmp_path):
+    # docs/sigv4.md: "a trust policy that lets the data-science account tag sessions with its
+    # team only".
+    trust = json.loads(documented_policy("docs/sigv4.md#sts:AssumeRole"))
+    assert all(s["Principal"] == DS_ROOT for s in trust["Statement"])
+    role = make_role(stack, tmp_path, trust["Statement"])
+    sts = sts_client(stack, scientist_key)
+    r = sts.assume_role(
+        RoleArn=role,
         RoleSessionName="tagged",
         Tags=[{"Key": "team", "Value": "forecasting"}],
         SourceIdentity="data-scientist",
     )
     assert r["SourceIdentity"] == "data-scientist"
-    c = r["Credentials"]
-    temp = AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
-    who = botocore_request(temp, "GET", f"{stack.url}/_mlgate/whoami")
-    assert who.status_code == 200, who.text
-    me = who.json()
-    assert me["arn"] == f"arn:aws:sts::{MLFLOW_ACCOUNT}:assumed-role/mlflow-readers/tagged"
+    me = whoami(stack, r["Credentials"])
+    assert me["arn"] == f"arn:aws:sts::{MLFLOW_ACCOUNT}:assumed-role/{role.split('/')[-1]}/tagged"
     assert me["tags"] == {"team": "forecasting"}
     assert me["kind"]["type"] == "assumed-role" and me["kind"]["session"] == "tagged"
+    # Tags the trust policy's conditions do not allow: another value, another key.
+    for tags in ([{"Key": "team", "Value": "fraud"}],
+                 [{"Key": "team", "Value": "forecasting"}, {"Key": "clearance", "Value": "all"}]):
+        with pytest.raises(ClientError) as e:
+            sts.assume_role(RoleArn=role, RoleSessionName="tagged", Tags=tags)
+        assert error_code(e.value) == "AccessDenied", tags
+    # `Team` next to `team` would make one multi-valued aws:PrincipalTag/team.
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=role, RoleSessionName="tagged",
+                        Tags=[{"Key": "team", "Value": "forecasting"},
+                              {"Key": "Team", "Value": "fraud"}])
+    assert error_code(e.value) == "ValidationError"
+
+
+def test_a_session_name_is_not_a_username(stack, scientist_key, tmp_path, admin):
+    # "Everyone manages the experiments named after themselves" (README), given to a role: its
+    # sessions have no aws:username, so a session named after a user gets nothing of theirs.
+    policy = tmp_path / "own-experiments.json"
+    name = unique("own-experiments")
+    policy.write_text(json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "mlflow:*", "Resource": "*",
+        "Condition": {"StringLike": {"mlflow:ExperimentName": "${aws:username}/*"}}}]}))
+    stack.mlgate("policy", "put", name, "-f", str(policy))
+    role = make_role(stack, tmp_path, [
+        {"Effect": "Allow", "Principal": DS_ROOT, "Action": "sts:AssumeRole"}], policy=name)
+    r = sts_client(stack, scientist_key).assume_role(RoleArn=role, RoleSessionName=admin.name)
+    c = r["Credentials"]
+    with signing_as(AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])) as client:
+        denied(lambda: client.create_experiment(f"{admin.name}/{unique('impersonated')}"))
+    me = whoami(stack, c)
+    assert me["name"] == r["AssumedRoleUser"]["Arn"]
+
+
+def test_trust_policies_see_the_connection_keys_the_api_sees(stack, scientist_key, tmp_path):
+    # This suite talks plain HTTP: aws:SecureTransport is "false", for the API and for STS.
+    plain_only = make_role(stack, tmp_path, [
+        {"Effect": "Allow", "Principal": DS_ROOT, "Action": "sts:AssumeRole",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}])
+    tls_only = make_role(stack, tmp_path, [
+        {"Effect": "Allow", "Principal": DS_ROOT, "Action": "sts:AssumeRole",
+         "Condition": {"Bool": {"aws:SecureTransport": "true"}}}])
+    sts = sts_client(stack, scientist_key)
+    assert sts.assume_role(RoleArn=plain_only, RoleSessionName="plain")["Credentials"]
+    with pytest.raises(ClientError) as e:
+        sts.assume_role(RoleArn=tls_only, RoleSessionName="tls")
+    assert error_code(e.value) == "AccessDenied"

@@ -59,7 +59,9 @@ pub struct Principal {
     pub arn: String,
     /// The 12-digit account the principal belongs to (`aws:PrincipalAccount`).
     pub account: String,
-    /// The name policies see as `aws:username` and MLflow sees as the run's `user_id`.
+    /// Who MLflow records as the author (a run's `user_id` and `mlflow.user`, a resource's
+    /// creator): a user's name, or a role session's ARN. Policies see it as `aws:username` for
+    /// users only ([`Principal::username`]).
     pub name: String,
     pub kind: PrincipalKind,
     /// Names of the mlgate groups the principal is in; its permissions are the union over them.
@@ -67,4 +69,68 @@ pub struct Principal {
     /// Principal tags (`aws:PrincipalTag/<key>`).
     pub tags: BTreeMap<String, String>,
     pub auth_method: AuthMethod,
+}
+
+impl Principal {
+    /// A session of `role` (temporary credentials, or a role's long-term key): attributed to its
+    /// session ARN, never to the caller-chosen session name.
+    pub fn role_session(
+        account: &str,
+        role: &str,
+        session: &str,
+        access_key_id: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Principal {
+        let arn = crate::store::assumed_role_arn(account, role, session);
+        Principal {
+            name: arn.clone(),
+            arn,
+            account: account.to_owned(),
+            kind: PrincipalKind::AssumedRole {
+                role: role.to_owned(),
+                session: session.to_owned(),
+                access_key_id: Some(access_key_id.to_owned()),
+            },
+            groups: Vec::new(),
+            tags,
+            auth_method: AuthMethod::Sigv4,
+        }
+    }
+
+    /// `aws:username`: set for users only, as in AWS. A role session has none (its session name
+    /// is chosen by whoever assumes the role), so `${aws:username}` matches nothing for it.
+    pub fn username(&self) -> Option<&str> {
+        match self.kind {
+            PrincipalKind::User | PrincipalKind::FederatedUser { .. } => Some(&self.name),
+            PrincipalKind::AssumedRole { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_users_have_a_username() {
+        // A role's long-term key: its session is named after the key.
+        let key = "AKIAEXAMPLEEXAMPLE00";
+        let session = Principal::role_session("111111111111", "ci", key, key, BTreeMap::new());
+        assert_eq!(
+            session.arn,
+            format!("arn:aws:sts::111111111111:assumed-role/ci/{key}")
+        );
+        assert_eq!(session.name, session.arn);
+        assert_eq!(session.username(), None);
+        let user = Principal {
+            arn: "arn:aws:iam::111111111111:user/corp/alice".into(),
+            name: "alice".into(),
+            kind: PrincipalKind::FederatedUser {
+                provider: "corp".into(),
+            },
+            groups: Vec::new(),
+            ..session
+        };
+        assert_eq!(user.username(), Some("alice"));
+    }
 }

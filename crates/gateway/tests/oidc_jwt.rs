@@ -978,6 +978,10 @@ async fn assume_role_with_web_identity_follows_the_trust_policy() {
                 .method(Method::POST)
                 .uri("/_mlgate/sts")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .extension(mlgate::listen::Peer {
+                    addr: "127.0.0.1:40000".parse().unwrap(),
+                    secure: false,
+                })
                 .body(Body::from(form))
                 .unwrap();
             let response = portal.oneshot(request).await.unwrap();
@@ -1024,6 +1028,55 @@ async fn assume_role_with_web_identity_follows_the_trust_policy() {
     let (s, xml) = sts(form(&RSA1.sign(&old))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{xml}");
     assert!(xml.contains("<Code>ExpiredTokenException</Code>"), "{xml}");
+    // Session tags from the token's AWS tags claim need sts:TagSession in the trust policy:
+    // the trainer role's does not allow it.
+    let mut tagged = claims("sub-alice");
+    tagged["https://aws.amazon.com/tags"] = json!({"principal_tags": {"team": ["fraud"]}});
+    let (s, xml) = sts(form(&RSA1.sign(&tagged))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{xml}");
+    assert!(xml.contains("sts:TagSession"), "{xml}");
+    let tagging_trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": federated},
+        "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            format!("{federated}:sub"): "sub-alice",
+            "aws:RequestTag/team": "fraud",
+        }}
+    }]});
+    store
+        .put_role(
+            None,
+            "tagged-trainer",
+            &tagging_trust.to_string(),
+            3600,
+            "jobs",
+        )
+        .await
+        .expect("role");
+    let tagged_form = |token: &str| {
+        format!(
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=job-2\
+             &RoleArn=arn:aws:iam::{ACCOUNT}:role/tagged-trainer&WebIdentityToken={token}"
+        )
+    };
+    let (s, xml) = sts(tagged_form(&RSA1.sign(&tagged))).await;
+    assert_eq!(s, StatusCode::OK, "{xml}");
+    let akid = xml
+        .split("<AccessKeyId>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("access key id");
+    let session = store.sts_session(akid).await.unwrap().expect("session");
+    assert_eq!(
+        session.tags,
+        std::collections::BTreeMap::from([("team".to_owned(), "fraud".to_owned())])
+    );
+    // A tag value the trust policy does not allow refuses the whole exchange.
+    tagged["https://aws.amazon.com/tags"] = json!({"principal_tags": {"team": ["risk"]}});
+    let (s, xml) = sts(tagged_form(&RSA1.sign(&tagged))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{xml}");
+
     // Any other unsigned action is refused.
     let (s, xml) = sts("Action=GetCallerIdentity&Version=2011-06-15".into()).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{xml}");

@@ -17,8 +17,8 @@
 //! * Two credentials on one request (e.g. Basic and a session cookie, or two `Authorization`
 //!   headers) are refused with a 400 ([`AuthFailureKind::Conflicting`]): mlgate never picks one.
 //! * A session cookie on an unsafe method (not GET/HEAD/OPTIONS) must come from the same origin:
-//!   `Sec-Fetch-Site: same-origin` (or `none`), or else an `Origin` whose host equals the request's
-//!   `Host`. Otherwise the request is refused ([`AuthFailureKind::CrossSite`], 403). Header and
+//!   `Sec-Fetch-Site: same-origin` (or `none`), or else an `Origin` equal in scheme, host and port
+//!   to the origin mlgate is served at ([`Authenticator::served_origin`]). Otherwise the request is refused ([`AuthFailureKind::CrossSite`], 403). Header and
 //!   token credentials are not sent by browsers on their own, so they need no such check.
 //! * No failure reason ever contains a secret (password, token, cookie value, signature).
 
@@ -387,6 +387,20 @@ impl Authenticator {
         self.oidc.as_ref()
     }
 
+    /// The origin browsers reach mlgate at: the configured OIDC `public_url`'s, else the
+    /// connection's scheme and the request's `Host` (the CSRF rule compares `Origin` with it).
+    pub fn served_origin(
+        &self,
+        parts: &Parts,
+        secure_transport: bool,
+    ) -> Option<session::WebOrigin> {
+        let public_url = self
+            .oidc
+            .as_ref()
+            .and_then(|o| o.config.public_url.as_deref());
+        session::WebOrigin::served(parts, secure_transport, public_url)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -448,7 +462,8 @@ impl Authenticator {
                 }
             }
             Credential::Session(value) => {
-                session::check_same_origin(parts)?;
+                let served = self.served_origin(parts, secure_transport);
+                session::check_same_origin(parts, served.as_ref())?;
                 session::authenticate(self, value).await?
             }
             Credential::Sigv4 => {

@@ -98,19 +98,70 @@ pub fn clear_cookie(secure_transport: bool) -> HeaderValue {
     .expect("static cookie")
 }
 
+/// A web origin: scheme, host and port, the port written out (`http://a` is `http://a:80`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebOrigin {
+    scheme: &'static str,
+    /// Lowercase; an IPv6 address keeps its brackets.
+    host: String,
+    port: u16,
+}
+
+impl WebOrigin {
+    /// An `Origin` header's value: `http(s)://host[:port]`, nothing else.
+    pub fn parse(text: &str) -> Option<WebOrigin> {
+        let (scheme, authority) = text.split_once("://")?;
+        WebOrigin::new(scheme, authority)
+    }
+
+    /// Where browsers reach mlgate: the configured public URL's origin (its path, if any, plays
+    /// no part), else the connection's scheme with the request's `Host`.
+    pub fn served(parts: &Parts, secure_transport: bool, public_url: Option<&str>) -> Option<Self> {
+        match public_url {
+            Some(url) => {
+                let uri: http::Uri = url.parse().ok()?;
+                WebOrigin::new(uri.scheme_str()?, uri.authority()?.as_str())
+            }
+            None => WebOrigin::new(
+                if secure_transport { "https" } else { "http" },
+                request_host(parts)?,
+            ),
+        }
+    }
+
+    fn new(scheme: &str, authority: &str) -> Option<WebOrigin> {
+        let (scheme, default_port) = match scheme {
+            "https" => ("https", 443),
+            "http" => ("http", 80),
+            _ => return None,
+        };
+        // No user info, path, query or fragment: an origin is scheme, host and port only.
+        if authority.is_empty() || authority.contains(['@', '/', '\\', '?', '#', ' ']) {
+            return None;
+        }
+        let authority: http::uri::Authority = authority.parse().ok()?;
+        Some(WebOrigin {
+            scheme,
+            host: authority.host().to_ascii_lowercase(),
+            port: authority.port_u16().unwrap_or(default_port),
+        })
+    }
+}
+
 /// The CSRF rule for cookie-authenticated requests (and the sign-in form). Safe methods pass.
 /// An unsafe method passes if `Sec-Fetch-Site` is `same-origin` (or `none`: typed by the user),
-/// or, when the browser sends no `Sec-Fetch-Site`, if `Origin`'s host equals `Host`.
-/// Anything else (cross-site, same-site sibling, `Origin: null`, neither header) is refused.
-pub fn check_same_origin(parts: &Parts) -> Result<(), AuthFailure> {
+/// or, when the browser sends no `Sec-Fetch-Site`, if `Origin` is the origin mlgate is served
+/// at (`served`: scheme, host and port all equal). Anything else (cross-site, same-site sibling,
+/// another scheme or port, `Origin: null`, neither header) is refused.
+pub fn check_same_origin(parts: &Parts, served: Option<&WebOrigin>) -> Result<(), AuthFailure> {
     if is_safe_method(&parts.method) {
         return Ok(());
     }
-    same_origin_unsafe(parts)
+    same_origin_unsafe(parts, served)
 }
 
 /// The same-origin test alone (for the sign-in form, which is always a POST).
-pub fn same_origin_unsafe(parts: &Parts) -> Result<(), AuthFailure> {
+pub fn same_origin_unsafe(parts: &Parts, served: Option<&WebOrigin>) -> Result<(), AuthFailure> {
     let refuse = |why: &str| {
         Err(AuthFailure::new(
             Some(AuthMethod::Session),
@@ -127,14 +178,10 @@ pub fn same_origin_unsafe(parts: &Parts) -> Result<(), AuthFailure> {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return refuse("neither Sec-Fetch-Site nor Origin was sent");
     };
-    let origin = origin.to_str().unwrap_or("");
-    let origin_host = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .filter(|h| !h.is_empty() && !h.contains('/'));
-    match (origin_host, request_host(parts)) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
-        _ => refuse("Origin does not match Host"),
+    let origin = origin.to_str().ok().and_then(WebOrigin::parse);
+    match (origin, served) {
+        (Some(origin), Some(served)) if origin == *served => Ok(()),
+        _ => refuse("Origin is not the origin mlgate is served at"),
     }
 }
 
@@ -247,7 +294,10 @@ mod tests {
 
     #[test]
     fn csrf_rules() {
-        let ok = |m: &str, h: &[(&str, &str)]| check_same_origin(&parts(m, "/x", h)).is_ok();
+        let ok = |m: &str, h: &[(&str, &str)]| {
+            let parts = parts(m, "/x", h);
+            check_same_origin(&parts, WebOrigin::served(&parts, false, None).as_ref()).is_ok()
+        };
         // Safe methods always pass.
         assert!(ok("GET", &[("sec-fetch-site", "cross-site")]));
         // Sec-Fetch-Site decides when present.
@@ -265,7 +315,7 @@ mod tests {
                 ("host", "a.example")
             ]
         ));
-        // Otherwise Origin must match Host.
+        // Otherwise Origin must be the served origin: scheme, host and port.
         assert!(ok(
             "POST",
             &[
@@ -275,7 +325,7 @@ mod tests {
         ));
         assert!(ok(
             "DELETE",
-            &[("origin", "https://A.example"), ("host", "a.example")]
+            &[("origin", "http://A.example"), ("host", "a.example:80")]
         ));
         assert!(!ok(
             "POST",
@@ -288,12 +338,49 @@ mod tests {
                 ("host", "a.example:5000")
             ]
         ));
+        // Another scheme is another origin, with an explicit port or the default one.
+        assert!(!ok(
+            "POST",
+            &[
+                ("origin", "https://a.example:5000"),
+                ("host", "a.example:5000")
+            ]
+        ));
+        assert!(!ok(
+            "POST",
+            &[("origin", "https://a.example"), ("host", "a.example")]
+        ));
         assert!(!ok("POST", &[("origin", "null"), ("host", "a.example")]));
+        assert!(!ok(
+            "POST",
+            &[("origin", "http://a.example/x"), ("host", "a.example")]
+        ));
         // Neither header: refused.
         assert!(!ok("POST", &[("host", "a.example")]));
-        let e = check_same_origin(&parts("PUT", "/x", &[])).unwrap_err();
+        let e = check_same_origin(&parts("PUT", "/x", &[]), None).unwrap_err();
         assert_eq!(e.kind, AuthFailureKind::CrossSite);
         assert_eq!(e.status().as_u16(), 403);
+    }
+
+    #[test]
+    fn the_served_origin() {
+        let request = parts("POST", "/x", &[("host", "[::1]:5000")]);
+        assert_eq!(
+            WebOrigin::served(&request, true, None),
+            WebOrigin::parse("https://[::1]:5000")
+        );
+        assert_ne!(
+            WebOrigin::served(&request, false, None),
+            WebOrigin::parse("https://[::1]:5000")
+        );
+        // A configured public URL is where browsers reach mlgate (behind a TLS proxy the
+        // connection itself is plain HTTP).
+        let behind_proxy = parts("POST", "/x", &[("host", "ml.example.com")]);
+        let served = WebOrigin::served(&behind_proxy, false, Some("https://ml.example.com/mlflow"));
+        assert_eq!(served, WebOrigin::parse("https://ml.example.com:443"));
+        assert_ne!(served, WebOrigin::parse("http://ml.example.com"));
+        assert_eq!(WebOrigin::parse("ftp://a.example"), None);
+        assert_eq!(WebOrigin::parse("http://user@a.example"), None);
     }
 
     #[test]

@@ -38,12 +38,12 @@ use zeroize::Zeroizing;
 
 use super::{AuthFailure, AuthFailureKind};
 use crate::forward::payload::VerifyingBody;
-use crate::identity::{AuthMethod, Principal, PrincipalKind};
+use crate::identity::{AuthMethod, Principal};
 use crate::normalize::BodyLimits;
 use crate::store::secrets::MasterKey;
 use crate::store::{
-    AccessKeyRecord, KeyOwner, MAX_CACHE_TTL, Store, StoreError, StsSessionRecord,
-    assumed_role_arn, now, token_digest,
+    AccessKeyRecord, KeyOwner, MAX_CACHE_TTL, Store, StoreError, StsSessionRecord, now,
+    token_digest,
 };
 
 /// The services the STS endpoint accepts in a credential scope.
@@ -402,33 +402,21 @@ impl SigV4Auth {
                     }
                     Ok(user.principal(AuthMethod::Sigv4))
                 }
-                KeyOwner::Role { account_id, name } => Ok(Principal {
-                    arn: assumed_role_arn(account_id, name, akid),
-                    account: account_id.clone(),
-                    name: akid.to_owned(),
-                    kind: PrincipalKind::AssumedRole {
-                        role: name.clone(),
-                        session: akid.to_owned(),
-                        access_key_id: Some(akid.to_owned()),
-                    },
-                    groups: Vec::new(),
-                    tags: Default::default(),
-                    auth_method: AuthMethod::Sigv4,
-                }),
+                KeyOwner::Role { account_id, name } => Ok(Principal::role_session(
+                    account_id,
+                    name,
+                    akid,
+                    akid,
+                    Default::default(),
+                )),
             },
-            KeyEntry::Temporary { session, .. } => Ok(Principal {
-                arn: session.arn(),
-                account: session.role_account_id.clone(),
-                name: session.session_name.clone(),
-                kind: PrincipalKind::AssumedRole {
-                    role: session.role_name.clone(),
-                    session: session.session_name.clone(),
-                    access_key_id: Some(akid.to_owned()),
-                },
-                groups: Vec::new(),
-                tags: session.tags.clone(),
-                auth_method: AuthMethod::Sigv4,
-            }),
+            KeyEntry::Temporary { session, .. } => Ok(Principal::role_session(
+                &session.role_account_id,
+                &session.role_name,
+                &session.session_name,
+                akid,
+                session.tags.clone(),
+            )),
         }
     }
 

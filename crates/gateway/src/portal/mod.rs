@@ -268,7 +268,8 @@ async fn post_login(
     if !oidc::builtin_login_enabled(&s) {
         return not_found().await;
     }
-    if let Err(f) = session::same_origin_unsafe(&parts) {
+    let served = s.auth.served_origin(&parts, s.secure_transport);
+    if let Err(f) = session::same_origin_unsafe(&parts, served.as_ref()) {
         return html_response(
             StatusCode::FORBIDDEN,
             html::error_page(
@@ -359,7 +360,8 @@ async fn get_logout() -> Response {
 }
 
 async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
-    if let Err(f) = session::same_origin_unsafe(&parts) {
+    let served = s.auth.served_origin(&parts, s.secure_transport);
+    if let Err(f) = session::same_origin_unsafe(&parts, served.as_ref()) {
         return html_response(
             StatusCode::FORBIDDEN,
             html::error_page(

@@ -6,8 +6,9 @@ use mlgate_policy::Context;
 use crate::identity::Principal;
 use crate::listen::Peer;
 
-/// The global keys every authenticated request carries (`aws:*`, `mlgate:AuthMethod`).
-pub fn global_context(principal: &Principal, peer: &Peer, now: Timestamp) -> Context {
+/// The keys of the connection and the clock, which every decision sees: the API's, and STS
+/// trust-policy decisions (also those of a web identity, which has no principal yet).
+pub fn request_context(peer: &Peer, now: Timestamp) -> Context {
     let mut context = Context::default();
     context.insert("aws:SourceIp", peer.addr.ip().to_canonical().to_string());
     context.insert(
@@ -18,7 +19,16 @@ pub fn global_context(principal: &Principal, peer: &Peer, now: Timestamp) -> Con
     let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     context.insert("aws:CurrentTime", now.to_string());
     context.insert("aws:EpochTime", now.as_second().to_string());
-    context.insert("aws:username", principal.name.clone());
+    context
+}
+
+/// The global keys every authenticated request carries (`aws:*`, `mlgate:AuthMethod`).
+/// `aws:username` only for users: a role session has none, as in AWS.
+pub fn global_context(principal: &Principal, peer: &Peer, now: Timestamp) -> Context {
+    let mut context = request_context(peer, now);
+    if let Some(username) = principal.username() {
+        context.insert("aws:username", username.to_owned());
+    }
     context.insert("aws:PrincipalArn", principal.arn.clone());
     context.insert("aws:PrincipalAccount", principal.account.clone());
     context.insert("mlgate:AuthMethod", principal.auth_method.as_str());
@@ -87,5 +97,26 @@ mod tests {
         assert_eq!(one(&context, "aws:SecureTransport"), "false");
         assert_eq!(one(&context, "aws:CurrentTime"), "1970-01-01T00:00:00Z");
         assert_eq!(one(&context, "aws:EpochTime"), "0");
+    }
+
+    #[test]
+    fn a_role_session_has_no_username() {
+        let peer = Peer {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            secure: false,
+        };
+        let session = Principal::role_session(
+            "111111111111",
+            "writer",
+            "alice",
+            "ASIAEXAMPLEEXAMPLE00",
+            BTreeMap::new(),
+        );
+        let context = global_context(&session, &peer, Timestamp::UNIX_EPOCH);
+        assert_eq!(context.get("aws:username"), None);
+        assert_eq!(
+            one(&context, "aws:PrincipalArn"),
+            "arn:aws:sts::111111111111:assumed-role/writer/alice"
+        );
     }
 }

@@ -24,7 +24,7 @@ use arn::{artifact_owner, id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
-pub use context::global_context;
+pub use context::{global_context, request_context};
 
 /// MLflow's default experiment, which its store uses when a request names none.
 const DEFAULT_EXPERIMENT_ID: &str = "0";

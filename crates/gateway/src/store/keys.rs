@@ -1035,19 +1035,14 @@ mod tests {
             "arn:aws:sts::111111111111:assumed-role/mlflow-writer/job-1"
         );
         assert_eq!(s.token_sha256(), token_digest(&token));
-        let principal = Principal {
-            arn: s.arn(),
-            account: "111111111111".into(),
-            name: "job-1".into(),
-            kind: PrincipalKind::AssumedRole {
-                role: "mlflow-writer".into(),
-                session: "job-1".into(),
-                access_key_id: Some("ASIATESTTESTTESTTEST".into()),
-            },
-            groups: Vec::new(),
-            tags: BTreeMap::new(),
-            auth_method: crate::identity::AuthMethod::Sigv4,
-        };
+        let principal = Principal::role_session(
+            "111111111111",
+            "mlflow-writer",
+            "job-1",
+            "ASIATESTTESTTESTTEST",
+            BTreeMap::new(),
+        );
+        assert_eq!(principal.arn, s.arn());
         let session = store.session_policies(&principal).await.unwrap().unwrap();
         assert_eq!(session[0].name, "session-policy");
         assert_eq!(store.effective_policies(&principal).await.unwrap().len(), 1);

@@ -18,7 +18,7 @@ pub struct OidcFile {
     #[serde(default = "yes")]
     pub builtin_login: bool,
     /// The URL browsers use to reach mlgate (e.g. `https://mlflow.example.com`), for the OIDC
-    /// `redirect_uri`. Default: the request's scheme and `Host`.
+    /// `redirect_uri` and the CSRF check's origin. Default: the request's scheme and `Host`.
     #[serde(default)]
     pub public_url: Option<String>,
     /// Trusted issuers.

@@ -340,7 +340,9 @@ async fn temporary_credentials_need_their_token_and_expire() {
         v.principal.arn,
         "arn:aws:sts::111111111111:assumed-role/writer/job-7"
     );
-    assert_eq!(v.principal.name, "job-7");
+    // Attributed to the session's ARN; the caller-chosen name is no username.
+    assert_eq!(v.principal.name, v.principal.arn);
+    assert_eq!(v.principal.username(), None);
     // Without the token, or with another one.
     s.token = None;
     assert!(

@@ -12,6 +12,10 @@
 //!   caller, no explicit deny anywhere, and the caller's identity policies must allow
 //!   `sts:AssumeRole` on the role ARN — except within one account when the trust policy names
 //!   the caller's ARN itself (not its account or `*`), where the trust policy alone suffices.
+//!   Passing tags also needs `sts:TagSession`, decided by the same rule; both decisions see the
+//!   caller's global keys ([`global_context`]) plus `aws:RequestTag/<key>` and `aws:TagKeys`.
+//!   Every refusal, an unknown role's included, is the same `AccessDenied` text; why it was
+//!   refused goes to the audit record only.
 //! * `AssumeRoleWithWebIdentity` (OIDC issue): unsigned, the trust policy decides; see
 //!   [`mod@web_identity`].
 
@@ -24,8 +28,10 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
+use jiff::Timestamp;
 use mlgate_policy::{Context, Decision, NamedPolicy, PolicyDocument, evaluate};
 
 pub mod web_identity;
@@ -33,10 +39,11 @@ pub mod web_identity;
 use super::{PortalOutcome, PortalState};
 use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
-use crate::authenticate::client_ip;
 use crate::authenticate::sigv4::Endpoint;
 use crate::identity::{AuthMethod, Principal};
+use crate::listen::Peer;
 use crate::normalize::BodyLimits;
+use crate::resolve::global_context;
 use crate::store::{
     MIN_SESSION_SECONDS, NewStsSession, RoleRecord, Store, assumed_role_arn, new_access_key_id,
     new_secret_access_key, new_session_token, now, token_digest,
@@ -46,7 +53,10 @@ const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// STS form bodies are small; AWS limits session policies to 2048 characters.
 const MAX_FORM_BYTES: u64 = 64 << 10;
 const MAX_SESSION_POLICY: usize = 2048;
+const MAX_SESSION_TAGS: usize = 50;
 pub const ASSUME_ROLE: &str = "sts:AssumeRole";
+/// Needed, besides the assume action, to pass session tags.
+pub const TAG_SESSION: &str = "sts:TagSession";
 
 pub fn path() -> String {
     format!("{RESERVED_PREFIX}/sts")
@@ -63,6 +73,8 @@ pub struct StsError {
     pub sender: bool,
     pub code: &'static str,
     pub message: String,
+    /// Why, for the audit record only (an `AccessDenied` answer says nothing about the role).
+    pub detail: Option<String>,
 }
 
 impl StsError {
@@ -72,6 +84,13 @@ impl StsError {
             sender: true,
             code,
             message: message.into(),
+            detail: None,
+        }
+    }
+    fn with_detail(self, detail: impl Into<String>) -> Self {
+        StsError {
+            detail: Some(detail.into()),
+            ..self
         }
     }
     fn invalid(message: impl Into<String>) -> Self {
@@ -86,6 +105,15 @@ impl StsError {
             sender: false,
             code: "ServiceUnavailable",
             message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// The audit record's reason: the answer, and why when the answer does not say.
+    pub fn audit_reason(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("sts: {}: {} ({detail})", self.code, self.message),
+            None => format!("sts: {}: {}", self.code, self.message),
         }
     }
 
@@ -141,8 +169,15 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let fail = |e: StsError, p: Option<&Principal>, d: AuditDecision| {
-        let reason = format!("sts: {}: {}", e.code, e.message);
-        xml_response(e.status, e.to_xml(&request_id), outcome(p, d, reason))
+        xml_response(
+            e.status,
+            e.to_xml(&request_id),
+            outcome(p, d, e.audit_reason()),
+        )
+    };
+    let peer = match connection(&parts) {
+        Ok(peer) => peer,
+        Err(e) => return fail(e, None, AuditDecision::Rejected),
     };
     if parts.method != Method::POST {
         return fail(
@@ -157,7 +192,7 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
     }
     // AssumeRoleWithWebIdentity is unsigned, as in AWS: its token is the credential.
     if web_identity::is_unsigned(&parts) {
-        return web_identity::handle_unsigned(&state, &parts, body, &request_id).await;
+        return web_identity::handle_unsigned(&state, &peer, body, &request_id).await;
     }
     let Some(sigv4) = state.auth.sigv4() else {
         return fail(
@@ -188,6 +223,7 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
                     sender: !rejection.unavailable,
                     code: rejection.aws_code,
                     message: rejection.message,
+                    detail: None,
                 },
                 None,
                 AuditDecision::Unauthenticated,
@@ -200,7 +236,6 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
         Err(e) => return fail(e, Some(&caller), AuditDecision::Rejected),
     };
     let action = form.get("Action").map(String::as_str).unwrap_or_default();
-    let source_ip = client_ip(&parts).map(|ip| ip.to_canonical().to_string());
     let result = match action {
         "GetCallerIdentity" => Ok((get_caller_identity(&caller, &request_id), None)),
         "AssumeRole" => {
@@ -209,16 +244,14 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
                 sigv4.master_key(),
                 &caller,
                 &form,
-                source_ip.as_deref(),
+                &peer,
                 &request_id,
             )
             .await
         }
         "AssumeRoleWithWebIdentity" => {
             // Signed or not, the web identity token alone authorizes it (web_identity.rs).
-            return match web_identity::assume(&state, &form, source_ip.as_deref(), &request_id)
-                .await
-            {
+            return match web_identity::assume(&state, &form, &peer, &request_id).await {
                 Ok(done) => xml_response(StatusCode::OK, done.xml, done.outcome),
                 Err((e, _)) => fail(e, Some(&caller), AuditDecision::Rejected),
             };
@@ -264,6 +297,15 @@ fn truncate(s: &str, n: usize) -> String {
         .filter(|c| !c.is_control())
         .take(n)
         .collect::<String>()
+}
+
+/// The connection the request came on (`aws:SourceIp`, `aws:SecureTransport`).
+fn connection(parts: &Parts) -> Result<Peer, StsError> {
+    parts
+        .extensions
+        .get::<Peer>()
+        .copied()
+        .ok_or_else(|| StsError::internal("request without connection information"))
 }
 
 async fn read_form(body: Body) -> Result<BTreeMap<String, String>, StsError> {
@@ -328,19 +370,45 @@ fn valid_session_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
 }
 
+/// Role chaining does not carry tags here, so a request that asks for it is refused.
+fn no_transitive_tags() -> StsError {
+    StsError::invalid(
+        "transitive session tags are not supported: mlgate does not carry session tags into chained role sessions",
+    )
+}
+
+/// Adds one session tag: a valid key and value, the key not already there in any case (tag keys
+/// are case-insensitive, as condition keys are: `Team` and `team` would be one multi-valued
+/// `aws:PrincipalTag/team`).
+fn add_session_tag(
+    tags: &mut BTreeMap<String, String>,
+    key: &str,
+    value: &str,
+) -> Result<(), StsError> {
+    crate::store::validate_tag(key, value).map_err(|e| StsError::invalid(e.to_string()))?;
+    if tags.len() >= MAX_SESSION_TAGS {
+        return Err(StsError::invalid(format!(
+            "at most {MAX_SESSION_TAGS} session tags"
+        )));
+    }
+    if tags.keys().any(|t| t.eq_ignore_ascii_case(key)) {
+        return Err(StsError::invalid("duplicate session tag key"));
+    }
+    tags.insert(key.to_owned(), value.to_owned());
+    Ok(())
+}
+
 fn session_tags(form: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, StsError> {
+    if form.keys().any(|k| k.starts_with("TransitiveTagKeys.")) {
+        return Err(no_transitive_tags());
+    }
     let mut tags = BTreeMap::new();
-    for n in 1..=50 {
+    for n in 1.. {
         let key = form.get(&format!("Tags.member.{n}.Key"));
         let value = form.get(&format!("Tags.member.{n}.Value"));
         match (key, value) {
             (None, None) => break,
-            (Some(k), Some(v)) => {
-                crate::store::validate_tag(k, v).map_err(|e| StsError::invalid(e.to_string()))?;
-                if tags.insert(k.clone(), v.clone()).is_some() {
-                    return Err(StsError::invalid("duplicate session tag key"));
-                }
-            }
+            (Some(k), Some(v)) => add_session_tag(&mut tags, k, v)?,
             _ => {
                 return Err(StsError::invalid(
                     "each session tag needs a Key and a Value",
@@ -348,29 +416,34 @@ fn session_tags(form: &BTreeMap<String, String>) -> Result<BTreeMap<String, Stri
             }
         }
     }
+    // A tag numbered out of sequence would otherwise be dropped unseen.
+    if form.keys().filter(|k| k.starts_with("Tags.")).count() != 2 * tags.len() {
+        return Err(StsError::invalid(
+            "session tags must be Tags.member.N.Key and .Value, numbered from 1 without gaps",
+        ));
+    }
     Ok(tags)
 }
 
-/// The context the `sts:AssumeRole` decision sees (the caller's global keys).
-fn caller_context(caller: &Principal, source_ip: Option<&str>) -> Context {
-    let mut context = Context::default();
-    let t = jiff::Timestamp::from_second(now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    context.insert("aws:CurrentTime", t.to_string());
-    context.insert("aws:EpochTime", t.as_second().to_string());
-    context.insert("aws:username", caller.name.clone());
-    context.insert("aws:PrincipalArn", caller.arn.clone());
-    context.insert("aws:PrincipalAccount", caller.account.clone());
-    context.insert("mlgate:AuthMethod", caller.auth_method.as_str());
-    if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ip.to_owned());
+/// What the trust decision sees of the tags a request passes: `aws:RequestTag/<key>` for each
+/// and `aws:TagKeys` (multi-valued).
+pub fn insert_request_tags(context: &mut Context, tags: &BTreeMap<String, String>) {
+    for (key, value) in tags {
+        context.insert(&format!("aws:RequestTag/{key}"), value.clone());
+        context.insert("aws:TagKeys", key.clone());
     }
-    for (k, v) in &caller.tags {
-        context.insert(&format!("aws:PrincipalTag/{k}"), v.clone());
-    }
-    context
 }
 
-/// What the caller's identity side says about `sts:AssumeRole` on the role.
+/// The actions a request to assume a role needs: the assume action, and `sts:TagSession` when
+/// it passes tags.
+pub fn required_actions<'a>(
+    assume: &'a str,
+    tags: &BTreeMap<String, String>,
+) -> impl Iterator<Item = &'a str> {
+    std::iter::once(assume).chain((!tags.is_empty()).then_some(TAG_SESSION))
+}
+
+/// What each side says about an action (`sts:AssumeRole`, `sts:TagSession`) on the role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sides {
     /// The caller's identity policies (narrowed by its own session policy, if any).
@@ -382,12 +455,12 @@ pub struct Sides {
     pub same_account: bool,
 }
 
-/// AWS's rule for `sts:AssumeRole`: an explicit deny on either side denies; the trust policy
-/// must allow; the identity side must allow too unless the role is in the caller's account and
-/// the trust policy names the caller's ARN itself.
+/// AWS's rule for `sts:AssumeRole` (and `sts:TagSession` with it): an explicit deny on either
+/// side denies; the trust policy must allow; the identity side must allow too unless the role
+/// is in the caller's account and the trust policy names the caller's ARN itself.
 pub fn assume_role_decision(s: &Sides) -> Result<(), &'static str> {
     if matches!(s.identity, Decision::ExplicitDeny(_)) {
-        return Err("an identity policy explicitly denies sts:AssumeRole on the role");
+        return Err("an identity policy explicitly denies it on the role");
     }
     match s.trust {
         Decision::ExplicitDeny(_) => {
@@ -402,32 +475,57 @@ pub fn assume_role_decision(s: &Sides) -> Result<(), &'static str> {
     if s.identity.is_allowed() {
         Ok(())
     } else {
-        Err("no identity policy of the caller allows sts:AssumeRole on the role")
+        Err("no identity policy of the caller allows it on the role")
     }
 }
 
-/// Evaluates both sides for `caller` assuming `role`.
+/// The role's trust policy (a resource policy).
+pub fn trust_policy(role: &RoleRecord) -> Result<[NamedPolicy; 1], StsError> {
+    let document = PolicyDocument::parse_resource_policy(&role.trust_policy).map_err(|e| {
+        tracing::error!(role = %role.arn(), error = %e, "stored trust policy does not parse");
+        StsError::internal("the role's trust policy cannot be read")
+    })?;
+    Ok([NamedPolicy {
+        name: format!("trust:{}", role.name),
+        document,
+    }])
+}
+
+/// What `policies` say about `principal` doing `action` on the role `role_arn`.
+pub fn decide(
+    policies: &[NamedPolicy],
+    action: &str,
+    role_arn: &str,
+    principal: &str,
+    context: &Context,
+) -> Decision {
+    evaluate(
+        policies.iter(),
+        &mlgate_policy::Request {
+            action,
+            resource: role_arn,
+            principal: Some(principal),
+            context,
+        },
+    )
+}
+
+/// Evaluates both sides for `caller` doing `action` (`sts:AssumeRole`, `sts:TagSession`) on
+/// `role`.
 pub async fn evaluate_sides(
     store: &Store,
     caller: &Principal,
     role: &RoleRecord,
+    action: &str,
     context: &Context,
 ) -> Result<Sides, StsError> {
     let role_arn = role.arn();
     let unavailable = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "cannot load policies for sts:AssumeRole");
+        tracing::error!(error = %e, action, "cannot load policies for an STS decision");
         StsError::internal("the policy store is unavailable; try again")
     };
     let ask = |policies: &[NamedPolicy], principal: &str| {
-        evaluate(
-            policies.iter(),
-            &mlgate_policy::Request {
-                action: ASSUME_ROLE,
-                resource: &role_arn,
-                principal: Some(principal),
-                context,
-            },
-        )
+        decide(policies, action, &role_arn, principal, context)
     };
     let identity_policies = store
         .effective_policies(caller)
@@ -442,14 +540,7 @@ pub async fn evaluate_sides(
             identity = narrowed;
         }
     }
-    let trust_doc = PolicyDocument::parse_resource_policy(&role.trust_policy).map_err(|e| {
-        tracing::error!(role = %role_arn, error = %e, "stored trust policy does not parse");
-        StsError::internal("the role's trust policy cannot be read")
-    })?;
-    let trust_policy = [NamedPolicy {
-        name: format!("trust:{}", role.name),
-        document: trust_doc,
-    }];
+    let trust_policy = trust_policy(role)?;
     let trust = ask(&trust_policy, &caller.arn);
     // Named specifically: an unrelated identity of the caller's account would not be allowed.
     let probe = format!(
@@ -459,15 +550,7 @@ pub async fn evaluate_sides(
     );
     let mut probe_context = context.clone();
     probe_context.insert("aws:PrincipalArn", probe.clone());
-    let probe_decision = evaluate(
-        trust_policy.iter(),
-        &mlgate_policy::Request {
-            action: ASSUME_ROLE,
-            resource: &role_arn,
-            principal: Some(&probe),
-            context: &probe_context,
-        },
-    );
+    let probe_decision = decide(&trust_policy, action, &role_arn, &probe, &probe_context);
     Ok(Sides {
         identity,
         trust_names_caller: trust.is_allowed() && !probe_decision.is_allowed(),
@@ -481,7 +564,7 @@ async fn assume_role(
     master: &crate::store::secrets::MasterKey,
     caller: &Principal,
     form: &BTreeMap<String, String>,
-    source_ip: Option<&str>,
+    peer: &Peer,
     request_id: &str,
 ) -> Result<(String, Option<String>), StsError> {
     let role_arn = form
@@ -501,12 +584,15 @@ async fn assume_role(
             .parse()
             .map_err(|_| StsError::invalid("DurationSeconds must be a number of seconds"))?,
     };
-    let denied = || {
+    // Checked before the role is looked up: they say nothing about it.
+    let tags = session_tags(form)?;
+    let denied = |action: &str, why: &str| {
         StsError::denied(format!(
-            "{} is not authorized to perform: sts:AssumeRole on resource: {}",
+            "{} is not authorized to perform: {action} on resource: {}",
             caller.arn,
             truncate(role_arn, 200)
         ))
+        .with_detail(why)
     };
     let (account, name) = parse_role_arn(role_arn).ok_or_else(|| {
         StsError::invalid("RoleArn must be arn:aws:iam::<12-digit account>:role/<name>")
@@ -516,16 +602,13 @@ async fn assume_role(
         .await
         .map_err(|_| StsError::internal("the identity store is unavailable; try again"))?
         // Unknown role: the same answer as a denial, so roles cannot be enumerated.
-        .ok_or_else(denied)?;
+        .ok_or_else(|| denied(ASSUME_ROLE, "no such role"))?;
 
-    let context = caller_context(caller, source_ip);
-    let sides = evaluate_sides(store, caller, &role, &context).await?;
-    if let Err(why) = assume_role_decision(&sides) {
-        let e = denied();
-        return Err(StsError {
-            message: format!("{} ({why})", e.message),
-            ..e
-        });
+    let mut context = global_context(caller, peer, Timestamp::now());
+    insert_request_tags(&mut context, &tags);
+    for action in required_actions(ASSUME_ROLE, &tags) {
+        let sides = evaluate_sides(store, caller, &role, action, &context).await?;
+        assume_role_decision(&sides).map_err(|why| denied(action, why))?;
     }
     // Duration is checked after authorization (AWS does too): a caller learns a role's maximum
     // only if it may assume it.
@@ -555,7 +638,6 @@ async fn assume_role(
             Some(p.as_str())
         }
     };
-    let tags = session_tags(form)?;
     let source_identity = form.get("SourceIdentity").map(String::as_str);
     if let Some(si) = source_identity
         && !valid_session_name(si)

@@ -8,7 +8,11 @@
 //! * The role's trust policy decides alone, for action `sts:AssumeRoleWithWebIdentity` and the
 //!   principal `{"Federated": "<issuer URL without scheme>"}`, with the condition keys
 //!   `<issuer>:sub`, `<issuer>:aud`, `<issuer>:amr` (see
-//!   [`crate::authenticate::jwt::web_identity_keys`]).
+//!   [`crate::authenticate::jwt::web_identity_keys`]), `aws:FederatedProvider`, and the
+//!   connection and clock keys of every decision ([`request_context`]).
+//! * Session tags come from the token's `https://aws.amazon.com/tags` claim (`principal_tags`),
+//!   as in AWS; passing them needs `sts:TagSession` in the trust policy too, which then sees
+//!   `aws:RequestTag/<key>` and `aws:TagKeys`.
 //! * Credentials are minted exactly like `AssumeRole`'s (same table, same session principal);
 //!   the session's caller is the federated user's ARN.
 
@@ -20,23 +24,30 @@ use axum::response::Response;
 use http::StatusCode;
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
-use mlgate_policy::{Context, NamedPolicy, PolicyDocument, evaluate};
+use jiff::Timestamp;
+use mlgate_policy::PolicyDocument;
+use serde_json::Value;
 
 use super::{
-    MAX_FORM_BYTES, MAX_SESSION_POLICY, NS, StsError, outcome, parse_role_arn, truncate,
+    MAX_FORM_BYTES, MAX_SESSION_POLICY, NS, StsError, add_session_tag, decide, insert_request_tags,
+    no_transitive_tags, outcome, parse_role_arn, required_actions, truncate, trust_policy,
     valid_session_name, xml_escape, xml_response,
 };
 use crate::audit::AuditDecision;
 use crate::authenticate::AuthFailureKind;
 use crate::authenticate::jwt::web_identity_keys;
 use crate::identity::AuthMethod;
+use crate::listen::Peer;
 use crate::portal::{PortalOutcome, PortalState};
+use crate::resolve::request_context;
 use crate::store::{
     MIN_SESSION_SECONDS, NewStsSession, assumed_role_arn, new_access_key_id, new_secret_access_key,
     new_session_token, now, token_digest,
 };
 
 pub const ACTION: &str = "sts:AssumeRoleWithWebIdentity";
+/// The claim AWS reads session tags from.
+const TAGS_CLAIM: &str = "https://aws.amazon.com/tags";
 
 /// No SigV4 on the request (no `Authorization`, no `X-Amz-Signature` query).
 pub fn is_unsigned(parts: &Parts) -> bool {
@@ -50,13 +61,12 @@ pub fn is_unsigned(parts: &Parts) -> bool {
 /// An unsigned STS request: only `AssumeRoleWithWebIdentity` may be one.
 pub async fn handle_unsigned(
     state: &PortalState,
-    parts: &Parts,
+    peer: &Peer,
     body: Body,
     request_id: &str,
 ) -> Response {
     let fail = |e: StsError, d: AuditDecision| {
-        let reason = format!("sts: {}: {}", e.code, e.message);
-        let mut o = outcome(None, d, reason);
+        let mut o = outcome(None, d, e.audit_reason());
         o.auth_method = Some(AuthMethod::Jwt);
         xml_response(e.status, e.to_xml(request_id), o)
     };
@@ -83,8 +93,7 @@ pub async fn handle_unsigned(
             AuditDecision::Unauthenticated,
         );
     }
-    let source_ip = crate::authenticate::client_ip(parts).map(|ip| ip.to_canonical().to_string());
-    match assume(state, &form, source_ip.as_deref(), request_id).await {
+    match assume(state, &form, peer, request_id).await {
         Ok(done) => xml_response(StatusCode::OK, done.xml, done.outcome),
         Err((e, caller)) => {
             let d = match e.code {
@@ -92,12 +101,11 @@ pub async fn handle_unsigned(
                 "InvalidIdentityToken" | "ExpiredTokenException" => AuditDecision::Unauthenticated,
                 _ => AuditDecision::Rejected,
             };
-            let reason = format!("sts: {}: {}", e.code, e.message);
             let o = PortalOutcome {
                 principal: caller,
                 auth_method: Some(AuthMethod::Jwt),
                 decision: d,
-                reason: Some(reason),
+                reason: Some(e.audit_reason()),
             };
             xml_response(e.status, e.to_xml(request_id), o)
         }
@@ -115,7 +123,7 @@ pub struct Assumed {
 pub async fn assume(
     state: &PortalState,
     form: &BTreeMap<String, String>,
-    source_ip: Option<&str>,
+    peer: &Peer,
     request_id: &str,
 ) -> Result<Assumed, (StsError, Option<String>)> {
     let bare = |e| (e, None);
@@ -170,11 +178,13 @@ pub async fn assume(
         .map(|i| i.config.issuer.clone())
         .unwrap_or_default();
     let (federated, keys) = web_identity_keys(&issuer_url, &verified.claims);
-    let denied = || {
+    let tags = token_session_tags(&verified.claims).map_err(with_caller)?;
+    let denied = |action: &str, why: &str| {
         StsError::denied(format!(
-            "Not authorized to perform {ACTION} on {} with a token of {federated}",
+            "Not authorized to perform {action} on {} with a token of {federated}",
             truncate(role_arn, 200)
         ))
+        .with_detail(why)
     };
     let (account, name) = parse_role_arn(role_arn).ok_or_else(|| {
         with_caller(StsError::invalid(
@@ -190,39 +200,23 @@ pub async fn assume(
                 "the identity store is unavailable; try again",
             ))
         })?
-        .ok_or_else(|| with_caller(denied()))?;
+        .ok_or_else(|| with_caller(denied(ACTION, "no such role")))?;
 
-    let mut context = Context::default();
-    let t = jiff::Timestamp::from_second(now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    context.insert("aws:CurrentTime", t.to_string());
-    context.insert("aws:EpochTime", t.as_second().to_string());
+    let mut context = request_context(peer, Timestamp::now());
     context.insert("aws:FederatedProvider", federated.clone());
-    if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ip.to_owned());
-    }
     for (k, v) in keys {
         context.set(&k, v);
     }
-    let trust_doc = PolicyDocument::parse_resource_policy(&role.trust_policy).map_err(|e| {
-        tracing::error!(role = %role.arn(), error = %e, "stored trust policy does not parse");
-        with_caller(StsError::internal("the role's trust policy cannot be read"))
-    })?;
-    let trust = [NamedPolicy {
-        name: format!("trust:{}", role.name),
-        document: trust_doc,
-    }];
+    insert_request_tags(&mut context, &tags);
+    let trust = trust_policy(&role).map_err(with_caller)?;
     let role_arn_full = role.arn();
-    let decision = evaluate(
-        trust.iter(),
-        &mlgate_policy::Request {
-            action: ACTION,
-            resource: &role_arn_full,
-            principal: Some(&federated),
-            context: &context,
-        },
-    );
-    if !decision.is_allowed() {
-        return Err(with_caller(denied()));
+    for action in required_actions(ACTION, &tags) {
+        if !decide(&trust, action, &role_arn_full, &federated, &context).is_allowed() {
+            return Err(with_caller(denied(
+                action,
+                "the role's trust policy does not allow it",
+            )));
+        }
     }
     if !(MIN_SESSION_SECONDS..=role.max_session_duration).contains(&duration) {
         return Err(with_caller(StsError::invalid(format!(
@@ -255,7 +249,6 @@ pub async fn assume(
     let secret = new_secret_access_key();
     let session_token = new_session_token();
     let expires_at = now() + duration;
-    let tags = BTreeMap::new();
     store
         .insert_sts_session(NewStsSession {
             access_key_id: &akid,
@@ -320,4 +313,45 @@ pub async fn assume(
         reason: Some(format!("sts:AssumeRoleWithWebIdentity → {arn}")),
     };
     Ok(Assumed { xml, outcome })
+}
+
+/// The session tags a token carries, AWS's way: `{"https://aws.amazon.com/tags":
+/// {"principal_tags": {"<key>": ["<value>"]}}}`. Malformed tags refuse the token; transitive
+/// keys are refused as for `AssumeRole`.
+pub fn token_session_tags(claims: &Value) -> Result<BTreeMap<String, String>, StsError> {
+    let mut tags = BTreeMap::new();
+    let Some(claim) = claims.get(TAGS_CLAIM) else {
+        return Ok(tags);
+    };
+    let malformed = || {
+        StsError::sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidIdentityToken",
+            format!(
+                "the token's {TAGS_CLAIM} claim must be {{\"principal_tags\": {{\"<key>\": [\"<value>\"]}}}}"
+            ),
+        )
+    };
+    let claim = claim.as_object().ok_or_else(malformed)?;
+    if claim
+        .get("transitive_tag_keys")
+        .is_some_and(|keys| keys.as_array().is_none_or(|keys| !keys.is_empty()))
+    {
+        return Err(no_transitive_tags());
+    }
+    let principal_tags = match claim.get("principal_tags") {
+        None => return Ok(tags),
+        Some(t) => t.as_object().ok_or_else(malformed)?,
+    };
+    for (key, value) in principal_tags {
+        let value = match value {
+            Value::Array(values) => match values.as_slice() {
+                [Value::String(one)] => one,
+                _ => return Err(malformed()),
+            },
+            _ => return Err(malformed()),
+        };
+        add_session_tag(&mut tags, key, value)?;
+    }
+    Ok(tags)
 }
