@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::authenticate::AuthFailure;
+use crate::store::StoreError;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -88,6 +89,15 @@ impl GatewayError {
             GatewayError::Internal(_) => "internal error in mlgate".to_owned(),
             other => other.to_string(),
         }
+    }
+}
+
+/// A request that needs mlgate's store (policies, creators) while it cannot be read: logged,
+/// and answered 503 so the client retries; never decided without it.
+impl From<StoreError> for GatewayError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "the store cannot be read");
+        GatewayError::Unavailable("the policy store is unavailable; try again".into())
     }
 }
 

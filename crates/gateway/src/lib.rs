@@ -1,4 +1,5 @@
-//! mlgate: the gateway. Each request-pipeline stage of DESIGN.md is one module, in order:
+//! mlgate: the gateway. Each request-pipeline stage (docs/architecture.md) is one module, in
+//! order:
 //!
 //! 1. [`listen`]       HTTP/1.1 + h2 listener, optional TLS, size limits and timeouts
 //! 2. [`normalize`]    one canonical method + path; MLflow-style field reading; ambiguity → 400
@@ -6,8 +7,9 @@
 //! 4. [`classify`]     route catalog lookup → action + where the resource ids are
 //! 5. [`resolve`]      ids → resource ARNs (run → experiment, ...), cached
 //! 6. [`authorize`]    the IAM policy decision
-//! 7. [`rewrite`]      attribution of writes to the principal
-//! 8. [`forward`]      streaming proxy to MLflow over pooled connections
+//! 7. [`rewrite`]      attribution of writes to the principal; searches narrowed
+//! 8. [`forward`]      streaming proxy to MLflow over pooled connections; then [`effects`],
+//!    what a forwarded write changes in mlgate's own state (caches, creator records)
 //! 9. [`filter`]       drop unreadable items from searches; pages stay full, tokens sealed
 //! 10. [`audit`]       one record per request
 //!
@@ -21,6 +23,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod classify;
 pub mod config;
+pub mod effects;
 pub mod error;
 pub mod filter;
 pub mod forward;

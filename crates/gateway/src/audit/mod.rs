@@ -19,6 +19,7 @@
 //! The path `-` writes to standard output (containers).
 
 pub mod record;
+mod trail;
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use record::{AuditDecision, AuditRecord};
+pub use trail::Trail;
 
 /// Records waiting for the writer before new ones are dropped.
 pub const CHANNEL_CAPACITY: usize = 16_384;

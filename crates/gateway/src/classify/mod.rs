@@ -5,6 +5,7 @@ use http::Method;
 use mlgate_catalog::{Classified, ParamStyle, Route, classify, execute_api_arn};
 
 use crate::config::GatewaySettings;
+use crate::error::GatewayError;
 
 /// The operation of `/graphql`, whose root fields are decided one by one (see
 /// `pipeline::graphql`).
@@ -17,7 +18,7 @@ const UI_OPERATION: &str = "AccessUI";
 #[derive(Clone, Debug)]
 pub struct Call {
     /// The route MLflow dispatches to; `None` when MLflow serves nothing for the method and
-    /// path, which only an `execute-api:Invoke` policy on that exact ARN may allow.
+    /// path: such a request is refused whatever the policies say ([`Call::catalogued`]).
     pub route: Option<&'static Route>,
     /// Path parameters of the route, percent-decoded as MLflow's handler receives them.
     pub path_params: Vec<(&'static str, String)>,
@@ -47,6 +48,14 @@ impl Call {
                 execute_api,
             },
         }
+    }
+
+    /// The route, or the refusal of a method and path outside the catalog: MLflow serves
+    /// nothing there, and no policy can change that.
+    pub fn catalogued(&self, method: &Method, path: &str) -> Result<&'static Route, GatewayError> {
+        self.route.ok_or_else(|| {
+            GatewayError::UnknownRoute(format!("mlgate knows no MLflow endpoint {method} {path}"))
+        })
     }
 
     /// Routes anyone may call (MLflow's health check).

@@ -21,19 +21,24 @@
 //! token survives restarts, works on every replica sharing the key, and is useless to anyone
 //! else or on another query (a replay is a 400).
 //!
-//! Pure apart from the fetch and creator-lookup closures the pipeline passes in.
+//! Pure apart from [`search`], which fetches the upstream pages and the creators.
 
 use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use mlgate_policy::{Context, NamedPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::authorize::{Question, authorize};
+mod narrow;
+mod search;
+
+pub use narrow::{Narrowed, narrow};
+pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
+
+use crate::authorize::{Asker, Question};
 use crate::error::GatewayError;
 use crate::resolve::{ArnScope, RESOURCE_CREATOR};
 
@@ -112,12 +117,6 @@ static DECISIONS: [(&str, Filtering); 31] = [
     ("ListAssistantProviderModels", Filtering::Unowned),
     ("GraphQLQuery", Filtering::GraphQl),
 ];
-
-/// Searches named by experiment ids (`experiment_ids` in a JSON body) that are narrowed to
-/// the experiments the caller may search, instead of refused when one of them is not.
-pub fn narrows_experiment_ids(operation: &str) -> bool {
-    filtering(operation) == Some(Filtering::Narrowed)
-}
 
 /// Whether mlgate answers an empty list itself: the operation lists across every experiment
 /// when the request names none of its parents (`named` is how many resources it named).
@@ -351,13 +350,10 @@ fn tags<'a>(item: &'a Value, prefix: &'a str) -> impl Iterator<Item = (String, S
 pub struct Readability<'a> {
     pub listing: Listing,
     pub scope: &'a ArnScope,
-    pub policies: &'a [NamedPolicy],
-    pub session: Option<&'a [NamedPolicy]>,
-    pub principal: &'a str,
+    /// Who asks, with its policies and the request's global condition keys.
+    pub asker: &'a Asker<'a>,
     /// The execute-api ARN of a `GET` of the path `/` (the item's read path is appended).
     pub execute_api_root: &'a str,
-    /// The request's global condition keys.
-    pub context: &'a Context,
 }
 
 impl Readability<'_> {
@@ -367,7 +363,7 @@ impl Readability<'_> {
         let Some(ItemResource { arns, keys, id }) = self.listing.resource(self.scope, item) else {
             return false;
         };
-        let mut context = self.context.clone();
+        let mut context = self.asker.context.clone();
         for (key, value) in keys {
             context.insert(&key, value);
         }
@@ -381,15 +377,12 @@ impl Readability<'_> {
             path.strip_prefix('/').unwrap_or(&path)
         );
         let question = Question {
-            mlflow: Some((self.listing.read_action(), &arns)),
+            mlflow: (self.listing.read_action(), &arns),
             execute_api: &execute_api,
-            principal: self.principal,
+            principal: &self.asker.principal.arn,
             context: &context,
         };
-        authorize(self.policies, &question).is_allowed()
-            && self
-                .session
-                .is_none_or(|session| authorize(session, &question).is_allowed())
+        self.asker.policies.decide(&question).is_allowed()
     }
 }
 

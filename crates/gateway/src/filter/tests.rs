@@ -1,10 +1,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use mlgate_policy::PolicyDocument;
+use std::sync::Arc;
+
+use mlgate_policy::{Context, NamedPolicy, PolicyDocument};
 use serde_json::json;
 
 use super::*;
+use crate::authorize::PolicySet;
+use crate::identity::{AuthMethod, Principal, PrincipalKind};
 
 const ALICE: &str = "arn:aws:iam::111111111111:user/alice";
 const BOB: &str = "arn:aws:iam::111111111111:user/bob";
@@ -65,21 +69,35 @@ fn team_a_only() -> Vec<NamedPolicy> {
     )]
 }
 
-/// Alice's view of `listing` under `policies`.
-fn reader<'a>(
-    listing: Listing,
-    scope: &'a ArnScope,
-    policies: &'a [NamedPolicy],
-    context: &'a Context,
-) -> Readability<'a> {
+/// Alice asking with `policies` (and no condition keys of her own).
+fn asker(policies: &[NamedPolicy]) -> Asker<'static> {
+    let alice: &'static Principal = Box::leak(Box::new(Principal {
+        arn: ALICE.into(),
+        account: "111111111111".into(),
+        name: "alice".into(),
+        kind: PrincipalKind::User,
+        groups: Vec::new(),
+        tags: Default::default(),
+        auth_method: AuthMethod::Basic,
+    }));
+    Asker {
+        principal: alice,
+        policies: PolicySet {
+            identity: Arc::from(policies.to_vec()),
+            session: None,
+        },
+        context: Context::default(),
+        execute_api: API_ROOT,
+    }
+}
+
+/// Alice's view of `listing`.
+fn reader<'a>(listing: Listing, scope: &'a ArnScope, asker: &'a Asker<'a>) -> Readability<'a> {
     Readability {
         listing,
         scope,
-        policies,
-        session: None,
-        principal: ALICE,
+        asker,
         execute_api_root: API_ROOT,
-        context,
     }
 }
 
@@ -99,8 +117,8 @@ async fn page_of(
     start: Cursor,
 ) -> Page {
     let scope = scope();
-    let context = Context::default();
-    let reader = reader(experiments(), &scope, policies, &context);
+    let asker = asker(policies);
+    let reader = reader(experiments(), &scope, &asker);
     fill_page(
         experiments(),
         want,
@@ -203,8 +221,8 @@ fn explicit_deny_hides_an_item_and_tags_are_condition_keys() {
              "Condition":{"StringEquals":{"mlflow:ExperimentTag/team":"team-b"}}}]}"#,
     )];
     let scope = scope();
-    let context = Context::default();
-    let reader = reader(experiments(), &scope, &policies, &context);
+    let asker = asker(&policies);
+    let reader = reader(experiments(), &scope, &asker);
     assert!(reader.readable(&experiment(1, "team-a/x"), None));
     assert!(!reader.readable(&experiment(2, "team-b/x"), None));
     // An item without its identifier, or with one that could pose as another ARN, is dropped.
@@ -222,8 +240,8 @@ fn the_article_path_policies_list_what_they_may_get() {
         "arn:aws:execute-api:us-east-1:111111111111:mlgate/*/GET/*"
     ))];
     let scope = scope();
-    let context = Context::default();
-    let reader = reader(experiments(), &scope, &reader_policy, &context);
+    let asker = asker(&reader_policy);
+    let reader = reader(experiments(), &scope, &asker);
     assert!(reader.readable(&experiment(1, "anything"), None));
 }
 
@@ -436,7 +454,7 @@ fn unscoped_listings_are_answered_empty_and_datasets_filtered_only_when_unscoped
     assert!(Listing::of_request("SearchEvaluationDatasets", 0).is_some());
     assert!(Listing::of_request("SearchEvaluationDatasets", 2).is_none());
     assert!(Listing::of_request("SearchExperiments", 0).is_some());
-    assert!(narrows_experiment_ids("SearchDatasets"));
+    assert_eq!(filtering("SearchDatasets"), Some(Filtering::Narrowed));
 }
 
 #[test]
@@ -458,8 +476,8 @@ fn flat_items_need_every_arn_readable() {
             {"Effect":"Allow","Action":"mlflow:GetGatewayEndpoint","Resource":"*"},
             {"Effect":"Deny","Action":"mlflow:GetGatewayEndpoint","Resource":"arn:mlflow:*:*:gateway-endpoint/chat"}]}"#,
     )];
-    let context = Context::default();
-    let reader = reader(endpoints, &s, &policies, &context);
+    let asker = asker(&policies);
+    let reader = reader(endpoints, &s, &asker);
     assert!(!reader.readable(&item, None));
     assert!(reader.readable(&json!({"endpoint_id": "e-2", "name": "embed"}), None));
     // An MCP server is `namespace/slug`; anything else is never listed.
@@ -483,9 +501,9 @@ async fn creators_are_looked_up_once_per_upstream_page() {
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:GetExperiment","Resource":"*",
             "Condition":{"StringEquals":{"mlflow:ResourceCreator":"${aws:username}"}}}]}"#,
     )];
-    let mut context = Context::default();
-    context.insert("aws:username", "alice".to_owned());
-    let reader = reader(experiments(), &scope, &policies, &context);
+    let mut asker = asker(&policies);
+    asker.context.insert("aws:username", "alice".to_owned());
+    let reader = reader(experiments(), &scope, &asker);
     let lookups = RefCell::new(Vec::new());
     let page = fill_page(
         experiments(),

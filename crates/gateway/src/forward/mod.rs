@@ -117,18 +117,29 @@ impl Upstream {
         let request = request.map(|body| Body::new(SentSignal::new(body, sent_tx)));
         let response = self.send(request, sent_rx).await?;
         let status = response.status();
-        let body = tokio::time::timeout(
-            self.timeout,
-            Limited::new(response.into_body(), MAX_LOOKUP_BODY).collect(),
-        )
-        .await
-        .map_err(|_| {
-            GatewayError::UpstreamTimeout("MLflow did not finish answering a lookup in time".into())
-        })?
-        .map_err(|e| {
-            GatewayError::UpstreamUnavailable(format!("MLflow broke off a lookup answer: {e}"))
-        })?;
-        Ok((status, body.to_bytes()))
+        let body = self
+            .collect(response.into_body(), MAX_LOOKUP_BODY, "a lookup")
+            .await?;
+        Ok((status, body))
+    }
+
+    /// Reads a whole answer of MLflow's that mlgate must look into (a lookup, a search page, a
+    /// GraphQL answer, a creation's id): at most `limit` bytes, within the upstream timeout.
+    /// `what` names it in the error ("a search answer").
+    pub async fn collect<B>(&self, body: B, limit: usize, what: &str) -> Result<Bytes, GatewayError>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let collected = tokio::time::timeout(self.timeout, Limited::new(body, limit).collect())
+            .await
+            .map_err(|_| {
+                GatewayError::UpstreamTimeout(format!("MLflow did not finish {what} in time"))
+            })?
+            .map_err(|e| {
+                GatewayError::UpstreamUnavailable(format!("MLflow broke off {what}: {e}"))
+            })?;
+        Ok(collected.to_bytes())
     }
 
     fn uri(&self, path_and_query: PathAndQuery) -> Result<Uri, GatewayError> {

@@ -5,54 +5,26 @@
 //! run's experiment; lists of model versions in the answer (a run's `modelVersions`,
 //! `mlflowSearchModelVersions`) keep only the versions the caller may read.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
 use mlgate_catalog::{GraphQlError, GraphQlField, GraphQlRequest, graphql_request};
-use mlgate_policy::Context;
 
-use super::{Gateway, MAX_SEARCH_PAGE_BYTES, Trail};
-use crate::authorize::EXECUTE_API_INVOKE;
-use crate::classify::Call;
+use super::{Gateway, Trail};
+use crate::authorize::{Access, Asker, EXECUTE_API_INVOKE};
 use crate::error::GatewayError;
-use crate::filter::{Listing, Readability};
-use crate::identity::Principal;
+use crate::filter::{Listing, MAX_SEARCH_ANSWER_BYTES};
 use crate::listen::Peer;
 use crate::normalize::{RequestBody, Target};
-use crate::resolve::{self, ExperimentFacts};
 
 /// The request as the GraphQL step needs it.
 pub(super) struct GraphQlCall<'a> {
     pub parts: Parts,
     pub body: RequestBody,
-    pub principal: &'a Principal,
-    pub call: &'a Call,
-    pub context: &'a Context,
     pub target: Target,
     pub peer: &'a Peer,
-}
-
-/// Who asks what, the same for every field.
-#[derive(Clone, Copy)]
-struct Asked<'a> {
-    principal: &'a Principal,
-    call: &'a Call,
-    context: &'a Context,
-    parts: &'a Parts,
-    creators_read: bool,
-}
-
-/// Whose answer to which document is being filtered.
-struct Answer<'a> {
-    document: &'a GraphQlRequest,
-    principal: &'a Principal,
-    context: &'a Context,
-    creators_read: bool,
 }
 
 /// What was decided, field by field, for the audit record.
@@ -75,11 +47,12 @@ impl Decided {
             .push(format!("{}={} {action}", field.key, field.name));
     }
 
-    fn into_trail(self, call: &Call, trail: &mut Trail, allowed: bool) {
-        trail.actions = self.actions;
-        trail.actions.push(EXECUTE_API_INVOKE.to_owned());
-        trail.resources = self.resources;
-        trail.resources.push(call.execute_api.clone());
+    /// The record lists the fields' actions in order (one per field), the execute-api pair last.
+    fn into_trail(self, execute_api: &str, trail: &mut Trail, allowed: bool) {
+        trail.decisions.actions = self.actions;
+        trail.decisions.actions.push(EXECUTE_API_INVOKE.to_owned());
+        trail.decisions.resources = self.resources;
+        trail.decisions.resources.push(execute_api.to_owned());
         if allowed {
             trail.reason = Some(format!(
                 "GraphQL fields allowed: {}",
@@ -95,31 +68,23 @@ impl Gateway {
     pub(super) async fn graphql(
         &self,
         request: GraphQlCall<'_>,
+        asker: &Asker<'_>,
         trail: &mut Trail,
     ) -> Result<Response, GatewayError> {
         let GraphQlCall {
             mut parts,
             body,
-            principal,
-            call,
-            context,
             target,
             peer,
         } = request;
         let document = graphql_request(body.bytes().unwrap_or_default()).map_err(refusal)?;
         let mut decided = Decided::default();
-        let creators_read = self.policies_read_creator(principal).await?;
-        let asked = Asked {
-            principal,
-            call,
-            context,
-            parts: &parts,
-            creators_read,
-        };
         for field in &document.fields {
-            let outcome = self.graphql_field(field, &asked, trail, &mut decided).await;
+            let outcome = self
+                .graphql_field(field, asker, &parts, trail, &mut decided)
+                .await;
             if let Err(error) = outcome {
-                decided.into_trail(call, trail, false);
+                decided.into_trail(asker.execute_api, trail, false);
                 return Err(match error {
                     GatewayError::PermissionDenied(message) => GatewayError::PermissionDenied(
                         format!("GraphQL field '{}' ({}): {message}", field.key, field.name),
@@ -128,7 +93,7 @@ impl Gateway {
                 });
             }
         }
-        decided.into_trail(call, trail, true);
+        decided.into_trail(asker.execute_api, trail, true);
 
         let filters = document.fields.iter().any(|f| !f.model_versions.is_empty());
         if filters {
@@ -139,78 +104,72 @@ impl Gateway {
         if !filters {
             return Ok(response);
         }
-        let answer = Answer {
-            document: &document,
-            principal,
-            context,
-            creators_read,
-        };
-        self.filter_model_versions(answer, response, trail).await
+        self.filter_model_versions(&document, asker, response, trail)
+            .await
     }
 
     /// Resolves and decides one root field (and a run's nested `experiment`).
     async fn graphql_field(
         &self,
         field: &GraphQlField,
-        asked: &Asked<'_>,
+        asker: &Asker<'_>,
+        parts: &Parts,
         trail: &mut Trail,
         decided: &mut Decided,
     ) -> Result<(), GatewayError> {
-        let Asked {
-            principal,
-            call,
-            context,
-            parts,
-            creators_read,
-        } = *asked;
         let action = field.action();
         let (Some(route), Some(params)) = (field.route, field.params.as_ref()) else {
             // `test`, `testMutation`, `__typename`, introspection: no resource but the server.
-            let resources = [self.resolver.scope().server()];
-            decided.note(field, &action, &resources);
+            let arns = [self.resolver.scope().server()];
+            decided.note(field, &action, &arns);
+            let access = Access {
+                action: &action,
+                arns: &arns,
+                experiments: &[],
+                model: None,
+            };
             return self
-                .authorize(principal, Some((&action, &resources)), call, context, trail)
+                .authorizer
+                .decide(asker, access, &mut trail.decisions)
                 .await;
         };
-        let plan = resolve::plan(self.resolver.scope(), route, &[], params, &parts.headers)?;
-        let resources = self.resolver.resources(&plan).await?;
-        let mut context = context.clone();
-        for (key, value) in &plan.context {
+        let resolved = self
+            .resolver
+            .resolve(route, &[], params, &parts.headers)
+            .await?;
+        let mut context = asker.context.clone();
+        for (key, value) in &resolved.plan.context {
             context.insert(key, value.clone());
         }
-        let experiments = self
-            .with_creators(
-                creators_read,
-                self.resolver.experiment_contexts(&resources).await?,
-            )
+        let asker = Asker {
+            context,
+            policies: asker.policies.clone(),
+            ..*asker
+        };
+        decided.note(field, &action, &resolved.arns);
+        let access = Access {
+            action: &action,
+            arns: &resolved.arns,
+            experiments: &resolved.experiments,
+            model: None,
+        };
+        self.authorizer
+            .decide(&asker, access, &mut trail.decisions)
             .await?;
-        decided.note(field, &action, &resources);
-        self.authorize_each(
-            principal,
-            &action,
-            &resources,
-            (&experiments, &[]),
-            call,
-            &context,
-            trail,
-        )
-        .await?;
         if field.reads_experiment {
             const GET_EXPERIMENT: &str = "mlflow:GetExperiment";
-            for (id, facts) in &experiments {
-                let experiment = [self.resolver.scope().experiment(id)];
-                let keyed: [(String, Arc<ExperimentFacts>); 1] = [(id.clone(), facts.clone())];
-                decided.note(field, GET_EXPERIMENT, &experiment);
-                self.authorize_each(
-                    principal,
-                    GET_EXPERIMENT,
-                    &experiment,
-                    (&keyed, &[]),
-                    call,
-                    &context,
-                    trail,
-                )
-                .await?;
+            for experiment in &resolved.experiments {
+                let arns = [self.resolver.scope().experiment(&experiment.0)];
+                decided.note(field, GET_EXPERIMENT, &arns);
+                let access = Access {
+                    action: GET_EXPERIMENT,
+                    arns: &arns,
+                    experiments: std::slice::from_ref(experiment),
+                    model: None,
+                };
+                self.authorizer
+                    .decide(&asker, access, &mut trail.decisions)
+                    .await?;
             }
         }
         Ok(())
@@ -220,35 +179,21 @@ impl Gateway {
     /// (`mlflow:GetModelVersion` on each, as the REST search filter decides).
     async fn filter_model_versions(
         &self,
-        answer_to: Answer<'_>,
+        document: &GraphQlRequest,
+        asker: &Asker<'_>,
         response: Response,
         trail: &mut Trail,
     ) -> Result<Response, GatewayError> {
-        let Answer {
-            document,
-            principal,
-            context,
-            creators_read,
-        } = answer_to;
-        use http_body_util::BodyExt;
         let (mut head, body) = response.into_parts();
         if head.headers.contains_key(header::CONTENT_ENCODING) {
             return Err(GatewayError::UpstreamUnavailable(
                 "MLflow's GraphQL answer is encoded; mlgate cannot filter it".into(),
             ));
         }
-        let bytes = tokio::time::timeout(
-            self.settings.upstream_timeout,
-            http_body_util::Limited::new(body, MAX_SEARCH_PAGE_BYTES).collect(),
-        )
-        .await
-        .map_err(|_| {
-            GatewayError::UpstreamTimeout("MLflow did not finish a GraphQL answer in time".into())
-        })?
-        .map_err(|e| {
-            GatewayError::UpstreamUnavailable(format!("MLflow broke off a GraphQL answer: {e}"))
-        })?
-        .to_bytes();
+        let bytes = self
+            .upstream
+            .collect(body, MAX_SEARCH_ANSWER_BYTES, "a GraphQL answer")
+            .await?;
         let mut answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
             GatewayError::UpstreamUnavailable("MLflow's GraphQL answer is not JSON".into())
         })?;
@@ -262,38 +207,21 @@ impl Gateway {
             .flat_map(|f| &f.model_versions)
             .collect();
         // Who created each model listed, when a policy reads it (as the REST filter does).
-        let creators = if creators_read {
-            let mut models = Vec::new();
-            if let Some(data) = answer.get_mut("data") {
-                for list in &lists {
-                    list.retain(data, &mut |name, _| {
-                        models.push(scope.registered_model(name));
-                        true
-                    });
-                }
+        let mut models = Vec::new();
+        if asker.reads_creator()
+            && let Some(data) = answer.get_mut("data")
+        {
+            for list in &lists {
+                list.retain(data, &mut |name, _| {
+                    models.push(scope.registered_model(name));
+                    true
+                });
             }
-            models.sort_unstable();
-            models.dedup();
-            self.store
-                .resource_creators(&models)
-                .await
-                .map_err(super::store_down)?
-        } else {
-            HashMap::new()
-        };
-        let (policies, session) = self.policies(principal).await?;
-        let s = &self.settings;
-        let execute_api_root =
-            mlgate_catalog::execute_api_arn(&s.region, &s.account, &s.api_id, &s.stage, "GET", "/");
-        let reader = Readability {
-            listing,
-            scope,
-            policies: &policies,
-            session: session.as_deref(),
-            principal: &principal.arn,
-            execute_api_root: &execute_api_root,
-            context,
-        };
+        }
+        models.sort_unstable();
+        models.dedup();
+        let creators = self.authorizer.creators(asker, &models).await?;
+        let reader = self.searches.reader(listing, asker);
         let (mut kept, mut seen) = (0usize, 0usize);
         if let Some(data) = answer.get_mut("data") {
             for list in &lists {

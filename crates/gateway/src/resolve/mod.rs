@@ -7,7 +7,6 @@
 //! never a default allow.
 
 mod arn;
-mod context;
 mod source;
 
 use std::sync::Arc;
@@ -24,7 +23,6 @@ use arn::{artifact_owner, id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
-pub use context::{global_context, request_context};
 
 /// MLflow's default experiment, which its store uses when a request names none.
 const DEFAULT_EXPERIMENT_ID: &str = "0";
@@ -692,6 +690,18 @@ fn values<'a>(
     Ok(found.into_iter().filter(|v| !v.is_empty()).collect())
 }
 
+/// A request's resources, resolved: what the authorize stage decides on.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub plan: Plan,
+    /// The resource ARNs (the server's when the route names none).
+    pub arns: Vec<String>,
+    /// The experiments they lie under, with their name and tags.
+    pub experiments: Vec<(String, Arc<ExperimentFacts>)>,
+    /// The registered model or prompt the request names by `name`.
+    pub model: Option<NamedModel>,
+}
+
 /// The I/O half: looks up what [`plan`] could not name, with caches.
 #[derive(Clone)]
 pub struct Resolver {
@@ -720,6 +730,27 @@ impl Resolver {
                 .time_to_live(MODEL_FACTS_TTL)
                 .build(),
         }
+    }
+
+    /// Stage 5: the route's identifiers → its resources, the experiments they lie under and
+    /// the registered model it names, looking up in MLflow what the request does not say.
+    pub async fn resolve(
+        &self,
+        route: &Route,
+        path_params: &[(&'static str, String)],
+        params: &Params,
+        headers: &http::HeaderMap,
+    ) -> Result<Resolved, GatewayError> {
+        let plan = plan(&self.scope, route, path_params, params, headers)?;
+        let arns = self.resources(&plan).await?;
+        let experiments = self.experiment_contexts(&arns).await?;
+        let model = self.named_model(&plan).await?;
+        Ok(Resolved {
+            plan,
+            arns,
+            experiments,
+            model,
+        })
     }
 
     /// Kind and tags of a registered model, from MLflow's GetRegisteredModel (cached briefly);

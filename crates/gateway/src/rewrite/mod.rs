@@ -7,8 +7,13 @@
 //! [`TraceAuthor`] says). mlgate overwrites each of them with the principal's name, so the record
 //! cannot be forged. Operations that do not name a user pass through untouched.
 
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, header};
 use mlgate_catalog::{ParamError, Params, Route, TRACE_USER_METADATA, TraceAuthor, field_spelling};
 use serde_json::{Map, Value};
+
+use crate::normalize::RequestBody;
 
 /// The run tag MLflow (and its UI) reads as a run's user.
 const MLFLOW_USER_TAG: &str = "mlflow.user";
@@ -49,6 +54,16 @@ fn author(operation: &str) -> Option<Author> {
         | "UpdateGatewayBudgetPolicy" => Author::UpdatedBy,
         _ => return None,
     })
+}
+
+/// The body of a request whose fields mlgate changed (attributed, pinned, narrowed), with its
+/// `Content-Length`.
+pub fn into_body(parts: &mut Parts, params: Params) -> RequestBody {
+    let bytes = Bytes::from(params.into_json_body());
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    RequestBody::Read(bytes)
 }
 
 /// Makes the request fields of `route` name `user` as their author. Returns whether anything

@@ -40,10 +40,10 @@ use super::{PortalOutcome, PortalState};
 use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
 use crate::authenticate::sigv4::Endpoint;
+use crate::authorize::{global_context, policy_set};
 use crate::identity::{AuthMethod, Principal};
 use crate::listen::Peer;
 use crate::normalize::BodyLimits;
-use crate::resolve::global_context;
 use crate::store::{
     MIN_SESSION_SECONDS, NewStsSession, RoleRecord, Store, assumed_role_arn, new_access_key_id,
     new_secret_access_key, new_session_token, now, token_digest,
@@ -527,19 +527,15 @@ pub async fn evaluate_sides(
     let ask = |policies: &[NamedPolicy], principal: &str| {
         decide(policies, action, &role_arn, principal, context)
     };
-    let identity_policies = store
-        .effective_policies(caller)
+    let identity = policy_set(store, caller)
         .await
-        .map_err(unavailable)?;
-    let mut identity = ask(&identity_policies, &caller.arn);
-    if identity.is_allowed()
-        && let Some(session) = store.session_policies(caller).await.map_err(unavailable)?
-    {
-        let narrowed = ask(&session, &caller.arn);
-        if !narrowed.is_allowed() {
-            identity = narrowed;
-        }
-    }
+        .map_err(unavailable)?
+        .evaluate(&mlgate_policy::Request {
+            action,
+            resource: &role_arn,
+            principal: Some(&caller.arn),
+            context,
+        });
     let trust_policy = trust_policy(role)?;
     let trust = ask(&trust_policy, &caller.arn);
     // Named specifically: an unrelated identity of the caller's account would not be allowed.

@@ -36,10 +36,10 @@ use super::{
 use crate::audit::AuditDecision;
 use crate::authenticate::AuthFailureKind;
 use crate::authenticate::jwt::web_identity_keys;
+use crate::authorize::request_context;
 use crate::identity::AuthMethod;
 use crate::listen::Peer;
 use crate::portal::{PortalOutcome, PortalState};
-use crate::resolve::request_context;
 use crate::store::{
     MIN_SESSION_SECONDS, NewStsSession, assumed_role_arn, new_access_key_id, new_secret_access_key,
     new_session_token, now, token_digest,
