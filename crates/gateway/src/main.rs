@@ -83,7 +83,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         oidc.warm_up().await;
         authenticator = authenticator.with_oidc(oidc);
     }
-    // SigV4 (issue 3): secrets are sealed under the master key (env or <data-dir>/master.key).
+    // SigV4: secrets are sealed under the master key (env or <data-dir>/master.key).
     let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
         .map_err(|e| format!("cannot load the master key: {e}"))?;
     let sigv4 =

@@ -1,4 +1,4 @@
-//! `mlgate access-key …` and `mlgate role …` (issue 3), and the `[[roles]]` section of
+//! `mlgate access-key …` and `mlgate role …`, and the `[[roles]]` section of
 //! `mlgate apply`.
 //!
 //! Access key secrets are printed once, on standard output alone, and stored sealed under the

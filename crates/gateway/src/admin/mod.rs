@@ -446,7 +446,7 @@ pub async fn execute(
                 writeln!(io.out, "{:<9} {:<7} {}", item.change, item.kind, item.name)
                     .map_err(io_err)?;
             }
-            // Roles (issue 3) after the plan, whose policies they attach.
+            // Roles after the plan, whose policies they attach.
             for (change, name) in keys::apply_roles(&a.file, store, a.dry_run).await? {
                 writeln!(io.out, "{change:<9} {:<7} {name}", "role").map_err(io_err)?;
             }

@@ -1,4 +1,4 @@
-//! AWS SigV4 credentials (issue 3): header and presigned-query forms, verified by
+//! AWS SigV4 credentials: header and presigned-query forms, verified by
 //! [`mlgate_sigv4::Verifier`] against keys from the store.
 //!
 //! * Long-term keys (`AKIA…`) of a user act as `arn:aws:iam::<acct>:user/<name>`; of a role, as

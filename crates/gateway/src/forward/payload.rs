@@ -1,4 +1,4 @@
-//! SigV4 body check while streaming (issue 3).
+//! SigV4 body check while streaming.
 //!
 //! A request that declared its body's SHA-256 in `x-amz-content-sha256` has its signature
 //! checked before the body arrives; the body is then checked on its way to MLflow by

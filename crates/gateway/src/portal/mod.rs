@@ -213,15 +213,6 @@ fn json_response(status: StatusCode, body: serde_json::Value, outcome: PortalOut
     r
 }
 
-/// MLflow's error shape.
-pub fn mlflow_error(status: StatusCode, error_code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        serde_json::json!({ "error_code": error_code, "message": message }),
-        PortalOutcome::public(),
-    )
-}
-
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,

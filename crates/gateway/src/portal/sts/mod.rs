@@ -1,4 +1,4 @@
-//! An STS-compatible endpoint at `POST /_mlgate/sts` (issue 3): the AWS Query protocol
+//! An STS-compatible endpoint at `POST /_mlgate/sts`: the AWS Query protocol
 //! (form-encoded `Action=…&Version=2011-06-15`), XML answers and AWS XML errors, so
 //! `boto3.client("sts", endpoint_url="https://<mlgate>/_mlgate/sts")` works unchanged.
 //!

@@ -1,4 +1,4 @@
-//! `AssumeRoleWithWebIdentity` (issue 4): trades a JWT from a configured OIDC issuer for
+//! `AssumeRoleWithWebIdentity`: trades a JWT from a configured OIDC issuer for
 //! temporary credentials of a role, as AWS does.
 //!
 //! * The request needs no SigV4 signature (the `WebIdentityToken` is the credential), so it is
