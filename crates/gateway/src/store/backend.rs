@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::StoreResult;
+use super::error::StoreResult;
 use super::model::{
     AccessKeyRecord, AccountRecord, GroupRecord, KeyOwnerId, LoginState, NewStsSession,
     PolicyRecord, PolicySource, RoleRecord, SessionRecord, StsSessionRecord, TokenRecord,

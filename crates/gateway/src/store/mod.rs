@@ -76,6 +76,7 @@ mod apply;
 mod backend;
 mod creators;
 mod credentials;
+mod error;
 mod identities;
 mod model;
 mod oidc;
@@ -105,6 +106,8 @@ pub use apply::{
     ApplyUser, GRANT_POLICY_PREFIX, GrantSubject,
 };
 pub use credentials::{new_access_key_id, new_secret_access_key, new_session_token, token_digest};
+use error::io_err;
+pub use error::{StoreError, StoreResult};
 pub use model::{
     AccessKeyRecord, AccountRecord, Change, GroupRecord, KeyOwner, KeyOwnerRef, LoginState,
     NewStsSession, PolicyRecord, PolicySource, RoleRecord, SessionOwner, SessionRecord,
@@ -150,59 +153,6 @@ impl Default for StoreConfig {
         }
     }
 }
-
-/// Errors from the store. Never contain a secret (queries bind their parameters, and sqlx does not
-/// print bound values).
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(Arc<sqlx::Error>),
-    #[error("database migration failed: {0}")]
-    Migrate(Arc<sqlx::migrate::MigrateError>),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: Arc<io::Error>,
-    },
-    #[error("{kind} {name:?} not found")]
-    NotFound { kind: &'static str, name: String },
-    #[error("{kind} {name:?} already exists")]
-    AlreadyExists { kind: &'static str, name: String },
-    /// A name, tag, duration or similar that does not meet the rules.
-    #[error("{0}")]
-    Invalid(String),
-    /// A policy document that `mlgate-policy` rejects; `message` names the offending statement.
-    #[error("policy {name:?} is invalid: {message}")]
-    InvalidPolicy { name: String, message: String },
-    /// The operation would break something else (e.g. deleting an attached policy).
-    #[error("{0}")]
-    Conflict(String),
-    #[error("password hashing failed: {0}")]
-    Password(String),
-}
-
-impl StoreError {
-    pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
-        StoreError::NotFound {
-            kind,
-            name: name.to_owned(),
-        }
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(Arc::new(e))
-    }
-}
-
-impl From<Arc<StoreError>> for StoreError {
-    fn from(e: Arc<StoreError>) -> Self {
-        (*e).clone()
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Handle to the store. Cheap to clone; all clones share the backend and the caches.
 #[derive(Clone)]
@@ -256,13 +206,6 @@ pub(crate) fn now() -> i64 {
 
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |e| StoreError::Io {
-        path: path.to_owned(),
-        source: Arc::new(e),
-    }
 }
 
 impl Store {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, StoreResult};
+use super::error::{StoreError, StoreResult};
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 
 /// What a write did to an item.

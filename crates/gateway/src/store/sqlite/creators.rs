@@ -2,8 +2,8 @@
 
 use sqlx::SqliteConnection;
 
-use crate::store::StoreResult;
 use crate::store::backend::CreatorQueries;
+use crate::store::error::StoreResult;
 
 /// ARNs per query of [`CreatorQueries::creators`] (SQLite allows 32766 bound parameters).
 const CREATORS_PER_QUERY: usize = 500;

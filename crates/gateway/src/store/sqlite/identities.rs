@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use sqlx::SqliteConnection;
 
-use crate::store::StoreError;
-use crate::store::StoreResult;
 use crate::store::backend::IdentityQueries;
+use crate::store::error::StoreError;
+use crate::store::error::StoreResult;
 use crate::store::model::{AccountRecord, GroupRecord, TokenRecord, UserRecord};
 
 type UserRow = (

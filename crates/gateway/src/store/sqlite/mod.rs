@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 
-use super::{StoreError, StoreResult, io_err};
+use super::error::{StoreError, StoreResult, io_err};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "mlgate.db";

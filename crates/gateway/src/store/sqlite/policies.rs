@@ -2,8 +2,8 @@
 
 use sqlx::SqliteConnection;
 
-use crate::store::StoreResult;
 use crate::store::backend::{PolicyQueries, PolicyRows};
+use crate::store::error::StoreResult;
 use crate::store::model::{PolicyRecord, PolicySource};
 
 type PolicyRow = (String, String, String, i64, i64, i64);

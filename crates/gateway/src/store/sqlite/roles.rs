@@ -3,10 +3,10 @@
 use sqlx::SqliteConnection;
 
 use crate::store::backend::RoleQueries;
+use crate::store::error::{StoreError, StoreResult};
 use crate::store::model::{
     AccessKeyRecord, KeyOwner, KeyOwnerId, NewStsSession, RoleRecord, StsSessionRecord,
 };
-use crate::store::{StoreError, StoreResult};
 
 type RoleRow = (String, String, String, String, i64, String, i64);
 

@@ -4,8 +4,8 @@
 
 use sqlx::SqliteConnection;
 
-use crate::store::StoreResult;
 use crate::store::backend::SessionQueries;
+use crate::store::error::StoreResult;
 use crate::store::model::{FederatedPrincipal, LoginState, SessionOwner, SessionRecord};
 
 impl SessionQueries for SqliteConnection {
