@@ -12,7 +12,7 @@ use mlgate::config::{Cli, Command, GatewaySettings, LogFormat, ServeArgs};
 use mlgate::listen::{self, ListenLimits};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
-use mlgate::store::Store;
+use mlgate::store::{SessionLimits, Store};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -63,8 +63,10 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
     let audit = AuditSink::open(&audit_path)
         .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
     let auth_settings = AuthSettings {
-        session_lifetime: args.session_lifetime,
-        session_idle_timeout: args.session_idle_timeout,
+        session: SessionLimits {
+            lifetime: args.session_lifetime,
+            idle_timeout: args.session_idle_timeout,
+        },
         cross_site_cookies: args.cross_site_cookies,
         frame_ancestors: args
             .frame_ancestors

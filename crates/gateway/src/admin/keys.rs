@@ -133,18 +133,11 @@ pub enum RoleCommand {
     },
 }
 
-/// The data directory of an open store (where `master.key` lives).
-fn data_dir(store: &Store) -> PathBuf {
-    let file = store.pool().connect_options().get_filename().to_owned();
-    file.parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
 fn master_key(store: &Store, io: &AdminIo<'_>) -> Result<MasterKey, AdminError> {
     if let Some(text) = (io.env)(MASTER_KEY_ENV).filter(|t| !t.trim().is_empty()) {
         return MasterKey::from_base64(&text).map_err(|e| AdminError::Usage(e.to_string()));
     }
-    MasterKey::load_or_create(&data_dir(store)).map_err(|e| AdminError::Usage(e.to_string()))
+    MasterKey::load_or_create(store.data_dir()).map_err(|e| AdminError::Usage(e.to_string()))
 }
 
 pub async fn access_key(

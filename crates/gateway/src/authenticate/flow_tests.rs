@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::test_support::parts;
 use super::*;
 use crate::identity::PrincipalKind;
-use crate::store::{Store, password};
+use crate::store::{SessionLimits, Store, password};
 
 async fn setup() -> (tempfile::TempDir, Authenticator) {
     let dir = tempfile::tempdir().unwrap();
@@ -432,40 +432,47 @@ async fn session_lifetime_and_idle_timeout() {
     let (_d, a) = setup().await;
     let (_, sid) = a.login("alice", "correct horse", None).await.unwrap();
     let cookie = format!("mlgate_session={}", sid.cookie_value);
-    let pool = a.store().pool().clone();
-    let now = crate::store::now();
+    let with_session = |session: SessionLimits| {
+        Authenticator::new(
+            a.store().clone(),
+            AuthSettings {
+                session,
+                ..AuthSettings::default()
+            },
+        )
+    };
 
-    // Idle for longer than the idle timeout (1 h by default).
-    sqlx::query("UPDATE sessions SET last_seen_at = ?")
-        .bind(now - 3601)
-        .execute(&pool)
+    // Idle for at least the idle timeout (here: no idling allowed at all).
+    let no_idling = with_session(SessionLimits {
+        idle_timeout: Duration::ZERO,
+        ..SessionLimits::default()
+    });
+    let e = auth_get(&no_idling, &[("cookie", &cookie)])
         .await
-        .unwrap();
-    a.store().invalidate_caches();
-    let e = auth_get(&a, &[("cookie", &cookie)]).await.unwrap_err();
+        .unwrap_err();
     assert_eq!(
         (e.kind, e.status().as_u16()),
         (AuthFailureKind::Expired, 401)
     );
+    assert!(e.reason.contains("inactivity"), "{}", e.reason);
 
-    // Active but past its absolute lifetime.
-    sqlx::query("UPDATE sessions SET last_seen_at = ?, expires_at = ?")
-        .bind(now)
-        .bind(now - 1)
-        .execute(&pool)
+    // Active but past its absolute lifetime: a session signed in with no lifetime at all.
+    let no_lifetime = with_session(SessionLimits {
+        lifetime: Duration::ZERO,
+        ..SessionLimits::default()
+    });
+    let (_, short) = no_lifetime
+        .login("alice", "correct horse", None)
         .await
         .unwrap();
-    a.store().invalidate_caches();
-    let e = auth_get(&a, &[("cookie", &cookie)]).await.unwrap_err();
+    let short_cookie = format!("mlgate_session={}", short.cookie_value);
+    let e = auth_get(&a, &[("cookie", &short_cookie)])
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, AuthFailureKind::Expired);
+    assert!(e.reason.contains("expired"), "{}", e.reason);
 
-    // Back within both limits.
-    sqlx::query("UPDATE sessions SET expires_at = ?")
-        .bind(now + 3600)
-        .execute(&pool)
-        .await
-        .unwrap();
-    a.store().invalidate_caches();
+    // Within both limits.
     auth_get(&a, &[("cookie", &cookie)]).await.unwrap().unwrap();
 }
 

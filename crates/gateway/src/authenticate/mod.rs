@@ -38,7 +38,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use serde::Serialize;
 
 use crate::identity::{AuthMethod, Principal};
-use crate::store::{Store, StoreError};
+use crate::store::{SessionLimits, Store, StoreError, TOUCH_INTERVAL};
 
 pub use password::{PasswordFailure, PasswordSettings, PasswordVerifier};
 
@@ -63,12 +63,10 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
 }
 
 /// Authentication settings. All durations have safe defaults; see `docs/administration.md`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AuthSettings {
-    /// Absolute lifetime of a browser session (default 12 h).
-    pub session_lifetime: Duration,
-    /// A session unused for this long ends (default 1 h).
-    pub session_idle_timeout: Duration,
+    /// Browser sessions: absolute lifetime (default 12 h) and idle timeout (default 1 h).
+    pub session: SessionLimits,
     /// Password verification: result caching, rate limits, concurrency.
     pub password: PasswordSettings,
     /// Embedding (off by default): session cookies `SameSite=None; Secure` so the UI works in a
@@ -76,18 +74,6 @@ pub struct AuthSettings {
     pub cross_site_cookies: bool,
     /// Embedding (empty by default): CSP `frame-ancestors` sources allowed to frame the UI.
     pub frame_ancestors: Vec<String>,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings {
-            session_lifetime: Duration::from_secs(12 * 3600),
-            session_idle_timeout: Duration::from_secs(3600),
-            password: PasswordSettings::default(),
-            cross_site_cookies: false,
-            frame_ancestors: Vec::new(),
-        }
-    }
 }
 
 /// Why authentication failed. Every field is safe to log, audit and show to the client.
@@ -307,9 +293,6 @@ impl fmt::Debug for Authenticator {
             .finish_non_exhaustive()
     }
 }
-
-/// How often (at most) a token's `last_used_at` or a session's idle clock is written back.
-const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Authenticator {
     pub fn new(store: Store, settings: AuthSettings) -> Authenticator {

@@ -20,7 +20,7 @@ use http::{HeaderMap, HeaderValue, header};
 use super::token::sha256_hex;
 use super::{AuthFailure, AuthFailureKind, Authenticator, is_safe_method, request_host};
 use crate::identity::{AuthMethod, Principal};
-use crate::store::{UserRecord, now};
+use crate::store::{SessionEnded, SessionLimits, SessionOwner, UserRecord, now};
 
 pub const COOKIE_NAME: &str = "mlgate_session";
 pub const SECURE_COOKIE_NAME: &str = "__Host-mlgate_session";
@@ -204,42 +204,46 @@ pub(super) async fn authenticate(
     }
     let hash = sha256_hex(value);
     let store = auth.store();
-    let Some(rec) = store
+    let session = store
         .session_by_hash(&hash)
         .await
         .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?
-    else {
-        // Not a built-in user's session: maybe an OIDC user's (authenticate/jwt/session.rs).
-        return super::jwt::session::authenticate(auth, &hash).await;
-    };
-    let t = now();
-    if t >= rec.expires_at {
-        return Err(fail(
-            AuthFailureKind::Expired,
-            "session expired; sign in again",
-        ));
-    }
-    let idle = i64::try_from(auth.settings().session_idle_timeout.as_secs()).unwrap_or(i64::MAX);
-    if t.saturating_sub(rec.last_seen_at) >= idle {
-        return Err(fail(
-            AuthFailureKind::Expired,
-            "session ended after inactivity; sign in again",
-        ));
-    }
-    let user = store
-        .user_by_id(&rec.user_id)
-        .await
-        .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?
         .ok_or_else(invalid)?;
-    if user.disabled {
-        return Err(invalid());
-    }
-    if t - rec.last_seen_at >= 60 {
+    let t = now();
+    auth.settings()
+        .session
+        .check(&session, t)
+        .map_err(|ended| match ended {
+            SessionEnded::Expired => {
+                fail(AuthFailureKind::Expired, "session expired; sign in again")
+            }
+            SessionEnded::Idle => fail(
+                AuthFailureKind::Expired,
+                "session ended after inactivity; sign in again",
+            ),
+        })?;
+    let principal = match &session.owner {
+        SessionOwner::User { user_id } => {
+            let user = store
+                .user_by_id(user_id)
+                .await
+                .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?
+                .ok_or_else(invalid)?;
+            if user.disabled {
+                return Err(invalid());
+            }
+            user.principal(AuthMethod::Session)
+        }
+        // A federated user's principal is as of sign-in (see `jwt::session`).
+        SessionOwner::Federated(principal) => principal.clone(),
+    };
+    if SessionLimits::touch_due(&session, t) {
         let s = store.clone();
-        let key = format!("session:{hash}");
-        auth.throttled_touch(key, async move { s.touch_session(&hash, t).await });
+        auth.throttled_touch(format!("session:{hash}"), async move {
+            s.touch_session(&session, t).await
+        });
     }
-    Ok(user.principal(AuthMethod::Session))
+    Ok(principal)
 }
 
 impl Authenticator {
@@ -254,36 +258,38 @@ impl Authenticator {
         let user: std::sync::Arc<UserRecord> =
             super::basic::verify_password(self, user_ref, password, ip, AuthMethod::Session)
                 .await?;
-        let sid = mint_session_id();
-        let lifetime =
-            i64::try_from(self.settings().session_lifetime.as_secs()).unwrap_or(i64::MAX);
-        self.store()
-            .create_session(
-                &sid.id_sha256,
-                &user.id,
-                now().saturating_add(lifetime),
-                self.settings().session_idle_timeout,
-            )
-            .await
-            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?;
+        let sid = self
+            .start_session(SessionOwner::User {
+                user_id: user.id.clone(),
+            })
+            .await?;
         Ok((user.principal(AuthMethod::Session), sid))
     }
 
-    /// Signs out: deletes the server-side session of this cookie value (if any).
+    /// Creates a server-side session for `owner` within the configured limits; returns the
+    /// new cookie value.
+    pub(super) async fn start_session(
+        &self,
+        owner: SessionOwner,
+    ) -> Result<NewSessionId, AuthFailure> {
+        let sid = mint_session_id();
+        self.store()
+            .create_session(&sid.id_sha256, owner, &self.settings().session)
+            .await
+            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?;
+        Ok(sid)
+    }
+
+    /// Signs out: deletes the server-side session of this cookie value (if any, of a built-in
+    /// or a federated user).
     pub async fn logout(&self, cookie_value: &str) -> Result<bool, AuthFailure> {
         if !well_formed(cookie_value) {
             return Ok(false);
         }
-        let hash = sha256_hex(cookie_value);
-        let federated = super::jwt::session::delete(self.store(), &hash)
+        self.store()
+            .delete_session(&sha256_hex(cookie_value))
             .await
-            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?;
-        let builtin = self
-            .store()
-            .delete_session(&hash)
-            .await
-            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))?;
-        Ok(federated || builtin)
+            .map_err(|e| AuthFailure::store(AuthMethod::Session, &e))
     }
 }
 

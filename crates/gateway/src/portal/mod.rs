@@ -314,7 +314,7 @@ async fn post_login(
             {
                 let _ = s.auth.logout(old).await;
             }
-            let max_age = s.auth.settings().session_lifetime.as_secs();
+            let max_age = s.auth.settings().session.lifetime.as_secs();
             redirect(
                 &next,
                 Some(set_cookie(&sid.cookie_value, s.secure_transport, max_age)),

@@ -36,11 +36,12 @@ use subtle::ConstantTimeEq;
 use super::{PortalOutcome, PortalState, html, html_response, login_path, redirect, safe_next};
 use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
-use crate::authenticate::jwt::session::{self as fed, LoginState};
+use crate::authenticate::jwt::session as fed;
 use crate::authenticate::jwt::{Issuer, Oidc, ProviderMetadata};
 use crate::authenticate::session::{self, set_cookie};
 use crate::authenticate::{AuthFailure, AuthFailureKind, request_host};
 use crate::identity::AuthMethod;
+use crate::store::{LOGIN_TTL_SECS, LoginState};
 
 const LOGIN_COOKIE: &str = "mlgate_oidc";
 const SECURE_LOGIN_COOKIE: &str = "__Host-mlgate_oidc";
@@ -293,7 +294,7 @@ async fn start(
     let cookie = HeaderValue::from_str(&format!(
         "{}={cookie_value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         login_cookie_name(s.secure_transport),
-        fed::LOGIN_TTL_SECS
+        LOGIN_TTL_SECS
     ))
     .expect("cookie value is base64url");
     let outcome = PortalOutcome {
@@ -540,7 +541,7 @@ async fn callback_inner(
     for old in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport)) {
         let _ = s.auth.logout(old).await;
     }
-    let max_age = s.auth.settings().session_lifetime.as_secs();
+    let max_age = s.auth.settings().session.lifetime.as_secs();
     redirect(
         &pre.next,
         Some(set_cookie(&sid.cookie_value, s.secure_transport, max_age)),

@@ -17,31 +17,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
-use sqlx::SqliteConnection;
 
+use super::backend::Queries;
+use super::identities::{
+    create_group, create_user, ensure_account, resolve_account, set_disabled, set_password,
+    set_tags, user_id,
+};
+use super::model::Change;
 use super::password;
-use super::queries;
-use super::{StoreError, StoreResult, check_policy, validate_policy_name};
-
-/// What applying an item did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    Created,
-    Updated,
-    Unchanged,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `pad`, so that width and alignment flags work in reports.
-        f.pad(match self {
-            Change::Created => "created",
-            Change::Updated => "updated",
-            Change::Unchanged => "unchanged",
-        })
-    }
-}
+use super::policies::{check_policy, policy_id, put_policy};
+use super::validate::validate_policy_name;
+use super::{Store, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default)]
 pub struct ApplyPlan {
@@ -187,8 +173,8 @@ fn in_item(kind: &str, name: &str) -> impl FnOnce(StoreError) -> StoreError {
 
 /// Sets the attachments of one user or group to exactly `wanted`; returns whether anything
 /// changed.
-async fn converge_attachments(
-    c: &mut SqliteConnection,
+async fn converge_attachments<Q: Queries>(
+    c: &mut Q,
     current: Vec<String>,
     wanted: &[String],
     uid: Option<&str>,
@@ -198,12 +184,12 @@ async fn converge_attachments(
     let wanted: BTreeSet<String> = wanted.iter().cloned().collect();
     let mut changed = false;
     for p in wanted.difference(&current) {
-        let pid = queries::policy_id(c, p).await?;
-        changed |= queries::attach(c, &pid, uid, gid).await?;
+        let pid = policy_id(c, p).await?;
+        changed |= c.attach(&pid, uid, gid).await?;
     }
     for p in current.difference(&wanted) {
-        let pid = queries::policy_id(c, p).await?;
-        changed |= queries::detach(c, &pid, uid, gid).await?;
+        let pid = policy_id(c, p).await?;
+        changed |= c.detach(&pid, uid, gid).await?;
     }
     Ok(changed)
 }
@@ -244,14 +230,14 @@ fn grant_policies(plan: &ApplyPlan) -> StoreResult<Vec<&ApplyPolicy>> {
 }
 
 /// The plan's grants by subject (account resolved): the policy names each must have.
-async fn grants_by_subject(
-    c: &mut SqliteConnection,
+async fn grants_by_subject<Q: Queries>(
+    c: &mut Q,
     plan: &ApplyPlan,
     default_account: &str,
 ) -> StoreResult<BTreeMap<SubjectKey, BTreeSet<String>>> {
     let mut out: BTreeMap<SubjectKey, BTreeSet<String>> = BTreeMap::new();
     for g in &plan.grants {
-        let acct = queries::resolve_account(c, g.account.as_deref(), default_account)
+        let acct = resolve_account(c, g.account.as_deref(), default_account)
             .await
             .map_err(in_item("grant for", &g.name))?;
         out.entry((g.subject, acct, g.name.clone()))
@@ -269,15 +255,15 @@ fn not_grants(policies: Vec<String>) -> Vec<String> {
     policies.into_iter().filter(|p| !is_grant(p)).collect()
 }
 
-pub(super) async fn apply(
-    c: &mut SqliteConnection,
+async fn apply<Q: Queries>(
+    c: &mut Q,
     plan: &ApplyPlan,
     default_account: &str,
 ) -> StoreResult<ApplyReport> {
     let mut report = ApplyReport::default();
 
     for a in &plan.accounts {
-        let ch = queries::ensure_account(c, &a.id, &a.name)
+        let ch = ensure_account(c, &a.id, &a.name)
             .await
             .map_err(in_item("account", &a.id))?;
         report.push("account", a.id.clone(), ch);
@@ -290,7 +276,7 @@ pub(super) async fn apply(
         check_policy(&p.name, &p.document)?;
     }
     for p in plan.policies.iter().chain(generated.iter().copied()) {
-        let ch = queries::put_policy(c, &p.name, &p.document).await?;
+        let ch = put_policy(c, &p.name, &p.document).await?;
         report.push("policy", p.name.clone(), ch);
     }
     let grants = grants_by_subject(c, plan, default_account).await?;
@@ -300,7 +286,7 @@ pub(super) async fn apply(
 
     for u in &plan.users {
         let ctx = || in_item("user", &u.name);
-        let acct = queries::resolve_account(c, u.account.as_deref(), default_account)
+        let acct = resolve_account(c, u.account.as_deref(), default_account)
             .await
             .map_err(ctx())?;
         let label = if u.account.is_some() {
@@ -308,7 +294,7 @@ pub(super) async fn apply(
         } else {
             u.name.clone()
         };
-        let existing = queries::load_user_by_name(c, &acct, &u.name).await?;
+        let existing = c.user_by_name(&acct, &u.name).await?;
         let (uid, mut change) = match existing {
             None => {
                 let hash = match &u.password {
@@ -316,11 +302,11 @@ pub(super) async fn apply(
                     None => None,
                 };
                 let tags = u.tags.clone().unwrap_or_default();
-                let uid = queries::create_user(c, &acct, &u.name, hash.as_deref(), &tags)
+                let uid = create_user(c, &acct, &u.name, hash.as_deref(), &tags)
                     .await
                     .map_err(ctx())?;
                 if u.disabled == Some(true) {
-                    queries::set_disabled(c, &uid, true).await?;
+                    set_disabled(c, &uid, true).await?;
                 }
                 (uid, Change::Created)
             }
@@ -338,24 +324,20 @@ pub(super) async fn apply(
                     };
                     if !same {
                         let hash = password::hash_async(pw.clone()).await.map_err(ctx())?;
-                        queries::set_password(c, &rec.id, Some(&hash)).await?;
-                        queries::delete_user_sessions(c, &rec.id).await?;
+                        set_password(c, &rec.id, Some(&hash)).await?;
                         changed = true;
                     }
                 }
                 if let Some(tags) = &u.tags
                     && *tags != rec.tags
                 {
-                    queries::set_tags(c, &rec.id, tags).await.map_err(ctx())?;
+                    set_tags(c, &rec.id, tags).await.map_err(ctx())?;
                     changed = true;
                 }
                 if let Some(d) = u.disabled
                     && d != rec.disabled
                 {
-                    queries::set_disabled(c, &rec.id, d).await?;
-                    if d {
-                        queries::delete_user_sessions(c, &rec.id).await?;
-                    }
+                    set_disabled(c, &rec.id, d).await?;
                     changed = true;
                 }
                 let ch = if changed {
@@ -369,7 +351,7 @@ pub(super) async fn apply(
         let key = (GrantSubject::User, acct.clone(), u.name.clone());
         if let Some(policies) = &u.policies {
             // Grants are converged below, with the other grants.
-            let current = queries::user_policies(c, &uid).await?;
+            let current = c.user_policy_names(&uid).await?;
             if converge_attachments(
                 c,
                 not_grants(current),
@@ -391,7 +373,7 @@ pub(super) async fn apply(
 
     for g in &plan.groups {
         let ctx = || in_item("group", &g.name);
-        let acct = queries::resolve_account(c, g.account.as_deref(), default_account)
+        let acct = resolve_account(c, g.account.as_deref(), default_account)
             .await
             .map_err(ctx())?;
         let label = if g.account.is_some() {
@@ -399,27 +381,24 @@ pub(super) async fn apply(
         } else {
             g.name.clone()
         };
-        let (gid, mut change) = match queries::find_group_id(c, &acct, &g.name).await? {
+        let (gid, mut change) = match c.group_id(&acct, &g.name).await? {
             Some(id) => (id, Change::Unchanged),
             None => (
-                queries::create_group(c, &acct, &g.name)
-                    .await
-                    .map_err(ctx())?,
+                create_group(c, &acct, &g.name).await.map_err(ctx())?,
                 Change::Created,
             ),
         };
         if let Some(members) = &g.members {
-            let current: BTreeSet<String> =
-                queries::group_members(c, &gid).await?.into_iter().collect();
+            let current: BTreeSet<String> = c.group_members(&gid).await?.into_iter().collect();
             let wanted: BTreeSet<String> = members.iter().cloned().collect();
             let mut changed = false;
             for m in wanted.difference(&current) {
-                let uid = queries::user_id(c, &acct, m).await.map_err(ctx())?;
-                changed |= queries::add_member(c, &gid, &uid).await?;
+                let uid = user_id(c, &acct, m).await.map_err(ctx())?;
+                changed |= c.add_member(&gid, &uid).await?;
             }
             for m in current.difference(&wanted) {
-                let uid = queries::user_id(c, &acct, m).await.map_err(ctx())?;
-                changed |= queries::remove_member(c, &gid, &uid).await?;
+                let uid = user_id(c, &acct, m).await.map_err(ctx())?;
+                changed |= c.remove_member(&gid, &uid).await?;
             }
             if changed {
                 change = merge(change, Change::Updated);
@@ -428,7 +407,7 @@ pub(super) async fn apply(
         let key = (GrantSubject::Group, acct.clone(), g.name.clone());
         if let Some(policies) = &g.policies {
             // Grants are converged below, with the other grants.
-            let current = queries::group_policies(c, &gid).await?;
+            let current = c.group_policy_names(&gid).await?;
             if converge_attachments(
                 c,
                 not_grants(current),
@@ -455,15 +434,16 @@ pub(super) async fn apply(
         let ctx = || in_item("grant for", &label);
         let (uid, gid, current) = match subject {
             GrantSubject::User => {
-                let uid = queries::user_id(c, acct, name).await.map_err(ctx())?;
-                let current = queries::user_policies(c, &uid).await?;
+                let uid = user_id(c, acct, name).await.map_err(ctx())?;
+                let current = c.user_policy_names(&uid).await?;
                 (Some(uid), None, current)
             }
             GrantSubject::Group => {
-                let gid = queries::find_group_id(c, acct, name)
+                let gid = c
+                    .group_id(acct, name)
                     .await?
                     .ok_or_else(|| StoreError::Invalid(format!("{label}: no such group")))?;
-                let current = queries::group_policies(c, &gid).await?;
+                let current = c.group_policy_names(&gid).await?;
                 (None, Some(gid), current)
             }
         };
@@ -495,4 +475,20 @@ pub(super) async fn apply(
     }
 
     Ok(report)
+}
+
+impl Store {
+    /// Applies a declarative plan (see [`ApplyPlan`]) in one transaction: creates what is
+    /// missing, updates what differs, and reports each item as created, updated or unchanged.
+    /// Nothing is written if any item fails.
+    pub async fn apply(&self, plan: &ApplyPlan) -> StoreResult<ApplyReport> {
+        let default = self.default_account_id();
+        write_db!(self, |c| apply(c, plan, default).await)
+    }
+
+    /// Like [`Self::apply`], but rolls the transaction back: reports what would change.
+    pub async fn apply_dry_run(&self, plan: &ApplyPlan) -> StoreResult<ApplyReport> {
+        let default = self.default_account_id();
+        in_transaction!(self, false, |c| apply(c, plan, default).await)
+    }
 }

@@ -3,12 +3,8 @@
 
 use std::collections::HashMap;
 
-use std::sync::atomic::Ordering;
-
-use super::{Store, StoreError, StoreResult, now};
-
-/// ARNs per query of [`Store::resource_creators`] (SQLite allows 32766 bound parameters).
-const CREATORS_PER_QUERY: usize = 500;
+use super::backend::CreatorQueries;
+use super::{Store, StoreResult, now};
 
 impl Store {
     /// Records `creator` (name and principal ARN) as the creator of `resource_arn`, replacing
@@ -19,18 +15,9 @@ impl Store {
         creator_name: &str,
         creator_arn: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO resource_creators (resource_arn, creator_name, creator_arn, created_at) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (resource_arn) DO UPDATE SET \
-             creator_name = excluded.creator_name, creator_arn = excluded.creator_arn, \
-             created_at = excluded.created_at",
-        )
-        .bind(resource_arn)
-        .bind(creator_name)
-        .bind(creator_arn)
-        .bind(now())
-        .execute(self.pool())
-        .await?;
+        read_db!(self, |c| c
+            .put_creator(resource_arn, creator_name, creator_arn, now())
+            .await)?;
         self.inner.creators.invalidate(resource_arn).await;
         Ok(())
     }
@@ -38,10 +25,7 @@ impl Store {
     /// Forgets the creator of a resource that no longer exists (a deleted registered model), so
     /// a later resource of the same name does not inherit it.
     pub async fn forget_creator(&self, resource_arn: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM resource_creators WHERE resource_arn = ?")
-            .bind(resource_arn)
-            .execute(self.pool())
-            .await?;
+        read_db!(self, |c| c.delete_creator(resource_arn).await)?;
         self.inner.creators.invalidate(resource_arn).await;
         Ok(())
     }
@@ -50,17 +34,11 @@ impl Store {
     /// ARN is its name): whoever created it still did. Without a record, any stale one under
     /// the new ARN is dropped.
     pub async fn move_creator(&self, from_arn: &str, to_arn: &str) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM resource_creators WHERE resource_arn = ?")
-            .bind(to_arn)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE resource_creators SET resource_arn = ? WHERE resource_arn = ?")
-            .bind(to_arn)
-            .bind(from_arn)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        in_transaction!(self, true, |c| async {
+            c.delete_creator(to_arn).await?;
+            c.rename_creator(from_arn, to_arn).await
+        }
+        .await)?;
         self.inner.creators.invalidate(from_arn).await;
         self.inner.creators.invalidate(to_arn).await;
         Ok(())
@@ -70,43 +48,27 @@ impl Store {
     /// records included, for at most the store's cache TTL (another replica's writes); this
     /// handle's own writes invalidate at once. Errors are not cached.
     pub async fn resource_creator(&self, resource_arn: &str) -> StoreResult<Option<String>> {
-        let inner = &self.inner;
-        Ok(inner
+        Ok(self
+            .inner
             .creators
             .try_get_with_by_ref(resource_arn, async {
-                inner.loads.fetch_add(1, Ordering::Relaxed);
-                let row: Option<(String,)> = sqlx::query_as(
-                    "SELECT creator_name FROM resource_creators WHERE resource_arn = ?",
-                )
-                .bind(resource_arn)
-                .fetch_optional(self.pool())
-                .await?;
-                Ok::<_, StoreError>(row.map(|(name,)| name))
+                self.count_load();
+                read_db!(self, |c| c.creator(resource_arn).await)
             })
             .await?)
     }
 
-    /// The creators recorded for any of `resource_arns` (ARN → creator name), in one query per
-    /// [`CREATORS_PER_QUERY`] ARNs: what a search filter needs for a page of items.
+    /// The creators recorded for any of `resource_arns` (ARN → creator name): what a search
+    /// filter needs for a page of items.
     pub async fn resource_creators(
         &self,
         resource_arns: &[String],
     ) -> StoreResult<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for chunk in resource_arns.chunks(CREATORS_PER_QUERY) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            // Only `?` placeholders are formatted in: the ARNs are bound.
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT resource_arn, creator_name FROM resource_creators \
-                 WHERE resource_arn IN ({marks})"
-            ));
-            let mut query = sqlx::query_as::<_, (String, String)>(sql);
-            for arn in chunk {
-                query = query.bind(arn);
-            }
-            out.extend(query.fetch_all(self.pool()).await?);
+        if resource_arns.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let found = read_db!(self, |c| c.creators(resource_arns).await)?;
+        Ok(found.into_iter().collect())
     }
 }
 

@@ -2,8 +2,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use super::secrets::MasterKey;
 use super::*;
-use crate::identity::AuthMethod;
+use crate::identity::{AuthMethod, Principal};
 
 pub(crate) const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"All","Effect":"Allow","Action":"mlflow:*","Resource":"*"}]}"#;
 
@@ -457,7 +458,14 @@ async fn tokens_and_sessions() {
     ));
 
     let uid = s.get_user(None, "alice").await.unwrap().id;
-    s.create_session(&"cd".repeat(32), &uid, now() + 60, Duration::from_secs(60))
+    let owner = || SessionOwner::User {
+        user_id: uid.clone(),
+    };
+    let limits = SessionLimits {
+        lifetime: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+    };
+    s.create_session(&"cd".repeat(32), owner(), &limits)
         .await
         .unwrap();
     assert!(s.session_by_hash(&"cd".repeat(32)).await.unwrap().is_some());
@@ -465,7 +473,7 @@ async fn tokens_and_sessions() {
     assert!(s.session_by_hash(&"cd".repeat(32)).await.unwrap().is_none());
 
     // Changing the password ends the sessions.
-    s.create_session(&"ef".repeat(32), &uid, now() + 60, Duration::from_secs(60))
+    s.create_session(&"ef".repeat(32), owner(), &limits)
         .await
         .unwrap();
     s.set_password(None, "alice", Some(password::hash("new password").unwrap()))
@@ -708,4 +716,158 @@ async fn apply_is_all_or_nothing() {
     let r = s.apply_dry_run(&plan()).await.unwrap();
     assert_eq!(r.count(Change::Created), 8);
     assert!(s.list_users(None).await.unwrap().is_empty());
+}
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"sts:AssumeRole"}]}"#;
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":"mlflow:*","Resource":"*"}]}"#;
+
+#[tokio::test]
+async fn roles_keys_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let (master, _) = MasterKey::generate();
+    store
+        .ensure_account("222222222222", "data-science")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .put_role(None, "mlflow-writer", TRUST, 3600, "")
+            .await
+            .unwrap(),
+        Change::Created
+    );
+    assert_eq!(
+        store
+            .put_role(None, "mlflow-writer", TRUST, 3600, "")
+            .await
+            .unwrap(),
+        Change::Unchanged
+    );
+    assert!(
+        store.put_role(None, "bad", POLICY, 3600, "").await.is_err(),
+        "a trust policy needs a Principal"
+    );
+    assert!(
+        store
+            .put_role(None, "long", TRUST, 50_000, "")
+            .await
+            .is_err()
+    );
+    store.put_policy("all", POLICY).await.unwrap();
+    assert!(
+        store
+            .attach_role_policy(None, "mlflow-writer", "all", true)
+            .await
+            .unwrap()
+    );
+    let role = store.get_role(None, "mlflow-writer").await.unwrap();
+    assert_eq!(role.policies, vec!["all".to_owned()]);
+    // A policy a role holds is not deleted without --force.
+    let e = store.delete_policy("all", false).await.unwrap_err();
+    assert!(
+        e.to_string().contains("role 111111111111/mlflow-writer"),
+        "{e}"
+    );
+    assert_eq!(role.arn(), "arn:aws:iam::111111111111:role/mlflow-writer");
+    let pols = store
+        .role_policies("111111111111", "mlflow-writer")
+        .await
+        .unwrap();
+    assert_eq!(pols.len(), 1);
+
+    store
+        .create_user(Some("data-science"), "scientist", None, BTreeMap::new())
+        .await
+        .unwrap();
+    let (key, secret) = store
+        .create_access_key(
+            Some("data-science"),
+            KeyOwnerRef::User("scientist"),
+            &master,
+        )
+        .await
+        .unwrap();
+    assert!(key.id.starts_with("AKIA"));
+    assert!(!key.sealed_secret().contains(secret.as_str()));
+    assert_eq!(
+        master
+            .open(&key.id, key.sealed_secret())
+            .unwrap()
+            .as_slice(),
+        secret.as_bytes()
+    );
+    // The database file holds no clear secret.
+    let db = std::fs::read(dir.path().join("mlgate.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("mlgate.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    assert!(store.set_access_key_active(&key.id, false).await.unwrap());
+    assert!(!store.set_access_key_active(&key.id, false).await.unwrap());
+    assert!(!store.access_key(&key.id).await.unwrap().unwrap().active);
+    let listed = store
+        .list_access_keys(Some("data-science"), Some(KeyOwnerRef::User("scientist")))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let (role_key, _) = store
+        .create_access_key(None, KeyOwnerRef::Role("mlflow-writer"), &master)
+        .await
+        .unwrap();
+    assert!(matches!(role_key.owner, KeyOwner::Role { .. }));
+    store.delete_access_key(&key.id).await.unwrap();
+    assert!(store.access_key(&key.id).await.unwrap().is_none());
+
+    let tags = BTreeMap::new();
+    let token = new_session_token();
+    store
+        .insert_sts_session(NewStsSession {
+            access_key_id: "ASIATESTTESTTESTTEST",
+            role_id: &role.id,
+            session_name: "job-1",
+            secret_enc: master.seal("ASIATESTTESTTESTTEST", b"s"),
+            token_sha256: token_digest(&token),
+            session_policy: Some(POLICY),
+            source_identity: None,
+            tags: &tags,
+            caller_arn: "arn:aws:iam::222222222222:user/scientist",
+            expires_at: now() + 900,
+        })
+        .await
+        .unwrap();
+    let s = store
+        .sts_session("ASIATESTTESTTESTTEST")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.arn(),
+        "arn:aws:sts::111111111111:assumed-role/mlflow-writer/job-1"
+    );
+    assert_eq!(s.token_sha256(), token_digest(&token));
+    let principal = Principal::role_session(
+        "111111111111",
+        "mlflow-writer",
+        "job-1",
+        "ASIATESTTESTTESTTEST",
+        BTreeMap::new(),
+    );
+    assert_eq!(principal.arn, s.arn());
+    let session = store.session_policies(&principal).await.unwrap().unwrap();
+    assert_eq!(session[0].name, "session-policy");
+    assert_eq!(store.effective_policies(&principal).await.unwrap().len(), 1);
+    store.delete_role(None, "mlflow-writer").await.unwrap();
+    // Session gone (role deleted): the session policy denies everything.
+    let gone = store.session_policies(&principal).await.unwrap().unwrap();
+    assert_eq!(gone[0].name, "session-ended");
+    assert!(
+        store
+            .sts_session("ASIATESTTESTTESTTEST")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -23,6 +23,11 @@ pub fn validate_group_name(name: &str) -> StoreResult<()> {
     iam_name("group", name, 128)
 }
 
+/// IAM role names: 1–64 characters of `[A-Za-z0-9+=,.@_-]`.
+pub fn validate_role_name(name: &str) -> StoreResult<()> {
+    iam_name("role", name, 64)
+}
+
 /// IAM policy names: 1–128 characters of `[A-Za-z0-9+=,.@_-]`.
 pub fn validate_policy_name(name: &str) -> StoreResult<()> {
     iam_name("policy", name, 128)
