@@ -76,3 +76,46 @@ def test_passwords_never_reach_the_logs(stack, users):
     text = stack.audit_log.read_text() + stack.mlgate_log.read_text()
     for identity in users.values():
         assert identity.password not in text
+
+
+def _raw_exchange(stack, head: bytes, close_after_answer: bool = False) -> bytes:
+    """Sends `head` on a connection of its own; returns what mlgate answered before closing
+    (or, with `close_after_answer`, the first bytes of its answer, then closes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(stack.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(head)
+        answer = b""
+        while not close_after_answer or b"\r\n\r\n" not in answer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_requests_refused_by_the_http_parser_are_audited(stack, audit):
+    create = b"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: mlgate\r\n"
+    refused = [
+        (create + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
+        (create + b"Transfer-Encoding: gzip, chunked, gzip\r\n\r\n", 400),
+        (b"GET /health HTTP/1.1\r\nHost: mlgate\r\nX-Nul: a\0b\r\n\r\n", 400),
+        (b"GET /health HTTP/1.1\r\nHost: mlgate\r\nX-Big: " + b"a" * (70 << 10) + b"\r\n\r\n", 431),
+    ]
+    mark = audit.mark()
+    for head, status in refused:
+        answer = _raw_exchange(stack, head)
+        assert answer.startswith(b"HTTP/1.1 %d" % status), answer[:200]
+    # A client closing its keep-alive connection after an answer is no refusal.
+    answer = _raw_exchange(stack, b"GET /health HTTP/1.1\r\nHost: mlgate\r\n\r\n", close_after_answer=True)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    records = audit.wait_for(mark, len(refused) + 1)
+    by_parser = [r for r in records if (r.get("reason") or "").startswith("refused by the HTTP parser")]
+    assert [r["status"] for r in by_parser] == [status for _, status in refused], records
+    for r in by_parser:
+        assert r["decision"] == "rejected", r
+        assert r["source_ip"] == "127.0.0.1", r
+        assert r["principal"] is None, r
+    assert len(records) == len(refused) + 1, records

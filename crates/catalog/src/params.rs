@@ -29,8 +29,12 @@
 //!   refused.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::catalog::{ParamStyle, Route};
 
@@ -81,7 +85,7 @@ pub enum ParamError {
 pub struct FieldName(Option<String>);
 
 impl FieldName {
-    pub(crate) fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         let plain = !name.is_empty()
             && name.len() <= 64
             && name
@@ -111,22 +115,80 @@ pub enum ParamSource {
 
 /// The request fields MLflow's handler sees, keys canonical (snake_case for protobuf
 /// messages). Query values are strings, or arrays of strings for repeated keys.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Each top-level field is kept as its JSON text and parsed whole only when asked for as a
+/// [`Value`]: a body of many small objects would cost many times its size as `Value`s, so
+/// nested paths ([`Params::values_at`]) and list edits ([`Params::upsert_tag`]) walk the text.
+#[derive(Debug, Clone)]
 pub struct Params {
-    fields: Map<String, Value>,
+    fields: BTreeMap<String, Field>,
+    /// Every field parsed, once someone asked for them all ([`Params::fields`]).
+    all: OnceLock<Map<String, Value>>,
     source: ParamSource,
+}
+
+/// One top-level field: its JSON text (checked strictly when the body was read), and its
+/// [`Value`] once someone asked for it.
+#[derive(Debug, Clone)]
+struct Field {
+    text: Box<RawValue>,
+    value: OnceLock<Value>,
+}
+
+impl Field {
+    fn from_text(text: Box<RawValue>) -> Field {
+        Field {
+            text,
+            value: OnceLock::new(),
+        }
+    }
+
+    fn from_value(value: Value) -> Field {
+        let text =
+            serde_json::value::to_raw_value(&value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Field {
+            text,
+            value: OnceLock::from(value),
+        }
+    }
+
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| parse_checked(&self.text))
+    }
+}
+
+impl PartialEq for Params {
+    fn eq(&self, other: &Params) -> bool {
+        self.source == other.source && self.fields() == other.fields()
+    }
 }
 
 impl Params {
     fn empty() -> Self {
+        Params::new(BTreeMap::new(), ParamSource::None)
+    }
+
+    fn new(fields: BTreeMap<String, Field>, source: ParamSource) -> Self {
         Params {
-            fields: Map::new(),
-            source: ParamSource::None,
+            fields,
+            all: OnceLock::new(),
+            source,
         }
     }
 
+    /// Fields already parsed (a decoded OTLP export, a rebuilt trace body).
     pub(crate) fn from_fields(fields: Map<String, Value>, source: ParamSource) -> Self {
-        Params { fields, source }
+        let fields = fields
+            .into_iter()
+            .map(|(key, value)| (key, Field::from_value(value)))
+            .collect();
+        Params::new(fields, source)
+    }
+
+    /// Replaces a top-level field (canonical name).
+    fn put(&mut self, field: &str, value: Field) {
+        self.all = OnceLock::new();
+        self.fields.insert(field.to_string(), value);
     }
 
     pub fn source(&self) -> ParamSource {
@@ -137,20 +199,25 @@ impl Params {
         self.fields.is_empty()
     }
 
-    /// All fields.
+    /// All fields, parsed whole (searches repeat them page by page).
     pub fn fields(&self) -> &Map<String, Value> {
-        &self.fields
+        self.all.get_or_init(|| {
+            self.fields
+                .iter()
+                .map(|(key, field)| (key.clone(), field.value().clone()))
+                .collect()
+        })
     }
 
-    /// The raw value of a top-level field.
-    pub fn get(&self, field: &str) -> Option<&serde_json::Value> {
-        self.fields.get(field)
+    /// The value of a top-level field, parsed whole.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field).map(Field::value)
     }
 
     /// The string values of a field: a string, or the strings of an array. Lenient (other
     /// JSON types are skipped); authorization code should use [`Params::try_str_values`].
     pub fn str_values(&self, field: &str) -> Vec<&str> {
-        match self.fields.get(field) {
+        match self.get(field) {
             Some(Value::String(s)) => vec![s.as_str()],
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
@@ -160,7 +227,7 @@ impl Params {
     /// Like [`Params::str_values`] but refuses values that are not strings, so that no
     /// identifier MLflow might use can be skipped. `null` counts as absent.
     pub fn try_str_values(&self, field: &str) -> Result<Vec<&str>, ParamError> {
-        match self.fields.get(field) {
+        match self.get(field) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(v) => strings_of(v, field),
         }
@@ -169,7 +236,7 @@ impl Params {
     /// The single string value of a field: `None` when absent, `null` or empty; refused when
     /// it is not a string or has several values.
     pub fn try_str_value(&self, field: &str) -> Result<Option<&str>, ParamError> {
-        match self.fields.get(field) {
+        match self.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -181,11 +248,12 @@ impl Params {
         }
     }
 
-    /// Values at a field path: `a.b` descends into objects, `a[].b` into every element of
-    /// array `a`. Below the top level both the snake_case name and its lowerCamelCase twin
-    /// are accepted; both at once is refused. Missing or `null` steps yield nothing.
-    pub fn values_at(&self, field_path: &str) -> Result<Vec<&Value>, ParamError> {
-        let mut current: Vec<&Value> = Vec::new();
+    /// Values at a field path, as JSON text: `a.b` descends into objects, `a[].b` into every
+    /// element of array `a`. Below the top level both the snake_case name and its
+    /// lowerCamelCase twin are accepted; both at once is refused. Missing or `null` steps
+    /// yield nothing. Only the objects and arrays on the path are read, one at a time.
+    pub fn values_at(&self, field_path: &str) -> Result<Vec<&RawValue>, ParamError> {
+        let mut current: Vec<&RawValue> = Vec::new();
         for (n, step) in field_path.split('.').enumerate() {
             let (name, each) = match step.strip_suffix("[]") {
                 Some(name) => (name, true),
@@ -193,23 +261,23 @@ impl Params {
             };
             let mut next = Vec::new();
             if n == 0 {
-                next.extend(self.fields.get(name));
+                next.extend(self.fields.get(name).map(|field| &*field.text));
             } else {
-                for v in current {
-                    if let Value::Object(obj) = v {
-                        next.extend(get_either_spelling(obj, name)?);
-                    }
+                for text in current {
+                    next.extend(member_either_spelling(text, name)?);
                 }
             }
-            next.retain(|v| !v.is_null());
+            next.retain(|text| !is_null(text));
             current = if each {
-                next.into_iter()
-                    .flat_map(|v| match v {
-                        Value::Array(items) => items.iter().collect::<Vec<_>>(),
-                        other => vec![other],
-                    })
-                    .filter(|v| !v.is_null())
-                    .collect()
+                let mut items = Vec::new();
+                for text in next {
+                    match elements(text) {
+                        Some(elements) => items.extend(elements),
+                        None => items.push(text),
+                    }
+                }
+                items.retain(|text| !is_null(text));
+                items
             } else {
                 next
             };
@@ -218,23 +286,41 @@ impl Params {
     }
 
     /// String values at a field path (see [`Params::values_at`]); non-strings refused.
-    pub fn str_values_at(&self, field_path: &str) -> Result<Vec<&str>, ParamError> {
+    pub fn str_values_at(&self, field_path: &str) -> Result<Vec<Cow<'_, str>>, ParamError> {
+        let wrong = || ParamError::WrongType {
+            field: FieldName::new(field_path),
+            expected: "a string or an array of strings",
+        };
         let mut out = Vec::new();
-        for v in self.values_at(field_path)? {
-            out.extend(strings_of(v, field_path)?);
+        for text in self.values_at(field_path)? {
+            match elements(text) {
+                Some(items) => {
+                    for item in items.into_iter().filter(|item| !is_null(item)) {
+                        out.push(string_of(item).ok_or_else(wrong)?);
+                    }
+                }
+                None => out.push(string_of(text).ok_or_else(wrong)?),
+            }
         }
         Ok(out)
     }
 
-    /// The object at a path of objects (`a.b`), each step below the top level in either
-    /// spelling (see [`Params::values_at`]). `None` when a step is missing or `null`; refused
-    /// when a step is not an object or is spelled both ways.
-    pub fn object_at_mut(
+    /// Edits the object at a path of objects (`a.b`), each step below the top level in either
+    /// spelling (see [`Params::values_at`]), and stores the edited field back. `None` (and no
+    /// edit) when a step is missing or `null`; refused when a step is not an object or is
+    /// spelled both ways.
+    pub fn edit_object_at<R>(
         &mut self,
         path: &str,
-    ) -> Result<Option<&mut Map<String, Value>>, ParamError> {
+        edit: impl FnOnce(&mut Map<String, Value>) -> Result<R, ParamError>,
+    ) -> Result<Option<R>, ParamError> {
         let mut steps = path.split('.');
-        let mut current = self.fields.get_mut(steps.next().unwrap_or_default());
+        let top = steps.next().unwrap_or_default();
+        let Some(field) = self.fields.get(top) else {
+            return Ok(None);
+        };
+        let mut value = field.value().clone();
+        let mut current = Some(&mut value);
         for step in steps {
             let Some(Value::Object(obj)) = current else {
                 return object_or_absent(current, path);
@@ -242,20 +328,29 @@ impl Params {
             let key = field_spelling(obj, step)?;
             current = obj.get_mut(&key);
         }
-        match current {
-            Some(Value::Object(obj)) => Ok(Some(obj)),
-            other => object_or_absent(other, path),
-        }
+        let edited = match current {
+            Some(Value::Object(obj)) => edit(obj)?,
+            other => return object_or_absent(other, path),
+        };
+        self.put(top, Field::from_value(value));
+        Ok(Some(edited))
     }
 
     /// Sets a top-level field (canonical name), replacing any previous value.
     pub fn set(&mut self, field: &str, value: Value) {
-        self.fields.insert(field.to_string(), value);
+        self.put(field, Field::from_value(value));
     }
 
     /// Removes a top-level field.
     pub fn remove(&mut self, field: &str) -> Option<Value> {
-        self.fields.remove(field)
+        self.all = OnceLock::new();
+        let removed = self.fields.remove(field)?;
+        Some(
+            removed
+                .value
+                .into_inner()
+                .unwrap_or_else(|| parse_checked(&removed.text)),
+        )
     }
 
     /// Sets tag `key` to `value` in a repeated `{key, value}` field such as CreateRun's
@@ -266,31 +361,151 @@ impl Params {
             field: FieldName::new(field),
             expected: "an array of {key, value} objects",
         };
-        let entry = self
-            .fields
-            .entry(field.to_string())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if entry.is_null() {
-            *entry = Value::Array(Vec::new());
-        }
-        let Value::Array(items) = entry else {
-            return Err(wrong());
+        let items = match self.fields.get(field) {
+            None => Vec::new(),
+            Some(existing) if is_null(&existing.text) => Vec::new(),
+            Some(existing) => elements(&existing.text).ok_or_else(wrong)?,
         };
-        if items.iter().any(|t| !t.is_object()) {
-            return Err(wrong());
+        let mut kept = Vec::with_capacity(items.len() + 1);
+        for item in items {
+            let tag = serde_json::from_str::<Value>(item.get()).map_err(|_| wrong())?;
+            if !tag.is_object() {
+                return Err(wrong());
+            }
+            if tag.get("key").and_then(Value::as_str) != Some(key) {
+                kept.push(Cow::Borrowed(item.get()));
+            }
         }
-        items.retain(|t| t.get("key").and_then(Value::as_str) != Some(key));
         let mut tag = Map::new();
         tag.insert("key".into(), Value::String(key.into()));
         tag.insert("value".into(), Value::String(value.into()));
-        items.push(Value::Object(tag));
+        kept.push(Cow::Owned(Value::Object(tag).to_string()));
+        let text = list_text(&kept);
+        self.put(field, Field::from_text(text));
         Ok(())
     }
 
+    /// Sets the `value` of every entry with key `key` in a repeated `{key, value}` field such
+    /// as LogBatch's `tags`. Returns whether there was one; a field that is not an array, and
+    /// entries that are not objects, are left alone.
+    pub fn set_tag_values(&mut self, field: &str, key: &str, value: &str) -> bool {
+        let Some(items) = self.fields.get(field).and_then(|f| elements(&f.text)) else {
+            return false;
+        };
+        let mut forged = false;
+        let mut texts = Vec::with_capacity(items.len());
+        for item in items {
+            match serde_json::from_str::<Value>(item.get()) {
+                Ok(Value::Object(mut tag))
+                    if tag.get("key").and_then(Value::as_str) == Some(key) =>
+                {
+                    tag.insert("value".into(), Value::from(value));
+                    texts.push(Cow::Owned(Value::Object(tag).to_string()));
+                    forged = true;
+                }
+                _ => texts.push(Cow::Borrowed(item.get())),
+            }
+        }
+        if forged {
+            let text = list_text(&texts);
+            self.put(field, Field::from_text(text));
+        }
+        forged
+    }
+
     /// The fields as a JSON object body (canonical keys only), for forwarding a rewritten
-    /// request whose fields came from the body.
+    /// request whose fields came from the body. Fields keep the client's text.
     pub fn into_json_body(self) -> Vec<u8> {
-        serde_json::to_vec(&Value::Object(self.fields)).unwrap_or_else(|_| b"{}".to_vec())
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(key, field)| key.len() + field.text.get().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'{');
+        for (n, (key, field)) in self.fields.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(Value::from(key.as_str()).to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(field.text.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// The value of a field's text, which passed the strict check when the body was read (so it
+/// parses; `null` only stands in for the impossible).
+fn parse_checked(text: &RawValue) -> Value {
+    serde_json::from_str(text.get()).unwrap_or(Value::Null)
+}
+
+fn is_null(text: &RawValue) -> bool {
+    text.get() == "null"
+}
+
+/// The elements of a JSON array's text; `None` when it is not an array.
+fn elements(text: &RawValue) -> Option<Vec<&RawValue>> {
+    if !text.get().starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(text.get()).ok()
+}
+
+/// A JSON string's value, borrowed when it has no escapes; `None` when it is not a string.
+fn string_of(text: &RawValue) -> Option<Cow<'_, str>> {
+    if !text.get().starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(text.get()) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(text.get())
+            .ok()
+            .map(Cow::Owned),
+    }
+}
+
+/// An array's text from its elements' texts.
+fn list_text(items: &[Cow<'_, str>]) -> Box<RawValue> {
+    let mut out = String::with_capacity(items.iter().map(|item| item.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    RawValue::from_string(out).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// The member `snake` (or its lowerCamelCase twin) of an object's text; both at once is
+/// refused; nothing when `text` is not an object.
+fn member_either_spelling<'a>(
+    text: &'a RawValue,
+    snake: &str,
+) -> Result<Option<&'a RawValue>, ParamError> {
+    if !text.get().starts_with('{') {
+        return Ok(None);
+    }
+    let Ok(members) = serde_json::from_str::<BTreeMap<Cow<'a, str>, &'a RawValue>>(text.get())
+    else {
+        return Ok(None);
+    };
+    let camel = snake_to_camel(snake);
+    match (
+        members.get(snake),
+        (camel != snake)
+            .then(|| members.get(camel.as_str()))
+            .flatten(),
+    ) {
+        (Some(_), Some(_)) => Err(ParamError::ConflictingSpellings {
+            snake: FieldName::new(snake),
+            camel: FieldName::new(&camel),
+        }),
+        (a, b) => Ok(a.or(b).copied()),
     }
 }
 
@@ -491,7 +706,11 @@ fn params_from_pairs(pairs: Vec<(String, String)>) -> Params {
     } else {
         ParamSource::Query
     };
-    Params { fields, source }
+    let fields = fields
+        .into_iter()
+        .map(|(k, v)| (k, Field::from_value(v)))
+        .collect();
+    Params::new(fields, source)
 }
 
 /// Python's `parse_qsl(qs, keep_blank_values=True)` with strict decoding.
@@ -553,21 +772,40 @@ fn read_json_body(
     {
         return Ok(Params::empty());
     }
-    let mut value = parse_strict_json(body)?;
-    if let (true, Value::String(inner)) = (decode_twice, &value) {
-        value = parse_strict_json(inner.as_bytes())?;
+    check_strict_json(body)?;
+    let decoded;
+    let mut document = body;
+    if decode_twice && first_byte(body) == Some(b'"') {
+        decoded = serde_json::from_slice::<String>(body).map_err(|_| ParamError::MalformedJson)?;
+        check_strict_json(decoded.as_bytes())?;
+        document = decoded.as_bytes();
     }
-    match value {
-        Value::Null => Ok(Params::empty()),
-        Value::Object(fields) => Ok(Params {
-            fields,
-            source: ParamSource::Body,
-        }),
+    match first_byte(document) {
+        Some(b'n') => Ok(Params::empty()),
+        Some(b'{') => Ok(Params::new(top_level_fields(document)?, ParamSource::Body)),
         _ => Err(ParamError::NotAnObject),
     }
 }
 
-fn canonicalize_keys(fields: &mut Map<String, Value>) -> Result<(), ParamError> {
+/// The first byte of a JSON text that is not whitespace.
+fn first_byte(json: &[u8]) -> Option<u8> {
+    json.iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// The members of a strictly checked JSON object (no key twice), each kept as its text.
+fn top_level_fields(document: &[u8]) -> Result<BTreeMap<String, Field>, ParamError> {
+    let text = std::str::from_utf8(document).map_err(|_| ParamError::MalformedJson)?;
+    let members = serde_json::from_str::<BTreeMap<String, &RawValue>>(text)
+        .map_err(|_| ParamError::MalformedJson)?;
+    Ok(members
+        .into_iter()
+        .map(|(key, value)| (key, Field::from_text(value.to_owned())))
+        .collect())
+}
+
+fn canonicalize_keys(fields: &mut BTreeMap<String, Field>) -> Result<(), ParamError> {
     if !fields
         .keys()
         .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
@@ -589,8 +827,8 @@ fn canonicalize_keys(fields: &mut Map<String, Value>) -> Result<(), ParamError> 
     Ok(())
 }
 
-fn merge_run_uuid(fields: &mut Map<String, Value>) -> Result<(), ParamError> {
-    let absent = |v: Option<&Value>| match v {
+fn merge_run_uuid(fields: &mut BTreeMap<String, Field>) -> Result<(), ParamError> {
+    let absent = |v: Option<&Field>| match v.map(Field::value) {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.is_empty(),
         _ => false,
@@ -599,11 +837,13 @@ fn merge_run_uuid(fields: &mut Map<String, Value>) -> Result<(), ParamError> {
         return Ok(());
     }
     if absent(fields.get("run_id")) {
-        let uuid = fields.get("run_uuid").cloned().unwrap_or(Value::Null);
-        fields.insert("run_id".to_string(), uuid);
+        let uuid = fields.get("run_uuid").cloned();
+        if let Some(uuid) = uuid {
+            fields.insert("run_id".to_string(), uuid);
+        }
         return Ok(());
     }
-    if fields.get("run_id") != fields.get("run_uuid") {
+    if fields.get("run_id").map(Field::value) != fields.get("run_uuid").map(Field::value) {
         return Err(ParamError::ConflictingRunId);
     }
     Ok(())
@@ -616,83 +856,112 @@ fn merge_run_uuid(fields: &mut Map<String, Value>) -> Result<(), ParamError> {
 /// Parses JSON, refusing duplicate object keys anywhere (`DuplicateKey`) and anything
 /// `serde_json` refuses (`MalformedJson`).
 pub(crate) fn parse_strict_json(bytes: &[u8]) -> Result<Value, ParamError> {
+    check_strict_json(bytes)?;
+    serde_json::from_slice(bytes).map_err(|_| ParamError::MalformedJson)
+}
+
+/// Checks JSON as [`parse_strict_json`] does without building it: memory stays that of the
+/// keys of one object at a time.
+fn check_strict_json(bytes: &[u8]) -> Result<(), ParamError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut dup: Option<String> = None;
-    let v = StrictSeed { dup: &mut dup }
+    let checked = StrictCheck { dup: &mut dup }
         .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
-    match (v, dup) {
+        .and_then(|()| de.end());
+    match (checked, dup) {
         (_, Some(key)) => Err(ParamError::DuplicateKey(FieldName::new(&key))),
-        (Ok(v), None) => Ok(v),
+        (Ok(()), None) => Ok(()),
         (Err(_), None) => Err(ParamError::MalformedJson),
     }
 }
 
-struct StrictSeed<'a> {
+struct StrictCheck<'a> {
     dup: &'a mut Option<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor { dup: self.dup })
+impl<'de> DeserializeSeed<'de> for StrictCheck<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-struct StrictVisitor<'a> {
-    dup: &'a mut Option<String>,
-}
-
-impl<'de> Visitor<'de> for StrictVisitor<'_> {
-    type Value = Value;
+impl<'de> Visitor<'de> for StrictCheck<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("non-finite number"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictSeed { dup: self.dup })? {
-            items.push(v);
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(E::custom("non-finite number"))
         }
-        Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut obj = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let v = map.next_value_seed(StrictSeed { dup: self.dup })?;
-            if obj.contains_key(&key) {
-                *self.dup = Some(key);
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(StrictCheck { dup: self.dup })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            map.next_value_seed(StrictCheck { dup: self.dup })?;
+            if keys.contains(&key) {
+                *self.dup = Some(key.into_owned());
                 return Err(de::Error::custom("duplicate key"));
             }
-            obj.insert(key, v);
+            keys.insert(key);
         }
-        Ok(Value::Object(obj))
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the input unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -956,6 +1225,45 @@ mod tests {
         assert_eq!(out, json!({"experiment_id":"1","user_id":"alice"}));
         let mut p = body("POST", r#"{"tags":"x"}"#).unwrap();
         assert!(p.upsert_tag("tags", "mlflow.user", "a").is_err());
+    }
+
+    #[test]
+    fn nested_paths_decode_escapes_and_skip_nulls_and_non_objects() {
+        let p = body(
+            "POST",
+            r#"{"metrics":[{"modelId":"m1"},{"model_id":"m\u0032"},null,{"key":"k"},7],"run_id":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.str_values_at("metrics[].model_id").unwrap(), ["m1", "m2"]);
+        assert_eq!(p.str_values_at("run_id").unwrap(), ["r"]);
+        assert!(p.str_values_at("absent[].x").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rewritten_bodies_keep_the_clients_text_of_everything_else() {
+        let mut p = body(
+            "POST",
+            r#"{"run_id":"r","metrics":[{"key":"m","value":1.0e2}],"tags":[{"key":"k","value":"v"},{"key":"mlflow.user","value":"mallory"}]}"#,
+        )
+        .unwrap();
+        assert!(p.set_tag_values("tags", "mlflow.user", "alice"));
+        assert!(!p.set_tag_values("metrics", "mlflow.user", "alice"));
+        assert_eq!(
+            String::from_utf8(p.into_json_body()).unwrap(),
+            r#"{"metrics":[{"key":"m","value":1.0e2}],"run_id":"r","tags":[{"key":"k","value":"v"},{"key":"mlflow.user","value":"alice"}]}"#
+        );
+    }
+
+    #[test]
+    fn all_fields_follow_changes() {
+        let mut p = body("POST", r#"{"max_results":5,"filter":"x"}"#).unwrap();
+        assert_eq!(
+            p.fields(),
+            json!({"max_results":5,"filter":"x"}).as_object().unwrap()
+        );
+        p.set("filter", json!("y"));
+        assert_eq!(p.remove("max_results"), Some(json!(5)));
+        assert_eq!(p.fields(), json!({"filter":"y"}).as_object().unwrap());
     }
 
     #[test]

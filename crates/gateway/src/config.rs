@@ -89,6 +89,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_MAX_PARSED_BODY", default_value = "16MiB", value_parser = parse_size)]
     pub max_parsed_body: u64,
 
+    /// Bytes of request bodies mlgate reads and decides at once, across all requests (at least
+    /// --max-parsed-body); a body that cannot get its share within 10 s is refused with 503.
+    #[arg(long, env = "MLGATE_PARSED_BODY_BUDGET", default_value = "64MiB", value_parser = parse_size)]
+    pub parsed_body_budget: u64,
+
     /// Largest request head (request line and headers) accepted.
     #[arg(long, env = "MLGATE_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_size)]
     pub max_header_bytes: u64,
@@ -181,6 +186,7 @@ pub struct GatewaySettings {
     pub api_id: String,
     pub stage: String,
     pub max_parsed_body: u64,
+    pub parsed_body_budget: u64,
     pub body_timeout: Duration,
     pub upstream: Uri,
     pub upstream_timeout: Duration,
@@ -194,6 +200,7 @@ impl From<&ServeArgs> for GatewaySettings {
             api_id: args.api_id.clone(),
             stage: args.stage.clone(),
             max_parsed_body: args.max_parsed_body,
+            parsed_body_budget: args.parsed_body_budget,
             body_timeout: args.body_timeout,
             upstream: args.upstream.clone(),
             upstream_timeout: args.upstream_timeout,

@@ -120,6 +120,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         tls,
         gateway.into_router(),
         limits,
+        audit.clone(),
         listen::shutdown_signal(),
     )
     .await;

@@ -6,6 +6,7 @@
 //! whatever happened to it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -26,7 +27,7 @@ use crate::error::GatewayError;
 use crate::filter::{self, Listing, Narrowed, PageTokens, Search, Searches};
 use crate::forward::Upstream;
 use crate::listen::{IdleTimeout, Peer};
-use crate::normalize::{self, BodyLimits, Target};
+use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
 use crate::portal::{self, PortalOutcome};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
@@ -47,7 +48,11 @@ pub struct Gateway {
     upstream: Upstream,
     portal: Router,
     audit: AuditSink,
+    parsed_bodies: ParsedBodyBudget,
 }
+
+/// How long a body mlgate must read waits for its share of `--parsed-body-budget`.
+const PARSED_BODY_WAIT: Duration = Duration::from_secs(10);
 
 impl Gateway {
     /// `portal` is [`crate::portal::router`]; it serves everything under the reserved prefix.
@@ -58,6 +63,13 @@ impl Gateway {
         portal: Router,
         audit: AuditSink,
     ) -> Result<Gateway, String> {
+        if settings.parsed_body_budget < settings.max_parsed_body {
+            return Err(format!(
+                "--parsed-body-budget ({} bytes) must be at least --max-parsed-body ({} bytes)",
+                settings.parsed_body_budget, settings.max_parsed_body
+            ));
+        }
+        let parsed_bodies = ParsedBodyBudget::new(settings.parsed_body_budget, PARSED_BODY_WAIT);
         let upstream = Upstream::new(&settings.upstream, settings.upstream_timeout)?;
         let scope = ArnScope::new(&settings.region, &settings.account);
         let resolver = Resolver::new(scope.clone(), upstream.clone());
@@ -88,6 +100,7 @@ impl Gateway {
             upstream,
             portal,
             audit,
+            parsed_bodies,
         })
     }
 
@@ -130,8 +143,10 @@ impl Gateway {
         };
         let route = call.catalogued(&parts.method, &target.path)?;
         // (2, cont.) read the fields as MLflow will; only bodies MLflow parses are buffered.
-        let (mut params, body) =
-            normalize::read_fields(route, &parts, body, self.body_limits()).await?;
+        // The body's share of the budget is held until the request is answered.
+        let (mut params, body, _budget_share) =
+            normalize::read_fields(route, &parts, body, self.body_limits(), &self.parsed_bodies)
+                .await?;
         let context = global_context(&principal, &peer, trail.time);
         let mut asker = self
             .authorizer

@@ -277,6 +277,7 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
         api_id: "mlgate".into(),
         stage: "prod".into(),
         max_parsed_body: 1 << 20,
+        parsed_body_budget: 4 << 20,
         body_timeout: Duration::from_secs(30),
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_secs(5),
@@ -295,6 +296,7 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
         None,
         gateway.into_router(),
         limits,
+        audit.clone(),
         async {
             let _ = stop.await;
         },

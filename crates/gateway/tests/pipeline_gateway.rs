@@ -286,6 +286,7 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         api_id: "mlgate".into(),
         stage: "prod".into(),
         max_parsed_body,
+        parsed_body_budget: 4 * max_parsed_body,
         body_timeout: Duration::from_secs(30),
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_millis(500),
@@ -304,6 +305,7 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         None,
         gateway.into_router(),
         limits,
+        audit.clone(),
         async {
             let _ = stop.await;
         },
@@ -873,4 +875,87 @@ async fn runs_resolve_to_their_experiment_once() {
     assert_mlflow_error(status, &body, 404, "RESOURCE_DOES_NOT_EXIST");
     // Only the two allowed reads were forwarded.
     assert_eq!(mlflow.seen.lock().expect("lock").len(), 2);
+}
+
+/// Sends `head` on a fresh connection and reads until mlgate closes it.
+async fn raw_exchange(addr: SocketAddr, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn requests_the_http_parser_refuses_are_audited() {
+    let (_mlflow, gate) = mlflow_and_gate().await;
+    let big_header = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 << 10)
+    );
+    let refused: [(&[u8], &str); 4] = [
+        (
+            b"POST /api/2.0/mlflow/runs/create HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            "400",
+        ),
+        (
+            b"POST /api/2.0/mlflow/runs/create HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nX-Nul: a\0b\r\n\r\n",
+            "400",
+        ),
+        (big_header.as_bytes(), "431"),
+    ];
+    for (head, status) in refused {
+        let answer = raw_exchange(gate.addr, head).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+    }
+    // A client that closes its keep-alive connection after an answer is no refusal.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(gate.addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).await.expect("answer");
+        assert_eq!(&answer, b"HTTP/1.1 200");
+    }
+    let mut records = gate.audit_records().await;
+    for _ in 0..50 {
+        if records.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        records = gate.audit_records().await;
+    }
+    let by_parser: Vec<&Value> = records
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.starts_with("refused by the HTTP parser"))
+        })
+        .collect();
+    assert_eq!(by_parser.len(), 4, "{records:#?}");
+    for (record, (_, status)) in by_parser.iter().zip(refused) {
+        assert_eq!(record["decision"], "rejected");
+        assert_eq!(record["source_ip"], "127.0.0.1");
+        assert_eq!(record["principal"], Value::Null);
+        assert_eq!(record["status"].to_string(), status, "{record}");
+    }
+    assert_eq!(
+        records.len(),
+        5,
+        "only the health check besides: {records:#?}"
+    );
 }

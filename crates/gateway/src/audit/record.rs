@@ -1,5 +1,8 @@
 //! The audit record: one JSON line per request, allowed or denied.
 
+use std::net::IpAddr;
+
+use http::StatusCode;
 use serde::Serialize;
 
 use crate::identity::AuthMethod;
@@ -16,7 +19,8 @@ pub enum AuditDecision {
     ImplicitDeny,
     /// Refused before authorization: no, bad or conflicting credentials.
     Unauthenticated,
-    /// Refused before authorization: malformed or ambiguous request, unknown route.
+    /// Refused before authorization: malformed or ambiguous request, unknown route, or a
+    /// request head the HTTP parser refused.
     Rejected,
     /// Public route (health, sign-in page): no decision needed.
     Public,
@@ -47,4 +51,29 @@ pub struct AuditRecord {
     /// HTTP status sent to the client.
     pub status: u16,
     pub latency_ms: f64,
+}
+
+impl AuditRecord {
+    /// A request refused by the HTTP parser before mlgate's pipeline saw it: nothing but the
+    /// peer, the parser's reason and the answer (`status`) is known, so `method` and `path`
+    /// are empty.
+    pub fn refused_by_parser(peer: IpAddr, status: StatusCode, reason: String) -> AuditRecord {
+        AuditRecord {
+            time: jiff::Timestamp::now().to_string(),
+            request_id: uuid::Uuid::new_v4().simple().to_string(),
+            source_ip: peer.to_canonical().to_string(),
+            method: String::new(),
+            path: String::new(),
+            principal: None,
+            auth_method: None,
+            actions: Vec::new(),
+            resources: Vec::new(),
+            decision: AuditDecision::Rejected,
+            policy: None,
+            statement: None,
+            reason: Some(format!("refused by the HTTP parser: {reason}")),
+            status: status.as_u16(),
+            latency_ms: 0.0,
+        }
+    }
 }

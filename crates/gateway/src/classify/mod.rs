@@ -101,6 +101,7 @@ mod tests {
             api_id: "mlgate".into(),
             stage: "prod".into(),
             max_parsed_body: 1 << 20,
+            parsed_body_budget: 4 << 20,
             body_timeout: Duration::from_secs(1),
             upstream: "http://127.0.0.1:5001".parse().expect("uri"),
             upstream_timeout: Duration::from_secs(1),

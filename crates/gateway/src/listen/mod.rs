@@ -1,15 +1,18 @@
 //! Stage 1: accept connections (HTTP/1.1 and h2, optional TLS with ALPN), apply header limits
-//! and timeouts, tell later stages who the peer is, and shut down gracefully.
+//! and timeouts, tell later stages who the peer is, audit requests the HTTP parser refuses
+//! before the pipeline sees them, and shut down gracefully.
 
 mod body;
 mod tls;
 
+use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -17,6 +20,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use crate::audit::{AuditRecord, AuditSink};
 
 pub use body::{BodyTimeout, IdleTimeout};
 pub use tls::load_tls;
@@ -41,11 +46,13 @@ pub struct ListenLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// Requests hyper refuses itself (a malformed or oversized head) are audited to `audit`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
     limits: ListenLimits,
+    audit: AuditSink,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -90,6 +97,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = limits.header_read_timeout;
+        let audit = audit.clone();
         tokio::spawn(async move {
             let result =
                 match tls {
@@ -124,6 +132,9 @@ pub async fn serve(
                 };
             if let Err(error) = result {
                 tracing::debug!(%addr, %error, "connection ended with an error");
+                if let Some((status, kind)) = parser_refusal(error.as_ref()) {
+                    audit.record(AuditRecord::refused_by_parser(addr.ip(), status, kind));
+                }
             }
         });
     }
@@ -136,6 +147,28 @@ pub async fn serve(
     {
         tracing::warn!("open connections did not finish in time; closing them");
     }
+}
+
+/// The answer hyper sent and why, when a connection ended because hyper's HTTP/1 parser
+/// refused a request head (duplicate `Content-Length`, bad `Transfer-Encoding`, a NUL in a
+/// header, a head over the limit, ...). Connections a client closed, reset or left idle are
+/// not refusals. The kind is hyper's description, which never quotes the request.
+fn parser_refusal(error: &(dyn Error + 'static)) -> Option<(StatusCode, String)> {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if let Some(error) = error.downcast_ref::<hyper::Error>()
+            && error.is_parse()
+        {
+            let status = match error.to_string().as_str() {
+                _ if !error.is_parse_too_large() => StatusCode::BAD_REQUEST,
+                "URI too long" => StatusCode::URI_TOO_LONG,
+                _ => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            };
+            return Some((status, error.to_string()));
+        }
+        source = error.source();
+    }
+    None
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -2,15 +2,17 @@
 //! them (`mlgate-catalog`). Anything MLflow could read differently is refused with 400 before
 //! it is forwarded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Uri, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mlgate_catalog::{ParamStyle, Params, Route, normalize_path, read_otlp, read_params_for};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::RESERVED_PREFIX;
 use crate::classify::reads_body;
@@ -81,18 +83,82 @@ impl RequestBody {
     }
 }
 
+/// The bytes of request bodies mlgate reads and decides at once, across the process, counted
+/// in KiB. A body takes its share before it is read (its declared length, or the largest body
+/// allowed when none is declared) and holds it until its request is answered, so the memory of
+/// buffering, reading fields and rewriting bodies is bounded by the budget, not by the number
+/// of connections.
+#[derive(Clone, Debug)]
+pub struct ParsedBodyBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+    /// How long a body waits for its share before the request is refused with 503.
+    wait: Duration,
+}
+
+/// A body's share of the [`ParsedBodyBudget`], given back when dropped.
+#[derive(Debug)]
+pub struct BudgetShare {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl BudgetShare {
+    fn none() -> BudgetShare {
+        BudgetShare { _permit: None }
+    }
+}
+
+impl ParsedBodyBudget {
+    pub fn new(bytes: u64, wait: Duration) -> ParsedBodyBudget {
+        let total_kib = u32::try_from(bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS as u64))
+            .unwrap_or(u32::MAX);
+        ParsedBodyBudget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            wait,
+        }
+    }
+
+    /// The share of a body of `bytes` (none for an empty body), waiting at most the budget's
+    /// wait for it.
+    pub async fn admit(&self, bytes: u64) -> Result<BudgetShare, GatewayError> {
+        if bytes == 0 {
+            return Ok(BudgetShare::none());
+        }
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        match tokio::time::timeout(self.wait, self.kib.clone().acquire_many_owned(kib)).await {
+            Ok(Ok(permit)) => Ok(BudgetShare {
+                _permit: Some(permit),
+            }),
+            _ => Err(GatewayError::Unavailable(
+                "mlgate is reading too many large request bodies at once; try again shortly".into(),
+            )),
+        }
+    }
+}
+
 /// Reads the fields of a request to `route` as its MLflow handler does. Only a body MLflow
-/// may parse is read (up to `limits`); any other body is handed back unread.
+/// may parse is read (up to `limits`), after it took its share of `budget` (kept until the
+/// returned share is dropped); any other body is handed back unread.
 pub async fn read_fields(
     route: &Route,
     parts: &Parts,
     body: Body,
     limits: BodyLimits,
-) -> Result<(Params, RequestBody), GatewayError> {
-    let body = if reads_body(route, &parts.method) {
-        RequestBody::Read(read_body(parts, body, limits).await?)
+    budget: &ParsedBodyBudget,
+) -> Result<(Params, RequestBody, BudgetShare), GatewayError> {
+    let (body, share) = if reads_body(route, &parts.method) {
+        let declared = declared_length(parts);
+        if declared.is_some_and(|length| length > limits.max_bytes) {
+            return Err(too_large(limits));
+        }
+        let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
+        let bytes = read_body(declared, body, limits).await?;
+        (RequestBody::Read(bytes), share)
     } else {
-        RequestBody::Streaming(body)
+        (RequestBody::Streaming(body), BudgetShare::none())
     };
     let bytes = body.bytes().unwrap_or_default();
     let params = match route.params {
@@ -115,7 +181,7 @@ pub async fn read_fields(
         ),
     }
     .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-    Ok((params, body))
+    Ok((params, body, share))
 }
 
 /// A header's one value; several values, or one that is not text, are refused.
@@ -133,33 +199,42 @@ fn single_header(parts: &Parts, name: header::HeaderName) -> Result<Option<&str>
         .transpose()
 }
 
-async fn read_body(parts: &Parts, body: Body, limits: BodyLimits) -> Result<Bytes, GatewayError> {
-    let too_large = || {
-        GatewayError::PayloadTooLarge(format!(
-            "the request body is larger than the {} byte limit for requests mlgate must read",
-            limits.max_bytes
-        ))
-    };
-    let declared = parts
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_bytes) {
-        return Err(too_large());
-    }
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn too_large(limits: BodyLimits) -> GatewayError {
+    GatewayError::PayloadTooLarge(format!(
+        "the request body is larger than the {} byte limit for requests mlgate must read",
+        limits.max_bytes
+    ))
+}
+
+async fn read_body(
+    declared: Option<u64>,
+    body: Body,
+    limits: BodyLimits,
+) -> Result<Bytes, GatewayError> {
     let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    let collected = tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| {
-            GatewayError::ClientTimeout(format!(
-                "the request body did not arrive within {} s",
-                limits.timeout.as_secs_f64()
-            ))
-        })?;
+    let capacity = declared.and_then(|length| usize::try_from(length).ok());
+    let collected = tokio::time::timeout(
+        limits.timeout,
+        collect(Limited::new(body, limit), capacity.unwrap_or(0)),
+    )
+    .await
+    .map_err(|_| {
+        GatewayError::ClientTimeout(format!(
+            "the request body did not arrive within {} s",
+            limits.timeout.as_secs_f64()
+        ))
+    })?;
     match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
+        Ok(collected) => Ok(collected),
+        Err(error) if error.is::<LengthLimitError>() => Err(too_large(limits)),
         Err(error) => match BodyTimeout::find(error.as_ref()) {
             Some(timeout) => Err(GatewayError::ClientTimeout(timeout.to_string())),
             None => Err(GatewayError::BadRequest(
@@ -167,6 +242,34 @@ async fn read_body(parts: &Parts, body: Body, limits: BodyLimits) -> Result<Byte
             )),
         },
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body's bytes in one buffer of the declared length, so a body costs its size once (a
+/// body that arrives as one chunk is kept as it is).
+async fn collect(mut body: Limited<Body>, capacity: usize) -> Result<Bytes, BoxError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match (&mut joined, first.take()) {
+            (Some(joined), _) => joined.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(previous)) => {
+                let mut buffer = BytesMut::with_capacity(capacity.max(previous.len() + data.len()));
+                buffer.extend_from_slice(&previous);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
+            }
+        }
+    }
+    Ok(match joined {
+        Some(joined) => joined.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -214,5 +317,30 @@ mod tests {
         assert!(reserved("/_mlgate"));
         assert!(!reserved("/_mlgateway"));
         assert!(!reserved("/static-files/_mlgate"));
+    }
+
+    #[tokio::test]
+    async fn bodies_share_the_budget_and_wait_only_briefly_for_it() {
+        let budget = ParsedBodyBudget::new(4 << 20, Duration::from_millis(50));
+        let first = budget.admit(3 << 20).await.expect("fits");
+        let second = budget.admit(1 << 20).await.expect("fits beside the first");
+        assert!(matches!(
+            budget.admit(1).await,
+            Err(GatewayError::Unavailable(_))
+        ));
+        drop(first);
+        let third = budget
+            .admit(3 << 20)
+            .await
+            .expect("the first's share came back");
+        drop((second, third));
+        // A body larger than the whole budget waits for all of it.
+        let whole = budget.admit(u64::MAX).await.expect("the whole budget");
+        assert!(matches!(
+            budget.admit(1).await,
+            Err(GatewayError::Unavailable(_))
+        ));
+        drop(whole);
+        budget.admit(0).await.expect("an empty body takes nothing");
     }
 }

@@ -9,6 +9,7 @@
 mod arn;
 mod source;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -295,28 +296,28 @@ pub fn plan(
         )));
     }
     let mut plan = Plan::default();
-    let single = |field: &str| -> Result<Option<&str>, GatewayError> {
+    let single = |field: &str| -> Result<Option<Cow<'_, str>>, GatewayError> {
         let ids = route.ids.iter().find(|id| id.field == field);
-        match ids
+        let found = ids
             .map(|id| values(id, path_params, params, headers))
-            .transpose()?
-            .as_deref()
-        {
+            .transpose()?;
+        match found.as_deref() {
             None | Some([]) => Ok(None),
-            Some([one]) => Ok(Some(*one)),
+            Some([one]) => Ok(Some(one.clone())),
             Some(_) => Err(GatewayError::BadRequest(format!(
                 "several values for parameter '{field}'"
             ))),
         }
     };
     let model_name = single("name")?;
+    let model_name = model_name.as_deref();
     let version_paired = route
         .ids
         .iter()
         .any(|id| id.field == "version" && id.refers_to == ResourceKind::ModelVersion);
     let tag_keys = tag_keys(route.operation, path_params, params)?;
     // Writing the prompt tag turns a model into a prompt or back: decided on both kinds.
-    let switches_kind = tag_keys.contains(&IS_PROMPT_TAG);
+    let switches_kind = tag_keys.iter().any(|key| key == IS_PROMPT_TAG);
     // A registered model being created has no tags in MLflow yet: its request's tags say.
     let created_kind = (route.operation == "CreateRegisteredModel")
         .then(|| requested_kind(params))
@@ -331,7 +332,7 @@ pub fn plan(
     for id in route.ids {
         if let Some(operation) = id.implies {
             for value in values(id, path_params, params, headers)? {
-                if let Some(target) = reference_target(scope, id, value, params)? {
+                if let Some(target) = reference_target(scope, id, &value, params)? {
                     plan.references.push(Reference {
                         operation,
                         field: id.field,
@@ -342,6 +343,7 @@ pub fn plan(
             continue;
         }
         for value in values(id, path_params, params, headers)? {
+            let value = value.as_ref();
             match id.refers_to {
                 ResourceKind::Experiment => match id.field {
                     // The experiment being created has no id yet: the server is the resource.
@@ -475,7 +477,7 @@ pub fn plan(
         plan.context.push((NEW_NAME, new_name.to_owned()));
     }
     for key in tag_keys {
-        plan.context.push((TAG_KEYS, key.to_owned()));
+        plan.context.push((TAG_KEYS, key.into_owned()));
     }
     Ok(plan)
 }
@@ -483,23 +485,31 @@ pub fn plan(
 /// Whether a CreateRegisteredModel request creates a prompt, from its `tags` as MLflow reads
 /// them ([`ModelKind::of_tags`]). Tags MLflow would not read as strings are refused.
 fn requested_kind(params: &Params) -> Result<ModelKind, GatewayError> {
-    let mut tags = Vec::new();
-    for tag in params.values_at("tags[]").map_err(param_error)? {
+    // Only the prompt tag matters; every tag is still checked as MLflow would read it.
+    let mut prompt_tags = Vec::new();
+    for text in params.values_at("tags[]").map_err(param_error)? {
+        let Ok(serde_json::Value::Object(tag)) = serde_json::from_str(text.get()) else {
+            return Err(GatewayError::BadRequest(
+                "invalid value for parameter 'tags': expected objects".into(),
+            ));
+        };
         let text = |field: &str| match tag.get(field) {
-            None | Some(serde_json::Value::Null) => Ok(""),
-            Some(serde_json::Value::String(s)) => Ok(s.as_str()),
+            None | Some(serde_json::Value::Null) => Ok(String::new()),
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
             Some(_) => Err(GatewayError::BadRequest(format!(
                 "invalid value for parameter 'tags[].{field}': expected a string"
             ))),
         };
-        if !tag.is_object() {
-            return Err(GatewayError::BadRequest(
-                "invalid value for parameter 'tags': expected objects".into(),
-            ));
+        let (key, value) = (text("key")?, text("value")?);
+        if key == IS_PROMPT_TAG {
+            prompt_tags.push(value);
         }
-        tags.push((text("key")?, text("value")?));
     }
-    Ok(ModelKind::of_tags(tags))
+    Ok(ModelKind::of_tags(
+        prompt_tags
+            .iter()
+            .map(|value| (IS_PROMPT_TAG, value.as_str())),
+    ))
 }
 
 /// The keys named by a tag write (`Set*Tag`, `Delete*Tag`, `SetLoggedModelTags`): the `key`
@@ -508,19 +518,24 @@ fn tag_keys<'a>(
     operation: &str,
     path_params: &'a [(&'static str, String)],
     params: &'a Params,
-) -> Result<Vec<&'a str>, GatewayError> {
+) -> Result<Vec<Cow<'a, str>>, GatewayError> {
     let writes_tags = (operation.starts_with("Set") || operation.starts_with("Delete"))
         && (operation.ends_with("Tag") || operation.ends_with("Tags"));
     if !writes_tags {
         return Ok(Vec::new());
     }
-    let mut keys: Vec<&str> = params.try_str_values("key").map_err(param_error)?;
+    let mut keys: Vec<Cow<str>> = params
+        .try_str_values("key")
+        .map_err(param_error)?
+        .into_iter()
+        .map(Cow::Borrowed)
+        .collect();
     keys.extend(params.str_values_at("tags[].key").map_err(param_error)?);
     keys.extend(
         path_params
             .iter()
             .filter(|(name, _)| *name == "tag_key")
-            .map(|(_, value)| value.as_str()),
+            .map(|(_, value)| Cow::Borrowed(value.as_str())),
     );
     Ok(keys)
 }
@@ -639,8 +654,9 @@ fn values<'a>(
     path_params: &'a [(&'static str, String)],
     params: &'a Params,
     headers: &'a HeaderMap,
-) -> Result<Vec<&'a str>, GatewayError> {
-    let found = match id.source {
+) -> Result<Vec<Cow<'a, str>>, GatewayError> {
+    let borrowed = |values: Vec<&'a str>| values.into_iter().map(Cow::Borrowed).collect();
+    let found: Vec<Cow<'a, str>> = match id.source {
         IdSource::Path => {
             let in_path: Vec<&str> = path_params
                 .iter()
@@ -658,7 +674,7 @@ fn values<'a>(
                     in_path.first().copied().unwrap_or_default()
                 )));
             }
-            in_path
+            borrowed(in_path)
         }
         IdSource::Header => {
             let values: Vec<_> = headers.get_all(id.field).iter().collect();
@@ -671,7 +687,7 @@ fn values<'a>(
             values
                 .into_iter()
                 .map(|v| {
-                    v.to_str().map_err(|_| {
+                    v.to_str().map(Cow::Borrowed).map_err(|_| {
                         GatewayError::BadRequest(format!("header {} is not text", id.field))
                     })
                 })
@@ -680,12 +696,16 @@ fn values<'a>(
         IdSource::Params if id.field.contains('.') || id.field.contains("[]") => {
             params.str_values_at(id.field).map_err(param_error)?
         }
-        IdSource::Params if id.many => params.try_str_values(id.field).map_err(param_error)?,
-        IdSource::Params => params
-            .try_str_value(id.field)
-            .map_err(param_error)?
-            .into_iter()
-            .collect(),
+        IdSource::Params if id.many => {
+            borrowed(params.try_str_values(id.field).map_err(param_error)?)
+        }
+        IdSource::Params => borrowed(
+            params
+                .try_str_value(id.field)
+                .map_err(param_error)?
+                .into_iter()
+                .collect(),
+        ),
     };
     Ok(found.into_iter().filter(|v| !v.is_empty()).collect())
 }

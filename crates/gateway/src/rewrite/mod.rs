@@ -10,7 +10,9 @@
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use mlgate_catalog::{ParamError, Params, Route, TRACE_USER_METADATA, TraceAuthor, field_spelling};
+use mlgate_catalog::{
+    FieldName, ParamError, Params, Route, TRACE_USER_METADATA, TraceAuthor, field_spelling,
+};
 use serde_json::{Map, Value};
 
 use crate::normalize::RequestBody;
@@ -98,7 +100,7 @@ fn attribute_operation(
             }
             params.set("value", Value::from(user));
         }
-        Author::RunTags => return Ok(overwrite_tag(params, "tags", MLFLOW_USER_TAG, user)),
+        Author::RunTags => return Ok(params.set_tag_values("tags", MLFLOW_USER_TAG, user)),
         Author::DatasetTags => {
             let mut tags = match params.get("tags") {
                 None | Some(Value::Null) => Map::new(),
@@ -115,26 +117,6 @@ fn attribute_operation(
         Author::UpdatedBy => params.set("updated_by", Value::from(user)),
     }
     Ok(true)
-}
-
-/// Replaces the value of each `key` entry of the `{key, value}` list `field`; whether any was.
-fn overwrite_tag(params: &mut Params, field: &str, key: &str, user: &str) -> bool {
-    let Some(Value::Array(mut tags)) = params.get(field).cloned() else {
-        return false;
-    };
-    let forged: Vec<&mut Map<String, Value>> = tags
-        .iter_mut()
-        .filter_map(Value::as_object_mut)
-        .filter(|tag| tag.get("key").and_then(Value::as_str) == Some(key))
-        .collect();
-    if forged.is_empty() {
-        return false;
-    }
-    for tag in forged {
-        tag.insert("value".into(), Value::from(user));
-    }
-    params.set(field, Value::Array(tags));
-    true
 }
 
 /// An assessment source type that names a judge or code, not a person, in any form protobuf's
@@ -160,31 +142,38 @@ fn attribute_trace(
         TraceAuthor::MetadataList {
             path,
             always: false,
-        } => Ok(overwrite_tag(params, path, TRACE_USER_METADATA, user)),
+        } => Ok(params.set_tag_values(path, TRACE_USER_METADATA, user)),
         TraceAuthor::MetadataMap(path) => {
             // Inside the objects that must exist, the metadata object is added when absent.
-            if params.object_at_mut(path)?.is_none() {
-                let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
-                let Some(parent) = params.object_at_mut(parent)? else {
-                    return Ok(false);
+            let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
+            let edited = params.edit_object_at(parent, |parent| {
+                let key = field_spelling(parent, field)?;
+                let metadata = parent
+                    .entry(key)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if metadata.is_null() {
+                    *metadata = Value::Object(Map::new());
+                }
+                let Value::Object(metadata) = metadata else {
+                    return Err(ParamError::WrongType {
+                        field: FieldName::new(path),
+                        expected: "an object",
+                    });
                 };
-                parent.insert(field_spelling(parent, field)?, Value::Object(Map::new()));
-            }
-            let Some(metadata) = params.object_at_mut(path)? else {
-                return Ok(false);
-            };
-            metadata.insert(TRACE_USER_METADATA.into(), Value::from(user));
-            Ok(true)
+                metadata.insert(TRACE_USER_METADATA.into(), Value::from(user));
+                Ok(())
+            })?;
+            Ok(edited.is_some())
         }
         TraceAuthor::AssessmentSource(path) => {
-            let Some(source) = params.object_at_mut(path)? else {
-                return Ok(false);
-            };
-            if names_a_machine(source.get(&field_spelling(source, "source_type")?)) {
-                return Ok(false);
-            }
-            source.insert(field_spelling(source, "source_id")?, Value::from(user));
-            Ok(true)
+            let edited = params.edit_object_at(path, |source| {
+                if names_a_machine(source.get(&field_spelling(source, "source_type")?)) {
+                    return Ok(false);
+                }
+                source.insert(field_spelling(source, "source_id")?, Value::from(user));
+                Ok(true)
+            })?;
+            Ok(edited == Some(true))
         }
     }
 }
