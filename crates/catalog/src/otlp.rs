@@ -416,8 +416,9 @@ mod tests {
         params.try_str_values("trace_ids").expect("strings")
     }
 
-    fn tag_keys(params: &Params) -> Vec<&str> {
-        params.str_values_at("tags[].key").expect("strings")
+    fn tag_keys(params: &Params) -> Vec<String> {
+        let keys = params.str_values_at("tags[].key").expect("strings");
+        keys.into_iter().map(|key| key.into_owned()).collect()
     }
 
     const PROTOBUF: Option<&str> = Some("application/x-protobuf");

@@ -70,17 +70,14 @@ pub enum TraceAuthor {
 
 /// The first reserved tag ([`RESERVED_TRACE_TAGS`]) the request would set or delete. Tag fields
 /// MLflow would not read as strings are refused.
-pub fn reserved_trace_tag<'a>(
+pub fn reserved_trace_tag(
     writes: &TraceWrites,
-    params: &'a Params,
-) -> Result<Option<&'a str>, ParamError> {
-    let mut reserved: Option<&'a str> = None;
-    let mut check = |key: &'a str, deleting: bool| {
-        if reserved.is_none()
-            && RESERVED_TRACE_TAGS.contains(&key)
-            && !(deleting && key == DELETABLE_RESERVED_TRACE_TAG)
-        {
-            reserved = Some(key);
+    params: &Params,
+) -> Result<Option<&'static str>, ParamError> {
+    let mut reserved: Option<&'static str> = None;
+    let mut check = |key: &str, deleting: bool| {
+        if reserved.is_none() && !(deleting && key == DELETABLE_RESERVED_TRACE_TAG) {
+            reserved = RESERVED_TRACE_TAGS.iter().copied().find(|tag| *tag == key);
         }
     };
     for field in writes.tags {
@@ -93,12 +90,12 @@ pub fn reserved_trace_tag<'a>(
             }
             TraceTagField::List(path) => {
                 for key in params.str_values_at(&format!("{path}[].key"))? {
-                    check(key, false);
+                    check(&key, false);
                 }
             }
             TraceTagField::Map(path) => {
                 for tags in params.values_at(path)? {
-                    let Value::Object(tags) = tags else {
+                    let Ok(Value::Object(tags)) = serde_json::from_str(tags.get()) else {
                         return Err(ParamError::WrongType {
                             field: crate::FieldName::new(path),
                             expected: "an object of tags",
