@@ -27,7 +27,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use http_body_util::{BodyExt, Limited};
 use mlgate_sigv4::{
     DeclaredPayload, EMPTY_SHA256, PayloadCheck, SigV4Error, SignedRequest, SigningKeyCache,
     Verifier, VerifierConfig,
@@ -39,7 +38,7 @@ use zeroize::Zeroizing;
 use crate::config::ServeArgs;
 use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
-use crate::normalize::BodyLimits;
+use crate::normalize::{BodyLimits, BodyReadError, collect_body};
 use crate::store::secrets::MasterKey;
 use crate::store::{
     AccessKeyRecord, KeyOwner, MAX_CACHE_TTL, Store, StoreError, StsSessionRecord, now,
@@ -510,21 +509,17 @@ fn is_empty_body(parts: &Parts, body: &Body) -> bool {
 }
 
 async fn buffer(body: Body, limits: BodyLimits) -> Result<Bytes, Rejection> {
-    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    match tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(Rejection::other(
-            "RequestTimeout",
-            "the request body did not arrive in time",
-        )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(SigV4Error::PayloadHashRequired.into())
-        }
-        Ok(Err(_)) => Err(Rejection::other(
-            "IncompleteSignature",
-            "the request body could not be read",
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
+    collect_body(body, limits)
+        .await
+        .map_err(|error| match error {
+            BodyReadError::TooLarge => SigV4Error::PayloadHashRequired.into(),
+            BodyReadError::TimedOut => {
+                Rejection::other("RequestTimeout", "the request body did not arrive in time")
+            }
+            BodyReadError::Unreadable(_) => {
+                Rejection::other("IncompleteSignature", "the request body could not be read")
+            }
+        })
 }
 
 pub mod payload;

@@ -58,6 +58,29 @@ pub struct BodyLimits {
     pub timeout: Duration,
 }
 
+/// Why a client's body could not be read within [`BodyLimits`].
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    #[error("the body is larger than the limit")]
+    TooLarge,
+    #[error("the body did not arrive in time")]
+    TimedOut,
+    /// The connection failed, or paused too long ([`BodyTimeout`] in the chain).
+    #[error("the body could not be read: {0}")]
+    Unreadable(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Reads a client's whole body: at most `limits.max_bytes`, all of it within `limits.timeout`.
+pub async fn collect_body(body: Body, limits: BodyLimits) -> Result<Bytes, BodyReadError> {
+    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+    match tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(BodyReadError::TimedOut),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(BodyReadError::TooLarge),
+        Ok(Err(error)) => Err(BodyReadError::Unreadable(error)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
 /// A request body after the fields were read: kept whole when mlgate read it, otherwise
 /// untouched and still streaming.
 pub enum RequestBody {
@@ -148,25 +171,19 @@ async fn read_body(parts: &Parts, body: Body, limits: BodyLimits) -> Result<Byte
     if declared.is_some_and(|length| length > limits.max_bytes) {
         return Err(too_large());
     }
-    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    let collected = tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect())
+    collect_body(body, limits)
         .await
-        .map_err(|_| {
-            GatewayError::ClientTimeout(format!(
+        .map_err(|error| match error {
+            BodyReadError::TooLarge => too_large(),
+            BodyReadError::TimedOut => GatewayError::ClientTimeout(format!(
                 "the request body did not arrive within {} s",
                 limits.timeout.as_secs_f64()
-            ))
-        })?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
-        Err(error) => match BodyTimeout::find(error.as_ref()) {
-            Some(timeout) => Err(GatewayError::ClientTimeout(timeout.to_string())),
-            None => Err(GatewayError::BadRequest(
-                "the request body could not be read".into(),
             )),
-        },
-    }
+            BodyReadError::Unreadable(error) => match BodyTimeout::find(error.as_ref()) {
+                Some(timeout) => GatewayError::ClientTimeout(timeout.to_string()),
+                None => GatewayError::BadRequest("the request body could not be read".into()),
+            },
+        })
 }
 
 #[cfg(test)]

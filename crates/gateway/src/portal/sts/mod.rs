@@ -50,8 +50,11 @@ use crate::store::{
 };
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-/// STS form bodies are small; AWS limits session policies to 2048 characters.
-const MAX_FORM_BYTES: u64 = 64 << 10;
+/// STS form bodies are small (AWS limits session policies to 2048 characters) and come at once.
+const FORM_LIMITS: BodyLimits = BodyLimits {
+    max_bytes: 64 << 10,
+    timeout: Duration::from_secs(30),
+};
 const MAX_SESSION_POLICY: usize = 2048;
 const MAX_SESSION_TAGS: usize = 50;
 pub const ASSUME_ROLE: &str = "sts:AssumeRole";
@@ -213,11 +216,7 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
             AuditDecision::Rejected,
         );
     };
-    let limits = BodyLimits {
-        max_bytes: MAX_FORM_BYTES,
-        timeout: Duration::from_secs(30),
-    };
-    let verified = match sigv4.verify(Endpoint::Sts, &parts, body, limits).await {
+    let verified = match sigv4.verify(Endpoint::Sts, &parts, body, FORM_LIMITS).await {
         Ok(v) => v,
         Err(rejection) => {
             let status = if rejection.unavailable {

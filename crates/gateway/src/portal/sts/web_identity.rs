@@ -23,13 +23,12 @@ use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;
 use http::request::Parts;
-use http_body_util::{BodyExt, Limited};
 use jiff::Timestamp;
 use mlgate_policy::PolicyDocument;
 use serde_json::Value;
 
 use super::{
-    MAX_FORM_BYTES, MAX_SESSION_POLICY, NS, StsError, add_session_tag, decide, insert_request_tags,
+    FORM_LIMITS, MAX_SESSION_POLICY, NS, StsError, add_session_tag, decide, insert_request_tags,
     no_transitive_tags, outcome, parse_role_arn, required_actions, truncate, trust_policy,
     valid_session_name, xml_escape, xml_response,
 };
@@ -39,6 +38,7 @@ use crate::authorize::request_context;
 use crate::error::AuthFailureKind;
 use crate::identity::{AuthMethod, assumed_role_arn};
 use crate::listen::Peer;
+use crate::normalize::collect_body;
 use crate::portal::{PortalOutcome, PortalState};
 use crate::store::{
     MIN_SESSION_SECONDS, NewStsSession, new_access_key_id, new_secret_access_key,
@@ -70,8 +70,8 @@ pub async fn handle_unsigned(
         o.auth_method = Some(AuthMethod::Jwt);
         xml_response(e.status, e.to_xml(request_id), o)
     };
-    let bytes = match Limited::new(body, MAX_FORM_BYTES as usize).collect().await {
-        Ok(b) => b.to_bytes(),
+    let bytes = match collect_body(body, FORM_LIMITS).await {
+        Ok(bytes) => bytes,
         Err(_) => {
             return fail(
                 StsError::invalid("the request body is too large or could not be read"),
