@@ -1,4 +1,6 @@
-//! Command line and environment: `mlgate serve` settings, plus the admin subcommands.
+//! `mlgate serve` settings from the command line and the environment. A leaf: the stages read
+//! it, it depends on none of them (a stage that needs its own settings struct builds it from
+//! [`ServeArgs`]).
 //!
 //! Every flag of `serve` also reads an `MLGATE_*` environment variable so scripts and CI can
 //! drive the gateway without arguments. `docs/configuration.md` lists them.
@@ -7,38 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use http::Uri;
-
-use crate::admin::AdminCommand;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "mlgate",
-    version,
-    about = "Access control and audit in front of an MLflow tracking server"
-)]
-pub struct Cli {
-    /// Directory of the embedded store (users, groups, policies, tokens, sessions) and the audit log.
-    #[arg(
-        long,
-        env = "MLGATE_DATA_DIR",
-        default_value = ".mlgate",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the gateway in front of an MLflow tracking server.
-    Serve(Box<ServeArgs>),
-    #[command(flatten)]
-    Admin(AdminCommand),
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -157,20 +129,6 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The SigV4 verifier settings from the `--sigv4-*` flags.
-    pub fn sigv4_settings(&self) -> crate::authenticate::sigv4::SigV4Settings {
-        let regions = if self.sigv4_regions.is_empty() {
-            vec![self.region.clone()]
-        } else {
-            self.sigv4_regions.clone()
-        };
-        crate::authenticate::sigv4::SigV4Settings {
-            regions,
-            services: self.sigv4_services.clone(),
-            clock_skew: self.sigv4_clock_skew,
-        }
-    }
-
     pub fn audit_log_path(&self, data_dir: &Path) -> PathBuf {
         self.audit_log
             .clone()
@@ -212,16 +170,31 @@ impl From<&ServeArgs> for GatewaySettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameAncestors(pub Vec<String>);
 
+/// Checks one `frame-ancestors` source: `'self'`, or a scheme + host (wildcards allowed) with an
+/// optional port, e.g. `https://*.studio.example.com`, `https://jupyter.example.com:8443`.
+fn valid_frame_source(s: &str) -> bool {
+    if s == "'self'" {
+        return true;
+    }
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'*' | b':'))
+}
+
 fn parse_frame_ancestors(s: &str) -> Result<FrameAncestors, String> {
     let sources: Vec<String> = s
         .split([' ', ','])
         .filter(|x| !x.is_empty())
         .map(str::to_owned)
         .collect();
-    if let Some(bad) = sources
-        .iter()
-        .find(|x| !crate::portal::embed::valid_source(x))
-    {
+    if let Some(bad) = sources.iter().find(|x| !valid_frame_source(x)) {
         return Err(format!(
             "{bad:?} is not a frame-ancestors source ('self' or https://host[:port], * allowed in the host)"
         ));
@@ -317,42 +290,6 @@ mod tests {
     }
 
     #[test]
-    fn session_and_embedding_flags() {
-        let cli = Cli::try_parse_from([
-            "mlgate",
-            "serve",
-            "--session-lifetime",
-            "8h",
-            "--session-idle-timeout",
-            "15m",
-            "--frame-ancestors",
-            "'self' https://*.studio.example.com",
-            "--cross-site-cookies",
-            "--oidc-config",
-            "/etc/mlgate/oidc.toml",
-        ])
-        .expect("flags parse");
-        let Command::Serve(args) = cli.command else {
-            panic!("serve expected")
-        };
-        assert_eq!(args.session_lifetime, Duration::from_secs(8 * 3600));
-        assert_eq!(args.session_idle_timeout, Duration::from_secs(900));
-        assert_eq!(
-            args.frame_ancestors,
-            Some(FrameAncestors(vec![
-                "'self'".into(),
-                "https://*.studio.example.com".into()
-            ]))
-        );
-        assert!(args.cross_site_cookies);
-        assert!(args.oidc_config.is_some());
-        assert!(
-            Cli::try_parse_from(["mlgate", "serve", "--frame-ancestors", "* 'unsafe-inline'"])
-                .is_err()
-        );
-    }
-
-    #[test]
     fn accounts() {
         assert!(parse_account("111111111111").is_ok());
         assert!(parse_account("11111111111").is_err());
@@ -360,32 +297,12 @@ mod tests {
     }
 
     #[test]
-    fn serve_flags() {
-        // Explicit flags win over any MLGATE_* variable the environment may hold.
-        let cli = Cli::try_parse_from([
-            "mlgate",
-            "--data-dir",
-            "/srv/mlgate",
-            "serve",
-            "--listen",
-            "0.0.0.0:8080",
-            "--max-parsed-body",
-            "1MiB",
-            "--upstream-timeout",
-            "5s",
-        ])
-        .expect("flags parse");
-        let Command::Serve(mut args) = cli.command else {
-            panic!("serve expected")
-        };
-        assert_eq!(args.listen, "0.0.0.0:8080".parse().expect("addr"));
-        assert_eq!(args.max_parsed_body, 1 << 20);
-        assert_eq!(args.upstream_timeout, Duration::from_secs(5));
-        args.audit_log = None;
-        assert_eq!(
-            args.audit_log_path(&cli.data_dir),
-            PathBuf::from("/srv/mlgate/audit.log")
-        );
-        assert!(Cli::try_parse_from(["mlgate", "serve", "--tls-cert", "c.pem"]).is_err());
+    fn frame_sources() {
+        assert!(valid_frame_source("https://jupyter.example.com:8443"));
+        assert!(valid_frame_source("https://*.example.com"));
+        assert!(valid_frame_source("'self'"));
+        assert!(!valid_frame_source("*"));
+        assert!(!valid_frame_source("https://a.example; script-src *"));
+        assert!(!valid_frame_source("'unsafe-inline'"));
     }
 }

@@ -1,11 +1,14 @@
 //! Every response mlgate makes up itself, in MLflow's JSON error shape so MLflow clients show it:
 //! `{"error_code": "...", "message": "..."}`. Messages name what was refused, never a secret.
 
+use std::fmt;
+
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
 
-use crate::authenticate::AuthFailure;
+use crate::identity::AuthMethod;
 use crate::store::StoreError;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -91,6 +94,93 @@ impl GatewayError {
         }
     }
 }
+
+/// Why authentication failed. Every field is safe to log, audit and show to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthFailureKind {
+    /// A credential that cannot be read (bad base64, no `:` in Basic, unknown scheme, repeated
+    /// `Authorization` header). 400.
+    Malformed,
+    /// More than one credential on the request. 400.
+    Conflicting,
+    /// Wrong password, unknown user or token, revoked token, signed-out session, disabled user. 401.
+    Invalid,
+    /// An expired token or session. 401.
+    Expired,
+    /// A credential kind this deployment does not accept (yet): JWT, SigV4. 401.
+    Unsupported,
+    /// A cookie-authenticated state change from another site (CSRF). 403.
+    CrossSite,
+    /// An AWS SigV4 request that failed verification (bad or expired signature, unknown or
+    /// inactive key, body hash mismatch, ...). 403, as AWS answers.
+    SignatureRejected,
+    /// Too many failed password attempts for this user or address. 429.
+    RateLimited,
+    /// The store could not be read, or password checks are saturated. 503.
+    Unavailable,
+}
+
+/// An authentication failure: what kind, for which credential, and a reason in words that never
+/// contain a secret. The pipeline renders it in MLflow's error shape with [`Self::status`] and
+/// [`Self::error_code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthFailure {
+    /// The credential that failed, when one was identified.
+    pub method: Option<AuthMethod>,
+    pub kind: AuthFailureKind,
+    /// Safe reason: never echoes a secret.
+    pub reason: String,
+}
+
+impl AuthFailure {
+    pub fn new(
+        method: Option<AuthMethod>,
+        kind: AuthFailureKind,
+        reason: impl Into<String>,
+    ) -> Self {
+        AuthFailure {
+            method,
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            AuthFailureKind::Malformed | AuthFailureKind::Conflicting => StatusCode::BAD_REQUEST,
+            AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
+                StatusCode::UNAUTHORIZED
+            }
+            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => {
+                StatusCode::FORBIDDEN
+            }
+            AuthFailureKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            AuthFailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The MLflow `error_code` for this failure.
+    pub fn error_code(&self) -> &'static str {
+        match self.kind {
+            AuthFailureKind::Malformed | AuthFailureKind::Conflicting => "INVALID_PARAMETER_VALUE",
+            AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
+                "UNAUTHENTICATED"
+            }
+            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => "PERMISSION_DENIED",
+            AuthFailureKind::RateLimited => "REQUEST_LIMIT_EXCEEDED",
+            AuthFailureKind::Unavailable => "TEMPORARILY_UNAVAILABLE",
+        }
+    }
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for AuthFailure {}
 
 /// A request that needs mlgate's store (policies, creators) while it cannot be read: logged,
 /// and answered 503 so the client retries; never decided without it.

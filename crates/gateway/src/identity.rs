@@ -71,6 +71,11 @@ pub struct Principal {
     pub auth_method: AuthMethod,
 }
 
+/// `arn:aws:sts::<account>:assumed-role/<role>/<session>`: a role session's ARN.
+pub fn assumed_role_arn(account: &str, role: &str, session: &str) -> String {
+    format!("arn:aws:sts::{account}:assumed-role/{role}/{session}")
+}
+
 impl Principal {
     /// A session of `role` (temporary credentials, or a role's long-term key): attributed to its
     /// session ARN, never to the caller-chosen session name.
@@ -81,7 +86,7 @@ impl Principal {
         access_key_id: &str,
         tags: BTreeMap<String, String>,
     ) -> Principal {
-        let arn = crate::store::assumed_role_arn(account, role, session);
+        let arn = assumed_role_arn(account, role, session);
         Principal {
             name: arn.clone(),
             arn,

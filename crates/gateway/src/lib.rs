@@ -22,6 +22,7 @@ pub mod audit;
 pub mod authenticate;
 pub mod authorize;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod effects;
 pub mod error;

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use mlgate::admin;
 use mlgate::audit::AuditSink;
+use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
-use mlgate::config::{Cli, Command, GatewaySettings, LogFormat, ServeArgs};
+use mlgate::cli::{Cli, Command};
+use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
 use mlgate::listen::{self, ListenLimits};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
@@ -88,8 +90,11 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
     // SigV4: secrets are sealed under the master key (env or <data-dir>/master.key).
     let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
         .map_err(|e| format!("cannot load the master key: {e}"))?;
-    let sigv4 =
-        mlgate::authenticate::sigv4::SigV4Auth::new(&args.sigv4_settings(), store.clone(), master)?;
+    let sigv4 = mlgate::authenticate::sigv4::SigV4Auth::new(
+        &SigV4Settings::from(args),
+        store.clone(),
+        master,
+    )?;
     authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
     let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
     let gateway = Gateway::new(

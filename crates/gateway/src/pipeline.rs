@@ -18,7 +18,7 @@ use mlgate_catalog::{IdSource, Params, execute_api_arn};
 use tower::ServiceExt;
 
 use crate::audit::{AuditDecision, AuditSink, Trail};
-use crate::authenticate::{Authenticator, ClientAddr};
+use crate::authenticate::Authenticator;
 use crate::authorize::{Authorizer, global_context};
 use crate::classify::{self, Call};
 use crate::config::GatewaySettings;
@@ -341,11 +341,8 @@ impl Gateway {
 /// The connection a request came on (set by the listener), made known to the stages that
 /// need it; the request id goes to MLflow too.
 fn connection(parts: &mut Parts, trail: &Trail) -> Result<Peer, GatewayError> {
-    let peer = *parts
-        .extensions
-        .get::<Peer>()
+    let peer = Peer::of(&parts.extensions)
         .ok_or_else(|| GatewayError::Internal("request without connection information".into()))?;
-    parts.extensions.insert(ClientAddr(peer.addr.ip()));
     parts.headers.insert(X_REQUEST_ID, trail.request_id.clone());
     Ok(peer)
 }

@@ -9,9 +9,8 @@ use jiff::Timestamp;
 use mlgate_policy::Decision;
 
 use super::{AuditDecision, AuditRecord};
-use crate::authenticate::AuthFailure;
 use crate::authorize::Decisions;
-use crate::error::GatewayError;
+use crate::error::{AuthFailure, GatewayError};
 use crate::identity::AuthMethod;
 use crate::listen::Peer;
 
@@ -55,9 +54,7 @@ impl Trail {
             started: Instant::now(),
             request_id: HeaderValue::from_str(&request_id)
                 .unwrap_or_else(|_| HeaderValue::from_static("-")),
-            source_ip: request
-                .extensions()
-                .get::<Peer>()
+            source_ip: Peer::of(request.extensions())
                 .map(|p| p.addr.ip().to_canonical().to_string())
                 .unwrap_or_default(),
             method: request.method().to_string(),

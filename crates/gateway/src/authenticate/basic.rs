@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{AuthFailure, AuthFailureKind, Authenticator, PasswordFailure};
+use super::{Authenticator, PasswordFailure};
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
 use crate::store::UserRecord;
 

@@ -30,37 +30,17 @@ pub mod sigv4;
 pub mod token;
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::request::Parts;
-use http::{HeaderMap, Method, StatusCode, header};
-use serde::Serialize;
+use http::{HeaderMap, Method, header};
 
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
+use crate::listen::Peer;
 use crate::store::{SessionLimits, Store, StoreError, TOUCH_INTERVAL};
 
 pub use password::{PasswordFailure, PasswordSettings, PasswordVerifier};
-
-/// The client's IP address. The pipeline inserts it into the request extensions so that failed
-/// password attempts can be rate-limited per address (axum's `ConnectInfo<SocketAddr>` is used
-/// when this is absent).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
-
-/// The client IP from the request extensions, if the listener recorded one.
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ClientAddr>()
-        .map(|c| c.0)
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
-}
 
 /// Authentication settings. All durations have safe defaults; see `docs/administration.md`.
 #[derive(Clone, Debug, Default)]
@@ -76,87 +56,10 @@ pub struct AuthSettings {
     pub frame_ancestors: Vec<String>,
 }
 
-/// Why authentication failed. Every field is safe to log, audit and show to the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthFailureKind {
-    /// A credential that cannot be read (bad base64, no `:` in Basic, unknown scheme, repeated
-    /// `Authorization` header). 400.
-    Malformed,
-    /// More than one credential on the request. 400.
-    Conflicting,
-    /// Wrong password, unknown user or token, revoked token, signed-out session, disabled user. 401.
-    Invalid,
-    /// An expired token or session. 401.
-    Expired,
-    /// A credential kind this deployment does not accept (yet): JWT, SigV4. 401.
-    Unsupported,
-    /// A cookie-authenticated state change from another site (CSRF). 403.
-    CrossSite,
-    /// An AWS SigV4 request that failed verification (bad or expired signature, unknown or
-    /// inactive key, body hash mismatch, ...). 403, as AWS answers.
-    SignatureRejected,
-    /// Too many failed password attempts for this user or address. 429.
-    RateLimited,
-    /// The store could not be read, or password checks are saturated. 503.
-    Unavailable,
-}
-
-/// An authentication failure: what kind, for which credential, and a reason in words that never
-/// contain a secret. The pipeline renders it in MLflow's error shape with [`Self::status`] and
-/// [`Self::error_code`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthFailure {
-    /// The credential that failed, when one was identified.
-    pub method: Option<AuthMethod>,
-    pub kind: AuthFailureKind,
-    /// Safe reason: never echoes a secret.
-    pub reason: String,
-}
-
 impl AuthFailure {
-    pub fn new(
-        method: Option<AuthMethod>,
-        kind: AuthFailureKind,
-        reason: impl Into<String>,
-    ) -> Self {
-        AuthFailure {
-            method,
-            kind,
-            reason: reason.into(),
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self.kind {
-            AuthFailureKind::Malformed | AuthFailureKind::Conflicting => StatusCode::BAD_REQUEST,
-            AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
-                StatusCode::UNAUTHORIZED
-            }
-            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => {
-                StatusCode::FORBIDDEN
-            }
-            AuthFailureKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            AuthFailureKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The MLflow `error_code` for this failure.
-    pub fn error_code(&self) -> &'static str {
-        match self.kind {
-            AuthFailureKind::Malformed | AuthFailureKind::Conflicting => "INVALID_PARAMETER_VALUE",
-            AuthFailureKind::Invalid | AuthFailureKind::Expired | AuthFailureKind::Unsupported => {
-                "UNAUTHENTICATED"
-            }
-            AuthFailureKind::CrossSite | AuthFailureKind::SignatureRejected => "PERMISSION_DENIED",
-            AuthFailureKind::RateLimited => "REQUEST_LIMIT_EXCEEDED",
-            AuthFailureKind::Unavailable => "TEMPORARILY_UNAVAILABLE",
-        }
-    }
-
+    /// The identity store could not be read: the detail goes to the log, the client gets a
+    /// generic reason (a store error may name a user).
     fn store(method: AuthMethod, e: &StoreError) -> Self {
-        // The store error may name a user; it never holds a secret. Keep the detail in the log
-        // and give the client a generic reason.
         tracing::error!(error = %e, method = method.as_str(), "identity store unavailable");
         AuthFailure::new(
             Some(method),
@@ -165,14 +68,6 @@ impl AuthFailure {
         )
     }
 }
-
-impl fmt::Display for AuthFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for AuthFailure {}
 
 /// One credential found on the request (its secret part stays a borrowed slice of the request).
 #[derive(Clone, Copy)]
@@ -337,7 +232,10 @@ impl Authenticator {
             let verified = self.verify_sigv4(parts, body, limits).await?;
             return Ok((Some(verified.principal), verified.body));
         }
-        Ok((self.authenticate(parts, secure_transport).await?, body))
+        let principal = self
+            .authenticate_found(parts, &creds, secure_transport)
+            .await?;
+        Ok((principal, body))
     }
 
     async fn verify_sigv4(
@@ -405,7 +303,18 @@ impl Authenticator {
         secure_transport: bool,
     ) -> Result<Option<Principal>, AuthFailure> {
         let creds = find_credentials(parts, secure_transport)?;
-        let cred = match creds.as_slice() {
+        self.authenticate_found(parts, &creds, secure_transport)
+            .await
+    }
+
+    /// Authenticates the credentials [`find_credentials`] found on the request.
+    async fn authenticate_found(
+        &self,
+        parts: &Parts,
+        creds: &[Credential<'_>],
+        secure_transport: bool,
+    ) -> Result<Option<Principal>, AuthFailure> {
+        let cred = match creds {
             [] => return Ok(None),
             [one] => *one,
             many => {
@@ -422,7 +331,12 @@ impl Authenticator {
         };
         let principal = match cred {
             Credential::Basic(payload) => {
-                basic::authenticate(self, payload, client_ip(parts)).await?
+                basic::authenticate(
+                    self,
+                    payload,
+                    Peer::of(&parts.extensions).map(|peer| peer.addr.ip()),
+                )
+                .await?
             }
             Credential::Bearer(value) => {
                 if value.starts_with(token::TOKEN_PREFIX) {

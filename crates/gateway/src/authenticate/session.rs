@@ -18,7 +18,8 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, header};
 
 use super::token::sha256_hex;
-use super::{AuthFailure, AuthFailureKind, Authenticator, is_safe_method, request_host};
+use super::{Authenticator, is_safe_method, request_host};
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
 use crate::store::{SessionEnded, SessionLimits, SessionOwner, UserRecord, now};
 

@@ -12,7 +12,7 @@
 //!   costs a few microseconds once its key is warm.
 //! * Body: see `docs/sigv4.md` § Gateway. A declared `x-amz-content-sha256` lets the signature
 //!   be checked before the body is read; bodies up to the parsed-body limit are then checked at
-//!   once, larger ones while they stream ([`crate::forward::payload::VerifyingBody`]). Without the
+//!   once, larger ones while they stream ([`payload::VerifyingBody`]). Without the
 //!   header, bodies up to the limit are hashed first; larger ones are refused
 //!   (`PayloadHashRequired`). `UNSIGNED-PAYLOAD` only on requests without a body.
 //!
@@ -27,7 +27,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use http_body_util::{BodyExt, Limited};
 use mlgate_sigv4::{
     DeclaredPayload, EMPTY_SHA256, PayloadCheck, SigV4Error, SignedRequest, SigningKeyCache,
     Verifier, VerifierConfig,
@@ -36,25 +35,42 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{AuthFailure, AuthFailureKind};
-use crate::forward::payload::VerifyingBody;
+use crate::config::ServeArgs;
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
-use crate::normalize::BodyLimits;
+use crate::normalize::{BodyLimits, BodyReadError, collect_body};
 use crate::store::secrets::MasterKey;
 use crate::store::{
     AccessKeyRecord, KeyOwner, MAX_CACHE_TTL, Store, StoreError, StsSessionRecord, now,
     token_digest,
 };
+use payload::VerifyingBody;
 
 /// The services the STS endpoint accepts in a credential scope.
 pub const STS_SERVICE: &str = "sts";
 
-/// Settings from `mlgate serve` (`--sigv4-region`, `--sigv4-service`, `--sigv4-clock-skew`).
+/// Settings from `mlgate serve` (`--sigv4-regions`, `--sigv4-services`, `--sigv4-clock-skew`).
 #[derive(Clone, Debug)]
 pub struct SigV4Settings {
     pub regions: Vec<String>,
     pub services: Vec<String>,
     pub clock_skew: Duration,
+}
+
+impl From<&ServeArgs> for SigV4Settings {
+    fn from(args: &ServeArgs) -> Self {
+        // No region list: the one the ARNs name.
+        let regions = if args.sigv4_regions.is_empty() {
+            vec![args.region.clone()]
+        } else {
+            args.sigv4_regions.clone()
+        };
+        SigV4Settings {
+            regions,
+            services: args.sigv4_services.clone(),
+            clock_skew: args.sigv4_clock_skew,
+        }
+    }
 }
 
 impl Default for SigV4Settings {
@@ -493,22 +509,20 @@ fn is_empty_body(parts: &Parts, body: &Body) -> bool {
 }
 
 async fn buffer(body: Body, limits: BodyLimits) -> Result<Bytes, Rejection> {
-    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    match tokio::time::timeout(limits.timeout, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(Rejection::other(
-            "RequestTimeout",
-            "the request body did not arrive in time",
-        )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(SigV4Error::PayloadHashRequired.into())
-        }
-        Ok(Err(_)) => Err(Rejection::other(
-            "IncompleteSignature",
-            "the request body could not be read",
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
+    collect_body(body, limits, None)
+        .await
+        .map_err(|error| match error {
+            BodyReadError::TooLarge => SigV4Error::PayloadHashRequired.into(),
+            BodyReadError::TimedOut => {
+                Rejection::other("RequestTimeout", "the request body did not arrive in time")
+            }
+            BodyReadError::Unreadable(_) => {
+                Rejection::other("IncompleteSignature", "the request body could not be read")
+            }
+        })
 }
+
+pub mod payload;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AuthFailure, AuthFailureKind, Authenticator};
+use super::Authenticator;
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
 use crate::store::now;
 

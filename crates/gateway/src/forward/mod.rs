@@ -5,7 +5,6 @@
 //! Headers are cleaned both ways (hop-by-hop, and anything MLflow would trust from a client).
 
 mod headers;
-pub mod payload;
 
 use std::error::Error as StdError;
 use std::pin::Pin;
@@ -23,6 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
+use crate::authenticate::sigv4::payload::PayloadRejected;
 use crate::error::GatewayError;
 use crate::listen::{BodyTimeout, Peer};
 
@@ -178,7 +178,7 @@ impl Upstream {
 
 fn upstream_error(error: hyper_util::client::legacy::Error) -> GatewayError {
     // A SigV4 body that did not match its declared hash: the upstream request was aborted.
-    if let Some(rejected) = payload::PayloadRejected::find(&error) {
+    if let Some(rejected) = PayloadRejected::find(&error) {
         return rejected.to_gateway_error();
     }
     if let Some(timeout) = BodyTimeout::find(&error) {

@@ -29,13 +29,21 @@ pub use tls::load_tls;
 /// Open connections get this long to finish their requests after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// The connection a request came in on; a request extension set by the listener.
+/// The connection a request came in on; a request extension set once, by the listener.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer {
     /// The client's address as seen by mlgate (`aws:SourceIp`).
     pub addr: SocketAddr,
     /// Whether the connection is TLS (`aws:SecureTransport`).
     pub secure: bool,
+}
+
+impl Peer {
+    /// The connection of a request: the one place every stage and the portal learn the client's
+    /// address from. Absent only on requests that did not come through [`serve`].
+    pub fn of(extensions: &http::Extensions) -> Option<Peer> {
+        extensions.get::<Peer>().copied()
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -60,6 +60,38 @@ pub struct BodyLimits {
     pub timeout: Duration,
 }
 
+/// Why a client's body could not be read within [`BodyLimits`].
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    #[error("the body is larger than the limit")]
+    TooLarge,
+    #[error("the body did not arrive in time")]
+    TimedOut,
+    /// The connection failed, or paused too long ([`BodyTimeout`] in the chain).
+    #[error("the body could not be read: {0}")]
+    Unreadable(BoxError),
+}
+
+/// Reads a client's whole body: at most `limits.max_bytes`, all of it within `limits.timeout`,
+/// into one buffer of `size_hint` bytes (its declared length) when it arrives in pieces.
+pub async fn collect_body(
+    body: Body,
+    limits: BodyLimits,
+    size_hint: Option<u64>,
+) -> Result<Bytes, BodyReadError> {
+    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+    let capacity = size_hint
+        .and_then(|length| usize::try_from(length).ok())
+        .unwrap_or(0)
+        .min(limit);
+    match tokio::time::timeout(limits.timeout, collect(Limited::new(body, limit), capacity)).await {
+        Err(_) => Err(BodyReadError::TimedOut),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(BodyReadError::TooLarge),
+        Ok(Err(error)) => Err(BodyReadError::Unreadable(error)),
+        Ok(Ok(collected)) => Ok(collected),
+    }
+}
+
 /// A request body after the fields were read: kept whole when mlgate read it, otherwise
 /// untouched and still streaming.
 pub enum RequestBody {
@@ -219,29 +251,19 @@ async fn read_body(
     body: Body,
     limits: BodyLimits,
 ) -> Result<Bytes, GatewayError> {
-    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-    let capacity = declared.and_then(|length| usize::try_from(length).ok());
-    let collected = tokio::time::timeout(
-        limits.timeout,
-        collect(Limited::new(body, limit), capacity.unwrap_or(0)),
-    )
-    .await
-    .map_err(|_| {
-        GatewayError::ClientTimeout(format!(
-            "the request body did not arrive within {} s",
-            limits.timeout.as_secs_f64()
-        ))
-    })?;
-    match collected {
-        Ok(collected) => Ok(collected),
-        Err(error) if error.is::<LengthLimitError>() => Err(too_large(limits)),
-        Err(error) => match BodyTimeout::find(error.as_ref()) {
-            Some(timeout) => Err(GatewayError::ClientTimeout(timeout.to_string())),
-            None => Err(GatewayError::BadRequest(
-                "the request body could not be read".into(),
+    collect_body(body, limits, declared)
+        .await
+        .map_err(|error| match error {
+            BodyReadError::TooLarge => too_large(limits),
+            BodyReadError::TimedOut => GatewayError::ClientTimeout(format!(
+                "the request body did not arrive within {} s",
+                limits.timeout.as_secs_f64()
             )),
-        },
-    }
+            BodyReadError::Unreadable(error) => match BodyTimeout::find(error.as_ref()) {
+                Some(timeout) => GatewayError::ClientTimeout(timeout.to_string()),
+                None => GatewayError::BadRequest("the request body could not be read".into()),
+            },
+        })
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -39,9 +39,11 @@ use serde::Deserialize;
 
 use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
+use crate::authenticate::Authenticator;
 use crate::authenticate::session::{self, clear_cookie, set_cookie};
-use crate::authenticate::{AuthFailure, AuthFailureKind, Authenticator, client_ip};
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
+use crate::listen::Peer;
 
 pub use html::escape as escape_html;
 
@@ -304,7 +306,11 @@ async fn post_login(
 
     match s
         .auth
-        .login(username, &form.password, client_ip(&parts))
+        .login(
+            username,
+            &form.password,
+            Peer::of(&parts.extensions).map(|peer| peer.addr.ip()),
+        )
         .await
     {
         Ok((principal, sid)) => {

@@ -38,8 +38,9 @@ use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
 use crate::authenticate::jwt::session as fed;
 use crate::authenticate::jwt::{Issuer, Oidc, ProviderMetadata};
+use crate::authenticate::request_host;
 use crate::authenticate::session::{self, set_cookie};
-use crate::authenticate::{AuthFailure, AuthFailureKind, request_host};
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::AuthMethod;
 use crate::store::{LOGIN_TTL_SECS, LoginState};
 

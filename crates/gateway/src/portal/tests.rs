@@ -305,9 +305,10 @@ async fn failed_sign_in_and_rate_limit() {
     // Same client address: limited after 3 distinct failures (setup sets the IP limit to 3).
     let from = |form: &str| {
         let mut r = login_post(form, &[SAME_ORIGIN]);
-        r.extensions_mut().insert(crate::authenticate::ClientAddr(
-            "192.0.2.7".parse().unwrap(),
-        ));
+        r.extensions_mut().insert(crate::listen::Peer {
+            addr: "192.0.2.7:50000".parse().unwrap(),
+            secure: false,
+        });
         r
     };
     for i in 0..3 {

@@ -111,7 +111,7 @@ pub use error::{StoreError, StoreResult};
 pub use model::{
     AccessKeyRecord, AccountRecord, Change, GroupRecord, KeyOwner, KeyOwnerRef, LoginState,
     NewStsSession, PolicyRecord, PolicySource, RoleRecord, SessionOwner, SessionRecord,
-    StsSessionRecord, TokenRecord, UserRecord, assumed_role_arn,
+    StsSessionRecord, TokenRecord, UserRecord,
 };
 pub use oidc::LOGIN_TTL_SECS;
 use policies::PolicyKey;

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::error::{StoreError, StoreResult};
-use crate::identity::{AuthMethod, Principal, PrincipalKind};
+use crate::identity::{AuthMethod, Principal, PrincipalKind, assumed_role_arn};
 
 /// What a write did to an item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -387,10 +387,6 @@ impl StsSessionRecord {
     pub fn arn(&self) -> String {
         assumed_role_arn(&self.role_account_id, &self.role_name, &self.session_name)
     }
-}
-
-pub fn assumed_role_arn(account: &str, role: &str, session: &str) -> String {
-    format!("arn:aws:sts::{account}:assumed-role/{role}/{session}")
 }
 
 /// A new STS session, as the STS endpoint mints it.

@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 pub use config::{IssuerConfig, LoginConfig, OidcConfig, TokenType};
 pub use jwks::{KeyLookup, ProviderKeys, ProviderMetadata};
 
-use super::{AuthFailure, AuthFailureKind};
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 
 /// Longer bearer values are refused before any parsing.

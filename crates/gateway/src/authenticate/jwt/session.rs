@@ -4,9 +4,10 @@
 //! same cookie, same lifetime and idle rule), holding the principal as of sign-in because a
 //! federated user has no `users` row. Storage and the session rule are the store's.
 
+use crate::authenticate::Authenticator;
 use crate::authenticate::session::NewSessionId;
 use crate::authenticate::token::sha256_hex;
-use crate::authenticate::{AuthFailure, AuthFailureKind, Authenticator};
+use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 use crate::store::{LoginState, SessionOwner, Store, StoreError};
 

@@ -41,17 +41,20 @@ use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
 use crate::authenticate::sigv4::Endpoint;
 use crate::authorize::{global_context, policy_set};
-use crate::identity::{AuthMethod, Principal};
+use crate::identity::{AuthMethod, Principal, assumed_role_arn};
 use crate::listen::Peer;
 use crate::normalize::BodyLimits;
 use crate::store::{
-    MIN_SESSION_SECONDS, NewStsSession, RoleRecord, Store, assumed_role_arn, new_access_key_id,
+    MIN_SESSION_SECONDS, NewStsSession, RoleRecord, Store, StoreError, new_access_key_id,
     new_secret_access_key, new_session_token, now, token_digest,
 };
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-/// STS form bodies are small; AWS limits session policies to 2048 characters.
-const MAX_FORM_BYTES: u64 = 64 << 10;
+/// STS form bodies are small (AWS limits session policies to 2048 characters) and come at once.
+const FORM_LIMITS: BodyLimits = BodyLimits {
+    max_bytes: 64 << 10,
+    timeout: Duration::from_secs(30),
+};
 const MAX_SESSION_POLICY: usize = 2048;
 const MAX_SESSION_TAGS: usize = 50;
 pub const ASSUME_ROLE: &str = "sts:AssumeRole";
@@ -75,6 +78,14 @@ pub struct StsError {
     pub message: String,
     /// Why, for the audit record only (an `AccessDenied` answer says nothing about the role).
     pub detail: Option<String>,
+}
+
+/// mlgate's store cannot be read right now: logged, answered 503 so the client retries.
+impl From<StoreError> for StsError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "the store cannot be read (STS)");
+        StsError::internal("the identity store is unavailable; try again")
+    }
 }
 
 impl StsError {
@@ -205,11 +216,7 @@ async fn handle(State(state): State<PortalState>, request: Request) -> Response 
             AuditDecision::Rejected,
         );
     };
-    let limits = BodyLimits {
-        max_bytes: MAX_FORM_BYTES,
-        timeout: Duration::from_secs(30),
-    };
-    let verified = match sigv4.verify(Endpoint::Sts, &parts, body, limits).await {
+    let verified = match sigv4.verify(Endpoint::Sts, &parts, body, FORM_LIMITS).await {
         Ok(v) => v,
         Err(rejection) => {
             let status = if rejection.unavailable {
@@ -301,10 +308,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// The connection the request came on (`aws:SourceIp`, `aws:SecureTransport`).
 fn connection(parts: &Parts) -> Result<Peer, StsError> {
-    parts
-        .extensions
-        .get::<Peer>()
-        .copied()
+    Peer::of(&parts.extensions)
         .ok_or_else(|| StsError::internal("request without connection information"))
 }
 
@@ -520,16 +524,12 @@ pub async fn evaluate_sides(
     context: &Context,
 ) -> Result<Sides, StsError> {
     let role_arn = role.arn();
-    let unavailable = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, action, "cannot load policies for an STS decision");
-        StsError::internal("the policy store is unavailable; try again")
-    };
     let ask = |policies: &[NamedPolicy], principal: &str| {
         decide(policies, action, &role_arn, principal, context)
     };
     let identity = policy_set(store, caller)
         .await
-        .map_err(unavailable)?
+        .map_err(StsError::from)?
         .evaluate(&mlgate_policy::Request {
             action,
             resource: &role_arn,
@@ -596,7 +596,7 @@ async fn assume_role(
     let role = store
         .find_role(account, name)
         .await
-        .map_err(|_| StsError::internal("the identity store is unavailable; try again"))?
+        .map_err(StsError::from)?
         // Unknown role: the same answer as a denial, so roles cannot be enumerated.
         .ok_or_else(|| denied(ASSUME_ROLE, "no such role"))?;
 
@@ -661,10 +661,7 @@ async fn assume_role(
             expires_at,
         })
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot store an STS session");
-            StsError::internal("the identity store is unavailable; try again")
-        })?;
+        .map_err(StsError::from)?;
     let arn = assumed_role_arn(&role.account_id, &role.name, session_name);
     let expiration = jiff::Timestamp::from_second(expires_at)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())

@@ -23,25 +23,25 @@ use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;
 use http::request::Parts;
-use http_body_util::{BodyExt, Limited};
 use jiff::Timestamp;
 use mlgate_policy::PolicyDocument;
 use serde_json::Value;
 
 use super::{
-    MAX_FORM_BYTES, MAX_SESSION_POLICY, NS, StsError, add_session_tag, decide, insert_request_tags,
+    FORM_LIMITS, MAX_SESSION_POLICY, NS, StsError, add_session_tag, decide, insert_request_tags,
     no_transitive_tags, outcome, parse_role_arn, required_actions, truncate, trust_policy,
     valid_session_name, xml_escape, xml_response,
 };
 use crate::audit::AuditDecision;
-use crate::authenticate::AuthFailureKind;
 use crate::authenticate::jwt::web_identity_keys;
 use crate::authorize::request_context;
-use crate::identity::AuthMethod;
+use crate::error::AuthFailureKind;
+use crate::identity::{AuthMethod, assumed_role_arn};
 use crate::listen::Peer;
+use crate::normalize::collect_body;
 use crate::portal::{PortalOutcome, PortalState};
 use crate::store::{
-    MIN_SESSION_SECONDS, NewStsSession, assumed_role_arn, new_access_key_id, new_secret_access_key,
+    MIN_SESSION_SECONDS, NewStsSession, new_access_key_id, new_secret_access_key,
     new_session_token, now, token_digest,
 };
 
@@ -70,8 +70,8 @@ pub async fn handle_unsigned(
         o.auth_method = Some(AuthMethod::Jwt);
         xml_response(e.status, e.to_xml(request_id), o)
     };
-    let bytes = match Limited::new(body, MAX_FORM_BYTES as usize).collect().await {
-        Ok(b) => b.to_bytes(),
+    let bytes = match collect_body(body, FORM_LIMITS, None).await {
+        Ok(bytes) => bytes,
         Err(_) => {
             return fail(
                 StsError::invalid("the request body is too large or could not be read"),
@@ -195,11 +195,7 @@ pub async fn assume(
     let role = store
         .find_role(account, name)
         .await
-        .map_err(|_| {
-            with_caller(StsError::internal(
-                "the identity store is unavailable; try again",
-            ))
-        })?
+        .map_err(|e| with_caller(e.into()))?
         .ok_or_else(|| with_caller(denied(ACTION, "no such role")))?;
 
     let mut context = request_context(peer, Timestamp::now());
@@ -263,12 +259,7 @@ pub async fn assume(
             expires_at,
         })
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot store an STS session");
-            with_caller(StsError::internal(
-                "the identity store is unavailable; try again",
-            ))
-        })?;
+        .map_err(|e| with_caller(e.into()))?;
     let arn = assumed_role_arn(&role.account_id, &role.name, session_name);
     let expiration = jiff::Timestamp::from_second(expires_at)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())

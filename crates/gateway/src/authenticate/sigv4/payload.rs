@@ -5,7 +5,7 @@
 //! [`VerifyingBody`]: every chunk is hashed, and the **last chunk is held back** until the hash
 //! is known to match. On a mismatch the body fails instead of ending, hyper aborts the upstream
 //! request (MLflow sees fewer bytes than `Content-Length` and drops the request), and the client
-//! gets 403 ([`PayloadRejected`], mapped by `forward::upstream_error`). MLflow therefore never
+//! gets 403 ([`PayloadRejected`], mapped by the forward stage). MLflow therefore never
 //! sees a complete request whose body does not match its signature. Memory: one chunk.
 
 use std::pin::Pin;
@@ -16,8 +16,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use mlgate_sigv4::{PayloadHasher, SigV4Error};
 
-use crate::authenticate::{AuthFailure, AuthFailureKind};
-use crate::error::GatewayError;
+use crate::error::{AuthFailure, AuthFailureKind, GatewayError};
 use crate::identity::AuthMethod;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
