@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::authenticate::token;
-use crate::store::{self, AttachTarget, Change, Store, StoreError, password};
+use crate::store::{self, AttachTarget, Change, Store, StoreConfig, StoreError, password};
 
 pub use apply::{load_plan, parse_plan};
 pub use keys::{AccessKeyCommand, RoleCommand};
@@ -306,10 +306,14 @@ pub struct AdminIo<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Opens the store in `data_dir` (default configuration) and runs the command with the process's
-/// standard streams and environment.
-pub async fn run(cmd: AdminCommand, data_dir: &Path) -> Result<(), AdminError> {
-    let store = Store::open(data_dir).await?;
+/// Opens the store (`data_dir` and `config`) and runs the command with the process's standard
+/// streams and environment.
+pub async fn run(
+    cmd: AdminCommand,
+    data_dir: &Path,
+    config: StoreConfig,
+) -> Result<(), AdminError> {
+    let store = Store::open_with(data_dir, config).await?;
     run_with(cmd, &store).await
 }
 
