@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Transaction};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Transaction};
 
 use super::error::{StoreError, StoreResult};
 
@@ -112,6 +112,12 @@ impl Postgres {
     /// Connects and brings the schema up to date (sqlx's migrator takes an advisory lock, so
     /// replicas starting together do not race).
     pub(crate) async fn open(location: &PgLocation) -> StoreResult<Postgres> {
+        // One direct connection first: its error says why (refused, authentication, TLS) where
+        // the pool's would only say it timed out.
+        PgConnection::connect_with(&location.0)
+            .await?
+            .close()
+            .await?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)
