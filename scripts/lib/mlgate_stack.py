@@ -319,6 +319,28 @@ class Stack:
             )
         return result
 
+    def store_execute(self, statement: str, params: Sequence[object] = ()) -> None:
+        """Runs one statement (`?` placeholders) on mlgate's store behind mlgate's back: for
+        tests that age a record or look at what is stored."""
+        if self.store_url is None:
+            import sqlite3
+
+            with sqlite3.connect(self.data_dir / "mlgate.db") as db:
+                db.execute(statement, tuple(params))
+            return
+        for value in params:  # test values only: ints and plain ids
+            literal = str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+            statement = statement.replace("?", literal, 1)
+        subprocess.run(["bash", str(Postgres.SCRIPT), "sql", self.store_url, statement], check=True)
+
+    def store_bytes(self) -> bytes:
+        """Everything mlgate's store holds, as bytes: the SQLite files, or a pg_dump."""
+        if self.store_url is None:
+            files = [self.data_dir / "mlgate.db", self.data_dir / "mlgate.db-wal"]
+            return b"".join(f.read_bytes() for f in files if f.exists())
+        return subprocess.run(["bash", str(Postgres.SCRIPT), "dump", self.store_url],
+                              check=True, capture_output=True).stdout
+
     def apply(self, file: Path, env: Dict[str, str]) -> None:
         """`mlgate apply -f FILE` (idempotent) with the password env vars the file names."""
         self.mlgate("apply", "-f", str(file), env=env)

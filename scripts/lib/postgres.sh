@@ -9,6 +9,8 @@
 #   postgres.sh start DIR PORT   start an initialized DIR again (after `stop`).
 #   postgres.sh stop DIR         stop it at once (fast shutdown).
 #   postgres.sh createdb DIR NAME  create database NAME on it (over the unix socket).
+#   postgres.sh sql URL STATEMENT  run one statement on the database at URL.
+#   postgres.sh dump URL           pg_dump of the database at URL.
 #
 # The superuser is `mlgate` with the password `mlgate`; TCP needs the password (scram), the
 # unix socket does not. PostgreSQL refuses to run as root: as root, the server runs as the
@@ -70,5 +72,7 @@ case "${1:-}" in
     port="$(sed -n 4p "$2/data/postmaster.pid")"
     as_owner "$bin/createdb" -h "$2" -p "$port" -U mlgate "$3"
     ;;
-  *) echo "usage: postgres.sh serve PORT | start DIR PORT | stop DIR | createdb DIR NAME" >&2; exit 2 ;;
+  sql) "$bin/psql" "$2" -v ON_ERROR_STOP=1 -qAt -c "$3" ;;
+  dump) "$bin/pg_dump" "$2" ;;
+  *) echo "usage: postgres.sh serve PORT | start DIR PORT | stop DIR | createdb DIR NAME | sql URL STATEMENT | dump URL" >&2; exit 2 ;;
 esac

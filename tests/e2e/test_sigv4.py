@@ -312,9 +312,7 @@ def test_unknown_inactive_and_deleted_keys(stack, world):
 
 
 def test_the_secret_is_not_in_the_database(stack, admin_key):
-    db = Path(stack.data_dir, "mlgate.db").read_bytes()
-    wal = Path(stack.data_dir, "mlgate.db-wal")
-    blob = db + (wal.read_bytes() if wal.exists() else b"")
+    blob = stack.store_bytes()
     assert admin_key.access_key_id.encode() in blob
     assert admin_key.secret_access_key.encode() not in blob
     assert (Path(stack.data_dir, "master.key").stat().st_mode & 0o777) == 0o600
