@@ -10,6 +10,7 @@
 //! is read every [`POSTGRES_POLL`] anyway, so a lost notification connection delays a change by
 //! at most that.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -63,9 +64,7 @@ impl Store {
                 if !self.is_ready() {
                     tracing::info!("the store answers again");
                 }
-                self.inner
-                    .ready
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.inner.ready.store(true, Ordering::Relaxed);
                 let moved = watch.seen.is_some_and(|seen| seen != version);
                 if moved || watch.sweep_again {
                     self.drop_all_caches();
@@ -77,9 +76,7 @@ impl Store {
                 if self.is_ready() {
                     tracing::warn!(%error, "the store cannot be reached");
                 }
-                self.inner
-                    .ready
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.inner.ready.store(false, Ordering::Relaxed);
             }
         }
     }

@@ -38,7 +38,7 @@ const STATEMENT_TIMEOUT: &str = "5s";
 /// Where the PostgreSQL store is: the parsed `--store-url` with the password from a file, if
 /// given. Its `Debug` never shows the password.
 #[derive(Clone)]
-pub struct PgLocation(PgConnectOptions);
+pub struct PgLocation(Box<PgConnectOptions>);
 
 impl std::fmt::Debug for PgLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,11 +76,11 @@ impl PgLocation {
             }
             options = options.password(password);
         }
-        Ok(PgLocation(
+        Ok(PgLocation(Box::new(
             options
                 .application_name("mlgate")
                 .options([("statement_timeout", STATEMENT_TIMEOUT)]),
-        ))
+        )))
     }
 
     /// `host:port/database`, for log lines (no user, no password).
@@ -121,7 +121,7 @@ impl Postgres {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(location.0.clone())
+            .connect_with((*location.0).clone())
             .await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
