@@ -36,6 +36,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
 DEMO_FILE = ROOT / "deploy" / "demo.toml"
+# mlgate's SQLite store inside its data dir (absent when the store is PostgreSQL).
+STORE_FILE = "mlgate.db"
 
 # The users deploy/demo.toml creates, and the env vars it reads their passwords from.
 ADMIN_USER = "admin"
@@ -325,7 +327,7 @@ class Stack:
         if self.store_url is None:
             import sqlite3
 
-            with sqlite3.connect(self.data_dir / "mlgate.db") as db:
+            with sqlite3.connect(self.data_dir / STORE_FILE) as db:
                 db.execute(statement, tuple(params))
             return
         for value in params:  # test values only: ints and plain ids
@@ -336,7 +338,7 @@ class Stack:
     def store_bytes(self) -> bytes:
         """Everything mlgate's store holds, as bytes: the SQLite files, or a pg_dump."""
         if self.store_url is None:
-            files = [self.data_dir / "mlgate.db", self.data_dir / "mlgate.db-wal"]
+            files = [self.data_dir / STORE_FILE, self.data_dir / f"{STORE_FILE}-wal"]
             return b"".join(f.read_bytes() for f in files if f.exists())
         return subprocess.run(["bash", str(Postgres.SCRIPT), "dump", self.store_url],
                               check=True, capture_output=True).stdout

@@ -33,6 +33,8 @@ def replicas(stack, postgres, tmp_path_factory):
     try:
         a.start_gateway()
         b.start_gateway()
+        # Everything below must come from the database, not from a file the two share.
+        assert not (a.data_dir / mlgate_stack.STORE_FILE).exists()
         yield a, b
     finally:
         b.stop_gateway()

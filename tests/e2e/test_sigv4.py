@@ -17,7 +17,8 @@ from unittest import mock
 import pytest
 import requests
 
-from support import ADMIN, APPROVER, READER, MlflowClient, assert_mlflow_error, denied, mlflow
+from support import (ADMIN, APPROVER, CHANGE_SEEN_SECONDS, READER, MlflowClient, assert_mlflow_error,
+                     denied, mlflow)
 from sigv4_support import (
     REGION,
     aws_env,
@@ -300,14 +301,14 @@ def test_unknown_inactive_and_deleted_keys(stack, world):
     key = create_key(stack, user=READER)
     assert botocore_request(key, "GET", url).status_code == 200
     stack.mlgate("access-key", "deactivate", key.access_key_id)
-    time.sleep(2.5)  # the server's key cache lives at most 2 s
+    time.sleep(CHANGE_SEEN_SECONDS)
     r = botocore_request(key, "GET", url)
     assert "inactive" in assert_mlflow_error(r, 403)["message"]
     stack.mlgate("access-key", "activate", key.access_key_id)
-    time.sleep(2.5)
+    time.sleep(CHANGE_SEEN_SECONDS)
     assert botocore_request(key, "GET", url).status_code == 200
     stack.mlgate("access-key", "delete", key.access_key_id)
-    time.sleep(2.5)
+    time.sleep(CHANGE_SEEN_SECONDS)
     assert botocore_request(key, "GET", url).status_code == 403
 
 

@@ -1,7 +1,8 @@
 //! The administration CLI: `mlgate user|group|policy|token|account …` and `mlgate apply -f FILE`.
 //!
-//! Every command works on the store in the data directory and may run while the server runs
-//! (SQLite WAL; the server sees changes within its 2 s cache TTL).
+//! Every command works on the store (SQLite in the data directory, or PostgreSQL with
+//! `--store-url`) and may run while the server runs: every change bumps the store's change
+//! counter, and running servers drop their caches when it moves (within a second).
 //!
 //! Passwords are never taken as command-line arguments (they would show in `ps` and shell
 //! history): use `--password-stdin` (one line), `--password-env VAR`, or `--generate-password`

@@ -8,8 +8,9 @@
 //!   `arn:aws:sts::<acct>:assumed-role/<role>/<session>`, and are refused after expiry with
 //!   "the temporary credentials in the request have expired".
 //! * Key lookups are cached until the store changes (a deactivated key stops working as soon as
-//!   the server sees the change, see `store/changes.rs`), at most [`crate::store::MAX_CACHE_TTL`]; derived signing keys are cached in a [`SigningKeyCache`], so a request
-//!   costs a few microseconds once its key is warm.
+//!   the server sees the change, see `store/changes.rs`), at most
+//!   [`crate::store::MAX_CACHE_TTL`]; derived signing keys are cached in a [`SigningKeyCache`],
+//!   so a request costs a few microseconds once its key is warm.
 //! * Body: see `docs/sigv4.md` § Gateway. A declared `x-amz-content-sha256` lets the signature
 //!   be checked before the body is read; bodies up to the parsed-body limit are then checked at
 //!   once, larger ones while they stream ([`crate::forward::payload::VerifyingBody`]). Without the
