@@ -4,7 +4,9 @@
 One implementation of that idea, used by:
 
 * ``scripts/up``          -> ``python scripts/lib/mlgate_stack.py up`` (the foreground quick start)
-* ``tests/e2e/conftest.py`` -> ``Stack(...)`` (a throw-away stack on free ports per test session)
+* ``tests/e2e/conftest.py`` -> ``Stack(...)`` (a throw-away stack on free ports per test session),
+  and ``Postgres`` when the stack's store is PostgreSQL (``scripts/lib/postgres.sh`` does the
+  PostgreSQL part, for the Rust store tests too)
 
 Every child runs in its own process group (so Ctrl-C in the terminal reaches only this
 supervisor, which then stops the groups in order) and gets SIGTERM if the supervisor dies
@@ -34,6 +36,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
 DEMO_FILE = ROOT / "deploy" / "demo.toml"
+# mlgate's SQLite store inside its data dir (absent when the store is PostgreSQL).
+STORE_FILE = "mlgate.db"
 
 # The users deploy/demo.toml creates, and the env vars it reads their passwords from.
 ADMIN_USER = "admin"
@@ -255,8 +259,13 @@ class Stack:
         mlflow_port: Optional[int] = None,
         host: str = "127.0.0.1",
         binary: Optional[Path] = None,
+        store_url: Optional[str] = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        # mlgate's store: PostgreSQL at this URL for the server and the CLI, else SQLite in
+        # the data dir.
+        self.store_url = store_url
+        self.store_env = {"MLGATE_STORE_URL": store_url} if store_url else {}
         self.host = host
         self.port = port
         self.mlflow_port = mlflow_port or free_port()
@@ -300,7 +309,7 @@ class Stack:
         argv = [str(self.binary), *args, "--data-dir", str(self.data_dir)]
         result = subprocess.run(
             argv,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **self.store_env, **(env or {})},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -311,6 +320,28 @@ class Stack:
                 f"{result.stdout}{result.stderr}"
             )
         return result
+
+    def store_execute(self, statement: str, params: Sequence[object] = ()) -> None:
+        """Runs one statement (`?` placeholders) on mlgate's store behind mlgate's back: for
+        tests that age a record or look at what is stored."""
+        if self.store_url is None:
+            import sqlite3
+
+            with sqlite3.connect(self.data_dir / STORE_FILE) as db:
+                db.execute(statement, tuple(params))
+            return
+        for value in params:  # test values only: ints and plain ids
+            literal = str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+            statement = statement.replace("?", literal, 1)
+        subprocess.run(["bash", str(Postgres.SCRIPT), "sql", self.store_url, statement], check=True)
+
+    def store_bytes(self) -> bytes:
+        """Everything mlgate's store holds, as bytes: the SQLite files, or a pg_dump."""
+        if self.store_url is None:
+            files = [self.data_dir / STORE_FILE, self.data_dir / f"{STORE_FILE}-wal"]
+            return b"".join(f.read_bytes() for f in files if f.exists())
+        return subprocess.run(["bash", str(Postgres.SCRIPT), "dump", self.store_url],
+                              check=True, capture_output=True).stdout
 
     def apply(self, file: Path, env: Dict[str, str]) -> None:
         """`mlgate apply -f FILE` (idempotent) with the password env vars the file names."""
@@ -375,7 +406,7 @@ class Stack:
             "--data-dir", str(self.data_dir),
             "--audit-log", str(self.audit_log),
         ]  # fmt: skip
-        env = {**os.environ}
+        env = {**os.environ, **self.store_env}
         env.setdefault("RUST_LOG", "info")
         env.setdefault("NO_COLOR", "1")  # the log is a file: no terminal colour codes
         self.gateway = Child("mlgate", argv, self.mlgate_log, env=env)
@@ -385,6 +416,12 @@ class Stack:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+
+    def replica(self, port: Optional[int] = None) -> "Stack":
+        """Another mlgate on this stack's data dir (master key), store and MLflow: a replica.
+        Start it with `start_gateway`."""
+        return Stack(self.data_dir, port=port or free_port(), mlflow_port=self.mlflow_port,
+                     host=self.host, binary=self.binary, store_url=self.store_url)
 
     # Together ------------------------------------------------------------------------
 
@@ -409,6 +446,50 @@ class Stack:
             if child is not None and not child.alive():
                 return child
         return None
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+
+class Postgres:
+    """A throwaway PostgreSQL server (scripts/lib/postgres.sh) on a free port: started here,
+    stopped and deleted when `close` is called or this process dies (the helper waits on its
+    stdin). `stop` and `start` take it down and up again in between (an outage)."""
+
+    SCRIPT = ROOT / "scripts" / "lib" / "postgres.sh"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["bash", str(self.SCRIPT), "serve", str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("ready "):
+            code = self.proc.wait()
+            raise RuntimeError(
+                f"{self.SCRIPT} could not start PostgreSQL (exit {code}"
+                + ("; install it with scripts/lib/postgres-deps.sh)" if code == 3 else ")")
+            )
+        self.dir = line.split(" ", 1)[1]
+
+    def url(self, database: str) -> str:
+        """A new database on this server, as a store URL (password in the URL: tests only)."""
+        subprocess.run(["bash", str(self.SCRIPT), "createdb", self.dir, database], check=True)
+        return f"postgres://mlgate:mlgate@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(self.SCRIPT), "stop", self.dir], check=True)
+
+    def start(self) -> None:
+        subprocess.run(["bash", str(self.SCRIPT), "start", self.dir, str(self.port)], check=True)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
 
 
 # ---------------------------------------------------------------------------- scripts/up

@@ -1,6 +1,9 @@
 """Session fixtures: one real MLflow server behind one real mlgate, on free ports, in a
 temporary data dir, bootstrapped with the quick start's own deploy/demo.toml; torn down at the
-end of the session (scripts/lib/mlgate_stack.py does the starting, waiting and stopping)."""
+end of the session (scripts/lib/mlgate_stack.py does the starting, waiting and stopping).
+
+`--store postgres` runs the session's mlgate on a throwaway PostgreSQL server instead of the
+embedded SQLite (the `postgres` fixture)."""
 
 from __future__ import annotations
 
@@ -28,11 +31,35 @@ from support import (
 )
 
 
+def pytest_addoption(parser):
+    parser.addoption("--store", choices=("sqlite", "postgres"), default="sqlite",
+                     help="mlgate's store for the session stack")
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def postgres():
+    """A throwaway PostgreSQL server for the session (scripts/lib/postgres.sh)."""
+    server = mlgate_stack.Postgres()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def store_url(request):
+    """The session stack's store: None for SQLite, else a new database on `postgres`."""
+    if request.config.getoption("--store") == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").url("e2e_session")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, store_url):
     binary = mlgate_stack.build_mlgate()
     data_dir = tmp_path_factory.mktemp("mlgate-data")
-    st = mlgate_stack.Stack(data_dir, port=mlgate_stack.free_port(), binary=binary)
+    st = mlgate_stack.Stack(data_dir, port=mlgate_stack.free_port(), binary=binary,
+                            store_url=store_url)
     passwords = {
         mlgate_stack.ADMIN_PASSWORD_ENV: mlgate_stack.generate_password(),
         mlgate_stack.DEMO_PASSWORD_ENV: mlgate_stack.generate_password(),

@@ -57,6 +57,9 @@ READER = "mlflow-reader"
 APPROVER = "mlflow-model-approver"
 BOOTSTRAP_ADMIN = mlgate_stack.ADMIN_USER
 
+# A running server sees a change made with the CLI within a second (docs/administration.md).
+CHANGE_SEEN_SECONDS = 1.0
+
 
 @dataclass
 class Identity:

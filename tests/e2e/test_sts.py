@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 import uuid
-from pathlib import Path
 
 import boto3
 import pytest
@@ -204,10 +202,9 @@ def test_expired_temporary_credentials(stack, scientist_key, world):
     url = f"{stack.url}/api/2.0/mlflow/experiments/get?experiment_id={world.experiment_id}"
     assert botocore_request(temp, "GET", url).status_code == 200
     # Jump to the end of the session (the shortest session is 15 minutes): expire it in the store.
-    with sqlite3.connect(Path(stack.data_dir, "mlgate.db")) as db:
-        db.execute("UPDATE sts_sessions SET expires_at = ? WHERE access_key_id = ?",
-                   (int(time.time()) - 1, temp.access_key_id))
-    time.sleep(2.5)  # the server's key cache lives at most 2 s
+    stack.store_execute("UPDATE sts_sessions SET expires_at = ? WHERE access_key_id = ?",
+                        (int(time.time()) - 1, temp.access_key_id))
+    time.sleep(2.5)  # behind mlgate's back: no change is recorded, the key cache's TTL is 2 s
     body = assert_mlflow_error(botocore_request(temp, "GET", url), 403, "PERMISSION_DENIED")
     assert "temporary credentials in the request expired" in body["message"], body
     with pytest.raises(ClientError) as e:

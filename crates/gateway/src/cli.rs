@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admin::AdminCommand;
 use crate::config::ServeArgs;
+use crate::store::{Database, PgLocation, StoreConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,8 +24,35 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// PostgreSQL database holding the store, shared by every replica
+    /// (`postgres://user@host:5432/mlgate`) [default: SQLite in the data directory].
+    #[arg(long, env = "MLGATE_STORE_URL", global = true)]
+    pub store_url: Option<String>,
+
+    /// File whose first line is the PostgreSQL password (keeps it out of the URL and the
+    /// process list).
+    #[arg(long, env = "MLGATE_STORE_PASSWORD_FILE", global = true)]
+    pub store_password_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The store's configuration from `--store-url` and `--store-password-file`.
+    pub fn store_config(&self) -> Result<StoreConfig, String> {
+        let database = match (&self.store_url, &self.store_password_file) {
+            (None, None) => Database::Sqlite,
+            (None, Some(_)) => {
+                return Err("--store-password-file needs --store-url".into());
+            }
+            (Some(url), file) => Database::Postgres(PgLocation::parse(url, file.as_deref())?),
+        };
+        Ok(StoreConfig {
+            database,
+            ..StoreConfig::default()
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,24 +14,27 @@ use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
 use mlgate::listen::{self, ListenLimits};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
-use mlgate::store::{SessionLimits, Store};
+use mlgate::store::{Database, SessionLimits, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => {
-            init_logging(args.log_format);
-            serve(&args, &cli.data_dir).await
-        }
-        Command::Admin(command) => {
-            init_logging(LogFormat::Text);
-            admin::run(command, &cli.data_dir)
-                .await
-                .map_err(|e| e.to_string())
-        }
+    let result = match cli.store_config() {
+        Err(message) => Err(message),
+        Ok(config) => match cli.command {
+            Command::Serve(args) => {
+                init_logging(args.log_format);
+                serve(&args, &cli.data_dir, config).await
+            }
+            Command::Admin(command) => {
+                init_logging(LogFormat::Text);
+                admin::run(command, &cli.data_dir, config)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,14 +56,24 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
+async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result<(), String> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(listen::load_tls(cert, key)?),
         _ => None,
     };
-    let store = Store::open(data_dir)
+    let where_ = match &config.database {
+        Database::Sqlite => data_dir.display().to_string(),
+        Database::Postgres(location) => location.describe(),
+    };
+    let config = StoreConfig {
+        wait_for_database: true,
+        ..config
+    };
+    let store = Store::open_with(data_dir, config)
         .await
-        .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?;
+        .map_err(|e| format!("cannot open the store in {where_}: {e}"))?;
+    // Other processes' changes (the admin CLI, other replicas) drop this server's caches.
+    store.watch_changes();
     let audit_path = args.audit_log_path(data_dir);
     let audit = AuditSink::open(&audit_path)
         .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
@@ -125,7 +138,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         tls,
         gateway.into_router(),
         limits,
-        audit.clone(),
+        audit.parser_refusals(),
         listen::shutdown_signal(),
     )
     .await;

@@ -296,7 +296,7 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
         None,
         gateway.into_router(),
         limits,
-        audit.clone(),
+        audit.parser_refusals(),
         async {
             let _ = stop.await;
         },

@@ -305,7 +305,7 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         None,
         gateway.into_router(),
         limits,
-        audit.clone(),
+        audit.parser_refusals(),
         async {
             let _ = stop.await;
         },

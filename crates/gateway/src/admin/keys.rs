@@ -75,7 +75,7 @@ pub enum AccessKeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop a key from working (within 2 s on a running server).
+    /// Stop a key from working (within a second on every running server).
     Deactivate { id: String },
     /// Let a deactivated key work again.
     Activate { id: String },

@@ -1,7 +1,8 @@
 //! The administration CLI: `mlgate user|group|policy|token|account …` and `mlgate apply -f FILE`.
 //!
-//! Every command works on the store in the data directory and may run while the server runs
-//! (SQLite WAL; the server sees changes within its 2 s cache TTL).
+//! Every command works on the store (SQLite in the data directory, or PostgreSQL with
+//! `--store-url`) and may run while the server runs: every change bumps the store's change
+//! counter, and running servers drop their caches when it moves (within a second).
 //!
 //! Passwords are never taken as command-line arguments (they would show in `ps` and shell
 //! history): use `--password-stdin` (one line), `--password-env VAR`, or `--generate-password`
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::authenticate::token;
-use crate::store::{self, AttachTarget, Change, Store, StoreError, password};
+use crate::store::{self, AttachTarget, Change, Store, StoreConfig, StoreError, password};
 
 pub use apply::{load_plan, parse_plan};
 pub use keys::{AccessKeyCommand, RoleCommand};
@@ -306,10 +307,14 @@ pub struct AdminIo<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Opens the store in `data_dir` (default configuration) and runs the command with the process's
-/// standard streams and environment.
-pub async fn run(cmd: AdminCommand, data_dir: &Path) -> Result<(), AdminError> {
-    let store = Store::open(data_dir).await?;
+/// Opens the store (`data_dir` and `config`) and runs the command with the process's standard
+/// streams and environment.
+pub async fn run(
+    cmd: AdminCommand,
+    data_dir: &Path,
+    config: StoreConfig,
+) -> Result<(), AdminError> {
+    let store = Store::open_with(data_dir, config).await?;
     run_with(cmd, &store).await
 }
 

@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 pub use record::{AuditDecision, AuditRecord};
 pub use trail::Trail;
 
+use crate::listen::ParserRefusal;
+
 /// Records waiting for the writer before new ones are dropped.
 pub const CHANNEL_CAPACITY: usize = 16_384;
 
@@ -112,6 +114,12 @@ impl AuditSink {
     /// A sink that discards everything (tests, or audit turned off).
     pub fn disabled() -> AuditSink {
         AuditSink { inner: None }
+    }
+
+    /// What the listener calls with each request head hyper's parser refused: it is recorded.
+    pub fn parser_refusals(&self) -> impl Fn(ParserRefusal) + Clone + Send + 'static {
+        let audit = self.clone();
+        move |refusal| audit.record(AuditRecord::refused_by_parser(refusal))
     }
 
     /// Queues a record. Never blocks; drops (and counts) the record if the writer is behind.

@@ -1,11 +1,9 @@
 //! The audit record: one JSON line per request, allowed or denied.
 
-use std::net::IpAddr;
-
-use http::StatusCode;
 use serde::Serialize;
 
 use crate::identity::AuthMethod;
+use crate::listen::ParserRefusal;
 
 /// What the gateway decided for a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +55,12 @@ impl AuditRecord {
     /// A request refused by the HTTP parser before mlgate's pipeline saw it: nothing but the
     /// peer, the parser's reason and the answer (`status`) is known, so `method` and `path`
     /// are empty.
-    pub fn refused_by_parser(peer: IpAddr, status: StatusCode, reason: String) -> AuditRecord {
+    pub fn refused_by_parser(refusal: ParserRefusal) -> AuditRecord {
+        let ParserRefusal {
+            peer,
+            status,
+            reason,
+        } = refusal;
         AuditRecord {
             time: jiff::Timestamp::now().to_string(),
             request_id: uuid::Uuid::new_v4().simple().to_string(),

@@ -7,8 +7,8 @@
 //!   crackable hash of one. A hit costs one HMAC and one map lookup. The entry remembers the PHC
 //!   string it was verified against; a hit only counts if that string still equals the user's
 //!   current hash (compared in constant time), so a password change or a user deletion
-//!   invalidates it as soon as the store sees the change (≤ 2 s across processes, at once in
-//!   this one). Disabled users are refused before the cache is consulted.
+//!   invalidates it as soon as the store sees the change (within a second across processes, at
+//!   once in this one). Disabled users are refused before the cache is consulted.
 //! * **Single flight.** Concurrent requests with the same user and password (the MLflow client
 //!   opens several connections at once) share one argon2 run.
 //! * **Negative cache.** A wrong (user, password) pair is remembered for `failure_ttl` (default

@@ -7,9 +7,10 @@
 //!   (`X-Amz-Security-Token`, compared as SHA-256 in constant time), act as
 //!   `arn:aws:sts::<acct>:assumed-role/<role>/<session>`, and are refused after expiry with
 //!   "the temporary credentials in the request have expired".
-//! * Key lookups are cached for at most [`crate::store::MAX_CACHE_TTL`] (a deactivated key stops
-//!   working within 2 s); derived signing keys are cached in a [`SigningKeyCache`], so a request
-//!   costs a few microseconds once its key is warm.
+//! * Key lookups are cached until the store changes (a deactivated key stops working as soon as
+//!   the server sees the change, see `store/changes.rs`), at most
+//!   [`crate::store::MAX_CACHE_TTL`]; derived signing keys are cached in a [`SigningKeyCache`],
+//!   so a request costs a few microseconds once its key is warm.
 //! * Body: see `docs/sigv4.md` § Gateway. A declared `x-amz-content-sha256` lets the signature
 //!   be checked before the body is read; bodies up to the parsed-body limit are then checked at
 //!   once, larger ones while they stream ([`payload::VerifyingBody`]). Without the
@@ -205,16 +206,21 @@ impl SigV4Auth {
             ..base
         })
         .map_err(|e| format!("SigV4 settings: {e}"))?;
+        let keys: moka::future::Cache<_, _> = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(MAX_CACHE_TTL)
+            .build();
+        store.on_change({
+            let keys = keys.clone();
+            move || keys.invalidate_all()
+        });
         Ok(SigV4Auth {
             api,
             sts,
             master,
             store,
             signing_keys: SigningKeyCache::new(100_000),
-            keys: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(MAX_CACHE_TTL)
-                .build(),
+            keys,
             touched: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))

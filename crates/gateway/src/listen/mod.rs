@@ -7,7 +7,7 @@ mod tls;
 
 use std::error::Error;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +20,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-
-use crate::audit::{AuditRecord, AuditSink};
 
 pub use body::{BodyTimeout, IdleTimeout};
 pub use tls::load_tls;
@@ -53,14 +51,25 @@ pub struct ListenLimits {
     pub header_read_timeout: Duration,
 }
 
+/// A request head hyper's HTTP/1 parser refused before the pipeline saw it.
+#[derive(Debug)]
+pub struct ParserRefusal {
+    pub peer: IpAddr,
+    /// What hyper answered.
+    pub status: StatusCode,
+    /// The parser's reason.
+    pub reason: String,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
-/// Requests hyper refuses itself (a malformed or oversized head) are audited to `audit`.
+/// Requests hyper refuses itself (a malformed or oversized head) never reach `app`: each is
+/// handed to `on_refusal` (which audits it).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
     limits: ListenLimits,
-    audit: AuditSink,
+    on_refusal: impl Fn(ParserRefusal) + Clone + Send + 'static,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -105,7 +114,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = limits.header_read_timeout;
-        let audit = audit.clone();
+        let on_refusal = on_refusal.clone();
         tokio::spawn(async move {
             let result =
                 match tls {
@@ -140,8 +149,12 @@ pub async fn serve(
                 };
             if let Err(error) = result {
                 tracing::debug!(%addr, %error, "connection ended with an error");
-                if let Some((status, kind)) = parser_refusal(error.as_ref()) {
-                    audit.record(AuditRecord::refused_by_parser(addr.ip(), status, kind));
+                if let Some((status, reason)) = parser_refusal(error.as_ref()) {
+                    on_refusal(ParserRefusal {
+                        peer: addr.ip(),
+                        status,
+                        reason,
+                    });
                 }
             }
         });

@@ -1,8 +1,8 @@
 //! The interface a storage backend implements: every statement the store runs, as methods on one
-//! connection or transaction of that backend (`&mut self`). The SQLite backend implements it for
-//! `SqliteConnection` (`sqlite/`); a PostgreSQL backend implements the same traits for its own
-//! connection type, and the rest of the store (caches, validation, policy parsing, apply
-//! planning) is written once against them.
+//! connection or transaction of that backend (`&mut self`). The statements are written once
+//! (`sql/`) and implemented for `SqliteConnection` (`sqlite/`) and `PgConnection` (`postgres/`);
+//! the rest of the store (caches, validation, policy parsing, apply planning) is written once
+//! against these traits.
 //!
 //! A method here stores or reads; it does not decide. Rules (what a name may be, whether a
 //! policy may be deleted, what "unchanged" means) live in the backend-independent modules.
@@ -23,13 +23,32 @@ pub(crate) type PolicyRows = Vec<(String, String)>;
 
 /// Everything a backend connection must do.
 pub(crate) trait Queries:
-    IdentityQueries + PolicyQueries + SessionQueries + RoleQueries + CreatorQueries + Send
+    IdentityQueries
+    + PolicyQueries
+    + SessionQueries
+    + RoleQueries
+    + CreatorQueries
+    + ChangeQueries
+    + Send
 {
 }
 
 impl<T> Queries for T where
-    T: IdentityQueries + PolicyQueries + SessionQueries + RoleQueries + CreatorQueries + Send
+    T: IdentityQueries
+        + PolicyQueries
+        + SessionQueries
+        + RoleQueries
+        + CreatorQueries
+        + ChangeQueries
+        + Send
 {
+}
+
+/// The change counter every server watches (`changes.rs`).
+pub(crate) trait ChangeQueries {
+    /// Adds one to the counter; on PostgreSQL the commit also notifies every server.
+    async fn record_change(&mut self) -> StoreResult<()>;
+    async fn change_version(&mut self) -> StoreResult<i64>;
 }
 
 /// Accounts, users, groups, memberships and the users' API tokens.

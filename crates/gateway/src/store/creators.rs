@@ -19,7 +19,7 @@ impl Store {
             .put_creator(resource_arn, creator_name, creator_arn, now())
             .await)?;
         self.inner.creators.invalidate(resource_arn).await;
-        Ok(())
+        self.record_change().await
     }
 
     /// Forgets the creator of a resource that no longer exists (a deleted registered model), so
@@ -27,7 +27,7 @@ impl Store {
     pub async fn forget_creator(&self, resource_arn: &str) -> StoreResult<()> {
         read_db!(self, |c| c.delete_creator(resource_arn).await)?;
         self.inner.creators.invalidate(resource_arn).await;
-        Ok(())
+        self.record_change().await
     }
 
     /// Moves the creator record of a renamed resource to its new ARN (a registered model's
@@ -45,8 +45,8 @@ impl Store {
     }
 
     /// The name of whoever created `resource_arn` through mlgate, if recorded. Cached, absent
-    /// records included, for at most the store's cache TTL (another replica's writes); this
-    /// handle's own writes invalidate at once. Errors are not cached.
+    /// records included, until a change (this handle's own writes invalidate at once, others'
+    /// through the change counter). Errors are not cached.
     pub async fn resource_creator(&self, resource_arn: &str) -> StoreResult<Option<String>> {
         Ok(self
             .inner

@@ -35,6 +35,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (down, starting, network), as opposed to
+    /// refusing what was asked: worth retrying later.
+    pub fn is_unreachable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match &**e {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+            // Connection exceptions (08…) and "operator intervention" (57P…: shutting down,
+            // starting up).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+
     pub(crate) fn not_found(kind: &'static str, name: &str) -> StoreError {
         StoreError::NotFound {
             kind,

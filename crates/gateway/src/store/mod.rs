@@ -5,10 +5,12 @@
 //! * Secrets are never stored: passwords as argon2id PHC strings, token secrets and session ids
 //!   as SHA-256 digests, SigV4 secrets sealed under the master key ([`secrets`]).
 //! * The hot path (principal lookups, token and session lookups, effective policies, creators)
-//!   is served from short-lived [`moka`] caches. Their TTL is at most [`MAX_CACHE_TTL`] (2 s): a
-//!   change made by another process (the admin CLI against the same database) is seen within
-//!   that time, and a change made through this [`Store`] is seen at once (every write clears the
-//!   caches).
+//!   is served from [`moka`] caches. A change made through this [`Store`] clears them at once;
+//!   a change made by another process (the admin CLI, another replica) bumps the store's change
+//!   counter, which a serving process watches ([`Store::watch_changes`], `changes.rs`): it
+//!   drops its caches within [`changes::SQLITE_POLL`] on SQLite and at once on PostgreSQL
+//!   (NOTIFY, with [`changes::POSTGRES_POLL`] as the bound when notifications are lost). The
+//!   caches' TTL, at most [`MAX_CACHE_TTL`], is only a backstop.
 //!
 //! # Layout: one interface, backends below it
 //!
@@ -18,14 +20,14 @@
 //!   SQL.
 //! * `backend` is the interface: traits with one method per statement, implemented on a
 //!   backend's connection type. `model` holds the records both sides share.
-//! * `sqlite/` is the one backend today: the pool, the migrations wiring, the statements.
+//! * `sql/` holds the statements, written once; `sqlite/` and `postgres/` are the backends: the
+//!   pool, the migrations wiring, how a write transaction starts, and each one's placeholder
+//!   style applied to the shared statements.
 //!
 //! The backend is chosen with an enum ([`Backend`]), not a `dyn` trait object: `async fn` in a
 //! trait is not object-safe, and boxing every statement's future would cost an allocation per
 //! query on the hot path. The backend-independent code is generic over the connection type; the
-//! `read_db!`, `write_db!` and `in_transaction!` macros instantiate it once per enum variant. A
-//! second backend (PostgreSQL) is one more variant, one more arm in those macros, its own
-//! module implementing the `backend` traits, and its migrations; callers do not change.
+//! `read_db!`, `write_db!` and `in_transaction!` macros instantiate it once per enum variant.
 
 /// Runs `$body` (a `StoreResult`) with `$c` bound to a pooled connection of the store's
 /// backend: for reads and single statements.
@@ -37,29 +39,43 @@ macro_rules! read_db {
                 let $c = &mut *conn;
                 $body
             }
+            $crate::store::Backend::Postgres(db) => {
+                let mut conn = db.connection().await?;
+                let $c = &mut *conn;
+                $body
+            }
         }
     };
 }
 
 /// Runs `$body` (a `StoreResult`) in one write transaction of the store's backend, `$c` being
-/// the transaction; commits when `$commit` is true and `$body` succeeded, else rolls back.
-/// Leaves the caches alone: most callers want [`write_db!`].
+/// the transaction; when `$commit` is true and `$body` succeeded, records the change (so other
+/// processes drop their caches) and commits, else rolls back. Leaves this handle's caches
+/// alone: most callers want [`write_db!`].
 macro_rules! in_transaction {
     ($store:expr, $commit:expr, |$c:ident| $body:expr) => {
         match &$store.inner.backend {
             $crate::store::Backend::Sqlite(db) => {
                 let mut tx = db.begin_write().await?;
-                let $c = &mut *tx;
-                let out = $body?;
-                if $commit {
-                    tx.commit().await?;
-                } else {
-                    tx.rollback().await?;
-                }
-                Ok::<_, $crate::store::StoreError>(out)
+                in_transaction!(@run tx, $commit, |$c| $body)
+            }
+            $crate::store::Backend::Postgres(db) => {
+                let mut tx = db.begin_write().await?;
+                in_transaction!(@run tx, $commit, |$c| $body)
             }
         }
     };
+    (@run $tx:ident, $commit:expr, |$c:ident| $body:expr) => {{
+        let $c = &mut *$tx;
+        let out = $body?;
+        if $commit {
+            $crate::store::backend::ChangeQueries::record_change(&mut *$tx).await?;
+            $tx.commit().await?;
+        } else {
+            $tx.rollback().await?;
+        }
+        Ok::<_, $crate::store::StoreError>(out)
+    }};
 }
 
 /// [`in_transaction!`] committed, then every cache cleared.
@@ -74,6 +90,7 @@ macro_rules! write_db {
 mod access_keys;
 mod apply;
 mod backend;
+mod changes;
 mod creators;
 mod credentials;
 mod error;
@@ -82,9 +99,11 @@ mod model;
 mod oidc;
 pub mod password;
 mod policies;
+mod postgres;
 mod roles;
 pub mod secrets;
 mod sessions;
+mod sql;
 mod sqlite;
 mod sts;
 mod tokens;
@@ -95,7 +114,8 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mlgate_policy::NamedPolicy;
@@ -105,6 +125,7 @@ pub use apply::{
     ApplyAccount, ApplyGrant, ApplyGroup, ApplyItem, ApplyPlan, ApplyPolicy, ApplyReport,
     ApplyUser, GRANT_POLICY_PREFIX, GrantSubject,
 };
+pub use changes::{POSTGRES_POLL, SQLITE_POLL};
 pub use credentials::{new_access_key_id, new_secret_access_key, new_session_token, token_digest};
 use error::io_err;
 pub use error::{StoreError, StoreResult};
@@ -116,6 +137,7 @@ pub use model::{
 pub use oidc::LOGIN_TTL_SECS;
 use policies::PolicyKey;
 pub use policies::{AttachTarget, check_policy};
+pub use postgres::{ACQUIRE_TIMEOUT, PgLocation};
 pub use roles::{
     DEFAULT_MAX_SESSION_SECONDS, MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, check_trust_policy,
 };
@@ -126,8 +148,8 @@ pub use validate::{
     validate_role_name, validate_tag, validate_user_name,
 };
 
-/// The longest the store's caches may keep an entry. Keeps the delay between an admin CLI change
-/// (made by another process) and its effect on a running server bounded.
+/// The longest the store's caches may keep an entry: a backstop behind the change counter (see
+/// the module documentation), e.g. for a load that was in flight when a change arrived.
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The account every deployment has; users and groups named without an account live here.
@@ -142,6 +164,21 @@ pub struct StoreConfig {
     pub default_account_name: String,
     /// TTL of the hot-path caches; clamped to [`MAX_CACHE_TTL`]. Zero disables caching.
     pub cache_ttl: Duration,
+    /// Where the database is.
+    pub database: Database,
+    /// Whether opening waits (retrying with backoff, logging each failure) while the database
+    /// cannot be reached, instead of failing at once: what a server wants, not the admin CLI.
+    pub wait_for_database: bool,
+}
+
+/// The database behind the store.
+#[derive(Clone, Debug, Default)]
+pub enum Database {
+    /// `<data-dir>/mlgate.db`, embedded: one server (and the admin CLI) on one machine.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, shared by any number of replicas.
+    Postgres(PgLocation),
 }
 
 impl Default for StoreConfig {
@@ -150,6 +187,8 @@ impl Default for StoreConfig {
             default_account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             default_account_name: DEFAULT_ACCOUNT_NAME.to_owned(),
             cache_ttl: MAX_CACHE_TTL,
+            database: Database::Sqlite,
+            wait_for_database: false,
         }
     }
 }
@@ -163,6 +202,7 @@ pub struct Store {
 /// The database behind a [`Store`] (see the module documentation for why an enum).
 pub(crate) enum Backend {
     Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 struct Inner {
@@ -179,6 +219,10 @@ struct Inner {
     creators: Cache<String, Option<String>>,
     /// Number of hot-path loads that went to the database (cache misses); for tests and metrics.
     loads: AtomicU64,
+    /// Whether the database answered the last time it was asked (for a readiness probe).
+    ready: AtomicBool,
+    /// What else to clear when another process changed the store (caches kept outside it).
+    on_change: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -215,12 +259,34 @@ impl Store {
         Store::open_with(data_dir, StoreConfig::default()).await
     }
 
-    /// Opens the store with an explicit configuration (default account, cache TTL).
+    /// Opens the store with an explicit configuration (database, default account, cache TTL).
+    /// `data_dir` is created either way: it holds the master key and the audit log too.
     pub async fn open_with(data_dir: &Path, config: StoreConfig) -> StoreResult<Store> {
         validate_account_id(&config.default_account_id)?;
         validate_account_name(&config.default_account_name)?;
         prepare_data_dir(data_dir)?;
-        let backend = Backend::Sqlite(sqlite::Sqlite::open(data_dir).await?);
+        let backend = match &config.database {
+            Database::Sqlite => Backend::Sqlite(sqlite::Sqlite::open(data_dir).await?),
+            Database::Postgres(location) => {
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    match postgres::Postgres::open(location).await {
+                        Ok(db) => break Backend::Postgres(db),
+                        Err(e) if config.wait_for_database && e.is_unreachable() => {
+                            tracing::warn!(
+                                store = %location.describe(),
+                                error = %e,
+                                retry_in = ?delay,
+                                "the PostgreSQL store cannot be reached; retrying"
+                            );
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(10));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        };
         let ttl = config.cache_ttl.min(MAX_CACHE_TTL);
         let store = Store {
             inner: Arc::new(Inner {
@@ -234,6 +300,8 @@ impl Store {
                 sessions: cache(ttl, 10_000),
                 creators: cache(ttl, 100_000),
                 loads: AtomicU64::new(0),
+                ready: AtomicBool::new(true),
+                on_change: Mutex::new(Vec::new()),
                 config,
             }),
         };
@@ -265,6 +333,26 @@ impl Store {
     /// Counts a hot-path load that went to the database.
     fn count_load(&self) {
         self.inner.loads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the database answered the last time this handle asked it (at open, then at each
+    /// change check of [`Store::watch_changes`]).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Relaxed)
+    }
+
+    /// Registers what to clear, besides the store's own caches, when another process changed
+    /// the store (a cache of store records kept elsewhere).
+    pub fn on_change(&self, clear: impl Fn() + Send + Sync + 'static) {
+        self.on_change_hooks().push(Box::new(clear));
+    }
+
+    fn on_change_hooks(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Fn() + Send + Sync>>> {
+        // A hook that panicked leaves the list intact: keep using it.
+        self.inner
+            .on_change
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Drops every cached entry. Called after each write made through this handle.

@@ -1,4 +1,4 @@
-//! The master key and the sealing of SigV4 secret access keys (issue 3).
+//! The master key and the sealing of SigV4 secret access keys.
 //!
 //! SigV4 needs the secret itself to check a signature (HMAC), so secrets cannot be stored hashed.
 //! They are sealed with AES-256-GCM under a 256-bit master key that never enters the database:

@@ -124,6 +124,10 @@ impl Store {
     pub async fn delete_session(&self, id_sha256_hex: &str) -> StoreResult<bool> {
         let existed = read_db!(self, |c| c.delete_session(id_sha256_hex).await)?;
         self.inner.sessions.invalidate(id_sha256_hex).await;
+        if existed {
+            // Other replicas may have the session cached.
+            self.record_change().await?;
+        }
         Ok(existed)
     }
 }

@@ -3,15 +3,10 @@
 //! (no `query!` macros, no `DATABASE_URL`); the schema is `migrations/`.
 //!
 //! This module and its children are the only place that knows SQLite: the connection pool and
-//! its pragmas, how a write transaction starts, and the statements of [`super::backend`]
-//! implemented for `SqliteConnection`.
+//! its pragmas, how a write transaction starts, and the statements of `sql/` implemented for
+//! `SqliteConnection`.
 
-mod creators;
-mod identities;
-mod policies;
-mod roles;
-mod sessions;
-
+use std::borrow::Cow;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -20,7 +15,7 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool, Transaction};
 
 use super::error::{StoreError, StoreResult, io_err};
 
@@ -58,7 +53,7 @@ impl Sqlite {
             .min_connections(1)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(Arc::new(e)))?;
@@ -77,3 +72,10 @@ impl Sqlite {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
+
+/// SQLite runs the shared statements as they are written.
+fn sql(text: impl Into<Cow<'static, str>>) -> AssertSqlSafe<Cow<'static, str>> {
+    AssertSqlSafe(text.into())
+}
+
+crate::store::sql::impl_queries!(SqliteConnection, sql);
