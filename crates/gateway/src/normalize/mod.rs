@@ -13,7 +13,6 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mlgate_catalog::{ParamStyle, Params, Route, normalize_path, read_otlp, read_params_for};
 
 use crate::RESERVED_PREFIX;
-use crate::classify::reads_body;
 use crate::error::GatewayError;
 use crate::listen::BodyTimeout;
 
@@ -89,7 +88,7 @@ pub async fn read_fields(
     body: Body,
     limits: BodyLimits,
 ) -> Result<(Params, RequestBody), GatewayError> {
-    let body = if reads_body(route, &parts.method) {
+    let body = if route.reads_body(parts.method.as_str()) {
         RequestBody::Read(read_body(parts, body, limits).await?)
     } else {
         RequestBody::Streaming(body)
