@@ -142,17 +142,6 @@ pub(crate) fn serves(operation: &str) -> Serves {
     keyed(&SERVES, operation).unwrap_or(Serves::Api)
 }
 
-/// Every operation a fact table names (the catalog's tests check each is catalogued).
-pub fn fact_operations() -> impl Iterator<Item = &'static str> {
-    let keys = |table: &'static [(&'static str, _)]| table.iter().map(|(op, _)| *op);
-    keys(&FILTERING)
-        .chain(AUTHORS.iter().map(|(op, _)| *op))
-        .chain(CHANGES.iter().map(|(op, _)| *op))
-        .chain(SERVES.iter().map(|(op, _)| *op))
-        .chain(TAG_WRITES.iter().copied())
-        .chain(LISTINGS.iter().map(|listing| listing.operation))
-}
-
 fn keyed<T: Copy>(table: &[(&str, T)], operation: &str) -> Option<T> {
     table
         .iter()
@@ -342,6 +331,17 @@ static TAG_WRITES: [&str; 20] = [
 mod tests {
     use super::*;
     use crate::catalog::{Access, routes};
+
+    /// Every operation a fact table names.
+    fn fact_operations() -> impl Iterator<Item = &'static str> {
+        let keys = |table: &'static [(&'static str, _)]| table.iter().map(|(op, _)| *op);
+        keys(&FILTERING)
+            .chain(AUTHORS.iter().map(|(op, _)| *op))
+            .chain(CHANGES.iter().map(|(op, _)| *op))
+            .chain(SERVES.iter().map(|(op, _)| *op))
+            .chain(TAG_WRITES.iter().copied())
+            .chain(LISTINGS.iter().map(|listing| listing.operation))
+    }
 
     fn catalogued(operation: &str) -> bool {
         routes().iter().any(|route| route.operation == operation)
