@@ -14,7 +14,10 @@ Modes:
                       "endpoint": "<handler name>"} ... ],
         "mounts": [<FastAPI mount paths>],
         "proto_rpcs": [ {"service", "rpc", "request", "method", "path", "since",
-                         "served_by_server", "served_patterns", "handler"} ... ],
+                         "served_by_server", "served_patterns", "handler",
+                         "handler_reads": [request_message fields its handler reads],
+                         "request_fields", "response_lists": [repeated message fields
+                         of the answer]} ... ],
         "proto_fields": {"checked": n, "json_name_mismatch": [...]}
       }
 
@@ -31,6 +34,7 @@ serving `mlflow.server.fastapi_app:app` (native FastAPI routers first, then the 
 app `mlflow.server.app` mounted at "/"). No static prefix.
 """
 
+import inspect
 import json
 import os
 import re
@@ -199,9 +203,16 @@ def dump():
                     }
                 )
     handler_names = {}
+    handler_reads = {}
     for http_path, handler, methods in handlers.get_endpoints():
+        try:
+            source = inspect.getsource(inspect.unwrap(handler))
+        except (OSError, TypeError):
+            source = ""
+        reads = sorted(set(re.findall(r"request_message\.(\w+)", source)))
         for meth in methods:
             handler_names[(meth, http_path)] = handler.__name__
+            handler_reads[(meth, http_path)] = reads
     for rpc in rpcs:
         if not rpc["served_by_server"]:
             continue
@@ -213,6 +224,7 @@ def dump():
         ]
         rpc["served_patterns"] = [_flask_pattern(p) for p in rpc["served_paths"]]
         rpc["handler"] = handler_names.get((rpc["method"], rpc["served_paths"][0]))
+        rpc["handler_reads"] = handler_reads.get((rpc["method"], rpc["served_paths"][0]), [])
     out["proto_rpcs"] = rpcs
 
     # mlgate canonicalizes lowerCamelCase keys by inserting "_" before each upper-case
@@ -266,7 +278,14 @@ def dump():
     for rpc in rpcs:
         if rpc["served_by_server"]:
             sdesc = services[next(n for n, (_, d) in services.items() if d.name == rpc["service"])][1]
-            rpc["request_fields"] = field_paths(sdesc.methods_by_name[rpc["rpc"]].input_type)
+            mdesc = sdesc.methods_by_name[rpc["rpc"]]
+            rpc["request_fields"] = field_paths(mdesc.input_type)
+            # Top-level repeated messages of the answer: the items a list-like RPC answers.
+            rpc["response_lists"] = [
+                f.name for f in mdesc.output_type.fields
+                if f.is_repeated and f.message_type is not None
+                and not f.message_type.GetOptions().map_entry
+            ]
     return out
 
 

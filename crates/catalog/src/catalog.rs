@@ -33,6 +33,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::facts::{self, Author, Changes, Filtering, Serves};
 use crate::path::decode_canonical;
 use crate::traces::{TraceAuthor, TraceTagField as Tag, TraceWrites};
 
@@ -198,9 +199,33 @@ pub struct Route {
     pub params: ParamStyle,
     /// The trace tags it writes and where it names authors.
     pub trace_writes: &'static TraceWrites,
+    /// How a list-like operation's answer is kept to what the caller may read; `None` when
+    /// it is not list-like.
+    pub filtering: Option<Filtering>,
+    /// Where the request names its author (the gateway writes the principal there).
+    pub author: Option<Author>,
+    /// What it changes of an experiment or a registered model.
+    pub changes: Changes,
+    /// It sets or deletes tags: its `key`, `tags[].key` and `tag_key` fields are the keys.
+    pub writes_tags: bool,
+    pub serves: Serves,
 }
 
 impl Route {
+    /// Whether MLflow may read the request's body to find its fields (so the gateway must
+    /// read it too); other bodies, such as artifact uploads, can stream through untouched.
+    /// `method` is the request's (`HEAD` is served by a `GET` route).
+    pub fn reads_body(&self, method: &str) -> bool {
+        match self.params {
+            ParamStyle::Message
+            | ParamStyle::FlaskJson
+            | ParamStyle::JsonBody
+            | ParamStyle::Otlp => true,
+            ParamStyle::QueryIfGetElseJson => method != "GET",
+            ParamStyle::Query | ParamStyle::None => false,
+        }
+    }
+
     /// The IAM action, `mlflow:<operation>`.
     pub fn action(&self) -> String {
         format!("mlflow:{}", self.operation)
@@ -491,6 +516,11 @@ fn index() -> &'static Index {
                     server: spec.server,
                     params: spec.params,
                     trace_writes: spec.trace_writes,
+                    filtering: facts::filtering(spec.operation),
+                    author: facts::author(spec.operation),
+                    changes: facts::changes(spec.operation),
+                    writes_tags: facts::writes_tags(spec.operation),
+                    serves: facts::serves(spec.operation),
                 });
             }
         }

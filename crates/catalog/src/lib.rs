@@ -10,6 +10,8 @@
 //! * [`read_otlp`]: an OTLP trace export as the MLflow traces and trace tags its spans write;
 //! * [`TraceWrites`]: where a route writes trace tags ([`RESERVED_TRACE_TAGS`] are refused)
 //!   and names the author of a trace or an assessment;
+//! * each [`Route`]'s facts: its [`Filtering`], [`Author`], [`Changes`], tag writes, whether
+//!   the body is read ([`Route::reads_body`]) and what it [`Serves`];
 //! * [`graphql_request`]: a `/graphql` body as the REST operations its root fields perform;
 //! * [`execute_api_arn`]: the article's `execute-api` resource ARNs.
 //!
@@ -38,6 +40,7 @@
 
 mod arn;
 mod catalog;
+mod facts;
 mod graphql;
 mod otlp;
 mod params;
@@ -50,6 +53,7 @@ pub use catalog::{
     Access, Classified, GRAPHQL_MUTATION_OPERATION, IdField, IdSource, ParamStyle, ResourceKind,
     Route, Server, classify, routes,
 };
+pub use facts::{Author, Change, Changes, Filtering, ListedItem, Listing, MODEL_VERSIONS, Serves};
 pub use graphql::{
     GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, MAX_ROOT_FIELDS,
     ModelVersionList, OperationKind, graphql_request, graphql_root_fields,

@@ -529,3 +529,115 @@ print(json.dumps(cases))
         );
     }
 }
+
+/// The catalogued routes of each served protobuf RPC, with the RPC's introspection record.
+fn served_rpc_routes(dump: &Value) -> Vec<(&Value, &'static mlgate_catalog::Route)> {
+    let mut out = Vec::new();
+    for rpc in dump["proto_rpcs"].as_array().unwrap() {
+        if rpc["served_by_server"] != json!(true) {
+            continue;
+        }
+        let method = rpc["method"].as_str().unwrap();
+        for pattern in rpc["served_patterns"].as_array().unwrap() {
+            let pattern = pattern.as_str().unwrap();
+            out.extend(
+                routes()
+                    .iter()
+                    .filter(|r| r.method == method && r.pattern == pattern)
+                    .map(|route| (rpc, route)),
+            );
+        }
+    }
+    out
+}
+
+/// Every read whose answer MLflow gives as a list of items has a filtering decision, and every
+/// listing filtered item by item reads its items from a list MLflow answers.
+#[test]
+fn every_listing_mlflow_answers_has_a_filtering_decision() {
+    use mlgate_catalog::{Access, Filtering};
+
+    let dump = run_script(&[], None);
+    let mut undecided = BTreeSet::new();
+    let mut checked = 0;
+    for (rpc, route) in served_rpc_routes(&dump) {
+        let lists: Vec<&str> = rpc["response_lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        if route.access != Access::Read || lists.is_empty() {
+            continue;
+        }
+        checked += 1;
+        match route.filtering {
+            None => {
+                undecided.insert(format!("{} ({lists:?})", route.operation));
+            }
+            Some(Filtering::Items(listing)) => assert!(
+                lists.contains(&listing.items),
+                "{}: MLflow answers {lists:?}, the listing reads {}",
+                route.operation,
+                listing.items
+            ),
+            Some(_) => {}
+        }
+    }
+    assert!(checked > 30, "only {checked} list-like reads found");
+    assert!(
+        undecided.is_empty(),
+        "reads answering lists without a filtering decision (crates/catalog/src/facts.rs): \
+         {undecided:?}"
+    );
+}
+
+/// A request field naming who wrote something (`user_id`, `created_by`, `updated_by`) that
+/// MLflow's handler reads is where the route's author fact says; one the handler ignores is
+/// not an author field.
+#[test]
+fn author_facts_are_the_author_fields_mlflow_reads() {
+    use mlgate_catalog::Author;
+
+    let dump = run_script(&[], None);
+    let mut wrong = BTreeSet::new();
+    let mut checked = 0;
+    for (rpc, route) in served_rpc_routes(&dump) {
+        let reads: Vec<&str> = rpc["handler_reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let read_author = ["user_id", "created_by", "updated_by"]
+            .into_iter()
+            .find(|field| reads.contains(field));
+        checked += usize::from(read_author.is_some());
+        // The field the fact overwrites, and whether it is one of the three named fields
+        // (the tag authors write a tag of a field the handler must read).
+        let (ours, named) = match route.author {
+            None => (None, true),
+            Some(Author::RunCreator) => (Some("user_id"), true),
+            Some(Author::CreatedBy) => (Some("created_by"), true),
+            Some(Author::UpdatedBy) => (Some("updated_by"), true),
+            Some(Author::RunTag) => (Some("key"), false),
+            Some(Author::RunTags | Author::DatasetTags) => (Some("tags"), false),
+        };
+        let agrees = match named {
+            true => ours == read_author,
+            false => ours.is_some_and(|field| reads.contains(&field)),
+        };
+        if !agrees {
+            wrong.insert(format!(
+                "{}: the handler reads {read_author:?} (of {reads:?}), the author fact says \
+                 {ours:?}",
+                route.operation
+            ));
+        }
+    }
+    assert!(checked > 10, "only {checked} author fields found");
+    assert!(
+        wrong.is_empty(),
+        "author facts (crates/catalog/src/facts.rs): {wrong:?}"
+    );
+}

@@ -14,17 +14,17 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::{IdSource, Params, execute_api_arn};
+use mlgate_catalog::{IdSource, Params, Serves, execute_api_arn};
 use tower::ServiceExt;
 
 use crate::audit::{AuditDecision, AuditSink, Trail};
 use crate::authenticate::Authenticator;
 use crate::authorize::{Authorizer, global_context};
-use crate::classify::{self, Call};
+use crate::classify::Call;
 use crate::config::GatewaySettings;
 use crate::effects::{self, Effects};
 use crate::error::GatewayError;
-use crate::filter::{self, Listing, Narrowed, PageTokens, Search, Searches};
+use crate::filter::{self, Narrowed, PageTokens, Search, Searches};
 use crate::forward::Upstream;
 use crate::listen::{IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
@@ -153,7 +153,7 @@ impl Gateway {
             .asker(&principal, context, &call.execute_api)
             .await?;
         // (5-6, GraphQL) each root field resolved and decided as its REST twin; lists filtered.
-        if classify::is_graphql(route) {
+        if route.serves == Serves::GraphQl {
             let request = graphql::GraphQlCall {
                 parts,
                 body,
@@ -183,7 +183,7 @@ impl Gateway {
         let narrowed = filter::narrow(
             &self.authorizer,
             &asker,
-            route.operation,
+            route,
             &action,
             &mut resolved,
             &mut params,
@@ -216,11 +216,11 @@ impl Gateway {
         // 9. filter: a listing naming none of its parents would list every experiment's; a
         // search is answered by mlgate, page by page, with only readable items.
         let named = named_ids(route, &params);
-        if filter::lists_nothing(route.operation, named) {
+        if filter::lists_nothing(route, named) {
             trail.reason = Some("the listing names no parent: answered empty".into());
             return Ok(empty_answer());
         }
-        if let Some(listing) = Listing::of_request(route.operation, named) {
+        if let Some(listing) = filter::listing_of(route, named) {
             let search = Search {
                 listing,
                 parts: &parts,

@@ -13,6 +13,7 @@ mod decide;
 mod groups;
 mod request;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -48,7 +49,8 @@ pub struct Authorizer {
 #[derive(Debug)]
 pub struct Asker<'a> {
     pub principal: &'a Principal,
-    pub policies: PolicySet,
+    /// Loaded once per request; borrowed by the askers derived from it.
+    pub policies: Cow<'a, PolicySet>,
     /// The global keys and the route's own (`mlflow:TargetStage`, ...).
     pub context: Context,
     /// `arn:aws:execute-api:...` of the request's method and path.
@@ -59,6 +61,35 @@ impl Asker<'_> {
     /// Whether `mlflow:ResourceCreator` can change a decision (then creators are looked up).
     pub fn reads_creator(&self) -> bool {
         self.policies.reads_key(RESOURCE_CREATOR)
+    }
+
+    /// The question of `action` on `arns` (and of `execute_api`) with the keys `context`, and
+    /// the verdict of the asker's policies on it.
+    pub fn ask<'q>(
+        &'q self,
+        action: &'q str,
+        arns: &'q [String],
+        execute_api: &'q str,
+        context: &'q Context,
+    ) -> (Question<'q>, Verdict<'q>) {
+        let question = Question {
+            mlflow: (action, arns),
+            execute_api,
+            principal: &self.principal.arn,
+            context,
+        };
+        let verdict = self.policies.decide(&question);
+        (question, verdict)
+    }
+
+    /// The same asker with other condition keys (a GraphQL field's), its policies borrowed.
+    pub fn with_context(&self, context: Context) -> Asker<'_> {
+        Asker {
+            principal: self.principal,
+            policies: Cow::Borrowed(&*self.policies),
+            context,
+            execute_api: self.execute_api,
+        }
     }
 }
 
@@ -126,7 +157,7 @@ impl Authorizer {
     ) -> Result<Asker<'a>, GatewayError> {
         Ok(Asker {
             principal,
-            policies: self.policies(principal).await?,
+            policies: Cow::Owned(self.policies(principal).await?),
             context,
             execute_api,
         })
@@ -140,22 +171,12 @@ impl Authorizer {
         access: Access<'_>,
         decisions: &mut Decisions,
     ) -> Result<(), GatewayError> {
-        for (arns, context) in self.groups(asker, access).await? {
-            let question = Question {
-                mlflow: (access.action, &arns),
-                execute_api: asker.execute_api,
-                principal: &asker.principal.arn,
-                context: &context,
-            };
-            let verdict = asker.policies.decide(&question);
-            decisions.note(&question, &verdict);
-            if !verdict.is_allowed() {
-                return Err(GatewayError::PermissionDenied(
-                    verdict.denial_message(&asker.principal.arn),
-                ));
-            }
+        let noted =
+            |question: &Question<'_>, verdict: &Verdict<'_>| decisions.note(question, verdict);
+        match self.first_refusal(asker, access, noted).await? {
+            Some(refusal) => Err(GatewayError::PermissionDenied(refusal)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether `access` would be allowed; nothing is noted (a search narrowed to what may be
@@ -165,18 +186,28 @@ impl Authorizer {
         asker: &Asker<'_>,
         access: Access<'_>,
     ) -> Result<bool, GatewayError> {
+        Ok(self
+            .first_refusal(asker, access, |_, _| {})
+            .await?
+            .is_none())
+    }
+
+    /// Decides the groups of `access` in turn, showing `note` each question and verdict, until
+    /// one is refused: the refusal's message, `None` when every group is allowed.
+    async fn first_refusal(
+        &self,
+        asker: &Asker<'_>,
+        access: Access<'_>,
+        mut note: impl FnMut(&Question<'_>, &Verdict<'_>),
+    ) -> Result<Option<String>, GatewayError> {
         for (arns, context) in self.groups(asker, access).await? {
-            let question = Question {
-                mlflow: (access.action, &arns),
-                execute_api: asker.execute_api,
-                principal: &asker.principal.arn,
-                context: &context,
-            };
-            if !asker.policies.decide(&question).is_allowed() {
-                return Ok(false);
+            let (question, verdict) = asker.ask(access.action, &arns, asker.execute_api, &context);
+            note(&question, &verdict);
+            if !verdict.is_allowed() {
+                return Ok(Some(verdict.denial_message(&asker.principal.arn)));
             }
         }
-        Ok(true)
+        Ok(None)
     }
 
     /// Who created each of these resources through mlgate, when a policy reads it.

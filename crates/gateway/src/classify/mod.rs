@@ -2,17 +2,10 @@
 //! and its ARN in the article's execute-api vocabulary.
 
 use http::Method;
-use mlgate_catalog::{Classified, ParamStyle, Route, classify, execute_api_arn};
+use mlgate_catalog::{Classified, Route, Serves, classify, execute_api_arn};
 
 use crate::config::GatewaySettings;
 use crate::error::GatewayError;
-
-/// The operation of `/graphql`, whose root fields are decided one by one (see
-/// `pipeline::graphql`).
-const GRAPHQL_OPERATION: &str = "GraphQLQuery";
-
-/// The UI's pages; an unauthenticated browser asking for one is sent to the sign-in page.
-const UI_OPERATION: &str = "AccessUI";
 
 /// A classified request.
 #[derive(Clone, Debug)]
@@ -66,25 +59,7 @@ impl Call {
     /// A page of the MLflow UI.
     pub fn is_ui_page(&self) -> bool {
         self.route
-            .is_some_and(|route| route.operation == UI_OPERATION)
-    }
-}
-
-/// `/graphql`: not one action but one per root field of the document
-/// ([`mlgate_catalog::graphql_request`]).
-pub fn is_graphql(route: &Route) -> bool {
-    route.operation == GRAPHQL_OPERATION
-}
-
-/// Whether MLflow may read this request's body to find its fields, so mlgate must read it
-/// too (bodies of other routes, such as artifact uploads, stream through untouched).
-pub fn reads_body(route: &Route, method: &Method) -> bool {
-    match route.params {
-        ParamStyle::Message | ParamStyle::FlaskJson | ParamStyle::JsonBody | ParamStyle::Otlp => {
-            true
-        }
-        ParamStyle::QueryIfGetElseJson => method != Method::GET,
-        ParamStyle::Query | ParamStyle::None => false,
+            .is_some_and(|route| route.serves == Serves::UiPage)
     }
 }
 
@@ -117,7 +92,6 @@ mod tests {
             call.execute_api,
             "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/POST/api/2.0/mlflow/runs/create"
         );
-        assert!(reads_body(route, &Method::POST));
 
         let unknown = Call::new(&Method::GET, "/api/2.0/mlflow/not-a-route", &settings());
         assert!(unknown.route.is_none());
@@ -133,29 +107,15 @@ mod tests {
     }
 
     #[test]
-    fn artifact_bodies_stream() {
+    fn artifact_paths_are_path_parameters() {
         let call = Call::new(
             &Method::PUT,
             "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model.pkl",
             &settings(),
         );
-        let route = call.route.expect("known route");
-        assert!(!reads_body(route, &Method::PUT));
         assert_eq!(
             call.path_params,
             vec![("artifact_path", "1/abc/artifacts/model.pkl".to_owned())]
         );
-    }
-
-    #[test]
-    fn graphql_is_decided_field_by_field() {
-        for method in [Method::GET, Method::POST] {
-            let call = Call::new(&method, "/graphql", &settings());
-            let route = call.route.expect("known route");
-            assert!(is_graphql(route));
-            assert!(reads_body(route, &method));
-        }
-        let call = Call::new(&Method::POST, "/api/2.0/mlflow/runs/search", &settings());
-        assert!(!is_graphql(call.route.expect("known route")));
     }
 }

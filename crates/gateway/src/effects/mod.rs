@@ -7,7 +7,7 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use mlgate_catalog::{Params, Route};
+use mlgate_catalog::{Change, Changes, Params, Route};
 
 use crate::error::GatewayError;
 use crate::forward::Upstream;
@@ -41,11 +41,11 @@ pub fn creator_change(
     named_model: Option<&NamedModel>,
 ) -> Result<Option<CreatorChange>, GatewayError> {
     let model = || named_model.and_then(|model| model.arn(scope));
-    Ok(match route.operation {
-        "CreateExperiment" => Some(CreatorChange::Experiment),
-        "CreateRegisteredModel" => model().map(CreatorChange::Model),
-        "DeleteRegisteredModel" => model().map(CreatorChange::ModelDeleted),
-        "RenameRegisteredModel" => {
+    Ok(match route.changes {
+        Changes::Experiment(Change::Create) => Some(CreatorChange::Experiment),
+        Changes::RegisteredModel(Change::Create) => model().map(CreatorChange::Model),
+        Changes::RegisteredModel(Change::Delete) => model().map(CreatorChange::ModelDeleted),
+        Changes::RegisteredModel(Change::Rename) => {
             let new_name = params
                 .try_str_value("new_name")
                 .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
@@ -89,14 +89,20 @@ impl Effects<'_> {
     /// Drops the cached facts the request may have changed.
     async fn forget_changed(&self, route: &Route, resolved: &Resolved) {
         self.resolver.forget_rewritten_traces(&resolved.plan).await;
-        if resolve::changes_experiment(route.operation) {
-            for (id, _) in &resolved.experiments {
-                self.resolver.forget_experiment(id).await;
+        match route.changes {
+            Changes::Experiment(_) => {
+                for (id, _) in &resolved.experiments {
+                    self.resolver.forget_experiment(id).await;
+                }
             }
+            Changes::RegisteredModel(_) => self.forget_model(resolved).await,
+            Changes::Nothing | Changes::ModelVersionStage => {}
         }
-        if resolve::changes_model(route.operation)
-            && let Some(model) = &resolved.model
-        {
+    }
+
+    /// Drops the cached facts of the registered model the request names, and of its new name.
+    async fn forget_model(&self, resolved: &Resolved) {
+        if let Some(model) = &resolved.model {
             self.resolver.forget_model(&model.name).await;
             let new_name = resolved
                 .plan

@@ -1,7 +1,7 @@
 //! Stage 9: drop what the caller may not read from list and search answers, keeping pages full
 //! and page tokens working.
 //!
-//! Every list-like operation of the catalog has a [`Filtering`] decision ([`filtering`]; the
+//! Every list-like route of the catalog has a [`Filtering`] decision (`Route::filtering`; the
 //! table is in docs/filtering.md). Those whose answer can hold items of several owners that the
 //! request does not name are filtered item by item: a [`Listing`] is such a search. Each item is
 //! readable when the policy decision for the item's read action on the item's ARN allows it
@@ -38,9 +38,11 @@ mod search;
 pub use narrow::{Narrowed, narrow};
 pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
 
-use crate::authorize::{Asker, Question};
+use mlgate_catalog::{Filtering, ListedItem, Listing, Route};
+
+use crate::authorize::Asker;
 use crate::error::GatewayError;
-use crate::resolve::{ArnScope, RESOURCE_CREATOR};
+use crate::resolve::{ArnScope, RESOURCE_CREATOR, flat_kind};
 
 /// Upstream calls one filtered page may make before it is returned short (with a token that
 /// continues where it stopped).
@@ -52,265 +54,101 @@ const MIN_UPSTREAM_PAGE: u64 = 100;
 /// Prefix of the page tokens mlgate hands out (versioned).
 const TOKEN_PREFIX: &str = "mlg1.";
 
-/// How mlgate keeps a list-like operation from showing what the caller may not read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Filtering {
-    /// The answer is filtered item by item (full pages, sealed tokens).
-    Items(Listing),
-    /// The experiments the request names are narrowed to the readable ones before MLflow sees
-    /// the request (an unreadable one is dropped instead of refusing the search).
-    Narrowed,
-    /// Every item lies under the resources the request names (an experiment, a run, a model,
-    /// the trace or run ids of a batch, an artifact path), each decided like a direct read:
-    /// all must be allowed.
-    Parents,
-    /// As [`Filtering::Parents`], but MLflow lists across every experiment when the request
-    /// names none: mlgate then answers an empty list itself.
-    ParentsOrEmpty,
-    /// Server-wide catalogs whose items nobody owns (providers, supported models).
-    Unowned,
-    /// GraphQL: each root field is authorized with its arguments (see the GraphQL stage).
-    GraphQl,
+/// Whether mlgate answers an empty list itself: the route lists across every experiment when
+/// the request names none of its parents (`named` is how many resources it named).
+pub fn lists_nothing(route: &Route, named: usize) -> bool {
+    named == 0 && route.filtering == Some(Filtering::ParentsOrEmpty)
 }
 
-/// The filtering decision of a catalogued operation, `None` when it is not list-like.
-pub fn filtering(operation: &str) -> Option<Filtering> {
-    Listing::of(operation).map(Filtering::Items).or_else(|| {
-        DECISIONS
-            .iter()
-            .find(|(op, _)| *op == operation)
-            .map(|(_, decision)| *decision)
+/// The listing a request is answered with, when its answer is filtered item by item; `named`
+/// is how many parent identifiers the request names.
+pub fn listing_of(route: &Route, named: usize) -> Option<&'static Listing> {
+    match route.filtering {
+        Some(Filtering::Items(listing)) if !(listing.unless_named && named > 0) => Some(listing),
+        _ => None,
+    }
+}
+
+fn paged(listing: &Listing) -> bool {
+    listing.paging.is_some()
+}
+
+/// The path of the item's read (see [`Listing::read_path`]).
+fn read_path(listing: &Listing, id: &str) -> String {
+    listing.read_path.replace("{}", id)
+}
+
+/// What the item names; `None` when it lacks its identifiers (never listed).
+pub fn item_resource(listing: &Listing, scope: &ArnScope, item: &Value) -> Option<ItemResource> {
+    let text = |field: &str| item.get(field).and_then(Value::as_str);
+    let segment = |value: &str| {
+        (!value.is_empty() && !value.contains('/') && value != "." && value != "..").then_some(())
+    };
+    let mut keys = Vec::new();
+    let (arns, id) = match &listing.item {
+        ListedItem::Experiment => {
+            let id = text("experiment_id")?;
+            segment(id)?;
+            if let Some(name) = text("name") {
+                keys.push(("mlflow:ExperimentName".to_owned(), name.to_owned()));
+            }
+            keys.extend(tags(item, "mlflow:ExperimentTag/"));
+            (vec![scope.experiment(id)], id)
+        }
+        ListedItem::RegisteredModel => {
+            let name = text("name")?;
+            segment(name)?;
+            let (arn, model_keys) = scope.registered_model_arn(name, None, tag_pairs(item));
+            keys = model_keys;
+            (vec![arn], name)
+        }
+        ListedItem::ModelVersion => {
+            let name = text("name")?;
+            let version = text("version")?;
+            segment(name)?;
+            segment(version)?;
+            // A version's own tags are not its model's: only its kind comes from them.
+            let (arn, _) = scope.registered_model_arn(name, Some(version), tag_pairs(item));
+            (vec![arn], name)
+        }
+        ListedItem::Flat(kind, fields) => {
+            let kind = flat_kind(*kind)?;
+            let id = text(fields[0])?;
+            let mut arns = Vec::with_capacity(fields.len());
+            for field in *fields {
+                if let Some(value) = text(field) {
+                    segment(value)?;
+                    arns.push(scope.flat(kind, value));
+                }
+            }
+            (arns, id)
+        }
+        ListedItem::McpServer(field) => {
+            let name = text(field)?;
+            let (namespace, slug) = name.split_once('/')?;
+            segment(namespace)?;
+            segment(slug)?;
+            (vec![scope.flat("mcp-server", name)], name)
+        }
+    };
+    Some(ItemResource {
+        arns,
+        keys,
+        id: id.to_owned(),
     })
 }
 
-/// The decisions of the list-like operations that are not filtered item by item.
-static DECISIONS: [(&str, Filtering); 31] = [
-    ("SearchRuns", Filtering::Narrowed),
-    ("SearchLoggedModels", Filtering::Narrowed),
-    ("SearchDatasets", Filtering::Narrowed),
-    ("SearchTraces", Filtering::ParentsOrEmpty),
-    ("ListScorers", Filtering::ParentsOrEmpty),
-    ("SearchIssues", Filtering::ParentsOrEmpty),
-    ("ListArtifacts", Filtering::Parents),
-    ("BatchGetTraces", Filtering::Parents),
-    ("BatchGetTraceInfos", Filtering::Parents),
-    ("SearchUnifiedTraces", Filtering::Parents),
-    ("QueryTraceMetrics", Filtering::Parents),
-    ("CalculateTraceFilterCorrelation", Filtering::Parents),
-    ("GetMetricHistoryBulk", Filtering::Parents),
-    ("GetMetricHistoryBulkInterval", Filtering::Parents),
-    ("GetOnlineScoringConfigs", Filtering::Parents),
-    ("GetDatasetExperimentIds", Filtering::Parents),
-    ("GetDatasetRecords", Filtering::Parents),
-    ("ListLoggedModelArtifacts", Filtering::Parents),
-    ("ListScorerVersions", Filtering::Parents),
-    ("ListLabelSchemas", Filtering::Parents),
-    ("ListReviewQueues", Filtering::Parents),
-    ("ListReviewQueueItems", Filtering::Parents),
-    ("SearchPromptOptimizationJobs", Filtering::Parents),
-    ("ListGatewayEndpointBindings", Filtering::Parents),
-    ("ListEndpointGuardrailConfigs", Filtering::Parents),
-    ("SearchMcpServerVersions", Filtering::Parents),
-    ("ListGatewaySupportedModels", Filtering::Unowned),
-    ("ListGatewaySupportedProviders", Filtering::Unowned),
-    ("ListAssistantProviders", Filtering::Unowned),
-    ("ListAssistantProviderModels", Filtering::Unowned),
-    ("GraphQLQuery", Filtering::GraphQl),
-];
-
-/// Whether mlgate answers an empty list itself: the operation lists across every experiment
-/// when the request names none of its parents (`named` is how many resources it named).
-pub fn lists_nothing(operation: &str, named: usize) -> bool {
-    named == 0 && filtering(operation) == Some(Filtering::ParentsOrEmpty)
-}
-
-/// A search whose answer is filtered item by item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Listing(&'static Spec);
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Spec {
-    operation: &'static str,
-    /// The field of the answer holding the items.
-    items: &'static str,
-    /// The action an item must allow to be listed.
-    read_action: &'static str,
-    /// The route of that read (`GET`, `{}` standing for the item's id), so path-based
-    /// policies (the article's readers: `GET/*`) list what they may read.
-    read_path: &'static str,
-    /// MLflow's `max_results` when the request names none, and the largest it accepts;
-    /// `None` when MLflow answers every item at once.
-    paging: Option<(u64, u64)>,
-    item: Item,
-    /// A request naming parents (each authorized) only lists their items: filtered item by
-    /// item only when it names none.
-    unless_named: bool,
-}
-
-/// How an item names its resource.
-#[derive(Debug, PartialEq, Eq)]
-enum Item {
-    Experiment,
-    RegisteredModel,
-    ModelVersion,
-    /// `<kind>/<value>` for each of the fields (the first one required): all must be readable.
-    Flat(&'static str, &'static [&'static str]),
-    /// An MCP server, `namespace/slug` in the field.
-    McpServer(&'static str),
-}
-
-const fn spec(
-    operation: &'static str,
-    items: &'static str,
-    read_action: &'static str,
-    read_path: &'static str,
-    paging: Option<(u64, u64)>,
-    item: Item,
-) -> Spec {
-    Spec {
-        operation,
-        items,
-        read_action,
-        read_path,
-        paging,
-        item,
-        unless_named: false,
-    }
-}
-
-#[rustfmt::skip]
-static LISTINGS: [Spec; 17] = [
-    spec("SearchExperiments", "experiments", "mlflow:GetExperiment", "/api/2.0/mlflow/experiments/get", Some((1000, 50_000)), Item::Experiment),
-    spec("SearchRegisteredModels", "registered_models", "mlflow:GetRegisteredModel", "/api/2.0/mlflow/registered-models/get", Some((100, 1000)), Item::RegisteredModel),
-    spec("SearchModelVersions", "model_versions", "mlflow:GetModelVersion", "/api/2.0/mlflow/model-versions/get", Some((200_000, 200_000)), Item::ModelVersion),
-    spec("GetLatestModelVersions", "model_versions", "mlflow:GetModelVersion", "/api/2.0/mlflow/model-versions/get", None, Item::ModelVersion),
-    // Datasets are `dataset/<id>` (not yet under their experiments): a search naming
-    // experiments lists theirs, one naming none every dataset, filtered.
-    Spec { unless_named: true, ..spec("SearchEvaluationDatasets", "datasets", "mlflow:GetDataset", "/api/3.0/mlflow/datasets/{}", Some((1000, 50_000)), Item::Flat("dataset", &["dataset_id"])) },
-    spec("ListWebhooks", "webhooks", "mlflow:GetWebhook", "/api/2.0/mlflow/webhooks/{}", Some((100, 1000)), Item::Flat("webhook", &["webhook_id"])),
-    spec("ListWorkspaces", "workspaces", "mlflow:GetWorkspace", "/api/3.0/mlflow/workspaces/{}", None, Item::Flat("workspace", &["name"])),
-    spec("SearchJobs", "jobs", "mlflow:GetJob", "/ajax-api/3.0/jobs/{}", None, Item::Flat("job", &["job_id"])),
-    spec("ListGatewayEndpoints", "endpoints", "mlflow:GetGatewayEndpoint", "/api/3.0/mlflow/gateway/endpoints/get", None, Item::Flat("gateway-endpoint", &["endpoint_id", "name"])),
-    spec("ListGatewayModels", "data", "mlflow:GetGatewayEndpoint", "/api/3.0/mlflow/gateway/endpoints/get", None, Item::Flat("gateway-endpoint", &["id"])),
-    spec("ListGatewaySecretInfos", "secrets", "mlflow:GetGatewaySecretInfo", "/api/3.0/mlflow/gateway/secrets/get", None, Item::Flat("gateway-secret", &["secret_id", "secret_name"])),
-    spec("ListGatewayModelDefinitions", "model_definitions", "mlflow:GetGatewayModelDefinition", "/api/3.0/mlflow/gateway/model-definitions/get", None, Item::Flat("gateway-model-definition", &["model_definition_id"])),
-    spec("ListGatewayGuardrails", "guardrails", "mlflow:GetGatewayGuardrail", "/api/3.0/mlflow/gateway/guardrails/get", Some((1000, 50_000)), Item::Flat("gateway-guardrail", &["guardrail_id"])),
-    spec("ListGatewayBudgetPolicies", "budget_policies", "mlflow:GetGatewayBudgetPolicy", "/api/3.0/mlflow/gateway/budgets/get", Some((1000, 50_000)), Item::Flat("gateway-budget-policy", &["budget_policy_id"])),
-    spec("ListGatewayBudgetWindows", "windows", "mlflow:GetGatewayBudgetPolicy", "/api/3.0/mlflow/gateway/budgets/get", None, Item::Flat("gateway-budget-policy", &["budget_policy_id"])),
-    spec("SearchMcpServers", "mcp_servers", "mlflow:GetMcpServer", "/api/3.0/mlflow/mcp-servers/{}", Some((100, 1000)), Item::McpServer("name")),
-    spec("SearchMcpAccessEndpoints", "mcp_access_endpoints", "mlflow:GetMcpAccessEndpoint", "/api/3.0/mlflow/mcp-servers/{}/endpoints", Some((100, 1000)), Item::McpServer("server_name")),
-];
-
-impl Listing {
-    /// The listing of an operation, if its answer is filtered item by item.
-    pub fn of(operation: &str) -> Option<Listing> {
-        LISTINGS
-            .iter()
-            .find(|spec| spec.operation == operation)
-            .map(Listing)
-    }
-
-    /// The listing a request is answered with, when its answer is filtered item by item;
-    /// `named` is how many parent identifiers the request names.
-    pub fn of_request(operation: &str, named: usize) -> Option<Listing> {
-        Listing::of(operation).filter(|listing| !(listing.0.unless_named && named > 0))
-    }
-
-    pub fn operation(self) -> &'static str {
-        self.0.operation
-    }
-
-    /// The field of the answer holding the items.
-    pub fn items_field(self) -> &'static str {
-        self.0.items
-    }
-
-    /// The action an item must allow to be listed.
-    pub fn read_action(self) -> &'static str {
-        self.0.read_action
-    }
-
-    fn paged(self) -> bool {
-        self.0.paging.is_some()
-    }
-
-    /// The path of the item's read (see [`Spec::read_path`]).
-    fn read_path(self, id: &str) -> String {
-        self.0.read_path.replace("{}", id)
-    }
-
-    /// What the item names; `None` when it lacks its identifiers (never listed).
-    pub fn resource(self, scope: &ArnScope, item: &Value) -> Option<ItemResource> {
-        let text = |field: &str| item.get(field).and_then(Value::as_str);
-        let segment = |value: &str| {
-            (!value.is_empty() && !value.contains('/') && value != "." && value != "..")
-                .then_some(())
-        };
-        let mut keys = Vec::new();
-        let (arns, id) = match &self.0.item {
-            Item::Experiment => {
-                let id = text("experiment_id")?;
-                segment(id)?;
-                if let Some(name) = text("name") {
-                    keys.push(("mlflow:ExperimentName".to_owned(), name.to_owned()));
-                }
-                keys.extend(tags(item, "mlflow:ExperimentTag/"));
-                (vec![scope.experiment(id)], id)
-            }
-            Item::RegisteredModel => {
-                let name = text("name")?;
-                segment(name)?;
-                let (arn, model_keys) = scope.registered_model_arn(name, None, tag_pairs(item));
-                keys = model_keys;
-                (vec![arn], name)
-            }
-            Item::ModelVersion => {
-                let name = text("name")?;
-                let version = text("version")?;
-                segment(name)?;
-                segment(version)?;
-                // A version's own tags are not its model's: only its kind comes from them.
-                let (arn, _) = scope.registered_model_arn(name, Some(version), tag_pairs(item));
-                (vec![arn], name)
-            }
-            Item::Flat(kind, fields) => {
-                let id = text(fields[0])?;
-                let mut arns = Vec::with_capacity(fields.len());
-                for field in *fields {
-                    if let Some(value) = text(field) {
-                        segment(value)?;
-                        arns.push(scope.flat(kind, value));
-                    }
-                }
-                (arns, id)
-            }
-            Item::McpServer(field) => {
-                let name = text(field)?;
-                let (namespace, slug) = name.split_once('/')?;
-                segment(namespace)?;
-                segment(slug)?;
-                (vec![scope.flat("mcp-server", name)], name)
-            }
-        };
-        Some(ItemResource {
-            arns,
-            keys,
-            id: id.to_owned(),
-        })
-    }
-
-    /// The ARN under which mlgate records the creator of what the item belongs to, if it
-    /// records one (experiments; registered models for models and their versions).
-    pub fn creator_arn(self, scope: &ArnScope, item: &Value) -> Option<String> {
-        let text = |field: &str| item.get(field).and_then(Value::as_str);
-        match self.0.item {
-            Item::Experiment => text("experiment_id").map(|id| scope.experiment(id)),
-            // A prompt's creator is recorded under its prompt ARN.
-            Item::RegisteredModel | Item::ModelVersion => {
-                text("name").map(|name| scope.registered_model_arn(name, None, tag_pairs(item)).0)
-            }
-            Item::Flat(..) | Item::McpServer(_) => None,
+/// The ARN under which mlgate records the creator of what the item belongs to, if it records
+/// one (experiments; registered models for models and their versions).
+pub fn creator_arn(listing: &Listing, scope: &ArnScope, item: &Value) -> Option<String> {
+    let text = |field: &str| item.get(field).and_then(Value::as_str);
+    match listing.item {
+        ListedItem::Experiment => text("experiment_id").map(|id| scope.experiment(id)),
+        // A prompt's creator is recorded under its prompt ARN.
+        ListedItem::RegisteredModel | ListedItem::ModelVersion => {
+            text("name").map(|name| scope.registered_model_arn(name, None, tag_pairs(item)).0)
         }
+        ListedItem::Flat(..) | ListedItem::McpServer(_) => None,
     }
 }
 
@@ -348,7 +186,7 @@ fn tags<'a>(item: &'a Value, prefix: &'a str) -> impl Iterator<Item = (String, S
 /// Decides item by item with the principal's policies (and an assumed role's session policy,
 /// which can only narrow).
 pub struct Readability<'a> {
-    pub listing: Listing,
+    pub listing: &'static Listing,
     pub scope: &'a ArnScope,
     /// Who asks, with its policies and the request's global condition keys.
     pub asker: &'a Asker<'a>,
@@ -358,9 +196,10 @@ pub struct Readability<'a> {
 
 impl Readability<'_> {
     /// Whether the item may be listed; `creator` is who created what it belongs to
-    /// ([`Listing::creator_arn`]), as the direct read would see it.
+    /// ([`creator_arn`]), as the direct read would see it.
     pub fn readable(&self, item: &Value, creator: Option<&str>) -> bool {
-        let Some(ItemResource { arns, keys, id }) = self.listing.resource(self.scope, item) else {
+        let Some(ItemResource { arns, keys, id }) = item_resource(self.listing, self.scope, item)
+        else {
             return false;
         };
         let mut context = self.asker.context.clone();
@@ -370,19 +209,16 @@ impl Readability<'_> {
         if let Some(creator) = creator {
             context.insert(RESOURCE_CREATOR, creator.to_owned());
         }
-        let path = self.listing.read_path(&id);
+        let path = read_path(self.listing, &id);
         let execute_api = format!(
             "{}{}",
             self.execute_api_root,
             path.strip_prefix('/').unwrap_or(&path)
         );
-        let question = Question {
-            mlflow: (self.listing.read_action(), &arns),
-            execute_api: &execute_api,
-            principal: &self.asker.principal.arn,
-            context: &context,
-        };
-        self.asker.policies.decide(&question).is_allowed()
+        let (_, verdict) = self
+            .asker
+            .ask(self.listing.read_action, &arns, &execute_api, &context);
+        verdict.is_allowed()
     }
 }
 
@@ -410,7 +246,7 @@ impl PageRequest {
     /// Reads `max_results` and `page_token` (opened with `tokens`) from the request fields.
     /// An unpaged listing takes neither: its fields go to MLflow as they are.
     pub fn read(
-        listing: Listing,
+        listing: &'static Listing,
         fields: &Map<String, Value>,
         tokens: &PageTokens,
         principal: &str,
@@ -420,7 +256,7 @@ impl PageRequest {
             skip: 0,
             size,
         };
-        let Some((default, max)) = listing.0.paging else {
+        let Some((default, max)) = listing.paging else {
             return Ok(PageRequest {
                 want: usize::MAX,
                 start: first(0),
@@ -486,11 +322,11 @@ impl From<Malformed> for String {
 
 /// Collects up to `want` readable items starting at `start`, calling `fetch(token, size)` for
 /// upstream pages (the upstream answer's JSON), `creators(arns)` once per upstream page for
-/// the creators of the page's items ([`Listing::creator_arn`] → creator name) and
+/// the creators of the page's items ([`creator_arn`] → creator name) and
 /// `readable(item, creator)` per item. An upstream error is returned as is; an answer whose
 /// items are not an array is [`Malformed`].
 pub async fn fill_page<E, F, C>(
-    listing: Listing,
+    listing: &'static Listing,
     want: usize,
     start: Cursor,
     scope: &ArnScope,
@@ -508,28 +344,28 @@ where
     for _ in 0..MAX_UPSTREAM_PAGES {
         let answer = fetch(cursor.upstream.clone(), cursor.size).await?;
         let rest = match &answer {
-            Value::Object(fields) if !listing.paged() => fields
+            Value::Object(fields) if !paged(listing) => fields
                 .iter()
-                .filter(|(k, _)| *k != listing.items_field() && *k != "next_page_token")
+                .filter(|(k, _)| *k != listing.items && *k != "next_page_token")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             _ => Map::new(),
         };
-        let upstream_items = match answer.get(listing.items_field()) {
+        let upstream_items = match answer.get(listing.items) {
             // MLflow leaves empty lists out of its answers.
             None | Some(Value::Null) => &[][..],
             Some(Value::Array(items)) => items.as_slice(),
-            Some(_) => return Err(Malformed(listing.items_field()).into()),
+            Some(_) => return Err(Malformed(listing.items).into()),
         };
         let next = answer
             .get("next_page_token")
             .and_then(Value::as_str)
-            .filter(|t| !t.is_empty() && listing.paged())
+            .filter(|t| !t.is_empty() && paged(listing))
             .map(str::to_owned);
         let fresh = upstream_items.get(cursor.skip..).unwrap_or_default();
         let mut arns: Vec<String> = fresh
             .iter()
-            .filter_map(|item| listing.creator_arn(scope, item))
+            .filter_map(|item| creator_arn(listing, scope, item))
             .collect();
         arns.sort_unstable();
         arns.dedup();
@@ -539,9 +375,7 @@ where
             creators(arns).await?
         };
         for (i, item) in upstream_items.iter().enumerate().skip(cursor.skip) {
-            let creator = listing
-                .creator_arn(scope, item)
-                .and_then(|arn| creators.get(&arn));
+            let creator = creator_arn(listing, scope, item).and_then(|arn| creators.get(&arn));
             if !readable(item, creator.map(String::as_str)) {
                 continue;
             }
@@ -587,9 +421,9 @@ where
 }
 
 /// The answer mlgate sends for a filtered page.
-pub fn answer(listing: Listing, page: Page, token: Option<String>) -> Value {
+pub fn answer(listing: &'static Listing, page: Page, token: Option<String>) -> Value {
     let mut out = page.rest;
-    out.insert(listing.items_field().into(), Value::Array(page.items));
+    out.insert(listing.items.into(), Value::Array(page.items));
     if let Some(token) = token {
         out.insert("next_page_token".into(), Value::String(token));
     }
@@ -634,7 +468,7 @@ impl PageTokens {
     fn mac(
         &self,
         principal: &str,
-        listing: Listing,
+        listing: &'static Listing,
         query: &Map<String, Value>,
         payload: &str,
     ) -> HmacSha256 {
@@ -645,7 +479,7 @@ impl PageTokens {
             .collect();
         let query = Value::Object(query).to_string();
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        for part in [principal, listing.operation(), &query, payload] {
+        for part in [principal, listing.operation, &query, payload] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
@@ -658,7 +492,7 @@ impl PageTokens {
         &self,
         cursor: &Cursor,
         principal: &str,
-        listing: Listing,
+        listing: &'static Listing,
         query: &Map<String, Value>,
     ) -> String {
         let json = serde_json::to_vec(cursor).unwrap_or_default();
@@ -674,7 +508,7 @@ impl PageTokens {
         &self,
         token: &str,
         principal: &str,
-        listing: Listing,
+        listing: &'static Listing,
         query: &Map<String, Value>,
     ) -> Result<Cursor, GatewayError> {
         let (payload, tag) = token
@@ -693,13 +527,13 @@ impl PageTokens {
 /// The request fields of an upstream page: the client's, with mlgate's page size and the
 /// upstream token (an unpaged listing's fields as they are).
 pub fn upstream_fields(
-    listing: Listing,
+    listing: &'static Listing,
     fields: &Map<String, Value>,
     token: Option<&str>,
     size: u64,
 ) -> Map<String, Value> {
     let mut fields = fields.clone();
-    if !listing.paged() {
+    if !paged(listing) {
         return fields;
     }
     fields.insert("max_results".into(), Value::from(size));

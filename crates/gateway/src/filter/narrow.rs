@@ -3,9 +3,8 @@
 //! the request, the experiments the caller may not search are dropped from it, and the request
 //! is then decided on those left. None left: mlgate answers an empty page itself.
 
-use mlgate_catalog::{ParamSource, Params};
+use mlgate_catalog::{Filtering, ParamSource, Params, Route};
 
-use super::{Filtering, filtering};
 use crate::authorize::{Access, Asker, Authorizer, under};
 use crate::error::GatewayError;
 use crate::resolve::Resolved;
@@ -24,12 +23,12 @@ pub enum Narrowed {
 pub async fn narrow(
     authorizer: &Authorizer,
     asker: &Asker<'_>,
-    operation: &str,
+    route: &Route,
     action: &str,
     resolved: &mut Resolved,
     params: &mut Params,
 ) -> Result<Narrowed, GatewayError> {
-    if filtering(operation) != Some(Filtering::Narrowed)
+    if route.filtering != Some(Filtering::Narrowed)
         || params.source() != ParamSource::Body
         || resolved.experiments.is_empty()
     {

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::Params;
+use mlgate_catalog::{Listing, Params};
 
-use super::{Listing, Malformed, PageRequest, PageTokens, Readability};
+use super::{Malformed, PageRequest, PageTokens, Readability};
 use crate::audit::Trail;
 use crate::authorize::{Asker, Authorizer};
 use crate::error::GatewayError;
@@ -36,7 +36,7 @@ pub struct Searches {
 
 /// A search being filtered: what the client sent, to repeat it for each upstream page.
 pub struct Search<'a> {
-    pub listing: Listing,
+    pub listing: &'static Listing,
     pub parts: &'a Parts,
     pub params: &'a Params,
     pub target: &'a Target,
@@ -65,7 +65,11 @@ impl From<GatewayError> for Fetched {
 
 impl Searches {
     /// How `asker` sees the items of `listing`.
-    pub fn reader<'a>(&'a self, listing: Listing, asker: &'a Asker<'a>) -> Readability<'a> {
+    pub fn reader<'a>(
+        &'a self,
+        listing: &'static Listing,
+        asker: &'a Asker<'a>,
+    ) -> Readability<'a> {
         Readability {
             listing,
             scope: self.authorizer.scope(),

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -14,16 +15,29 @@ const ALICE: &str = "arn:aws:iam::111111111111:user/alice";
 const BOB: &str = "arn:aws:iam::111111111111:user/bob";
 const API_ROOT: &str = "arn:aws:execute-api:us-east-1:111111111111:mlgate/prod/GET/";
 
-fn experiments() -> Listing {
-    Listing::of("SearchExperiments").expect("listing")
+/// The first catalogued route of `operation`.
+fn route(operation: &str) -> &'static Route {
+    mlgate_catalog::routes()
+        .iter()
+        .find(|route| route.operation == operation)
+        .expect("catalogued")
 }
 
-fn models() -> Listing {
-    Listing::of("SearchRegisteredModels").expect("listing")
+/// The listing of `operation`, filtered item by item.
+fn listing(operation: &str) -> &'static Listing {
+    listing_of(route(operation), 0).expect("listing")
 }
 
-fn versions() -> Listing {
-    Listing::of("SearchModelVersions").expect("listing")
+fn experiments() -> &'static Listing {
+    listing("SearchExperiments")
+}
+
+fn models() -> &'static Listing {
+    listing("SearchRegisteredModels")
+}
+
+fn versions() -> &'static Listing {
+    listing("SearchModelVersions")
 }
 
 fn scope() -> ArnScope {
@@ -82,17 +96,21 @@ fn asker(policies: &[NamedPolicy]) -> Asker<'static> {
     }));
     Asker {
         principal: alice,
-        policies: PolicySet {
+        policies: Cow::Owned(PolicySet {
             identity: Arc::from(policies.to_vec()),
             session: None,
-        },
+        }),
         context: Context::default(),
         execute_api: API_ROOT,
     }
 }
 
 /// Alice's view of `listing`.
-fn reader<'a>(listing: Listing, scope: &'a ArnScope, asker: &'a Asker<'a>) -> Readability<'a> {
+fn reader<'a>(
+    listing: &'static Listing,
+    scope: &'a ArnScope,
+    asker: &'a Asker<'a>,
+) -> Readability<'a> {
     Readability {
         listing,
         scope,
@@ -248,19 +266,14 @@ fn the_article_path_policies_list_what_they_may_get() {
 #[test]
 fn models_and_versions_have_their_arns() {
     let s = scope();
-    let ItemResource { arns, keys, .. } = models()
-        .resource(
-            &s,
-            &json!({"name": "churn", "tags": [{"key": "team", "value": "a"}]}),
-        )
-        .expect("model");
+    let item = json!({"name": "churn", "tags": [{"key": "team", "value": "a"}]});
+    let ItemResource { arns, keys, .. } = item_resource(models(), &s, &item).expect("model");
     assert_eq!(arns, [s.registered_model("churn")]);
     assert_eq!(keys, [("mlflow:ModelTag/team".to_owned(), "a".to_owned())]);
-    let ItemResource { arns, .. } = versions()
-        .resource(&s, &json!({"name": "churn", "version": "3"}))
-        .expect("version");
+    let item = json!({"name": "churn", "version": "3"});
+    let ItemResource { arns, .. } = item_resource(versions(), &s, &item).expect("version");
     assert_eq!(arns, [s.model_version("churn", "3")]);
-    assert!(versions().resource(&s, &json!({"name": "churn"})).is_none());
+    assert!(item_resource(versions(), &s, &json!({"name": "churn"})).is_none());
 }
 
 fn query(v: Value) -> Map<String, Value> {
@@ -397,72 +410,23 @@ fn answers_have_mlflow_shape() {
     );
 }
 
-/// Whether a catalogued operation answers a list of items (so it needs a filtering decision).
-fn list_like(operation: &str) -> bool {
-    ["Search", "List", "BatchGet"]
-        .iter()
-        .any(|prefix| operation.starts_with(prefix))
-        || matches!(
-            operation,
-            "GetLatestModelVersions"
-                | "GetMetricHistoryBulk"
-                | "GetMetricHistoryBulkInterval"
-                | "GetOnlineScoringConfigs"
-                | "GetDatasetExperimentIds"
-                | "GetDatasetRecords"
-                | "QueryTraceMetrics"
-                | "CalculateTraceFilterCorrelation"
-                | "GraphQLQuery"
-        )
-}
-
-#[test]
-fn every_list_like_operation_of_the_catalog_has_a_filtering_decision() {
-    let routes = mlgate_catalog::routes();
-    let undecided: Vec<&str> = routes
-        .iter()
-        .map(|route| route.operation)
-        .filter(|op| list_like(op) && filtering(op).is_none())
-        .collect();
-    assert!(
-        undecided.is_empty(),
-        "list-like operations without a filtering decision: {undecided:?}"
-    );
-    // Every decision and every item-by-item listing names a catalogued operation, and every
-    // listing's read action is one.
-    let catalogued = |op: &str| routes.iter().any(|route| route.operation == op);
-    for (op, _) in &DECISIONS {
-        assert!(catalogued(op), "{op} is not in the catalog");
-    }
-    for spec in &LISTINGS {
-        let listing = Listing(spec);
-        assert!(catalogued(listing.operation()), "{}", listing.operation());
-        let read = listing
-            .read_action()
-            .strip_prefix("mlflow:")
-            .expect("mlflow action");
-        assert!(catalogued(read), "{read} is not in the catalog");
-        assert!(list_like(listing.operation()), "{}", listing.operation());
-    }
-}
-
 #[test]
 fn unscoped_listings_are_answered_empty_and_datasets_filtered_only_when_unscoped() {
-    assert!(lists_nothing("SearchTraces", 0));
-    assert!(!lists_nothing("SearchTraces", 1));
-    assert!(!lists_nothing("SearchRuns", 0));
-    assert!(Listing::of_request("SearchEvaluationDatasets", 0).is_some());
-    assert!(Listing::of_request("SearchEvaluationDatasets", 2).is_none());
-    assert!(Listing::of_request("SearchExperiments", 0).is_some());
-    assert_eq!(filtering("SearchDatasets"), Some(Filtering::Narrowed));
+    assert!(lists_nothing(route("SearchTraces"), 0));
+    assert!(!lists_nothing(route("SearchTraces"), 1));
+    assert!(!lists_nothing(route("SearchRuns"), 0));
+    assert!(listing_of(route("SearchEvaluationDatasets"), 0).is_some());
+    assert!(listing_of(route("SearchEvaluationDatasets"), 2).is_none());
+    assert!(listing_of(route("SearchExperiments"), 0).is_some());
+    assert_eq!(route("SearchDatasets").filtering, Some(Filtering::Narrowed));
 }
 
 #[test]
 fn flat_items_need_every_arn_readable() {
     let s = scope();
-    let endpoints = Listing::of("ListGatewayEndpoints").expect("listing");
+    let endpoints = listing("ListGatewayEndpoints");
     let item = json!({"endpoint_id": "e-1", "name": "chat"});
-    let ItemResource { arns, id, .. } = endpoints.resource(&s, &item).expect("endpoint");
+    let ItemResource { arns, id, .. } = item_resource(endpoints, &s, &item).expect("endpoint");
     assert_eq!(
         arns,
         [
@@ -481,13 +445,12 @@ fn flat_items_need_every_arn_readable() {
     assert!(!reader.readable(&item, None));
     assert!(reader.readable(&json!({"endpoint_id": "e-2", "name": "embed"}), None));
     // An MCP server is `namespace/slug`; anything else is never listed.
-    let mcp = Listing::of("SearchMcpServers").expect("listing");
-    let ItemResource { arns, .. } = mcp
-        .resource(&s, &json!({"name": "io.github/tool"}))
-        .expect("server");
+    let mcp = listing("SearchMcpServers");
+    let server = json!({"name": "io.github/tool"});
+    let ItemResource { arns, .. } = item_resource(mcp, &s, &server).expect("server");
     assert_eq!(arns, [s.flat("mcp-server", "io.github/tool")]);
-    assert!(mcp.resource(&s, &json!({"name": "a/b/c"})).is_none());
-    assert!(mcp.resource(&s, &json!({"name": "../b"})).is_none());
+    assert!(item_resource(mcp, &s, &json!({"name": "a/b/c"})).is_none());
+    assert!(item_resource(mcp, &s, &json!({"name": "../b"})).is_none());
 }
 
 #[tokio::test]
@@ -546,7 +509,7 @@ async fn an_answer_whose_items_are_not_a_list_is_refused() {
 
 #[tokio::test]
 async fn unpaged_listings_take_every_readable_item_at_once() {
-    let latest = Listing::of("GetLatestModelVersions").expect("listing");
+    let latest = listing("GetLatestModelVersions");
     let tokens = PageTokens::new([1; 32]);
     let request =
         PageRequest::read(latest, &query(json!({"name": "m"})), &tokens, ALICE).expect("request");

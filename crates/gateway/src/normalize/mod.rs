@@ -15,7 +15,6 @@ use mlgate_catalog::{ParamStyle, Params, Route, normalize_path, read_otlp, read_
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::RESERVED_PREFIX;
-use crate::classify::reads_body;
 use crate::error::GatewayError;
 use crate::listen::BodyTimeout;
 
@@ -181,7 +180,7 @@ pub async fn read_fields(
     limits: BodyLimits,
     budget: &ParsedBodyBudget,
 ) -> Result<(Params, RequestBody, BudgetShare), GatewayError> {
-    let (body, share) = if reads_body(route, &parts.method) {
+    let (body, share) = if route.reads_body(parts.method.as_str()) {
         let declared = declared_length(parts);
         if declared.is_some_and(|length| length > limits.max_bytes) {
             return Err(too_large(limits));

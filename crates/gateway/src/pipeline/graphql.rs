@@ -10,12 +10,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use mlgate_catalog::{GraphQlError, GraphQlField, GraphQlRequest, graphql_request};
+use mlgate_catalog::{GraphQlError, GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request};
 
 use super::{Gateway, Trail};
 use crate::authorize::{Access, Asker, EXECUTE_API_INVOKE};
 use crate::error::GatewayError;
-use crate::filter::{Listing, MAX_SEARCH_ANSWER_BYTES};
+use crate::filter::{MAX_SEARCH_ANSWER_BYTES, creator_arn};
 use crate::listen::Peer;
 use crate::normalize::{RequestBody, Target};
 
@@ -141,11 +141,7 @@ impl Gateway {
         for (key, value) in &resolved.plan.context {
             context.insert(key, value.clone());
         }
-        let asker = Asker {
-            context,
-            policies: asker.policies.clone(),
-            ..*asker
-        };
+        let asker = asker.with_context(context);
         decided.note(field, &action, &resolved.arns);
         let access = Access {
             action: &action,
@@ -198,8 +194,7 @@ impl Gateway {
             GatewayError::UpstreamUnavailable("MLflow's GraphQL answer is not JSON".into())
         })?;
 
-        let listing = Listing::of("SearchModelVersions")
-            .ok_or_else(|| GatewayError::Internal("no listing for SearchModelVersions".into()))?;
+        let listing = &MODEL_VERSIONS;
         let scope = self.resolver.scope();
         let lists: Vec<_> = document
             .fields
@@ -228,8 +223,7 @@ impl Gateway {
                 list.retain(data, &mut |name, version| {
                     seen += 1;
                     let item = serde_json::json!({"name": name, "version": version});
-                    let creator = listing
-                        .creator_arn(scope, &item)
+                    let creator = creator_arn(listing, scope, &item)
                         .and_then(|arn| creators.get(&arn))
                         .map(String::as_str);
                     let readable = reader.readable(&item, creator);

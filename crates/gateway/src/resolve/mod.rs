@@ -13,7 +13,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use mlgate_catalog::{IdField, IdSource, Params, ResourceKind, Route, reserved_trace_tag};
+use mlgate_catalog::{
+    Change, Changes, IdField, IdSource, Params, ResourceKind, Route, reserved_trace_tag,
+};
 use moka::future::Cache;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -41,30 +43,6 @@ const EXPERIMENT_FACTS_CAPACITY: u64 = 10_000;
 const MODEL_FACTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 const MODEL_FACTS_CAPACITY: u64 = 10_000;
 
-/// Operations after which a registered model's name, tags or existence may have changed.
-pub fn changes_model(operation: &str) -> bool {
-    matches!(
-        operation,
-        "CreateRegisteredModel"
-            | "RenameRegisteredModel"
-            | "DeleteRegisteredModel"
-            | "SetRegisteredModelTag"
-            | "DeleteRegisteredModelTag"
-    )
-}
-
-/// Operations after which an experiment's name or tags may have changed.
-pub fn changes_experiment(operation: &str) -> bool {
-    matches!(
-        operation,
-        "UpdateExperiment"
-            | "SetExperimentTag"
-            | "DeleteExperimentTag"
-            | "DeleteExperiment"
-            | "RestoreExperiment"
-    )
-}
-
 /// The condition key naming who created the resource through mlgate.
 pub const RESOURCE_CREATOR: &str = "mlflow:ResourceCreator";
 
@@ -78,7 +56,7 @@ pub const TAG_KEYS: &str = "mlflow:TagKeys";
 /// a second time as if the experiment already had that name, so a policy that scopes a team to
 /// `mlflow:ExperimentName` `team-a/*` cannot move an experiment out of (or into) its prefix.
 pub fn renamed_experiment<'a>(route: &Route, plan: &'a Plan) -> Option<&'a str> {
-    (route.operation == "UpdateExperiment")
+    (route.changes == Changes::Experiment(Change::Rename))
         .then(|| {
             plan.context
                 .iter()
@@ -315,11 +293,11 @@ pub fn plan(
         .ids
         .iter()
         .any(|id| id.field == "version" && id.refers_to == ResourceKind::ModelVersion);
-    let tag_keys = tag_keys(route.operation, path_params, params)?;
+    let tag_keys = tag_keys(route, path_params, params)?;
     // Writing the prompt tag turns a model into a prompt or back: decided on both kinds.
     let switches_kind = tag_keys.iter().any(|key| key == IS_PROMPT_TAG);
     // A registered model being created has no tags in MLflow yet: its request's tags say.
-    let created_kind = (route.operation == "CreateRegisteredModel")
+    let created_kind = (route.changes == Changes::RegisteredModel(Change::Create))
         .then(|| requested_kind(params))
         .transpose()?;
     let model_lookup = |name: &str, version: Option<&str>, kind_of: &str| Lookup::Model {
@@ -463,15 +441,15 @@ pub fn plan(
     {
         plan.arns.push(scope.experiment(DEFAULT_EXPERIMENT_ID));
     }
-    if route.operation == "TransitionModelVersionStage"
+    if route.changes == Changes::ModelVersionStage
         && let Some(stage) = params.try_str_value("stage").map_err(param_error)?
     {
         plan.context.push(("mlflow:TargetStage", stage.to_owned()));
     }
     // A rename is decided on the new name too (see `renamed_experiment`).
     if matches!(
-        route.operation,
-        "UpdateExperiment" | "RenameRegisteredModel"
+        route.changes,
+        Changes::Experiment(Change::Rename) | Changes::RegisteredModel(Change::Rename)
     ) && let Some(new_name) = params.try_str_value("new_name").map_err(param_error)?
     {
         plan.context.push((NEW_NAME, new_name.to_owned()));
@@ -512,16 +490,14 @@ fn requested_kind(params: &Params) -> Result<ModelKind, GatewayError> {
     ))
 }
 
-/// The keys named by a tag write (`Set*Tag`, `Delete*Tag`, `SetLoggedModelTags`): the `key`
-/// field, every `tags[].key`, or the `tag_key` path parameter. Empty for other operations.
+/// The keys named by a tag write ([`Route::writes_tags`]): the `key` field, every
+/// `tags[].key`, or the `tag_key` path parameter. Empty for other routes.
 fn tag_keys<'a>(
-    operation: &str,
+    route: &Route,
     path_params: &'a [(&'static str, String)],
     params: &'a Params,
 ) -> Result<Vec<Cow<'a, str>>, GatewayError> {
-    let writes_tags = (operation.starts_with("Set") || operation.starts_with("Delete"))
-        && (operation.ends_with("Tag") || operation.ends_with("Tags"));
-    if !writes_tags {
+    if !route.writes_tags {
         return Ok(Vec::new());
     }
     let mut keys: Vec<Cow<str>> = params
@@ -626,7 +602,7 @@ fn param_error(error: mlgate_catalog::ParamError) -> GatewayError {
 }
 
 /// The ARN word for resources that are not (yet) anchored under an experiment or a model.
-fn flat_kind(kind: ResourceKind) -> Option<&'static str> {
+pub(crate) fn flat_kind(kind: ResourceKind) -> Option<&'static str> {
     Some(match kind {
         ResourceKind::Dataset => "dataset",
         ResourceKind::Scorer => "scorer",
@@ -1741,7 +1717,6 @@ mod tests {
         assert!(ModelFacts::from_answer(&json!({"registered_model": {}})).is_none());
         let bad_tags = json!({"registered_model": {"name": "x", "tags": [{"value": "v"}]}});
         assert!(ModelFacts::from_answer(&bad_tags).is_none());
-        assert!(changes_model("SetRegisteredModelTag") && !changes_model("GetRegisteredModel"));
     }
 
     /// A stand-in MLflow answering GetRegisteredModel: `greet` is a prompt, `churn` a model,
@@ -1931,7 +1906,6 @@ mod tests {
             ]
         );
         assert!(ExperimentFacts::from_answer(&json!({})).is_none());
-        assert!(changes_experiment("UpdateExperiment") && !changes_experiment("GetExperiment"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
 use mlgate_catalog::{
-    FieldName, ParamError, Params, Route, TRACE_USER_METADATA, TraceAuthor, field_spelling,
+    Author, FieldName, ParamError, Params, Route, TRACE_USER_METADATA, TraceAuthor, field_spelling,
 };
 use serde_json::{Map, Value};
 
@@ -19,44 +19,6 @@ use crate::normalize::RequestBody;
 
 /// The run tag MLflow (and its UI) reads as a run's user.
 const MLFLOW_USER_TAG: &str = "mlflow.user";
-
-/// Where an operation's request names its author.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Author {
-    /// `user_id` and the `mlflow.user` entry of the `tags` list (runs being created).
-    RunCreator,
-    /// `key`/`value` of one run tag: an `mlflow.user` value is replaced (SetTag).
-    RunTag,
-    /// `mlflow.user` entries of the `tags` list (LogBatch).
-    RunTags,
-    /// `mlflow.user` inside the `tags` field, a JSON object sent as a string (CreateDataset).
-    DatasetTags,
-    /// A `created_by` field.
-    CreatedBy,
-    /// An `updated_by` field.
-    UpdatedBy,
-}
-
-fn author(operation: &str) -> Option<Author> {
-    Some(match operation {
-        "CreateRun" | "CreatePromptlabRun" => Author::RunCreator,
-        "SetTag" => Author::RunTag,
-        "LogBatch" => Author::RunTags,
-        "CreateDataset" => Author::DatasetTags,
-        "CreateIssue"
-        | "CreateGatewaySecret"
-        | "CreateGatewayEndpoint"
-        | "CreateGatewayModelDefinition"
-        | "AttachModelToGatewayEndpoint"
-        | "CreateGatewayEndpointBinding"
-        | "CreateGatewayBudgetPolicy" => Author::CreatedBy,
-        "UpdateGatewaySecret"
-        | "UpdateGatewayEndpoint"
-        | "UpdateGatewayModelDefinition"
-        | "UpdateGatewayBudgetPolicy" => Author::UpdatedBy,
-        _ => return None,
-    })
-}
 
 /// The body of a request whose fields mlgate changed (attributed, pinned, narrowed), with its
 /// `Content-Length`.
@@ -73,22 +35,18 @@ pub fn into_body(parts: &mut Parts, params: Params) -> RequestBody {
 /// a list of `{key, value}` objects (or an object, where MLflow reads a map) is refused; other
 /// fields of the wrong type are left alone, MLflow refuses those bodies itself.
 pub fn attribute(route: &Route, params: &mut Params, user: &str) -> Result<bool, ParamError> {
-    let by_operation = attribute_operation(route.operation, params, user)?;
+    let by_route = match route.author {
+        Some(author) => attribute_author(author, params, user)?,
+        None => false,
+    };
     let by_trace = match route.trace_writes.author {
         Some(author) => attribute_trace(author, params, user)?,
         None => false,
     };
-    Ok(by_operation || by_trace)
+    Ok(by_route || by_trace)
 }
 
-fn attribute_operation(
-    operation: &str,
-    params: &mut Params,
-    user: &str,
-) -> Result<bool, ParamError> {
-    let Some(author) = author(operation) else {
-        return Ok(false);
-    };
+fn attribute_author(author: Author, params: &mut Params, user: &str) -> Result<bool, ParamError> {
     match author {
         Author::RunCreator => {
             params.set("user_id", Value::from(user));
@@ -184,6 +142,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// [`attribute`] on a catalogued route of `operation`.
+    fn attribute_operation(
+        operation: &str,
+        params: &mut Params,
+        user: &str,
+    ) -> Result<bool, ParamError> {
+        let route = mlgate_catalog::routes()
+            .iter()
+            .find(|route| route.operation == operation)
+            .expect("catalogued");
+        attribute(route, params, user)
+    }
 
     fn params(body: Value) -> Params {
         read_params(
