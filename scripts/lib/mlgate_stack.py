@@ -255,8 +255,14 @@ class Stack:
         mlflow_port: Optional[int] = None,
         host: str = "127.0.0.1",
         binary: Optional[Path] = None,
+        audit_log: Optional[Path] = None,
+        mlgate_log: Optional[Path] = None,
     ) -> None:
+        """`audit_log` and `mlgate_log` default to the data dir's; a second gateway on the same
+        data dir needs an audit log of its own (mlgate locks it)."""
         self.data_dir = Path(data_dir).resolve()
+        self._audit_log = audit_log
+        self._mlgate_log = mlgate_log
         self.host = host
         self.port = port
         self.mlflow_port = mlflow_port or free_port()
@@ -285,11 +291,11 @@ class Stack:
 
     @property
     def mlgate_log(self) -> Path:
-        return self.data_dir / "logs" / "mlgate.log"
+        return self._mlgate_log or self.data_dir / "logs" / "mlgate.log"
 
     @property
     def audit_log(self) -> Path:
-        return self.data_dir / "audit.log"
+        return self._audit_log or self.data_dir / "audit.log"
 
     # mlgate CLI ----------------------------------------------------------------------
 
@@ -365,7 +371,8 @@ class Stack:
 
     # mlgate --------------------------------------------------------------------------
 
-    def start_gateway(self, timeout: float = 60.0) -> None:
+    def start_gateway(self, timeout: float = 60.0, extra_args: Sequence[str] = ()) -> None:
+        """Start mlgate; `extra_args` are appended to `mlgate serve`."""
         if port_in_use(self.port, "127.0.0.1"):
             raise RuntimeError(f"port {self.port} is in use (set MLGATE_PORT)")
         argv = [
@@ -374,6 +381,7 @@ class Stack:
             "--upstream", self.mlflow_url,
             "--data-dir", str(self.data_dir),
             "--audit-log", str(self.audit_log),
+            *extra_args,
         ]  # fmt: skip
         env = {**os.environ}
         env.setdefault("RUST_LOG", "info")

@@ -224,7 +224,8 @@ def test_page_tokens_are_bound_to_caller_and_query_and_survive_restarts(
     assert after.json()["datasets"][0]["dataset_id"] in holdings["team-b"]["datasets"]
     # ... and so does a second replica sharing the master key, but not one with another key.
     replica = mlgate_stack.Stack(stack.data_dir, port=mlgate_stack.free_port(),
-                                 mlflow_port=stack.mlflow_port, binary=stack.binary)
+                                 mlflow_port=stack.mlflow_port, binary=stack.binary,
+                                 audit_log=stack.data_dir / "replica-audit.log")
     replica.start_gateway()
     try:
         assert _dataset_page(replica, auditor, token, flt).status_code == 200

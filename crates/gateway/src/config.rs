@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use http::Uri;
 
 use crate::admin::AdminCommand;
+use crate::audit::verify::AuditCommand;
+use crate::audit::{self, AuditOptions, Overload};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +38,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway in front of an MLflow tracking server.
     Serve(Box<ServeArgs>),
+    /// The audit log: verify its hash chain and signed checkpoints.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -56,9 +61,32 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_UPSTREAM", default_value = "http://127.0.0.1:5001", value_parser = parse_upstream)]
     pub upstream: Uri,
 
-    /// Audit log file (JSON lines) [default: <data-dir>/audit.log].
+    /// Audit log file (JSON lines), `-` for standard output [default: <data-dir>/audit.log].
     #[arg(long, env = "MLGATE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+
+    /// When the audit writer is behind and its queue is full: `drop` the record (counted in the
+    /// log) or `block` the request until there is room (nothing dropped).
+    #[arg(long, env = "MLGATE_AUDIT_OVERLOAD", value_enum, default_value_t = Overload::Drop)]
+    pub audit_overload: Overload,
+
+    /// Audit records waiting for the writer before --audit-overload applies.
+    #[arg(long, env = "MLGATE_AUDIT_QUEUE_CAPACITY", default_value_t = audit::DEFAULT_QUEUE_CAPACITY,
+          value_parser = parse_positive)]
+    pub audit_queue_capacity: usize,
+
+    /// Audit lines between two signed checkpoints.
+    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_RECORDS", default_value_t = audit::DEFAULT_CHECKPOINT_RECORDS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_checkpoint_records: u64,
+
+    /// Longest time an audit line waits for a signed checkpoint.
+    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub audit_checkpoint_interval: Duration,
+
+    /// Rotate the audit file once it holds this many bytes (renamed to `<file>.<UTC time>`).
+    #[arg(long, env = "MLGATE_AUDIT_MAX_BYTES", value_parser = parse_size)]
+    pub audit_max_bytes: Option<u64>,
 
     /// Region used in resource ARNs and execute-api ARNs.
     #[arg(long, env = "MLGATE_REGION", default_value = "us-east-1")]
@@ -171,6 +199,22 @@ impl ServeArgs {
             .clone()
             .unwrap_or_else(|| data_dir.join("audit.log"))
     }
+
+    /// How the audit log is written, from the `--audit-*` flags.
+    pub fn audit_options(&self) -> Result<AuditOptions, String> {
+        if self.audit_max_bytes.is_some() && self.audit_log.as_deref() == Some(Path::new("-")) {
+            return Err(
+                "--audit-max-bytes rotates a file; it does not apply to --audit-log -".into(),
+            );
+        }
+        Ok(AuditOptions {
+            overload: self.audit_overload,
+            queue_capacity: self.audit_queue_capacity,
+            checkpoint_records: self.audit_checkpoint_records,
+            checkpoint_interval: self.audit_checkpoint_interval,
+            max_bytes: self.audit_max_bytes,
+        })
+    }
 }
 
 /// The settings the request pipeline needs, resolved from [`ServeArgs`].
@@ -237,6 +281,13 @@ fn parse_upstream(s: &str) -> Result<Uri, String> {
         return Err("the upstream URL must not have a path or query".into());
     }
     Ok(uri)
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(0) | Err(_) => Err(format!("not a positive number: {s:?}")),
+        Ok(n) => Ok(n),
+    }
 }
 
 fn parse_account(s: &str) -> Result<String, String> {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mlgate::admin;
 use mlgate::audit::AuditSink;
+use mlgate::audit::chain::CHECKPOINT_KEY_PURPOSE;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::config::{Cli, Command, GatewaySettings, LogFormat, ServeArgs};
 use mlgate::listen::{self, ListenLimits};
@@ -23,6 +24,10 @@ async fn main() -> ExitCode {
         Command::Serve(args) => {
             init_logging(args.log_format);
             serve(&args, &cli.data_dir).await
+        }
+        Command::Audit(command) => {
+            init_logging(LogFormat::Text);
+            mlgate::audit::verify::run(command, &cli.data_dir).map(|report| println!("{report}"))
         }
         Command::Admin(command) => {
             init_logging(LogFormat::Text);
@@ -59,9 +64,18 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
     let store = Store::open(data_dir)
         .await
         .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?;
+    // SigV4 secrets are sealed, and audit checkpoints signed, under the master key (env or
+    // <data-dir>/master.key).
+    let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
+        .map_err(|e| format!("cannot load the master key: {e}"))?;
     let audit_path = args.audit_log_path(data_dir);
-    let audit = AuditSink::open(&audit_path)
-        .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
+    let audit = AuditSink::open(
+        &audit_path,
+        args.audit_options()?,
+        master.derive(CHECKPOINT_KEY_PURPOSE),
+    )
+    .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
+    reopen_audit_on_hangup(audit.clone())?;
     let auth_settings = AuthSettings {
         session: SessionLimits {
             lifetime: args.session_lifetime,
@@ -85,9 +99,6 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         oidc.warm_up().await;
         authenticator = authenticator.with_oidc(oidc);
     }
-    // SigV4: secrets are sealed under the master key (env or <data-dir>/master.key).
-    let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
-        .map_err(|e| format!("cannot load the master key: {e}"))?;
     let sigv4 =
         mlgate::authenticate::sigv4::SigV4Auth::new(&args.sigv4_settings(), store.clone(), master)?;
     authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
@@ -123,9 +134,23 @@ async fn serve(args: &ServeArgs, data_dir: &Path) -> Result<(), String> {
         listen::shutdown_signal(),
     )
     .await;
-    tokio::task::spawn_blocking(move || audit.flush())
+    tokio::task::spawn_blocking(move || audit.close())
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot flush the audit log: {e}"))?;
+        .map_err(|e| format!("cannot close the audit log: {e}"))?;
+    Ok(())
+}
+
+/// SIGHUP (logrotate renamed the audit file): continue in a new file at the same path.
+fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening the audit log");
+            audit.reopen();
+        }
+    });
     Ok(())
 }
