@@ -260,12 +260,18 @@ class Stack:
         host: str = "127.0.0.1",
         binary: Optional[Path] = None,
         store_url: Optional[str] = None,
+        audit_log: Optional[Path] = None,
+        mlgate_log: Optional[Path] = None,
     ) -> None:
+        """`audit_log` and `mlgate_log` default to the data dir's; a second gateway on the same
+        data dir needs an audit log of its own (mlgate locks it)."""
         self.data_dir = Path(data_dir).resolve()
         # mlgate's store: PostgreSQL at this URL for the server and the CLI, else SQLite in
         # the data dir.
         self.store_url = store_url
         self.store_env = {"MLGATE_STORE_URL": store_url} if store_url else {}
+        self._audit_log = audit_log
+        self._mlgate_log = mlgate_log
         self.host = host
         self.port = port
         self.mlflow_port = mlflow_port or free_port()
@@ -294,11 +300,11 @@ class Stack:
 
     @property
     def mlgate_log(self) -> Path:
-        return self.data_dir / "logs" / "mlgate.log"
+        return self._mlgate_log or self.data_dir / "logs" / "mlgate.log"
 
     @property
     def audit_log(self) -> Path:
-        return self.data_dir / "audit.log"
+        return self._audit_log or self.data_dir / "audit.log"
 
     # mlgate CLI ----------------------------------------------------------------------
 
@@ -396,7 +402,8 @@ class Stack:
 
     # mlgate --------------------------------------------------------------------------
 
-    def start_gateway(self, timeout: float = 60.0) -> None:
+    def start_gateway(self, timeout: float = 60.0, extra_args: Sequence[str] = ()) -> None:
+        """Start mlgate; `extra_args` are appended to `mlgate serve`."""
         if port_in_use(self.port, "127.0.0.1"):
             raise RuntimeError(f"port {self.port} is in use (set MLGATE_PORT)")
         argv = [
@@ -405,6 +412,7 @@ class Stack:
             "--upstream", self.mlflow_url,
             "--data-dir", str(self.data_dir),
             "--audit-log", str(self.audit_log),
+            *extra_args,
         ]  # fmt: skip
         env = {**os.environ, **self.store_env}
         env.setdefault("RUST_LOG", "info")
@@ -419,9 +427,12 @@ class Stack:
 
     def replica(self, port: Optional[int] = None) -> "Stack":
         """Another mlgate on this stack's data dir (master key), store and MLflow: a replica.
-        Start it with `start_gateway`."""
-        return Stack(self.data_dir, port=port or free_port(), mlflow_port=self.mlflow_port,
-                     host=self.host, binary=self.binary, store_url=self.store_url)
+        Start it with `start_gateway`. It writes an audit log and a log of its own."""
+        port = port or free_port()
+        return Stack(self.data_dir, port=port, mlflow_port=self.mlflow_port,
+                     host=self.host, binary=self.binary, store_url=self.store_url,
+                     audit_log=self.data_dir / f"audit-{port}.log",
+                     mlgate_log=self.data_dir / f"mlgate-{port}.log")
 
     # Together ------------------------------------------------------------------------
 

@@ -264,9 +264,11 @@ class AuditLog:
         with open(self.path, "rb") as f:
             f.seek(mark)
             data = f.read()
-        # Only complete lines: the writer is asynchronous.
+        # Only complete lines: the writer is asynchronous. Checkpoints and drop markers are
+        # events, not request records.
         complete = data[: data.rfind(b"\n") + 1]
-        return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+        return [line for line in lines if "event" not in line]
 
     def wait_for(self, mark: int, count: int, timeout: float = 10.0) -> List[dict]:
         """Waits until at least `count` records were written after `mark`; returns them all."""

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::admin::AdminCommand;
+use crate::audit::verify::AuditCommand;
 use crate::config::ServeArgs;
 use crate::store::{Database, PgLocation, StoreConfig};
 
@@ -59,6 +60,9 @@ impl Cli {
 pub enum Command {
     /// Run the gateway in front of an MLflow tracking server.
     Serve(Box<ServeArgs>),
+    /// The audit log: verify its hash chain and signed checkpoints.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     #[command(flatten)]
     Admin(AdminCommand),
 }

@@ -12,6 +12,26 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use http::Uri;
 
+/// Audit records waiting for the writer, by default, before `--audit-overload` applies.
+pub const DEFAULT_AUDIT_QUEUE_CAPACITY: usize = 16_384;
+
+/// Audit lines between two signed checkpoints, by default.
+pub const DEFAULT_AUDIT_CHECKPOINT_RECORDS: u64 = 1000;
+
+/// Longest time an audit line waits for a checkpoint, by default (`--audit-checkpoint-interval`).
+pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What a request does when the audit queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum AuditOverload {
+    /// Drop the record, count it and write the count into the log (availability first).
+    #[default]
+    Drop,
+    /// Wait for room in the queue: the request is answered once its record is queued, and no
+    /// record is ever dropped (completeness first).
+    Block,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -28,9 +48,32 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_UPSTREAM", default_value = "http://127.0.0.1:5001", value_parser = parse_upstream)]
     pub upstream: Uri,
 
-    /// Audit log file (JSON lines) [default: <data-dir>/audit.log].
+    /// Audit log file (JSON lines), `-` for standard output [default: <data-dir>/audit.log].
     #[arg(long, env = "MLGATE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+
+    /// When the audit writer is behind and its queue is full: `drop` the record (counted in the
+    /// log) or `block` the request until there is room (nothing dropped).
+    #[arg(long, env = "MLGATE_AUDIT_OVERLOAD", value_enum, default_value_t = AuditOverload::Drop)]
+    pub audit_overload: AuditOverload,
+
+    /// Audit records waiting for the writer before --audit-overload applies.
+    #[arg(long, env = "MLGATE_AUDIT_QUEUE_CAPACITY", default_value_t = DEFAULT_AUDIT_QUEUE_CAPACITY,
+          value_parser = parse_positive)]
+    pub audit_queue_capacity: usize,
+
+    /// Audit lines between two signed checkpoints.
+    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_RECORDS", default_value_t = DEFAULT_AUDIT_CHECKPOINT_RECORDS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_checkpoint_records: u64,
+
+    /// Longest time an audit line waits for a signed checkpoint.
+    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub audit_checkpoint_interval: Duration,
+
+    /// Rotate the audit file once it holds this many bytes (renamed to `<file>.<UTC time>`).
+    #[arg(long, env = "MLGATE_AUDIT_MAX_BYTES", value_parser = parse_size)]
+    pub audit_max_bytes: Option<u64>,
 
     /// Region used in resource ARNs and execute-api ARNs.
     #[arg(long, env = "MLGATE_REGION", default_value = "us-east-1")]
@@ -217,6 +260,13 @@ fn parse_upstream(s: &str) -> Result<Uri, String> {
         return Err("the upstream URL must not have a path or query".into());
     }
     Ok(uri)
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(0) | Err(_) => Err(format!("not a positive number: {s:?}")),
+        Ok(n) => Ok(n),
+    }
 }
 
 fn parse_account(s: &str) -> Result<String, String> {

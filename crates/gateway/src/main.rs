@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mlgate::admin;
-use mlgate::audit::AuditSink;
+use mlgate::audit::chain::CHECKPOINT_KEY_PURPOSE;
+use mlgate::audit::{AuditOptions, AuditSink};
 use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
@@ -27,6 +28,11 @@ async fn main() -> ExitCode {
             Command::Serve(args) => {
                 init_logging(args.log_format);
                 serve(&args, &cli.data_dir, config).await
+            }
+            Command::Audit(command) => {
+                init_logging(LogFormat::Text);
+                mlgate::audit::verify::run(command, &cli.data_dir)
+                    .map(|report| println!("{report}"))
             }
             Command::Admin(command) => {
                 init_logging(LogFormat::Text);
@@ -74,9 +80,18 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         .map_err(|e| format!("cannot open the store in {where_}: {e}"))?;
     // Other processes' changes (the admin CLI, other replicas) drop this server's caches.
     store.watch_changes();
+    // SigV4 secrets are sealed, and audit checkpoints signed, under the master key (env or
+    // <data-dir>/master.key).
+    let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
+        .map_err(|e| format!("cannot load the master key: {e}"))?;
     let audit_path = args.audit_log_path(data_dir);
-    let audit = AuditSink::open(&audit_path)
-        .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
+    let audit = AuditSink::open(
+        &audit_path,
+        AuditOptions::from_args(args)?,
+        master.derive(CHECKPOINT_KEY_PURPOSE),
+    )
+    .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
+    reopen_audit_on_hangup(audit.clone())?;
     let auth_settings = AuthSettings {
         session: SessionLimits {
             lifetime: args.session_lifetime,
@@ -100,9 +115,6 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         oidc.warm_up().await;
         authenticator = authenticator.with_oidc(oidc);
     }
-    // SigV4: secrets are sealed under the master key (env or <data-dir>/master.key).
-    let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
-        .map_err(|e| format!("cannot load the master key: {e}"))?;
     let sigv4 = mlgate::authenticate::sigv4::SigV4Auth::new(
         &SigV4Settings::from(args),
         store.clone(),
@@ -142,9 +154,23 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         listen::shutdown_signal(),
     )
     .await;
-    tokio::task::spawn_blocking(move || audit.flush())
+    tokio::task::spawn_blocking(move || audit.close())
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot flush the audit log: {e}"))?;
+        .map_err(|e| format!("cannot close the audit log: {e}"))?;
+    Ok(())
+}
+
+/// SIGHUP (logrotate renamed the audit file): continue in a new file at the same path.
+fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening the audit log");
+            audit.reopen();
+        }
+    });
     Ok(())
 }

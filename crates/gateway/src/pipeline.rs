@@ -401,6 +401,6 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .insert(X_REQUEST_ID, trail.request_id.clone());
     // Embedding settings (frame-ancestors, cross-site cookies); no-op by default.
     portal::embed::apply(gateway.authenticator.settings(), response.headers_mut());
-    gateway.audit.record(trail.finish(response.status()));
+    gateway.audit.record(trail.finish(response.status())).await;
     response
 }

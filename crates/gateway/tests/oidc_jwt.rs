@@ -24,7 +24,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mlgate::audit::AuditSink;
+use mlgate::audit::{AuditOptions, AuditSink};
 use mlgate::authenticate::jwt::{Oidc, OidcConfig};
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::config::GatewaySettings;
@@ -268,7 +268,11 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
     ));
     oidc.warm_up().await;
     let audit_lines = Arc::new(Mutex::new(Vec::new()));
-    let audit = AuditSink::with_writer(Box::new(SharedBuf(audit_lines.clone())), 1024);
+    let audit = AuditSink::with_writer(
+        Box::new(SharedBuf(audit_lines.clone())),
+        AuditOptions::default(),
+        [0; 32],
+    );
     let authenticator = Authenticator::new(store.clone(), AuthSettings::default()).with_oidc(oidc);
     let portal = portal::router(PortalState::new(authenticator.clone(), false));
     let settings = GatewaySettings {
@@ -374,6 +378,8 @@ impl Gate {
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
+            // Request records only, not the chain's checkpoints.
+            .filter(|v: &Value| v.get("event").is_none())
             .collect()
     }
 

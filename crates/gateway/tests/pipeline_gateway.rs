@@ -23,7 +23,7 @@ use http_body_util::channel::Channel;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use mlgate::audit::AuditSink;
+use mlgate::audit::{AuditOptions, AuditSink};
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::config::GatewaySettings;
 use mlgate::listen::{self, ListenLimits};
@@ -277,7 +277,11 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
             .expect("attach");
     }
     let audit_lines = Arc::new(Mutex::new(Vec::new()));
-    let audit = AuditSink::with_writer(Box::new(SharedBuf(audit_lines.clone())), 1024);
+    let audit = AuditSink::with_writer(
+        Box::new(SharedBuf(audit_lines.clone())),
+        AuditOptions::default(),
+        [0; 32],
+    );
     let authenticator = Authenticator::new(store.clone(), AuthSettings::default());
     let portal = portal::router(PortalState::new(authenticator.clone(), false));
     let settings = GatewaySettings {
@@ -397,6 +401,8 @@ impl Gate {
             .expect("utf-8")
             .lines()
             .map(|l| serde_json::from_str(l).expect("json line"))
+            // Request records only, not the chain's checkpoints.
+            .filter(|v: &Value| v.get("event").is_none())
             .collect()
     }
 }
