@@ -530,6 +530,15 @@ print(json.dumps(cases))
     }
 }
 
+/// A list of strings from the introspection dump.
+fn strings(list: &Value) -> Vec<&str> {
+    let items = list.as_array().expect("a list");
+    items
+        .iter()
+        .map(|v| v.as_str().expect("a string"))
+        .collect()
+}
+
 /// The catalogued routes of each served protobuf RPC, with the RPC's introspection record.
 fn served_rpc_routes(dump: &Value) -> Vec<(&Value, &'static mlgate_catalog::Route)> {
     let mut out = Vec::new();
@@ -561,12 +570,7 @@ fn every_listing_mlflow_answers_has_a_filtering_decision() {
     let mut undecided = BTreeSet::new();
     let mut checked = 0;
     for (rpc, route) in served_rpc_routes(&dump) {
-        let lists: Vec<&str> = rpc["response_lists"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let lists = strings(&rpc["response_lists"]);
         if route.access != Access::Read || lists.is_empty() {
             continue;
         }
@@ -603,12 +607,7 @@ fn author_facts_are_the_author_fields_mlflow_reads() {
     let mut wrong = BTreeSet::new();
     let mut checked = 0;
     for (rpc, route) in served_rpc_routes(&dump) {
-        let reads: Vec<&str> = rpc["handler_reads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let reads = strings(&rpc["handler_reads"]);
         let read_author = ["user_id", "created_by", "updated_by"]
             .into_iter()
             .find(|field| reads.contains(field));
