@@ -74,7 +74,11 @@ def stack(request, tmp_path_factory, store_url):
         if store_url is None:
             st.down()
             raise pytest.UsageError("--replicas needs --store postgres")
-        st = support.Replicated(st, replicas)
+        try:
+            st = support.Replicated(st, replicas)
+        except BaseException:
+            st.down()
+            raise
     os.environ["MLFLOW_TRACKING_URI"] = st.url
     mlflow.set_tracking_uri(st.url)
     try:
