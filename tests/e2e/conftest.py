@@ -59,6 +59,9 @@ def store_url(request):
 
 @pytest.fixture(scope="session")
 def stack(request, tmp_path_factory, store_url):
+    replicas = request.config.getoption("--replicas")
+    if replicas > 1 and store_url is None:
+        raise pytest.UsageError("--replicas needs --store postgres")
     binary = mlgate_stack.build_mlgate()
     data_dir = tmp_path_factory.mktemp("mlgate-data")
     st = mlgate_stack.Stack(data_dir, port=mlgate_stack.free_port(), binary=binary,
@@ -69,11 +72,7 @@ def stack(request, tmp_path_factory, store_url):
     }
     st.up(mlgate_stack.DEMO_FILE, passwords)
     st.passwords = passwords
-    replicas = request.config.getoption("--replicas")
     if replicas > 1:
-        if store_url is None:
-            st.down()
-            raise pytest.UsageError("--replicas needs --store postgres")
         try:
             st = support.Replicated(st, replicas)
         except BaseException:
