@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -20,6 +21,13 @@ pub const DEFAULT_AUDIT_CHECKPOINT_RECORDS: u64 = 1000;
 
 /// Longest time an audit line waits for a checkpoint, by default (`--audit-checkpoint-interval`).
 pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// [`DEFAULT_AUDIT_CHECKPOINT_INTERVAL`] as `--audit-checkpoint-interval` reads it.
+fn default_audit_checkpoint_interval() -> &'static str {
+    static TEXT: LazyLock<String> =
+        LazyLock::new(|| format!("{}s", DEFAULT_AUDIT_CHECKPOINT_INTERVAL.as_secs_f64()));
+    &TEXT
+}
 
 /// What a request does when the audit queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -68,7 +76,8 @@ pub struct ServeArgs {
     pub audit_checkpoint_records: u64,
 
     /// Longest time an audit line waits for a signed checkpoint.
-    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_INTERVAL",
+          default_value = default_audit_checkpoint_interval(), value_parser = parse_duration)]
     pub audit_checkpoint_interval: Duration,
 
     /// Rotate the audit file once it holds this many bytes (renamed to `<file>.<UTC time>`).
@@ -317,6 +326,14 @@ mod tests {
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn the_checkpoint_interval_default_reads_back_as_the_constant() {
+        assert_eq!(
+            parse_duration(default_audit_checkpoint_interval()),
+            Ok(DEFAULT_AUDIT_CHECKPOINT_INTERVAL)
+        );
     }
 
     #[test]

@@ -236,8 +236,7 @@ impl Gateway {
         for (field, value) in pins {
             params.set(field, serde_json::Value::String(value));
         }
-        changed |= rewrite::attribute(route, &mut params, &principal.name)
-            .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        changed |= rewrite::attribute(route, &mut params, &principal.name)?;
         let body = match changed {
             true => rewrite::into_body(&mut parts, params),
             false => body,
@@ -303,9 +302,7 @@ impl Gateway {
                 .iter()
                 .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
         if !(navigation && call.is_ui_page()) {
-            return Err(GatewayError::Unauthenticated(
-                "authentication required: send HTTP Basic credentials (MLFLOW_TRACKING_USERNAME/PASSWORD) or an API token (MLFLOW_TRACKING_TOKEN)".into(),
-            ));
+            return Err(GatewayError::Unauthenticated);
         }
         trail.decision = Some(AuditDecision::Unauthenticated);
         trail.reason = Some("no credential; sent to the sign-in page".into());

@@ -71,7 +71,7 @@ impl Trail {
     /// Notes why the request failed; a request refused before authorization says so.
     pub fn refused(&mut self, error: &GatewayError) {
         self.refusal = Some(match error {
-            GatewayError::Unauthenticated(_) | GatewayError::Authentication(_) => {
+            GatewayError::Unauthenticated | GatewayError::Authentication(_) => {
                 AuditDecision::Unauthenticated
             }
             _ => AuditDecision::Rejected,

@@ -24,7 +24,7 @@ pub use decide::{EXECUTE_API_INVOKE, PolicySet, Question, Verdict};
 pub use groups::{decision_groups, under};
 pub use request::Pin;
 
-use crate::error::GatewayError;
+use crate::error::{Denial, GatewayError};
 use crate::identity::Principal;
 use crate::resolve::{ArnScope, ExperimentFacts, NamedModel, RESOURCE_CREATOR};
 use crate::store::{Store, StoreError};
@@ -199,12 +199,12 @@ impl Authorizer {
         asker: &Asker<'_>,
         access: Access<'_>,
         mut note: impl FnMut(&Question<'_>, &Verdict<'_>),
-    ) -> Result<Option<String>, GatewayError> {
+    ) -> Result<Option<Denial>, GatewayError> {
         for (arns, context) in self.groups(asker, access).await? {
             let (question, verdict) = asker.ask(access.action, &arns, asker.execute_api, &context);
             note(&question, &verdict);
             if !verdict.is_allowed() {
-                return Ok(Some(verdict.denial_message(&asker.principal.arn)));
+                return Ok(Some(verdict.denial(&asker.principal.arn)));
             }
         }
         Ok(None)

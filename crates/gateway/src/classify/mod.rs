@@ -46,8 +46,9 @@ impl Call {
     /// The route, or the refusal of a method and path outside the catalog: MLflow serves
     /// nothing there, and no policy can change that.
     pub fn catalogued(&self, method: &Method, path: &str) -> Result<&'static Route, GatewayError> {
-        self.route.ok_or_else(|| {
-            GatewayError::UnknownRoute(format!("mlgate knows no MLflow endpoint {method} {path}"))
+        self.route.ok_or_else(|| GatewayError::UnknownRoute {
+            method: method.clone(),
+            path: path.to_owned(),
         })
     }
 

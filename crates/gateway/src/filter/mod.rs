@@ -41,7 +41,7 @@ pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
 use mlgate_catalog::{Filtering, ListedItem, Listing, Route};
 
 use crate::authorize::Asker;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::resolve::{ArnScope, RESOURCE_CREATOR, flat_kind};
 
 /// Upstream calls one filtered page may make before it is returned short (with a token that
@@ -311,12 +311,18 @@ pub struct Page {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Malformed(pub &'static str);
 
+impl From<Malformed> for UpstreamFailure {
+    fn from(malformed: Malformed) -> UpstreamFailure {
+        UpstreamFailure::unusable(
+            "answer",
+            format!("lists {} that are not an array", malformed.0),
+        )
+    }
+}
+
 impl From<Malformed> for String {
     fn from(malformed: Malformed) -> String {
-        format!(
-            "MLflow's answer lists {} that are not an array",
-            malformed.0
-        )
+        UpstreamFailure::from(malformed).to_string()
     }
 }
 

@@ -17,7 +17,7 @@ use mlgate_catalog::{Listing, Params};
 use super::{Malformed, PageRequest, PageTokens, Readability};
 use crate::audit::Trail;
 use crate::authorize::{Asker, Authorizer};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
 use crate::listen::Peer;
 use crate::normalize::Target;
@@ -200,7 +200,7 @@ impl Searches {
         }
         serde_json::from_slice(&collected).map_err(|_| {
             Fetched::Failed(GatewayError::UpstreamUnavailable(
-                "MLflow's search answer is not JSON".into(),
+                UpstreamFailure::unusable("search answer", "is not JSON"),
             ))
         })
     }

@@ -10,11 +10,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use mlgate_catalog::{GraphQlError, GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request};
+use mlgate_catalog::{GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request};
 
 use super::{Gateway, Trail};
 use crate::authorize::{Access, Asker, EXECUTE_API_INVOKE};
-use crate::error::GatewayError;
+use crate::error::{Denial, GatewayError, UpstreamFailure};
 use crate::filter::{MAX_SEARCH_ANSWER_BYTES, creator_arn};
 use crate::listen::Peer;
 use crate::normalize::{RequestBody, Target};
@@ -77,7 +77,7 @@ impl Gateway {
             target,
             peer,
         } = request;
-        let document = graphql_request(body.bytes().unwrap_or_default()).map_err(refusal)?;
+        let document = graphql_request(body.bytes().unwrap_or_default())?;
         let mut decided = Decided::default();
         for field in &document.fields {
             let outcome = self
@@ -86,9 +86,13 @@ impl Gateway {
             if let Err(error) = outcome {
                 decided.into_trail(asker.execute_api, trail, false);
                 return Err(match error {
-                    GatewayError::PermissionDenied(message) => GatewayError::PermissionDenied(
-                        format!("GraphQL field '{}' ({}): {message}", field.key, field.name),
-                    ),
+                    GatewayError::PermissionDenied(denial) => {
+                        GatewayError::PermissionDenied(Denial::GraphQlField {
+                            key: field.key.clone(),
+                            name: field.name,
+                            denial: Box::new(denial),
+                        })
+                    }
                     other => other,
                 });
             }
@@ -183,7 +187,7 @@ impl Gateway {
         let (mut head, body) = response.into_parts();
         if head.headers.contains_key(header::CONTENT_ENCODING) {
             return Err(GatewayError::UpstreamUnavailable(
-                "MLflow's GraphQL answer is encoded; mlgate cannot filter it".into(),
+                UpstreamFailure::unusable("GraphQL answer", "is encoded; mlgate cannot filter it"),
             ));
         }
         let bytes = self
@@ -191,7 +195,10 @@ impl Gateway {
             .collect(body, MAX_SEARCH_ANSWER_BYTES, "a GraphQL answer")
             .await?;
         let mut answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-            GatewayError::UpstreamUnavailable("MLflow's GraphQL answer is not JSON".into())
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                "GraphQL answer",
+                "is not JSON",
+            ))
         })?;
 
         let listing = &MODEL_VERSIONS;
@@ -240,14 +247,5 @@ impl Gateway {
         head.headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         Ok(Response::from_parts(head, Body::from(body)))
-    }
-}
-
-/// A document mlgate cannot read exactly as MLflow would is refused; an unknown root field is
-/// denied.
-fn refusal(error: GraphQlError) -> GatewayError {
-    match error {
-        GraphQlError::UnknownField(_) => GatewayError::PermissionDenied(error.to_string()),
-        other => GatewayError::BadRequest(other.to_string()),
     }
 }

@@ -19,7 +19,7 @@ use mlgate_catalog::{
 use moka::future::Cache;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
 
 use arn::{artifact_owner, id_segment, number_id, prompt_uri};
@@ -762,8 +762,9 @@ impl Resolver {
                 let what = format!("registered model '{name}'");
                 let json = self.lookup_json(&path, &what).await?;
                 ModelFacts::from_answer(&json).map(Arc::new).ok_or_else(|| {
-                    GatewayError::UpstreamUnavailable(format!(
-                        "MLflow's answer for {what} is not a registered model"
+                    GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                        format!("answer for {what}"),
+                        "is not a registered model",
                     ))
                 })
             })
@@ -771,7 +772,7 @@ impl Resolver {
             .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e));
         match found {
             Ok(facts) => Ok(Some(facts)),
-            Err(GatewayError::NotFound(_)) => Ok(None),
+            Err(GatewayError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -833,8 +834,9 @@ impl Resolver {
                 ExperimentFacts::from_answer(&json)
                     .map(Arc::new)
                     .ok_or_else(|| {
-                        GatewayError::UpstreamUnavailable(format!(
-                            "MLflow's answer for experiment '{id}' has no name"
+                        GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                            format!("answer for experiment '{id}'"),
+                            "has no name",
                         ))
                     })
             })
@@ -933,7 +935,7 @@ impl Resolver {
                 ReferenceTarget::TraceIfExists(id) => {
                     match self.child_arn(Child::Trace, id).await {
                         Ok(arn) => out.push(resolved(arn)),
-                        Err(GatewayError::NotFound(_)) => {}
+                        Err(GatewayError::NotFound { .. }) => {}
                         Err(error) => return Err(error),
                     }
                 }
@@ -947,10 +949,12 @@ impl Resolver {
                         "the model version that {} '{}' names",
                         reference.field, name
                     );
-                    let facts = self
-                        .model_facts(name)
-                        .await?
-                        .ok_or_else(|| GatewayError::NotFound(format!("{what} does not exist")))?;
+                    let facts =
+                        self.model_facts(name)
+                            .await?
+                            .ok_or_else(|| GatewayError::NotFound {
+                                what: what.to_owned(),
+                            })?;
                     let version = self.select_version(name, selector, &what).await?;
                     out.push(ResolvedReference {
                         operation: reference.operation,
@@ -1025,8 +1029,9 @@ impl Resolver {
                 .max()
                 .map(|v| v.to_string()),
         };
-        let version =
-            version.ok_or_else(|| GatewayError::NotFound(format!("{what} does not exist")))?;
+        let version = version.ok_or_else(|| GatewayError::NotFound {
+            what: what.to_owned(),
+        })?;
         id_segment("version", &version)?;
         Ok(version)
     }
@@ -1057,8 +1062,9 @@ impl Resolver {
             .filter(|root| !root.is_empty())
             .map(str::to_owned)
             .ok_or_else(|| {
-                GatewayError::UpstreamUnavailable(format!(
-                    "MLflow's answer for {what} has no artifact location"
+                GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                    format!("answer for {what}"),
+                    "has no artifact location",
                 ))
             })
     }
@@ -1118,8 +1124,9 @@ impl Resolver {
             .map(str::to_owned)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| {
-                GatewayError::UpstreamUnavailable(format!(
-                    "MLflow's answer for {what} has no experiment id"
+                GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                    format!("answer for {what}"),
+                    "has no experiment id",
                 ))
             })
     }
@@ -1128,7 +1135,9 @@ impl Resolver {
     async fn lookup_json(&self, path: &str, what: &str) -> Result<serde_json::Value, GatewayError> {
         let (status, body) = self.upstream.get(path).await?;
         if status == http::StatusCode::NOT_FOUND {
-            return Err(GatewayError::NotFound(format!("{what} does not exist")));
+            return Err(GatewayError::NotFound {
+                what: what.to_owned(),
+            });
         }
         if status.is_client_error() {
             return Err(GatewayError::BadRequest(format!(
@@ -1136,12 +1145,18 @@ impl Resolver {
             )));
         }
         if !status.is_success() {
-            return Err(GatewayError::UpstreamUnavailable(format!(
-                "MLflow failed to look up {what} ({status})"
-            )));
+            return Err(GatewayError::UpstreamUnavailable(
+                UpstreamFailure::LookupFailed {
+                    what: what.to_owned(),
+                    status,
+                },
+            ));
         }
         serde_json::from_slice::<serde_json::Value>(&body).map_err(|_| {
-            GatewayError::UpstreamUnavailable(format!("MLflow's answer for {what} is not JSON"))
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                format!("answer for {what}"),
+                "is not JSON",
+            ))
         })
     }
 }
