@@ -27,6 +27,9 @@ pub enum GatewayError {
     /// A resource named by the request does not exist (found out while resolving it).
     #[error("{0}")]
     NotFound(String),
+    /// What the request would create exists already (basic-auth's users).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A method and path outside the route catalog (refused whatever the policies say).
     #[error("{0}")]
     UnknownRoute(String),
@@ -52,7 +55,7 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BadRequest(_) | GatewayError::AlreadyExists(_) => StatusCode::BAD_REQUEST,
             GatewayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             GatewayError::Authentication(failure) => failure.status(),
             GatewayError::PermissionDenied(_) => StatusCode::FORBIDDEN,
@@ -74,6 +77,7 @@ impl GatewayError {
             GatewayError::Authentication(failure) => failure.error_code(),
             GatewayError::PermissionDenied(_) => "PERMISSION_DENIED",
             GatewayError::NotFound(_) => "RESOURCE_DOES_NOT_EXIST",
+            GatewayError::AlreadyExists(_) => "RESOURCE_ALREADY_EXISTS",
             // The code MLflow's client expects to fall back to an older endpoint.
             GatewayError::UnknownRoute(_) => "ENDPOINT_NOT_FOUND",
             GatewayError::PayloadTooLarge(_) => "REQUEST_LIMIT_EXCEEDED",

@@ -181,12 +181,7 @@ pub async fn read_fields(
     budget: &ParsedBodyBudget,
 ) -> Result<(Params, RequestBody, BudgetShare), GatewayError> {
     let (body, share) = if route.reads_body(parts.method.as_str()) {
-        let declared = declared_length(parts);
-        if declared.is_some_and(|length| length > limits.max_bytes) {
-            return Err(too_large(limits));
-        }
-        let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
-        let bytes = read_body(declared, body, limits).await?;
+        let (bytes, share) = read_whole_body(parts, body, limits, budget).await?;
         (RequestBody::Read(bytes), share)
     } else {
         (RequestBody::Streaming(body), BudgetShare::none())
@@ -213,6 +208,23 @@ pub async fn read_fields(
     }
     .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
     Ok((params, body, share))
+}
+
+/// Reads a whole body mlgate decides on (up to `limits`), after it took its share of `budget`
+/// (kept until the returned share is dropped).
+pub async fn read_whole_body(
+    parts: &Parts,
+    body: Body,
+    limits: BodyLimits,
+    budget: &ParsedBodyBudget,
+) -> Result<(Bytes, BudgetShare), GatewayError> {
+    let declared = declared_length(parts);
+    if declared.is_some_and(|length| length > limits.max_bytes) {
+        return Err(too_large(limits));
+    }
+    let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
+    let bytes = read_body(declared, body, limits).await?;
+    Ok((bytes, share))
 }
 
 /// A header's one value; several values, or one that is not text, are refused.
