@@ -255,6 +255,11 @@ mod tests {
                 "RESOURCE_DOES_NOT_EXIST",
             ),
             (
+                GatewayError::AlreadyExists("x".into()),
+                400,
+                "RESOURCE_ALREADY_EXISTS",
+            ),
+            (
                 GatewayError::PayloadTooLarge("x".into()),
                 413,
                 "REQUEST_LIMIT_EXCEEDED",

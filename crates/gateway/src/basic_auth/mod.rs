@@ -171,17 +171,16 @@ impl AuthApi<'_> {
         trail.decisions.note(&question, &verdict);
         let own =
             request.route.callers == Callers::OwnAccount && is_own_account(asker.principal, target);
-        match verdict.decision {
-            Decision::Allow(_) => Ok(()),
-            Decision::ImplicitDeny if own => {
-                trail.decision = Some(AuditDecision::Allow);
-                trail.reason = Some("the caller's own account".into());
-                Ok(())
-            }
-            _ => Err(GatewayError::PermissionDenied(
+        if !allows(&verdict.decision, own) {
+            return Err(GatewayError::PermissionDenied(
                 verdict.denial_message(&asker.principal.arn),
-            )),
+            ));
         }
+        if !verdict.is_allowed() {
+            trail.decision = Some(AuditDecision::Allow);
+            trail.reason = Some("the caller's own account".into());
+        }
+        Ok(())
     }
 
     /// basic-auth's rule for changing one's own password: the current one must be given, must
@@ -224,6 +223,16 @@ impl AuthApi<'_> {
     }
 }
 
+/// Whether a request is allowed: when its policies allow it, or on one's own account when no
+/// policy denies it.
+fn allows(decision: &Decision, own_account: bool) -> bool {
+    match decision {
+        Decision::Allow(_) => true,
+        Decision::ImplicitDeny => own_account,
+        Decision::ExplicitDeny(_) => false,
+    }
+}
+
 /// Whether `target` is the caller's own mlgate user (role sessions and federated users have no
 /// user of their own).
 fn is_own_account(principal: &Principal, target: &str) -> bool {
@@ -247,5 +256,48 @@ fn refusal(error: StoreError) -> GatewayError {
         StoreError::AlreadyExists { .. } => GatewayError::AlreadyExists(error.to_string()),
         StoreError::Invalid(message) => GatewayError::BadRequest(message),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use mlgate_policy::Determining;
+
+    use super::*;
+
+    fn principal(kind: PrincipalKind) -> Principal {
+        Principal {
+            arn: "arn:aws:iam::111111111111:user/alice".into(),
+            account: "111111111111".into(),
+            name: "alice".into(),
+            kind,
+            groups: Vec::new(),
+            tags: BTreeMap::new(),
+            auth_method: AuthMethod::Basic,
+        }
+    }
+
+    #[test]
+    fn own_account_needs_no_policy_but_yields_to_a_deny() {
+        let by = || Determining {
+            policy: "p".into(),
+            statement: "s".into(),
+        };
+        assert!(allows(&Decision::Allow(by()), false));
+        assert!(allows(&Decision::ImplicitDeny, true));
+        assert!(!allows(&Decision::ImplicitDeny, false));
+        assert!(!allows(&Decision::ExplicitDeny(by()), true));
+    }
+
+    #[test]
+    fn only_a_user_has_an_account_of_its_own() {
+        assert!(is_own_account(&principal(PrincipalKind::User), "alice"));
+        assert!(!is_own_account(&principal(PrincipalKind::User), "bob"));
+        let federated = PrincipalKind::FederatedUser {
+            provider: "corp".into(),
+        };
+        assert!(!is_own_account(&principal(federated), "alice"));
     }
 }
