@@ -296,7 +296,8 @@ mod tests {
 
     #[test]
     fn what_cannot_be_mapped_is_named() {
-        let cases: [(fn(&mut BasicAuthRows), &str); 5] = [
+        type Corruption = fn(&mut BasicAuthRows);
+        let cases: [(Corruption, &str); 5] = [
             (
                 |r| r.users[1].password_hash = "md5$a$b".into(),
                 "user \"alice\": password hash: method \"md5\"",
