@@ -42,6 +42,9 @@ pub enum GatewayError {
     /// A resource named by the request does not exist (found out while resolving it).
     #[error("{what} does not exist")]
     NotFound { what: String },
+    /// What the request would create exists already (basic-auth's users).
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
     /// A method and path outside the route catalog (refused whatever the policies say).
     #[error("mlgate knows no MLflow endpoint {method} {path}")]
     UnknownRoute { method: Method, path: String },
@@ -149,7 +152,8 @@ impl GatewayError {
             GatewayError::BadRequest(_)
             | GatewayError::InvalidParams(_)
             | GatewayError::InvalidPath(_)
-            | GatewayError::InvalidGraphQl(_) => StatusCode::BAD_REQUEST,
+            | GatewayError::InvalidGraphQl(_)
+            | GatewayError::AlreadyExists { .. } => StatusCode::BAD_REQUEST,
             GatewayError::Unauthenticated => StatusCode::UNAUTHORIZED,
             GatewayError::Authentication(failure) => failure.status(),
             GatewayError::PermissionDenied(_) => StatusCode::FORBIDDEN,
@@ -178,6 +182,7 @@ impl GatewayError {
             GatewayError::Authentication(failure) => failure.error_code(),
             GatewayError::PermissionDenied(_) => "PERMISSION_DENIED",
             GatewayError::NotFound { .. } => "RESOURCE_DOES_NOT_EXIST",
+            GatewayError::AlreadyExists { .. } => "RESOURCE_ALREADY_EXISTS",
             // The code MLflow's client expects to fall back to an older endpoint.
             GatewayError::UnknownRoute { .. } => "ENDPOINT_NOT_FOUND",
             GatewayError::PayloadTooLarge { .. } => "REQUEST_LIMIT_EXCEEDED",
@@ -392,6 +397,14 @@ mod tests {
                 404,
                 "ENDPOINT_NOT_FOUND",
                 "mlgate knows no MLflow endpoint PATCH /api/2.0/mlflow/nothing".to_owned(),
+            ),
+            (
+                GatewayError::AlreadyExists {
+                    what: "user 'alice'".into(),
+                },
+                400,
+                "RESOURCE_ALREADY_EXISTS",
+                "user 'alice' already exists".to_owned(),
             ),
             (
                 GatewayError::PayloadTooLarge { limit: 1024 },

@@ -14,12 +14,13 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::{IdSource, Params, Serves, execute_api_arn};
+use mlgate_catalog::{AuthRoute, IdSource, Params, Serves, classify_auth, execute_api_arn};
 use tower::ServiceExt;
 
 use crate::audit::{AuditDecision, AuditSink, Trail};
 use crate::authenticate::Authenticator;
-use crate::authorize::{Authorizer, global_context};
+use crate::authorize::{Asker, Authorizer, global_context};
+use crate::basic_auth::{self, AuthApi, AuthRequest, Fields};
 use crate::classify::Call;
 use crate::config::GatewaySettings;
 use crate::effects::{self, Effects};
@@ -141,6 +142,17 @@ impl Gateway {
         let Some(principal) = principal else {
             return self.unauthenticated(&parts, &call, &target, trail);
         };
+        // (4-6, basic-auth's API) answered by mlgate, decided on the user it names.
+        if let Some(route) = classify_auth(parts.method.as_str(), &target.path) {
+            let context = global_context(&principal, &peer, trail.time);
+            let asker = self
+                .authorizer
+                .asker(&principal, context, &call.execute_api)
+                .await?;
+            return self
+                .basic_auth(route, &asker, parts, body, &peer, trail)
+                .await;
+        }
         let route = call.catalogued(&parts.method, &target.path)?;
         // (2, cont.) read the fields as MLflow will; only bodies MLflow parses are buffered.
         // The body's share of the budget is held until the request is answered.
@@ -247,6 +259,38 @@ impl Gateway {
         self.effects()
             .settle(route, &resolved, creator, &principal, response)
             .await
+    }
+
+    async fn basic_auth(
+        &self,
+        route: &'static AuthRoute,
+        asker: &Asker<'_>,
+        parts: Parts,
+        body: Body,
+        peer: &Peer,
+        trail: &mut Trail,
+    ) -> Result<Response, GatewayError> {
+        let json_body = basic_auth::is_json(
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let (bytes, _budget_share) =
+            normalize::read_whole_body(&parts, body, self.body_limits(), &self.parsed_bodies)
+                .await?;
+        let request = AuthRequest {
+            route,
+            asker,
+            fields: Fields::read(parts.method.as_str(), parts.uri.query(), json_body, &bytes)?,
+            json_body,
+            client_ip: peer.addr.ip(),
+        };
+        let api = AuthApi {
+            authenticator: &self.authenticator,
+            scope: self.authorizer.scope(),
+        };
+        api.answer(request, trail).await
     }
 
     fn effects(&self) -> Effects<'_> {

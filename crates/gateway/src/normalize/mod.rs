@@ -183,14 +183,7 @@ pub async fn read_fields(
     budget: &ParsedBodyBudget,
 ) -> Result<(Params, RequestBody, BudgetShare), GatewayError> {
     let (body, share) = if route.reads_body(parts.method.as_str()) {
-        let declared = declared_length(parts);
-        if declared.is_some_and(|length| length > limits.max_bytes) {
-            return Err(GatewayError::PayloadTooLarge {
-                limit: limits.max_bytes,
-            });
-        }
-        let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
-        let bytes = collect_body(body, limits, declared).await?;
+        let (bytes, share) = read_whole_body(parts, body, limits, budget).await?;
         (RequestBody::Read(bytes), share)
     } else {
         (RequestBody::Streaming(body), BudgetShare::none())
@@ -216,6 +209,25 @@ pub async fn read_fields(
         ),
     }?;
     Ok((params, body, share))
+}
+
+/// Reads a whole body mlgate decides on (up to `limits`), after it took its share of `budget`
+/// (kept until the returned share is dropped).
+pub async fn read_whole_body(
+    parts: &Parts,
+    body: Body,
+    limits: BodyLimits,
+    budget: &ParsedBodyBudget,
+) -> Result<(Bytes, BudgetShare), GatewayError> {
+    let declared = declared_length(parts);
+    if declared.is_some_and(|length| length > limits.max_bytes) {
+        return Err(GatewayError::PayloadTooLarge {
+            limit: limits.max_bytes,
+        });
+    }
+    let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
+    let bytes = collect_body(body, limits, declared).await?;
+    Ok((bytes, share))
 }
 
 /// A header's one value; several values, or one that is not text, are refused.

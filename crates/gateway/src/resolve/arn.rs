@@ -54,6 +54,11 @@ impl ArnScope {
         format!("{}experiment/{experiment_id}/trace/{trace_id}", self.prefix)
     }
 
+    /// An mlgate user, as basic-auth's API names it (`docs/basic-auth.md`).
+    pub fn user(&self, name: &str) -> String {
+        format!("{}user/{name}", self.prefix)
+    }
+
     pub fn registered_model(&self, name: &str) -> String {
         format!("{}registered-model/{name}", self.prefix)
     }
