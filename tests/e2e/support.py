@@ -384,13 +384,15 @@ class Replicated:
 
 
 def raw_http(url: str, method: str, target: str, body: bytes = b"",
-             headers: Optional[dict] = None) -> tuple:
-    """One request with an exact request target (no client-side path normalization)."""
+             headers: Optional[dict] = None, source: Optional[str] = None) -> tuple:
+    """One request with an exact request target (no client-side path normalization), from the
+    local address `source` when given (e.g. 127.0.0.2: another peer on the loopback)."""
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
         for k, v in (headers or {}).items():

@@ -5,13 +5,14 @@
 //! Every flag of `serve` also reads an `MLGATE_*` environment variable so scripts and CI can
 //! drive the gateway without arguments. `docs/configuration.md` lists them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use http::Uri;
+use ipnet::IpNet;
 
 /// Audit records waiting for the writer, by default, before `--audit-overload` applies.
 pub const DEFAULT_AUDIT_QUEUE_CAPACITY: usize = 16_384;
@@ -38,6 +39,16 @@ pub enum AuditOverload {
     /// Wait for room in the queue: the request is answered once its record is queued, and no
     /// record is ever dropped (completeness first).
     Block,
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, with the scheme in `X-Forwarded-Proto` (most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded` (`for=` and `proto=`).
+    Forwarded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +118,25 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "MLGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Load balancers and proxies (CIDRs or addresses, comma-separated) whose forwarding headers
+    /// name the client; from any other peer they are ignored.
+    #[arg(long, env = "MLGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// The header the trusted proxies name the client in; the other one is ignored.
+    #[arg(long, env = "MLGATE_FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub forwarded_header: ForwardedHeader,
+
+    /// After SIGTERM, keep accepting connections this long while readiness reports draining
+    /// (so the load balancer stops sending new requests first).
+    #[arg(long, env = "MLGATE_DRAIN_DELAY", value_parser = parse_duration)]
+    pub drain_delay: Option<Duration>,
+
+    /// After SIGTERM (and --drain-delay), how long open requests have to finish before the
+    /// process exits anyway.
+    #[arg(long, env = "MLGATE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 
     /// Largest request body mlgate reads to decide (JSON API bodies); larger ones get 413.
     /// Artifact uploads are streamed and not limited by this.
@@ -271,6 +301,15 @@ fn parse_upstream(s: &str) -> Result<Uri, String> {
     Ok(uri)
 }
 
+/// `10.0.0.0/8`, `2001:db8::/32`, or one address (`10.1.2.3`).
+fn parse_network(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map(|network| network.trunc())
+        .map_err(|_| format!("not a CIDR or an IP address: {s:?}"))
+}
+
 fn parse_positive(s: &str) -> Result<usize, String> {
     match s.parse() {
         Ok(0) | Err(_) => Err(format!("not a positive number: {s:?}")),
@@ -354,6 +393,26 @@ mod tests {
         assert!(parse_upstream("https://mlflow:5001").is_err());
         assert!(parse_upstream("http://127.0.0.1:5001/mlflow").is_err());
         assert!(parse_upstream("127.0.0.1:5001").is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            parse_network("10.0.0.0/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network("10.1.2.3/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network(" 10.1.2.3"),
+            Ok("10.1.2.3/32".parse().unwrap())
+        );
+        assert_eq!(parse_network("::1"), Ok("::1/128".parse().unwrap()));
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("lb.example.com").is_err());
+        assert!(parse_network("").is_err());
     }
 
     #[test]

@@ -27,14 +27,16 @@ use crate::effects::{self, Effects};
 use crate::error::GatewayError;
 use crate::filter::{self, Narrowed, PageTokens, Search, Searches};
 use crate::forward::Upstream;
-use crate::listen::{IdleTimeout, Peer};
+use crate::listen::{Draining, IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
 use crate::portal::{self, PortalOutcome};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
 use crate::store::Store;
+use probes::{Probe, Readiness};
 
 mod graphql;
+mod probes;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,6 +52,8 @@ pub struct Gateway {
     portal: Router,
     audit: AuditSink,
     parsed_bodies: ParsedBodyBudget,
+    /// Set by the listener at shutdown; readiness turns false.
+    draining: Draining,
 }
 
 /// How long a body mlgate must read waits for its share of `--parsed-body-budget`.
@@ -102,7 +106,13 @@ impl Gateway {
             portal,
             audit,
             parsed_bodies,
+            draining: Draining::default(),
         })
+    }
+
+    /// What the listener sets when it starts draining (for [`crate::listen::Drain`]).
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
     }
 
     /// The service the listener runs: every request goes through [`handle`].
@@ -120,6 +130,12 @@ impl Gateway {
         let target = normalize::target(&parts.uri)?;
         trail.path.clone_from(&target.path);
         if target.is_reserved() {
+            if parts.method == Method::GET
+                && let Some(probe) = Probe::of(&target.path)
+            {
+                trail.decision = Some(AuditDecision::Public);
+                return Ok(self.probe(probe).await);
+            }
             return Ok(self.portal(parts, body, trail).await);
         }
 
@@ -305,6 +321,21 @@ impl Gateway {
         BodyLimits {
             max_bytes: self.settings.max_parsed_body,
             timeout: self.settings.body_timeout,
+        }
+    }
+
+    async fn probe(&self, probe: Probe) -> Response {
+        match probe {
+            Probe::Alive => probes::alive(),
+            Probe::Ready => {
+                let readiness = Readiness {
+                    store: &self.store,
+                    upstream: &self.upstream,
+                    authenticator: &self.authenticator,
+                    draining: self.draining.is_set(),
+                };
+                probes::ready(&readiness.checks().await)
+            }
         }
     }
 

@@ -55,7 +55,7 @@ impl Trail {
             request_id: HeaderValue::from_str(&request_id)
                 .unwrap_or_else(|_| HeaderValue::from_static("-")),
             source_ip: Peer::of(request.extensions())
-                .map(|p| p.addr.ip().to_canonical().to_string())
+                .map(|p| p.ip.to_canonical().to_string())
                 .unwrap_or_default(),
             method: request.method().to_string(),
             path,
