@@ -165,6 +165,13 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
 
+    /// MLflow runs with workspaces (`mlflow server --enable-workspaces`): every resource's ARN
+    /// lies under the request's workspace (`workspace/<ws>/...`), `mlflow:Workspace` is set on
+    /// every request, and the `X-MLflow-Workspace` header is checked and passed on. Without it,
+    /// a request naming a workspace is refused.
+    #[arg(long, env = "MLGATE_MLFLOW_WORKSPACES")]
+    pub mlflow_workspaces: bool,
+
     /// Log format on stderr.
     #[arg(long, env = "MLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -230,6 +237,7 @@ pub struct GatewaySettings {
     pub body_timeout: Duration,
     pub upstream: Uri,
     pub upstream_timeout: Duration,
+    pub mlflow_workspaces: bool,
 }
 
 impl From<&ServeArgs> for GatewaySettings {
@@ -244,6 +252,7 @@ impl From<&ServeArgs> for GatewaySettings {
             body_timeout: args.body_timeout,
             upstream: args.upstream.clone(),
             upstream_timeout: args.upstream_timeout,
+            mlflow_workspaces: args.mlflow_workspaces,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! [`handle`] wraps it with the request id and the audit record that every request gets,
 //! whatever happened to it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::{AuthRoute, IdSource, Params, Serves, classify_auth, execute_api_arn};
+use mlgate_catalog::{
+    AuthRoute, IdSource, Params, ResourceKind, Serves, classify_auth, execute_api_arn,
+};
 use tower::ServiceExt;
 
 use crate::audit::{AuditDecision, AuditSink, Trail};
@@ -45,9 +48,8 @@ pub struct Gateway {
     settings: GatewaySettings,
     store: Store,
     authenticator: Authenticator,
-    resolver: Resolver,
-    authorizer: Authorizer,
-    searches: Searches,
+    /// The deciding stages for requests outside any MLflow workspace.
+    deciders: Deciders,
     upstream: Upstream,
     portal: Router,
     audit: AuditSink,
@@ -55,6 +57,32 @@ pub struct Gateway {
     /// Set by the listener at shutdown; readiness turns false.
     draining: Draining,
 }
+
+/// The stages that name resources and ask MLflow about them, for one MLflow workspace (or
+/// none): their ARNs lie in it and their lookups are asked in it.
+#[derive(Clone)]
+struct Deciders {
+    resolver: Resolver,
+    authorizer: Authorizer,
+    searches: Searches,
+}
+
+impl Deciders {
+    fn in_workspace(&self, workspace: &str) -> Deciders {
+        let authorizer = self.authorizer.in_workspace(workspace);
+        Deciders {
+            resolver: self.resolver.in_workspace(workspace),
+            searches: Searches {
+                authorizer: authorizer.clone(),
+                ..self.searches.clone()
+            },
+            authorizer,
+        }
+    }
+}
+
+/// The key that tells a policy which MLflow workspace a request acts in.
+const WORKSPACE_KEY: &str = "mlflow:Workspace";
 
 /// How long a body mlgate must read waits for its share of `--parsed-body-budget`.
 const PARSED_BODY_WAIT: Duration = Duration::from_secs(10);
@@ -99,9 +127,11 @@ impl Gateway {
             settings,
             store,
             authenticator,
-            resolver,
-            authorizer,
-            searches,
+            deciders: Deciders {
+                resolver,
+                authorizer,
+                searches,
+            },
             upstream,
             portal,
             audit,
@@ -151,6 +181,22 @@ impl Gateway {
 
         // 4. classify: the MLflow operation, or a route MLflow does not serve.
         let call = Call::new(&parts.method, &target.path, &self.settings);
+        // (2, cont.) the MLflow workspace, read once (after the signature that covers it was
+        // checked); MLflow reads none for its server info. A workspace itself lies in none: the
+        // workspace routes are decided outside the one the request was sent in.
+        let route_kind = call.route.map(|route| (route.operation, route.resource));
+        let workspace = match route_kind {
+            Some(("GetServerInfo", _)) => {
+                parts.headers.remove(normalize::WORKSPACE_HEADER);
+                None
+            }
+            _ => normalize::workspace(&mut parts.headers, self.settings.mlflow_workspaces)?,
+        }
+        .filter(|_| !matches!(route_kind, Some((_, ResourceKind::Workspace))));
+        let deciders = match &workspace {
+            Some(workspace) => Cow::Owned(self.deciders.in_workspace(workspace)),
+            None => Cow::Borrowed(&self.deciders),
+        };
         if call.is_public() {
             trail.decision = Some(AuditDecision::Public);
             return self.forward(parts, body, target, &peer).await;
@@ -162,6 +208,7 @@ impl Gateway {
         if let Some(route) = classify_auth(parts.method.as_str(), &target.path) {
             let context = global_context(&principal, &peer, trail.time);
             let asker = self
+                .deciders
                 .authorizer
                 .asker(&principal, context, &call.execute_api)
                 .await?;
@@ -175,8 +222,11 @@ impl Gateway {
         let (mut params, body, _budget_share) =
             normalize::read_fields(route, &parts, body, self.body_limits(), &self.parsed_bodies)
                 .await?;
-        let context = global_context(&principal, &peer, trail.time);
-        let mut asker = self
+        let mut context = global_context(&principal, &peer, trail.time);
+        if let Some(workspace) = workspace {
+            context.insert(WORKSPACE_KEY, workspace);
+        }
+        let mut asker = deciders
             .authorizer
             .asker(&principal, context, &call.execute_api)
             .await?;
@@ -188,13 +238,13 @@ impl Gateway {
                 target,
                 peer: &peer,
             };
-            return self.graphql(request, &asker, trail).await;
+            return self.graphql(request, &deciders, &asker, trail).await;
         }
         let action = route.action();
         trail.decisions.actions = vec![action.clone()];
 
         // 5. resolve: identifiers → resource ARNs and condition keys.
-        let mut resolved = self
+        let mut resolved = deciders
             .resolver
             .resolve(route, &call.path_params, &params, &parts.headers)
             .await?;
@@ -204,12 +254,12 @@ impl Gateway {
         let creator = effects::creator_change(
             route,
             &params,
-            self.resolver.scope(),
+            deciders.resolver.scope(),
             resolved.model.as_ref(),
         )?;
         // (7, searches) a search named by experiment ids runs on the readable ones.
         let narrowed = filter::narrow(
-            &self.authorizer,
+            &deciders.authorizer,
             &asker,
             route,
             &action,
@@ -230,10 +280,10 @@ impl Gateway {
 
         // 6. authorize: both vocabularies, explicit deny wins; each experiment with its own
         // keys; then every other resource the request names.
-        let pins = self
+        let pins = deciders
             .authorizer
             .decide_request(
-                &self.resolver,
+                &deciders.resolver,
                 &asker,
                 route,
                 &resolved,
@@ -256,7 +306,7 @@ impl Gateway {
                 target: &target,
                 peer: &peer,
             };
-            return self.searches.answer(search, &asker, trail).await;
+            return deciders.searches.answer(search, &asker, trail).await;
         }
 
         // 7. rewrite: attribute writes to the principal; forward what was decided.
@@ -272,7 +322,7 @@ impl Gateway {
 
         // 8. forward: stream to MLflow and back; then what the request changed in mlgate.
         let response = self.forward(parts, body.into_body(), target, &peer).await;
-        self.effects()
+        self.effects(&deciders.resolver)
             .settle(route, &resolved, creator, &principal, response)
             .await
     }
@@ -300,19 +350,19 @@ impl Gateway {
             asker,
             fields: Fields::read(parts.method.as_str(), parts.uri.query(), json_body, &bytes)?,
             json_body,
-            client_ip: peer.addr.ip(),
+            client_ip: peer.ip,
         };
         let api = AuthApi {
             authenticator: &self.authenticator,
-            scope: self.authorizer.scope(),
+            scope: self.deciders.authorizer.scope(),
         };
         api.answer(request, trail).await
     }
 
-    fn effects(&self) -> Effects<'_> {
+    fn effects<'a>(&'a self, resolver: &'a Resolver) -> Effects<'a> {
         Effects {
             store: &self.store,
-            resolver: &self.resolver,
+            resolver,
             upstream: &self.upstream,
         }
     }

@@ -143,6 +143,14 @@ impl Authorizer {
         &self.scope
     }
 
+    /// The same authorizer for requests in MLflow workspace `workspace`.
+    pub fn in_workspace(&self, workspace: &str) -> Authorizer {
+        Authorizer {
+            store: self.store.clone(),
+            scope: self.scope.in_workspace(workspace),
+        }
+    }
+
     /// The principal's policies ([`policy_set`]).
     pub async fn policies(&self, principal: &Principal) -> Result<PolicySet, GatewayError> {
         Ok(policy_set(&self.store, principal).await?)

@@ -81,6 +81,7 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             upstream: "http://127.0.0.1:5001".parse().expect("uri"),
             upstream_timeout: Duration::from_secs(1),
+            mlflow_workspaces: false,
         }
     }
 

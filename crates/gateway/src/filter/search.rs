@@ -26,6 +26,7 @@ use crate::normalize::Target;
 pub const MAX_SEARCH_ANSWER_BYTES: usize = 64 << 20;
 
 /// What filtered searches need: MLflow, the page-token key, the decision.
+#[derive(Clone)]
 pub struct Searches {
     pub upstream: Upstream,
     pub tokens: PageTokens,

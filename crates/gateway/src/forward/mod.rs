@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::authenticate::sigv4::payload::PayloadRejected;
 use crate::error::{GatewayError, UpstreamDelay, UpstreamFailure, find_in_chain};
 use crate::listen::{BodyTimeout, Peer};
+use crate::normalize::WORKSPACE_HEADER;
 
 use headers::strip_hop_by_hop;
 
@@ -101,8 +102,13 @@ impl Upstream {
         Ok(response.map(Body::new))
     }
 
-    /// GET `path_and_query` from MLflow for a side lookup; returns the status and the whole body.
-    pub async fn get(&self, path_and_query: &str) -> Result<(StatusCode, Bytes), GatewayError> {
+    /// GET `path_and_query` from MLflow for a side lookup, in `workspace` when MLflow runs with
+    /// workspaces; returns the status and the whole body.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        workspace: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), GatewayError> {
         let path_and_query = PathAndQuery::try_from(path_and_query)
             .map_err(|e| GatewayError::Internal(format!("bad lookup path: {e}")))?;
         let mut request = Request::new(Body::empty());
@@ -114,6 +120,12 @@ impl Upstream {
         request
             .headers_mut()
             .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(workspace) = workspace {
+            let value = HeaderValue::from_str(workspace).map_err(|_| {
+                GatewayError::Internal("a workspace name is not a header value".into())
+            })?;
+            request.headers_mut().insert(WORKSPACE_HEADER, value);
+        }
         let (sent_tx, sent_rx) = oneshot::channel();
         let request = request.map(|body| Body::new(SentSignal::new(body, sent_tx)));
         let response = self.send(request, sent_rx).await?;

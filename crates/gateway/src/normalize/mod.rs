@@ -14,6 +14,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mlgate_catalog::{ParamStyle, Params, Route, normalize_path, read_otlp, read_params_for};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod workspace;
+
+pub use workspace::{DEFAULT_WORKSPACE, WORKSPACE_HEADER, workspace};
+
 use crate::RESERVED_PREFIX;
 use crate::error::{ClientStall, GatewayError, find_in_chain};
 use crate::listen::BodyTimeout;

@@ -703,19 +703,26 @@ pub struct Resolved {
 pub struct Resolver {
     scope: ArnScope,
     upstream: Upstream,
+    /// The MLflow workspace lookups are asked in (`None`: MLflow runs without workspaces).
+    workspace: Option<Arc<str>>,
     /// (kind, id) → experiment id. A run, logged model or trace never changes experiment.
-    parents: Cache<(Child, String), Arc<str>>,
+    parents: Cache<InWorkspace<(Child, String)>, Arc<str>>,
     /// experiment id → name and tags (short TTL).
-    experiments: Cache<String, Arc<ExperimentFacts>>,
+    experiments: Cache<InWorkspace<String>, Arc<ExperimentFacts>>,
     /// registered model name → kind and tags (short TTL).
-    models: Cache<String, Arc<ModelFacts>>,
+    models: Cache<InWorkspace<String>, Arc<ModelFacts>>,
 }
+
+/// A cache key within the workspace it was looked up in: MLflow answers each workspace for its
+/// own objects (a model name is unique only within one), so no answer serves another workspace.
+type InWorkspace<K> = (Option<Arc<str>>, K);
 
 impl Resolver {
     pub fn new(scope: ArnScope, upstream: Upstream) -> Self {
         Resolver {
             scope,
             upstream,
+            workspace: None,
             parents: Cache::new(PARENT_CACHE_CAPACITY),
             experiments: Cache::builder()
                 .max_capacity(EXPERIMENT_FACTS_CAPACITY)
@@ -726,6 +733,20 @@ impl Resolver {
                 .time_to_live(MODEL_FACTS_TTL)
                 .build(),
         }
+    }
+
+    /// The same resolver (and caches) for requests in MLflow workspace `workspace`: its ARNs
+    /// lie in the workspace and its lookups are asked there.
+    pub fn in_workspace(&self, workspace: &str) -> Resolver {
+        Resolver {
+            scope: self.scope.in_workspace(workspace),
+            workspace: Some(workspace.into()),
+            ..self.clone()
+        }
+    }
+
+    fn key<K>(&self, key: K) -> InWorkspace<K> {
+        (self.workspace.clone(), key)
     }
 
     /// Stage 5: the route's identifiers → its resources, the experiments they lie under and
@@ -754,7 +775,7 @@ impl Resolver {
     pub async fn model_facts(&self, name: &str) -> Result<Option<Arc<ModelFacts>>, GatewayError> {
         let found = self
             .models
-            .try_get_with(name.to_owned(), async {
+            .try_get_with(self.key(name.to_owned()), async {
                 let path = format!(
                     "/api/2.0/mlflow/registered-models/get?name={}",
                     escape(name)
@@ -798,7 +819,7 @@ impl Resolver {
 
     /// Drops what is cached about a registered model (after a write through mlgate changed it).
     pub async fn forget_model(&self, name: &str) {
-        self.models.invalidate(name).await;
+        self.models.invalidate(&self.key(name.to_owned())).await;
     }
 
     /// The experiments the ARNs lie under, each with its condition keys, in ARN order.
@@ -823,7 +844,7 @@ impl Resolver {
     /// Name and tags of an experiment, from MLflow's GetExperiment (cached briefly).
     pub async fn experiment_facts(&self, id: &str) -> Result<Arc<ExperimentFacts>, GatewayError> {
         self.experiments
-            .try_get_with(id.to_owned(), async {
+            .try_get_with(self.key(id.to_owned()), async {
                 let path = format!(
                     "/api/2.0/mlflow/experiments/get?experiment_id={}",
                     escape(id)
@@ -849,14 +870,16 @@ impl Resolver {
     pub async fn forget_rewritten_traces(&self, plan: &Plan) {
         for reference in &plan.references {
             if let ReferenceTarget::TraceIfExists(id) = &reference.target {
-                self.parents.invalidate(&(Child::Trace, id.clone())).await;
+                self.parents
+                    .invalidate(&self.key((Child::Trace, id.clone())))
+                    .await;
             }
         }
     }
 
     /// Drops what is cached about an experiment (after a write through mlgate changed it).
     pub async fn forget_experiment(&self, id: &str) {
-        self.experiments.invalidate(id).await;
+        self.experiments.invalidate(&self.key(id.to_owned())).await;
     }
 
     pub fn scope(&self) -> &ArnScope {
@@ -1070,7 +1093,7 @@ impl Resolver {
     }
 
     async fn parent(&self, kind: Child, id: &str) -> Result<Arc<str>, GatewayError> {
-        let key = (kind, id.to_owned());
+        let key = self.key((kind, id.to_owned()));
         self.parents
             .try_get_with(key, async {
                 let (path, pointer, what) = match kind {
@@ -1133,7 +1156,7 @@ impl Resolver {
 
     /// GETs `path` from MLflow: its JSON answer, or the error a failed lookup is.
     async fn lookup_json(&self, path: &str, what: &str) -> Result<serde_json::Value, GatewayError> {
-        let (status, body) = self.upstream.get(path).await?;
+        let (status, body) = self.upstream.get(path, self.workspace.as_deref()).await?;
         if status == http::StatusCode::NOT_FOUND {
             return Err(GatewayError::NotFound {
                 what: what.to_owned(),
