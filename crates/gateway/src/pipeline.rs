@@ -184,15 +184,17 @@ impl Gateway {
         // (2, cont.) the MLflow workspace, read once (after the signature that covers it was
         // checked); MLflow reads none for its server info. A workspace itself lies in none: the
         // workspace routes are decided outside the one the request was sent in.
-        let route_kind = call.route.map(|route| (route.operation, route.resource));
-        let workspace = match route_kind {
-            Some(("GetServerInfo", _)) => {
+        let workspace = match call.route {
+            Some(route) if !route.selects_workspace => {
                 parts.headers.remove(normalize::WORKSPACE_HEADER);
                 None
             }
             _ => normalize::workspace(&mut parts.headers, self.settings.mlflow_workspaces)?,
         }
-        .filter(|_| !matches!(route_kind, Some((_, ResourceKind::Workspace))));
+        .filter(|_| {
+            call.route
+                .is_none_or(|r| r.resource != ResourceKind::Workspace)
+        });
         let deciders = match &workspace {
             Some(workspace) => Cow::Owned(self.deciders.in_workspace(workspace)),
             None => Cow::Borrowed(&self.deciders),

@@ -286,6 +286,7 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
         body_timeout: Duration::from_secs(30),
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_secs(5),
+        mlflow_workspaces: false,
     };
     let gateway =
         Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");

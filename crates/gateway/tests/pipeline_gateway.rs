@@ -295,6 +295,7 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         body_timeout: Duration::from_secs(30),
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_millis(500),
+        mlflow_workspaces: false,
     };
     let gateway =
         Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");

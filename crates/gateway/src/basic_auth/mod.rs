@@ -173,7 +173,7 @@ impl AuthApi<'_> {
             request.route.callers == Callers::OwnAccount && is_own_account(asker.principal, target);
         if !allows(&verdict.decision, own) {
             return Err(GatewayError::PermissionDenied(
-                verdict.denial_message(&asker.principal.arn),
+                verdict.denial(&asker.principal.arn),
             ));
         }
         if !verdict.is_allowed() {

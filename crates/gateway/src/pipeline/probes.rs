@@ -61,7 +61,7 @@ impl Readiness<'_> {
 
     async fn mlflow_answers(&self) -> bool {
         matches!(
-            tokio::time::timeout(MLFLOW_HEALTH_TIMEOUT, self.upstream.get("/health")).await,
+            tokio::time::timeout(MLFLOW_HEALTH_TIMEOUT, self.upstream.get("/health", None)).await,
             Ok(Ok((StatusCode::OK, _)))
         )
     }
