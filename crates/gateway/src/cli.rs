@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::admin::AdminCommand;
 use crate::audit::verify::AuditCommand;
 use crate::config::ServeArgs;
-use crate::store::{Database, PgLocation, StoreConfig};
+use crate::store::{Database, PgLocation, StoreConfig, StoreLocationError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,11 +41,11 @@ pub struct Cli {
 
 impl Cli {
     /// The store's configuration from `--store-url` and `--store-password-file`.
-    pub fn store_config(&self) -> Result<StoreConfig, String> {
+    pub fn store_config(&self) -> Result<StoreConfig, StoreLocationError> {
         let database = match (&self.store_url, &self.store_password_file) {
             (None, None) => Database::Sqlite,
             (None, Some(_)) => {
-                return Err("--store-password-file needs --store-url".into());
+                return Err(StoreLocationError::PasswordFileWithoutUrl);
             }
             (Some(url), file) => Database::Postgres(PgLocation::parse(url, file.as_deref())?),
         };

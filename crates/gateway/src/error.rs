@@ -346,10 +346,44 @@ impl IntoResponse for GatewayError {
     }
 }
 
+/// `error` and its sources on one line, `outer: inner: innermost`, for the operator. A source
+/// whose text the line already ends with is not repeated (some errors, like
+/// [`StoreError::Io`], show their source themselves).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let text = source.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = source.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the store")]
+    struct OpenFailed(#[source] StoreError);
+
+    #[test]
+    fn an_error_chain_names_every_cause_once() {
+        let io = StoreError::Io {
+            path: "/data/mlgate.db".into(),
+            source: Arc::new(std::io::Error::other("disk full")),
+        };
+        assert_eq!(
+            error_chain(&OpenFailed(io)),
+            "cannot open the store: /data/mlgate.db: disk full"
+        );
+        assert_eq!(error_chain(&StoreError::Invalid("bad".into())), "bad");
+    }
 
     async fn body_json(response: Response) -> serde_json::Value {
         let bytes = response

@@ -1,54 +1,104 @@
 //! `mlgate`: `mlgate serve` runs the gateway; every other subcommand administers the store.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use mlgate::admin;
 use mlgate::audit::chain::CHECKPOINT_KEY_PURPOSE;
-use mlgate::audit::{AuditOptions, AuditSink};
+use mlgate::audit::{AuditOptions, AuditOptionsError, AuditSink};
+use mlgate::authenticate::jwt::OidcConfigError;
 use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
 use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
-use mlgate::listen::{self, Connections, Drain, ListenLimits, TrustedProxies};
-use mlgate::pipeline::Gateway;
+use mlgate::error::error_chain;
+use mlgate::listen::{self, Connections, Drain, ListenLimits, TlsError, TrustedProxies};
+use mlgate::pipeline::{Gateway, GatewaySetupError};
 use mlgate::portal::{self, PortalState};
-use mlgate::store::{Database, SessionLimits, Store, StoreConfig};
+use mlgate::store::secrets::SecretError;
+use mlgate::store::{Database, SessionLimits, Store, StoreConfig, StoreError};
+use mlgate_sigv4::ConfigError;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Each command's error, with its causes, as the one line the operator reads.
     let result = match cli.store_config() {
-        Err(message) => Err(message),
+        Err(e) => Err(error_chain(&e)),
         Ok(config) => match cli.command {
             Command::Serve(args) => {
                 init_logging(args.log_format);
-                serve(&args, &cli.data_dir, config).await
+                serve(&args, &cli.data_dir, config)
+                    .await
+                    .map_err(|e| error_chain(&e))
             }
             Command::Audit(command) => {
                 init_logging(LogFormat::Text);
                 mlgate::audit::verify::run(command, &cli.data_dir)
                     .map(|report| println!("{report}"))
+                    .map_err(|e| error_chain(&e))
             }
             Command::Admin(command) => {
                 init_logging(LogFormat::Text);
                 admin::run(command, &cli.data_dir, config)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| error_chain(&e))
             }
         },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("mlgate: {message}");
+        Err(line) => {
+            eprintln!("mlgate: {line}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Why `mlgate serve` could not start or stop cleanly; each variant names the step.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot open the store in {location}")]
+    Store {
+        location: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot load the master key")]
+    MasterKey(#[source] SecretError),
+    #[error(transparent)]
+    AuditOptions(#[from] AuditOptionsError),
+    #[error("cannot open the audit log {}", .path.display())]
+    OpenAudit {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot handle SIGHUP")]
+    Hangup(#[source] io::Error),
+    #[error(transparent)]
+    Oidc(#[from] OidcConfigError),
+    #[error("SigV4 settings")]
+    SigV4(#[source] ConfigError),
+    #[error(transparent)]
+    Gateway(#[from] GatewaySetupError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the audit log could not be closed")]
+    CloseAuditTask(#[source] tokio::task::JoinError),
+    #[error("cannot close the audit log")]
+    CloseAudit(#[source] io::Error),
 }
 
 fn init_logging(format: LogFormat) {
@@ -62,12 +112,12 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result<(), String> {
+async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result<(), ServeError> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(listen::load_tls(cert, key)?),
         _ => None,
     };
-    let where_ = match &config.database {
+    let location = match &config.database {
         Database::Sqlite => data_dir.display().to_string(),
         Database::Postgres(location) => location.describe(),
     };
@@ -77,20 +127,23 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     };
     let store = Store::open_with(data_dir, config)
         .await
-        .map_err(|e| format!("cannot open the store in {where_}: {e}"))?;
+        .map_err(|source| ServeError::Store { location, source })?;
     // Other processes' changes (the admin CLI, other replicas) drop this server's caches.
     store.watch_changes();
     // SigV4 secrets are sealed, and audit checkpoints signed, under the master key (env or
     // <data-dir>/master.key).
     let master = mlgate::store::secrets::MasterKey::load_or_create(data_dir)
-        .map_err(|e| format!("cannot load the master key: {e}"))?;
+        .map_err(ServeError::MasterKey)?;
     let audit_path = args.audit_log_path(data_dir);
     let audit = AuditSink::open(
         &audit_path,
         AuditOptions::from_args(args)?,
         master.derive(CHECKPOINT_KEY_PURPOSE),
     )
-    .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
+    .map_err(|source| ServeError::OpenAudit {
+        path: audit_path.clone(),
+        source,
+    })?;
     reopen_audit_on_hangup(audit.clone())?;
     let auth_settings = AuthSettings {
         session: SessionLimits {
@@ -119,7 +172,8 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         &SigV4Settings::from(args),
         store.clone(),
         master,
-    )?;
+    )
+    .map_err(ServeError::SigV4)?;
     authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
     let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
     let gateway = Gateway::new(
@@ -145,8 +199,14 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
 
     let listener = TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: args.listen,
+        source,
+    })?;
     let scheme = if connections.tls.is_some() {
         "https"
     } else {
@@ -169,16 +229,15 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     .await;
     tokio::task::spawn_blocking(move || audit.close())
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot close the audit log: {e}"))?;
+        .map_err(ServeError::CloseAuditTask)?
+        .map_err(ServeError::CloseAudit)?;
     Ok(())
 }
 
 /// SIGHUP (logrotate renamed the audit file): continue in a new file at the same path.
-fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), String> {
+fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups =
-        signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut hangups = signal(SignalKind::hangup()).map_err(ServeError::Hangup)?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reopening the audit log");

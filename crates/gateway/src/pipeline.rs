@@ -29,7 +29,7 @@ use crate::config::GatewaySettings;
 use crate::effects::{self, Effects};
 use crate::error::GatewayError;
 use crate::filter::{self, Narrowed, PageTokens, Search, Searches};
-use crate::forward::Upstream;
+use crate::forward::{Upstream, UpstreamUrlError};
 use crate::listen::{Draining, IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
 use crate::portal::{self, PortalOutcome};
@@ -87,6 +87,19 @@ const WORKSPACE_KEY: &str = "mlflow:Workspace";
 /// How long a body mlgate must read waits for its share of `--parsed-body-budget`.
 const PARSED_BODY_WAIT: Duration = Duration::from_secs(10);
 
+/// Settings the gateway cannot be built with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewaySetupError {
+    #[error(
+        "--parsed-body-budget ({budget} bytes) must be at least --max-parsed-body ({max} bytes)"
+    )]
+    BodyBudget { budget: u64, max: u64 },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamUrlError),
+    #[error("no randomness for page tokens")]
+    PageTokenKey(#[source] getrandom::Error),
+}
+
 impl Gateway {
     /// `portal` is [`crate::portal::router`]; it serves everything under the reserved prefix.
     pub fn new(
@@ -95,12 +108,12 @@ impl Gateway {
         authenticator: Authenticator,
         portal: Router,
         audit: AuditSink,
-    ) -> Result<Gateway, String> {
+    ) -> Result<Gateway, GatewaySetupError> {
         if settings.parsed_body_budget < settings.max_parsed_body {
-            return Err(format!(
-                "--parsed-body-budget ({} bytes) must be at least --max-parsed-body ({} bytes)",
-                settings.parsed_body_budget, settings.max_parsed_body
-            ));
+            return Err(GatewaySetupError::BodyBudget {
+                budget: settings.parsed_body_budget,
+                max: settings.max_parsed_body,
+            });
         }
         let parsed_bodies = ParsedBodyBudget::new(settings.parsed_body_budget, PARSED_BODY_WAIT);
         let upstream = Upstream::new(&settings.upstream, settings.upstream_timeout)?;
@@ -112,7 +125,7 @@ impl Gateway {
             Some(sigv4) => {
                 PageTokens::new(sigv4.master_key().derive(filter::PAGE_TOKEN_KEY_PURPOSE))
             }
-            None => PageTokens::random()?,
+            None => PageTokens::random().map_err(GatewaySetupError::PageTokenKey)?,
         };
         let s = &settings;
         let searches = Searches {

@@ -61,6 +61,13 @@ use crate::listen::ParserRefusal;
 /// absorbs bursts of up to ≈ 8 million records/s before the queue is full.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(2);
 
+/// `--audit-*` flags that contradict each other.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditOptionsError {
+    #[error("--audit-max-bytes rotates a file; it does not apply to --audit-log -")]
+    RotatingStdout,
+}
+
 /// How the audit log is written (the `--audit-*` flags).
 #[derive(Clone, Debug)]
 pub struct AuditOptions {
@@ -74,11 +81,9 @@ pub struct AuditOptions {
 
 impl AuditOptions {
     /// How the audit log is written, from the `--audit-*` flags.
-    pub fn from_args(args: &ServeArgs) -> Result<AuditOptions, String> {
+    pub fn from_args(args: &ServeArgs) -> Result<AuditOptions, AuditOptionsError> {
         if args.audit_max_bytes.is_some() && args.audit_log.as_deref() == Some(Path::new("-")) {
-            return Err(
-                "--audit-max-bytes rotates a file; it does not apply to --audit-log -".into(),
-            );
+            return Err(AuditOptionsError::RotatingStdout);
         }
         Ok(AuditOptions {
             overload: args.audit_overload,

@@ -1,13 +1,13 @@
 //! `mlgate audit verify FILE…`: checks the chain and the checkpoint signatures of audit files.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::chain::{CHECKPOINT_KEY_PURPOSE, Location, Verified, Verifier};
-use crate::store::secrets::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
+use super::chain::{CHECKPOINT_KEY_PURPOSE, Location, Tampered, Verified, Verifier};
+use crate::store::secrets::{MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, SecretError};
 
 /// `mlgate audit …`.
 #[derive(Debug, Subcommand)]
@@ -29,8 +29,29 @@ pub struct VerifyArgs {
     pub open: bool,
 }
 
+/// Why a verification could not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(
+        "no master key: set {MASTER_KEY_ENV} or --data-dir to the server's (no {} there)",
+        .0.display()
+    )]
+    NoMasterKey(PathBuf),
+    #[error("cannot load the master key")]
+    MasterKey(#[source] SecretError),
+    #[error("{}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The first bad line and what is wrong with it.
+    #[error(transparent)]
+    Tampered(#[from] Tampered),
+}
+
 /// Runs the command; the text to print on success, the first bad line on failure.
-pub fn run(command: AuditCommand, data_dir: &Path) -> Result<String, String> {
+pub fn run(command: AuditCommand, data_dir: &Path) -> Result<String, VerifyError> {
     let AuditCommand::Verify(args) = command;
     let key = checkpoint_key(data_dir)?;
     let verified = verify_files(&args.files, &key, args.open)?;
@@ -38,34 +59,34 @@ pub fn run(command: AuditCommand, data_dir: &Path) -> Result<String, String> {
 }
 
 /// The checkpoint key of the server's master key; never creates a master key.
-fn checkpoint_key(data_dir: &Path) -> Result<[u8; 32], String> {
+fn checkpoint_key(data_dir: &Path) -> Result<[u8; 32], VerifyError> {
     let in_env = std::env::var(MASTER_KEY_ENV).is_ok_and(|k| !k.trim().is_empty());
     if !in_env && !data_dir.join(MASTER_KEY_FILE).exists() {
-        return Err(format!(
-            "no master key: set {MASTER_KEY_ENV} or --data-dir to the server's (no {} there)",
-            data_dir.join(MASTER_KEY_FILE).display()
-        ));
+        return Err(VerifyError::NoMasterKey(data_dir.join(MASTER_KEY_FILE)));
     }
-    let master = MasterKey::load_or_create(data_dir)
-        .map_err(|e| format!("cannot load the master key: {e}"))?;
+    let master = MasterKey::load_or_create(data_dir).map_err(VerifyError::MasterKey)?;
     Ok(master.derive(CHECKPOINT_KEY_PURPOSE))
 }
 
-fn verify_files(files: &[PathBuf], key: &[u8; 32], open: bool) -> Result<Verified, String> {
+fn verify_files(files: &[PathBuf], key: &[u8; 32], open: bool) -> Result<Verified, VerifyError> {
     let mut verifier = Verifier::new(key);
     let mut end = None;
     for path in files {
+        let unreadable = |source| VerifyError::Read {
+            path: path.clone(),
+            source,
+        };
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
+        let file = File::open(path).map_err(unreadable)?;
         let mut number = 0;
         for line in BufReader::new(file).split(b'\n') {
-            let line = line.map_err(|e| format!("{name}: {e}"))?;
+            let line = line.map_err(unreadable)?;
             number += 1;
             let at = Location {
                 file: name.clone(),
                 line: number,
             };
-            verifier.line(at, &line).map_err(|t| t.to_string())?;
+            verifier.line(at, &line)?;
         }
         end = Some(Location {
             file: name,
@@ -73,5 +94,5 @@ fn verify_files(files: &[PathBuf], key: &[u8; 32], open: bool) -> Result<Verifie
         });
     }
     let end = end.expect("clap requires at least one file");
-    verifier.finish(open, end).map_err(|t| t.to_string())
+    Ok(verifier.finish(open, end)?)
 }

@@ -29,8 +29,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
 use mlgate_sigv4::{
-    DeclaredPayload, EMPTY_SHA256, PayloadCheck, SigV4Error, SignedRequest, SigningKeyCache,
-    Verifier, VerifierConfig,
+    ConfigError, DeclaredPayload, EMPTY_SHA256, PayloadCheck, SigV4Error, SignedRequest,
+    SigningKeyCache, Verifier, VerifierConfig,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -193,19 +193,18 @@ impl SigV4Auth {
         settings: &SigV4Settings,
         store: Store,
         master: MasterKey,
-    ) -> Result<SigV4Auth, String> {
+    ) -> Result<SigV4Auth, ConfigError> {
         let base = VerifierConfig {
             regions: settings.regions.clone(),
             services: settings.services.clone(),
             clock_skew: settings.clock_skew,
             ..VerifierConfig::default()
         };
-        let api = Verifier::new(base.clone()).map_err(|e| format!("SigV4 settings: {e}"))?;
+        let api = Verifier::new(base.clone())?;
         let sts = Verifier::new(VerifierConfig {
             services: vec![STS_SERVICE.to_owned()],
             ..base
-        })
-        .map_err(|e| format!("SigV4 settings: {e}"))?;
+        })?;
         let keys: moka::future::Cache<_, _> = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(MAX_CACHE_TTL)

@@ -465,9 +465,9 @@ impl PageTokens {
     }
 
     /// A fresh random key (tokens then die with the process).
-    pub fn random() -> Result<Self, String> {
+    pub fn random() -> Result<Self, getrandom::Error> {
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| format!("no randomness for page tokens: {e}"))?;
+        getrandom::fill(&mut key)?;
         Ok(PageTokens { key })
     }
 

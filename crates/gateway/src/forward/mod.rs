@@ -48,15 +48,21 @@ pub struct Upstream {
     timeout: Duration,
 }
 
+/// Why the upstream URL cannot be forwarded to.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamUrlError {
+    #[error("the upstream URL has no host")]
+    NoHost,
+    #[error("the upstream URL's host is not a valid Host header")]
+    Host(#[source] http::header::InvalidHeaderValue),
+}
+
 impl Upstream {
     /// `base` is `http://host:port` (validated by the config); `timeout` is how long MLflow has
     /// to start answering once it has the whole request.
-    pub fn new(base: &Uri, timeout: Duration) -> Result<Self, String> {
-        let authority = base
-            .authority()
-            .cloned()
-            .ok_or("the upstream URL has no host")?;
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
+    pub fn new(base: &Uri, timeout: Duration) -> Result<Self, UpstreamUrlError> {
+        let authority = base.authority().cloned().ok_or(UpstreamUrlError::NoHost)?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(UpstreamUrlError::Host)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));

@@ -40,7 +40,7 @@ use crate::authenticate::jwt::session as fed;
 use crate::authenticate::jwt::{Issuer, Oidc, ProviderMetadata};
 use crate::authenticate::request_host;
 use crate::authenticate::session::{self, set_cookie};
-use crate::error::{AuthFailure, AuthFailureKind};
+use crate::error::{AuthFailure, AuthFailureKind, error_chain};
 use crate::identity::AuthMethod;
 use crate::store::{LOGIN_TTL_SECS, LoginState};
 
@@ -184,7 +184,7 @@ async fn provider_metadata(
     provider: &str,
 ) -> Result<Arc<ProviderMetadata>, Box<Response>> {
     issuer.keys.metadata().await.map_err(|e| {
-        tracing::error!(provider = %provider, error = %e, "OIDC discovery failed");
+        tracing::error!(provider = %provider, error = %error_chain(&e), "OIDC discovery failed");
         Box::new(failure_page(
             StatusCode::BAD_GATEWAY,
             "Sign-in unavailable",
@@ -464,12 +464,13 @@ async fn callback_inner(
     let id_token = match exchange(req.form(&form)).await {
         Ok(t) => t,
         Err(e) => {
-            tracing::warn!(provider = %provider, error = %e, "OIDC code exchange failed");
+            let why = error_chain(&e);
+            tracing::warn!(provider = %provider, error = %why, "OIDC code exchange failed");
             return failure_page(
                 StatusCode::BAD_GATEWAY,
                 "Sign-in failed",
                 "The identity provider did not complete the sign-in. Start again.",
-                &format!("OIDC code exchange failed: {}", printable(&e)),
+                &format!("OIDC code exchange failed: {}", printable(&why)),
             );
         }
     };
@@ -550,29 +551,45 @@ async fn callback_inner(
     )
 }
 
-async fn exchange(req: reqwest::RequestBuilder) -> Result<String, String> {
-    let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+/// Why the provider's token endpoint gave no ID token. Never contains a token or a secret.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeError {
+    #[error("the token endpoint did not answer")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("token response too large")]
+    TooLarge,
+    #[error("HTTP {0}: not JSON")]
+    NotJson(StatusCode),
+    #[error("HTTP {status}: {error}")]
+    Refused { status: StatusCode, error: String },
+    #[error("the token response has no id_token")]
+    NoIdToken,
+}
+
+async fn exchange(req: reqwest::RequestBuilder) -> Result<String, ExchangeError> {
+    let unreachable = |e: reqwest::Error| ExchangeError::Unreachable(e.without_url());
+    let resp = req.send().await.map_err(unreachable)?;
     let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
+    let body = resp.bytes().await.map_err(unreachable)?;
     if body.len() > 256 * 1024 {
-        return Err("token response too large".into());
+        return Err(ExchangeError::TooLarge);
     }
     let json: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|_| format!("HTTP {status}: not JSON"))?;
+        serde_json::from_slice(&body).map_err(|_| ExchangeError::NotJson(status))?;
     if !status.is_success() {
-        let err = json
+        let error = json
             .get("error")
             .and_then(|e| e.as_str())
             .unwrap_or("unknown");
-        return Err(format!("HTTP {status}: {err}"));
+        return Err(ExchangeError::Refused {
+            status,
+            error: error.to_owned(),
+        });
     }
     json.get("id_token")
         .and_then(|t| t.as_str())
         .map(str::to_owned)
-        .ok_or_else(|| "the token response has no id_token".into())
+        .ok_or(ExchangeError::NoIdToken)
 }
 
 /// Where to send the browser after its federated session ended: the provider's

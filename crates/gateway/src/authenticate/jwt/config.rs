@@ -4,7 +4,8 @@
 //! that is wrong in any way stops `mlgate serve` at start-up with a message naming the key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -200,46 +201,100 @@ pub struct OidcConfig {
     pub issuers: Vec<IssuerConfig>,
 }
 
+/// An IdP URL mlgate will not talk to.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsafeUrl {
+    #[error("{what}: {url:?} is not a URL")]
+    NotAUrl { what: &'static str, url: String },
+    #[error("{what}: {url:?} must be an https:// URL (http:// only for a loopback host)")]
+    NotHttps { what: &'static str, url: String },
+}
+
+/// Why an OIDC configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcConfigError {
+    #[error("cannot read the OIDC configuration {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<OidcConfigError>,
+    },
+    #[error("not an OIDC configuration")]
+    Syntax(#[source] toml::de::Error),
+    #[error("issuer {issuer:?}")]
+    InIssuer {
+        issuer: String,
+        #[source]
+        source: Box<OidcConfigError>,
+    },
+    #[error(transparent)]
+    Url(#[from] UnsafeUrl),
+    /// A value that breaks a rule of docs/oidc.md; the message names the value and the rule.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Is this URL acceptable for talking to an IdP: `https://`, or `http://` to a loopback host.
-pub fn check_url(what: &str, url: &str) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| format!("{what}: {url:?} is not a URL"))?;
+pub fn check_url(what: &'static str, url: &str) -> Result<(), UnsafeUrl> {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return Err(UnsafeUrl::NotAUrl {
+            what,
+            url: url.to_owned(),
+        });
+    };
     let host = uri.host().unwrap_or("");
     match uri.scheme_str() {
         Some("https") if !host.is_empty() => Ok(()),
         Some("http") if matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1") => Ok(()),
-        _ => Err(format!(
-            "{what}: {url:?} must be an https:// URL (http:// only for a loopback host)"
-        )),
+        _ => Err(UnsafeUrl::NotHttps {
+            what,
+            url: url.to_owned(),
+        }),
     }
 }
 
 impl OidcConfig {
-    pub fn load(path: &Path) -> Result<OidcConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the OIDC configuration {}: {e}", path.display()))?;
-        OidcConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<OidcConfig, OidcConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| OidcConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        OidcConfig::parse(&text).map_err(|e| OidcConfigError::InFile {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
     }
 
-    pub fn parse(text: &str) -> Result<OidcConfig, String> {
-        let file: OidcFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<OidcConfig, OidcConfigError> {
+        let file: OidcFile = toml::from_str(text).map_err(OidcConfigError::Syntax)?;
         OidcConfig::from_file(file)
     }
 
-    pub fn from_file(file: OidcFile) -> Result<OidcConfig, String> {
+    pub fn from_file(file: OidcFile) -> Result<OidcConfig, OidcConfigError> {
         if let Some(u) = &file.public_url {
             let uri: http::Uri = u
                 .parse()
-                .map_err(|_| format!("public_url {u:?} is not a URL"))?;
+                .map_err(|_| OidcConfigError::Invalid(format!("public_url {u:?} is not a URL")))?;
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(format!("public_url {u:?} must be an http(s) URL"));
+                return Err(OidcConfigError::Invalid(format!(
+                    "public_url {u:?} must be an http(s) URL"
+                )));
             }
         }
         let mut names = BTreeSet::new();
         let mut issuers = Vec::new();
         for i in file.issuers {
-            let ctx = |m: String| format!("issuer {:?}: {m}", i.name);
+            let in_issuer = |e: OidcConfigError| OidcConfigError::InIssuer {
+                issuer: i.name.clone(),
+                source: Box::new(e),
+            };
+            let invalid = |m: String| in_issuer(OidcConfigError::Invalid(m));
             if i.name.is_empty()
                 || i.name.len() > 32
                 || !i
@@ -247,22 +302,24 @@ impl OidcConfig {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
-                return Err(ctx("name must be 1-32 characters of a-z, 0-9 and -".into()));
+                return Err(invalid(
+                    "name must be 1-32 characters of a-z, 0-9 and -".into(),
+                ));
             }
             if !names.insert(i.name.clone()) {
-                return Err(ctx("two issuers have this name".into()));
+                return Err(invalid("two issuers have this name".into()));
             }
-            check_url("issuer", &i.issuer).map_err(ctx)?;
+            check_url("issuer", &i.issuer).map_err(|e| in_issuer(e.into()))?;
             if let Some(j) = &i.jwks_uri {
-                check_url("jwks_uri", j).map_err(ctx)?;
+                check_url("jwks_uri", j).map_err(|e| in_issuer(e.into()))?;
             }
             if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
-                return Err(ctx(
-                    "audiences must list at least one non-empty value".into()
+                return Err(invalid(
+                    "audiences must list at least one non-empty value".into(),
                 ));
             }
             if i.token_types.is_empty() {
-                return Err(ctx("token_types must not be empty".into()));
+                return Err(invalid("token_types must not be empty".into()));
             }
             let mut algorithms = Vec::new();
             for a in &i.algorithms {
@@ -271,7 +328,7 @@ impl OidcConfig {
                     "ES256" => Algorithm::ES256,
                     "EdDSA" => Algorithm::EdDSA,
                     other => {
-                        return Err(ctx(format!(
+                        return Err(invalid(format!(
                             "algorithm {other:?} is not allowed (use RS256, ES256, EdDSA; never none or HMAC)"
                         )));
                     }
@@ -279,53 +336,53 @@ impl OidcConfig {
                 algorithms.push(alg);
             }
             if algorithms.is_empty() {
-                return Err(ctx("algorithms must not be empty".into()));
+                return Err(invalid("algorithms must not be empty".into()));
             }
             if i.leeway_seconds > 300 {
-                return Err(ctx("leeway_seconds must be at most 300".into()));
+                return Err(invalid("leeway_seconds must be at most 300".into()));
             }
             if i.username_claim.is_empty() || i.groups_claim.is_empty() {
-                return Err(ctx(
-                    "username_claim and groups_claim must not be empty".into()
+                return Err(invalid(
+                    "username_claim and groups_claim must not be empty".into(),
                 ));
             }
             if let Some(a) = &i.account
                 && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
             {
-                return Err(ctx("account must be 12 digits".into()));
+                return Err(invalid("account must be 12 digits".into()));
             }
             let mut group_map = BTreeMap::new();
             for (k, v) in i.group_map {
                 let v = v.into_vec();
                 for g in &v {
                     crate::store::validate_group_name(g)
-                        .map_err(|e| ctx(format!("group_map {k:?}: {e}")))?;
+                        .map_err(|e| invalid(format!("group_map {k:?}: {e}")))?;
                 }
                 group_map.insert(k, v);
             }
             for g in &i.default_groups {
                 crate::store::validate_group_name(g)
-                    .map_err(|e| ctx(format!("default_groups: {e}")))?;
+                    .map_err(|e| invalid(format!("default_groups: {e}")))?;
             }
             let login = match i.login {
                 None => None,
                 Some(l) => {
                     if l.client_id.is_empty() {
-                        return Err(ctx("login.client_id must not be empty".into()));
+                        return Err(invalid("login.client_id must not be empty".into()));
                     }
                     if !l.scopes.iter().any(|s| s == "openid") {
-                        return Err(ctx("login.scopes must include openid".into()));
+                        return Err(invalid("login.scopes must include openid".into()));
                     }
                     let client_secret = match (&l.client_secret, &l.client_secret_env) {
                         (Some(_), Some(_)) => {
-                            return Err(ctx(
+                            return Err(invalid(
                                 "set login.client_secret or login.client_secret_env, not both"
                                     .into(),
                             ));
                         }
                         (Some(s), None) => Some(s.clone()),
                         (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
-                            ctx(format!(
+                            invalid(format!(
                                 "login.client_secret_env: environment variable {var} is not set"
                             ))
                         })?),
@@ -359,7 +416,9 @@ impl OidcConfig {
         }
         let issuer_values: BTreeSet<&str> = issuers.iter().map(|i| i.issuer.as_str()).collect();
         if issuer_values.len() != issuers.len() {
-            return Err("two [[issuer]] tables have the same issuer URL".into());
+            return Err(OidcConfigError::Invalid(
+                "two [[issuer]] tables have the same issuer URL".into(),
+            ));
         }
         Ok(OidcConfig {
             builtin_login: file.builtin_login,
@@ -405,6 +464,8 @@ mod tests {
                 "audiences = [\"mlflow\"]",
                 &format!("audiences = [\"mlflow\"]\n{extra}"),
             ))
+            .map(|_| ())
+            .map_err(|e| crate::error::error_chain(&e))
             .unwrap_err()
         };
         assert!(bad("algorithms = [\"HS256\"]").contains("never none or HMAC"));
@@ -413,12 +474,14 @@ mod tests {
         assert!(bad("account = \"12\"").contains("12 digits"));
         assert!(bad("surprise = 1").contains("unknown field"));
         let e = OidcConfig::parse(&GOOD.replace("https://idp", "http://idp")).unwrap_err();
+        let e = crate::error::error_chain(&e);
         assert!(e.contains("https"), "{e}");
         assert!(
             OidcConfig::parse(&GOOD.replace("https://idp.example.com", "http://127.0.0.1:9000"))
                 .is_ok()
         );
         let e = OidcConfig::parse(&GOOD.replace("\"corp\"", "\"Corp Okta\"")).unwrap_err();
-        assert!(e.contains("name"), "{e}");
+        let e = crate::error::error_chain(&e);
+        assert!(e.contains("issuer \"Corp Okta\": name"), "{e}");
     }
 }

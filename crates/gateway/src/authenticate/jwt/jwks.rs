@@ -21,7 +21,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
-use super::config::check_url;
+use super::config::{UnsafeUrl, check_url};
+use crate::error::error_chain;
 
 /// Unknown-`kid` refetches are at least this far apart.
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -74,19 +75,65 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// Why an issuer's discovery document or key set cannot be used. Never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// No answer (connection, TLS, timeout); reqwest's error without the URL it repeats.
+    #[error("GET {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge { url: String },
+    #[error("GET {url}: not JSON")]
+    NotJson {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{url}: not a discovery document")]
+    NotDiscovery {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{url}: the document's issuer {found:?} is not the configured issuer")]
+    WrongIssuer { url: String, found: String },
+    #[error(transparent)]
+    UnsafeUrl(#[from] UnsafeUrl),
+    #[error("the discovery document has no jwks_uri")]
+    NoJwksUri,
+    #[error("JWKS has no \"keys\" array")]
+    NoKeys,
+}
+
 /// GET a JSON document of bounded size; returns it and its `max-age`.
 pub async fn get_json(
     http: &reqwest::Client,
     url: &str,
-) -> Result<(serde_json::Value, Option<Duration>), String> {
+) -> Result<(serde_json::Value, Option<Duration>), ProviderError> {
+    let unreachable = |e: reqwest::Error| ProviderError::Unreachable {
+        url: url.to_owned(),
+        source: e.without_url(),
+    };
     let mut resp = http
         .get(url)
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {}", without_url(&e)))?;
+        .map_err(unreachable)?;
     if !resp.status().is_success() {
-        return Err(format!("GET {url}: HTTP {}", resp.status()));
+        return Err(ProviderError::Status {
+            url: url.to_owned(),
+            status: resp.status(),
+        });
     }
     let max_age = resp
         .headers()
@@ -99,28 +146,19 @@ pub async fn get_json(
         })
         .map(Duration::from_secs);
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("GET {url}: {}", without_url(&e)))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!(
-                "GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes"
-            ));
+            return Err(ProviderError::TooLarge {
+                url: url.to_owned(),
+            });
         }
         body.extend_from_slice(&chunk);
     }
-    let json = serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
+    let json = serde_json::from_slice(&body).map_err(|source| ProviderError::NotJson {
+        url: url.to_owned(),
+        source,
+    })?;
     Ok((json, max_age))
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(&format!(" for url ({u})"), "");
-    }
-    s
 }
 
 /// What a JWK may verify, or `None` if mlgate does not use it.
@@ -150,11 +188,14 @@ pub fn verify_key(jwk: &Jwk) -> Option<VerifyKey> {
     Some(VerifyKey { alg, key })
 }
 
-fn parse_key_set(doc: &serde_json::Value, max_age: Option<Duration>) -> Result<KeySet, String> {
+fn parse_key_set(
+    doc: &serde_json::Value,
+    max_age: Option<Duration>,
+) -> Result<KeySet, ProviderError> {
     let keys = doc
         .get("keys")
         .and_then(|k| k.as_array())
-        .ok_or("JWKS has no \"keys\" array")?;
+        .ok_or(ProviderError::NoKeys)?;
     let mut set = KeySet {
         fetched_at: Some(Instant::now()),
         max_age: max_age
@@ -191,14 +232,14 @@ pub struct ProviderKeys {
 }
 
 /// Why no key was found for a token.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum KeyLookup {
     /// No key with this `kid`, even after a refetch (or a refetch was not allowed yet).
     UnknownKid,
     /// The token has no `kid` and the set has no single key without one.
     NoKid,
     /// The JWKS could never be fetched.
-    Unavailable(String),
+    Unavailable(ProviderError),
 }
 
 impl ProviderKeys {
@@ -221,7 +262,7 @@ impl ProviderKeys {
     }
 
     /// The discovery document (fetched once, then cached; re-fetched after a failure).
-    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, String> {
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, ProviderError> {
         if let Some(m) = self.metadata.load_full() {
             return Ok(m);
         }
@@ -231,12 +272,15 @@ impl ProviderKeys {
         );
         let (doc, _) = get_json(&self.http, &url).await?;
         let meta: ProviderMetadata =
-            serde_json::from_value(doc).map_err(|e| format!("{url}: {e}"))?;
+            serde_json::from_value(doc).map_err(|source| ProviderError::NotDiscovery {
+                url: url.clone(),
+                source,
+            })?;
         if meta.issuer != self.issuer {
-            return Err(format!(
-                "{url}: the document's issuer {:?} is not the configured issuer",
-                meta.issuer
-            ));
+            return Err(ProviderError::WrongIssuer {
+                url,
+                found: meta.issuer,
+            });
         }
         for u in [
             &meta.jwks_uri,
@@ -254,7 +298,7 @@ impl ProviderKeys {
         Ok(meta)
     }
 
-    async fn jwks_url(&self) -> Result<String, String> {
+    async fn jwks_url(&self) -> Result<String, ProviderError> {
         if let Some(u) = &self.jwks_uri {
             return Ok(u.clone());
         }
@@ -262,7 +306,7 @@ impl ProviderKeys {
             .await?
             .jwks_uri
             .clone()
-            .ok_or_else(|| "the discovery document has no jwks_uri".to_owned())
+            .ok_or(ProviderError::NoJwksUri)
     }
 
     /// Whether a key set was ever fetched (a failed refetch keeps the last good one).
@@ -271,12 +315,12 @@ impl ProviderKeys {
     }
 
     /// Fetches the JWKS now (keeps the old set on failure).
-    pub async fn refresh(&self) -> Result<(), String> {
+    pub async fn refresh(&self) -> Result<(), ProviderError> {
         let mut last = self.fetch.lock().await;
         self.refresh_locked(&mut last).await
     }
 
-    async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<(), String> {
+    async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<(), ProviderError> {
         *last = Some(Instant::now());
         let result = async {
             let url = self.jwks_url().await?;
@@ -290,7 +334,7 @@ impl ProviderKeys {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(issuer = %self.issuer, error = %e, "cannot fetch the JWKS; keeping the last good keys");
+                tracing::warn!(issuer = %self.issuer, error = %error_chain(&e), "cannot fetch the JWKS; keeping the last good keys");
                 Err(e)
             }
         }

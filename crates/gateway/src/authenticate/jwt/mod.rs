@@ -41,10 +41,10 @@ use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use config::{IssuerConfig, LoginConfig, OidcConfig, TokenType};
-pub use jwks::{KeyLookup, ProviderKeys, ProviderMetadata};
+pub use config::{IssuerConfig, LoginConfig, OidcConfig, OidcConfigError, TokenType, UnsafeUrl};
+pub use jwks::{KeyLookup, ProviderError, ProviderKeys, ProviderMetadata};
 
-use crate::error::{AuthFailure, AuthFailureKind};
+use crate::error::{AuthFailure, AuthFailureKind, error_chain};
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 
 /// Longer bearer values are refused before any parsing.
@@ -187,7 +187,7 @@ impl Oidc {
     pub async fn warm_up(&self) {
         for i in &self.issuers {
             if let Err(e) = i.keys.refresh().await {
-                tracing::warn!(issuer = %i.config.name, error = %e, "OIDC issuer not reachable at start-up; will retry on first use");
+                tracing::warn!(issuer = %i.config.name, error = %error_chain(&e), "OIDC issuer not reachable at start-up; will retry on first use");
             }
         }
     }
@@ -317,7 +317,7 @@ impl Oidc {
                 cfg.name
             )),
             KeyLookup::Unavailable(why) => {
-                tracing::error!(issuer = %cfg.name, error = %why, "JWKS unavailable");
+                tracing::error!(issuer = %cfg.name, error = %error_chain(&why), "JWKS unavailable");
                 fail(
                     AuthFailureKind::Unavailable,
                     format!(

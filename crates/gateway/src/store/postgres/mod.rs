@@ -11,7 +11,7 @@
 pub(crate) mod testing;
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,29 +50,29 @@ impl PgLocation {
     /// Parses a `postgres://` (or `postgresql://`) URL; the password comes from `password_file`
     /// when given (its first line), else from the URL. Errors never repeat the URL: it may hold
     /// the password.
-    pub fn parse(url: &str, password_file: Option<&Path>) -> Result<PgLocation, String> {
+    pub fn parse(
+        url: &str,
+        password_file: Option<&Path>,
+    ) -> Result<PgLocation, StoreLocationError> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err("--store-url must be a postgres:// or postgresql:// URL".into());
+            return Err(StoreLocationError::NotPostgres);
         }
-        let mut options = PgConnectOptions::from_str(url).map_err(|e| {
-            format!(
-                "--store-url is not a valid PostgreSQL URL: {}",
-                url_error(&e)
-            )
-        })?;
+        let mut options =
+            PgConnectOptions::from_str(url).map_err(|e| StoreLocationError::InvalidUrl {
+                reason: url_error(&e),
+            })?;
         if let Some(path) = password_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "cannot read the store password file {}: {e}",
-                    path.display()
-                )
+            let text = std::fs::read_to_string(path).map_err(|source| {
+                StoreLocationError::ReadPasswordFile {
+                    path: path.to_owned(),
+                    source,
+                }
             })?;
             let password = text.lines().next().unwrap_or_default();
             if password.is_empty() {
-                return Err(format!(
-                    "the store password file {} is empty",
-                    path.display()
-                ));
+                return Err(StoreLocationError::EmptyPasswordFile {
+                    path: path.to_owned(),
+                });
             }
             options = options.password(password);
         }
@@ -101,6 +101,27 @@ fn url_error(e: &sqlx::Error) -> String {
         sqlx::Error::Configuration(inner) => inner.to_string(),
         other => other.to_string(),
     }
+}
+
+/// Why `--store-url` and `--store-password-file` name no usable store. Never holds the URL: it
+/// may hold the password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreLocationError {
+    #[error("--store-url must be a postgres:// or postgresql:// URL")]
+    NotPostgres,
+    /// `reason` is the parser's complaint about the URL's form, without the URL.
+    #[error("--store-url is not a valid PostgreSQL URL: {reason}")]
+    InvalidUrl { reason: String },
+    #[error("--store-password-file needs --store-url")]
+    PasswordFileWithoutUrl,
+    #[error("cannot read the store password file {}", .path.display())]
+    ReadPasswordFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store password file {} is empty", .path.display())]
+    EmptyPasswordFile { path: PathBuf },
 }
 
 /// An open PostgreSQL store.
@@ -195,9 +216,13 @@ mod tests {
 
     #[test]
     fn store_urls_are_checked_without_echoing_them() {
-        let bad = PgLocation::parse("mysql://u:secret@h/db", None).unwrap_err();
+        let bad = PgLocation::parse("mysql://u:secret@h/db", None)
+            .unwrap_err()
+            .to_string();
         assert!(!bad.contains("secret"), "{bad}");
-        let bad = PgLocation::parse("postgres://u:secret@h:notaport/db", None).unwrap_err();
+        let bad = PgLocation::parse("postgres://u:secret@h:notaport/db", None)
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("not a valid PostgreSQL URL"), "{bad}");
         assert!(!bad.contains("secret"), "{bad}");
 
