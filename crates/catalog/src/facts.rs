@@ -172,6 +172,10 @@ const fn listing(
     }
 }
 
+/// The action reading one experiment is decided as: each experiment SearchExperiments lists, and
+/// the experiment of the runs a GraphQL field selects it from (`GraphQlField::reads_experiment`).
+pub const GET_EXPERIMENT: &str = "mlflow:GetExperiment";
+
 /// SearchModelVersions' listing, which GraphQL's lists of model versions are filtered by too.
 pub static MODEL_VERSIONS: Listing = listing(
     "SearchModelVersions",
@@ -187,7 +191,7 @@ use ResourceKind as K;
 
 #[rustfmt::skip]
 static LISTINGS: [Listing; 16] = [
-    listing("SearchExperiments", "experiments", "mlflow:GetExperiment", "/api/2.0/mlflow/experiments/get", Some((1000, 50_000)), ListedItem::Experiment),
+    listing("SearchExperiments", "experiments", GET_EXPERIMENT, "/api/2.0/mlflow/experiments/get", Some((1000, 50_000)), ListedItem::Experiment),
     listing("SearchRegisteredModels", "registered_models", "mlflow:GetRegisteredModel", "/api/2.0/mlflow/registered-models/get", Some((100, 1000)), ListedItem::RegisteredModel),
     listing("GetLatestModelVersions", "model_versions", "mlflow:GetModelVersion", "/api/2.0/mlflow/model-versions/get", None, ListedItem::ModelVersion),
     // Datasets are `dataset/<id>` (not yet under their experiments): a search naming

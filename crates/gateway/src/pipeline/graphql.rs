@@ -10,7 +10,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use mlgate_catalog::{GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request};
+use mlgate_catalog::{
+    GET_EXPERIMENT, GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request,
+};
 
 use super::{Deciders, Gateway, Trail};
 use crate::authorize::{Access, Asker, EXECUTE_API_INVOKE};
@@ -160,7 +162,6 @@ impl Gateway {
             .decide(&asker, access, &mut trail.decisions)
             .await?;
         if field.reads_experiment {
-            const GET_EXPERIMENT: &str = "mlflow:GetExperiment";
             for experiment in &resolved.experiments {
                 let arns = [deciders.resolver.scope().experiment(&experiment.0)];
                 decided.note(field, GET_EXPERIMENT, &arns);
