@@ -102,7 +102,7 @@ def auditor(stack, holdings, tmp_path_factory):
             {"Effect": "Allow", "Resource": "*",
              "Action": ["mlflow:Get*", "mlflow:Search*", "mlflow:List*", "mlflow:BatchGet*"]},
             {"Effect": "Deny", "Action": "mlflow:GetDataset",
-             "Resource": [f"{arn}:dataset/{d}" for d in a["datasets"]]},
+             "Resource": [f"{arn}:experiment/{a['experiment']}/dataset/{d}" for d in a["datasets"]]},
             {"Effect": "Deny", "Action": "mlflow:GetModelVersion",
              "Resource": f"{arn}:registered-model/{holdings['model']}/version/1"},
             {"Effect": "Deny", "Action": "mlflow:GetWebhook",

@@ -84,6 +84,7 @@ impl Gateway {
         let s = &settings;
         let searches = Searches {
             upstream: upstream.clone(),
+            resolver: resolver.clone(),
             tokens,
             authorizer: authorizer.clone(),
             execute_api_root: execute_api_arn(
@@ -220,7 +221,7 @@ impl Gateway {
             trail.reason = Some("the listing names no parent: answered empty".into());
             return Ok(empty_answer());
         }
-        if let Some(listing) = filter::listing_of(route, named) {
+        if let Some(listing) = filter::listing_of(route) {
             let search = Search {
                 listing,
                 parts: &parts,

@@ -10,7 +10,9 @@
 //! decided in-process from what the item carries (its name and tags fill
 //! `mlflow:ExperimentName`, `mlflow:ExperimentTag/<k>` and `mlflow:ModelTag/<k>`) and from the
 //! creators mlgate recorded (`mlflow:ResourceCreator`, one store query per upstream page): no
-//! MLflow call per item.
+//! MLflow call per item, but for evaluation datasets, whose answer does not say which
+//! experiments each is linked to: those are looked up per item, and the item is decided under
+//! each of them with its keys ([`Links`]).
 //!
 //! Pages stay full: [`fill_page`] asks MLflow for further upstream pages until `max_results`
 //! readable items are collected or MLflow has no more (at most [`MAX_UPSTREAM_PAGES`] calls;
@@ -24,6 +26,7 @@
 //! Pure apart from [`search`], which fetches the upstream pages and the creators.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,7 +45,11 @@ use mlgate_catalog::{Filtering, ListedItem, Listing, Route};
 
 use crate::authorize::Asker;
 use crate::error::GatewayError;
-use crate::resolve::{ArnScope, RESOURCE_CREATOR, flat_kind};
+use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, flat_kind};
+
+/// The experiments each listed dataset is linked to (dataset id → experiment ids with their
+/// facts), looked up once per upstream page.
+pub type Links = HashMap<String, Vec<(String, Arc<ExperimentFacts>)>>;
 
 /// Upstream calls one filtered page may make before it is returned short (with a token that
 /// continues where it stopped).
@@ -60,11 +67,10 @@ pub fn lists_nothing(route: &Route, named: usize) -> bool {
     named == 0 && route.filtering == Some(Filtering::ParentsOrEmpty)
 }
 
-/// The listing a request is answered with, when its answer is filtered item by item; `named`
-/// is how many parent identifiers the request names.
-pub fn listing_of(route: &Route, named: usize) -> Option<&'static Listing> {
+/// The listing a request is answered with, when its answer is filtered item by item.
+pub fn listing_of(route: &Route) -> Option<&'static Listing> {
     match route.filtering {
-        Some(Filtering::Items(listing)) if !(listing.unless_named && named > 0) => Some(listing),
+        Some(Filtering::Items(listing)) => Some(listing),
         _ => None,
     }
 }
@@ -130,6 +136,13 @@ pub fn item_resource(listing: &Listing, scope: &ArnScope, item: &Value) -> Optio
             segment(slug)?;
             (vec![scope.flat("mcp-server", name)], name)
         }
+        // Its ARN when linked to no experiment; [`Readability::readable`] decides it under
+        // each experiment it is linked to.
+        ListedItem::Dataset => {
+            let id = text("dataset_id")?;
+            segment(id)?;
+            (vec![scope.flat("dataset", id)], id)
+        }
     };
     Some(ItemResource {
         arns,
@@ -148,7 +161,18 @@ pub fn creator_arn(listing: &Listing, scope: &ArnScope, item: &Value) -> Option<
         ListedItem::RegisteredModel | ListedItem::ModelVersion => {
             text("name").map(|name| scope.registered_model_arn(name, None, tag_pairs(item)).0)
         }
-        ListedItem::Flat(..) | ListedItem::McpServer(_) => None,
+        ListedItem::Flat(..) | ListedItem::McpServer(_) | ListedItem::Dataset => None,
+    }
+}
+
+/// The ids of the datasets among `items` (none unless `listing` lists datasets).
+pub fn dataset_ids(listing: &Listing, items: &[Value]) -> Vec<String> {
+    match listing.item {
+        ListedItem::Dataset => items
+            .iter()
+            .filter_map(|item| Some(item.get("dataset_id")?.as_str()?.to_owned()))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -196,8 +220,9 @@ pub struct Readability<'a> {
 
 impl Readability<'_> {
     /// Whether the item may be listed; `creator` is who created what it belongs to
-    /// ([`creator_arn`]), as the direct read would see it.
-    pub fn readable(&self, item: &Value, creator: Option<&str>) -> bool {
+    /// ([`creator_arn`]), as the direct read would see it; `links` the experiments of the
+    /// page's datasets (a dataset missing from them is not listed).
+    pub fn readable(&self, item: &Value, creator: Option<&str>, links: Option<&Links>) -> bool {
         let Some(ItemResource { arns, keys, id }) = item_resource(self.listing, self.scope, item)
         else {
             return false;
@@ -215,10 +240,28 @@ impl Readability<'_> {
             self.execute_api_root,
             path.strip_prefix('/').unwrap_or(&path)
         );
-        let (_, verdict) = self
-            .asker
-            .ask(self.listing.read_action, &arns, &execute_api, &context);
-        verdict.is_allowed()
+        let allowed = |arns: &[String], context: &mlgate_policy::Context| {
+            let (_, verdict) =
+                self.asker
+                    .ask(self.listing.read_action, arns, &execute_api, context);
+            verdict.is_allowed()
+        };
+        if self.listing.item != ListedItem::Dataset {
+            return allowed(&arns, &context);
+        }
+        // A dataset is read under every experiment it is linked to, each with its own keys,
+        // as a request for it is decided.
+        match links.and_then(|links| links.get(&id)) {
+            None => false,
+            Some(linked) if linked.is_empty() => allowed(&arns, &context),
+            Some(linked) => linked.iter().all(|(experiment, facts)| {
+                let mut context = context.clone();
+                for (key, value) in facts.context() {
+                    context.insert(&key, value);
+                }
+                allowed(&[self.scope.dataset(experiment, &id)], &context)
+            }),
+        }
     }
 }
 
@@ -320,23 +363,40 @@ impl From<Malformed> for String {
     }
 }
 
+/// What one upstream page's items need looked up before they are decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PageLookups {
+    /// [`creator_arn`]s of the items (none when no item has one).
+    pub creators: Vec<String>,
+    /// Ids of the datasets listed ([`dataset_ids`]).
+    pub datasets: Vec<String>,
+}
+
+/// The answers to a page's [`PageLookups`].
+#[derive(Debug, Default)]
+pub struct PageFacts {
+    /// Creator ARN → creator name.
+    pub creators: HashMap<String, String>,
+    /// `None` when no dataset was listed.
+    pub links: Option<Links>,
+}
+
 /// Collects up to `want` readable items starting at `start`, calling `fetch(token, size)` for
-/// upstream pages (the upstream answer's JSON), `creators(arns)` once per upstream page for
-/// the creators of the page's items ([`creator_arn`] → creator name) and
-/// `readable(item, creator)` per item. An upstream error is returned as is; an answer whose
-/// items are not an array is [`Malformed`].
-pub async fn fill_page<E, F, C>(
+/// upstream pages (the upstream answer's JSON), `look_up(lookups)` once per upstream page
+/// whose items need any ([`PageLookups`]) and `readable(item, creator, links)` per item. An
+/// upstream error is returned as is; an answer whose items are not an array is [`Malformed`].
+pub async fn fill_page<E, F, L>(
     listing: &'static Listing,
     want: usize,
     start: Cursor,
     scope: &ArnScope,
     mut fetch: impl FnMut(Option<String>, u64) -> F,
-    mut creators: impl FnMut(Vec<String>) -> C,
-    readable: impl Fn(&Value, Option<&str>) -> bool,
+    mut look_up: impl FnMut(PageLookups) -> L,
+    readable: impl Fn(&Value, Option<&str>, Option<&Links>) -> bool,
 ) -> Result<Page, E>
 where
     F: Future<Output = Result<Value, E>>,
-    C: Future<Output = Result<HashMap<String, String>, E>>,
+    L: Future<Output = Result<PageFacts, E>>,
     E: From<Malformed>,
 {
     let mut items = Vec::new();
@@ -369,14 +429,19 @@ where
             .collect();
         arns.sort_unstable();
         arns.dedup();
-        let creators = if arns.is_empty() {
-            HashMap::new()
+        let lookups = PageLookups {
+            creators: arns,
+            datasets: dataset_ids(listing, fresh),
+        };
+        let facts = if lookups == PageLookups::default() {
+            PageFacts::default()
         } else {
-            creators(arns).await?
+            look_up(lookups).await?
         };
         for (i, item) in upstream_items.iter().enumerate().skip(cursor.skip) {
-            let creator = creator_arn(listing, scope, item).and_then(|arn| creators.get(&arn));
-            if !readable(item, creator.map(String::as_str)) {
+            let creator =
+                creator_arn(listing, scope, item).and_then(|arn| facts.creators.get(&arn));
+            if !readable(item, creator.map(String::as_str), facts.links.as_ref()) {
                 continue;
             }
             items.push(item.clone());

@@ -4,6 +4,7 @@
 //! What is readable and how pages fill is decided by the pure parts of [`super`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
@@ -14,20 +15,23 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use mlgate_catalog::{Listing, Params};
 
-use super::{Malformed, PageRequest, PageTokens, Readability};
+use super::{Links, Malformed, PageFacts, PageLookups, PageRequest, PageTokens, Readability};
 use crate::audit::Trail;
 use crate::authorize::{Asker, Authorizer};
 use crate::error::GatewayError;
 use crate::forward::Upstream;
 use crate::listen::Peer;
 use crate::normalize::Target;
+use crate::resolve::{ExperimentFacts, Resolver};
 
 /// Largest upstream search (or GraphQL) answer mlgate reads.
 pub const MAX_SEARCH_ANSWER_BYTES: usize = 64 << 20;
 
-/// What filtered searches need: MLflow, the page-token key, the decision.
+/// What filtered searches need: MLflow, the page-token key, the decision, and the resolver
+/// for the experiments of listed datasets.
 pub struct Searches {
     pub upstream: Upstream,
+    pub resolver: Resolver,
     pub tokens: PageTokens,
     pub authorizer: Authorizer,
     /// The execute-api ARN of a `GET` of `/`: an item's read path is appended to it.
@@ -99,14 +103,20 @@ impl Searches {
                 let search = &search;
                 async move { self.fetch_page(search, token.as_deref(), size).await }
             },
-            |arns: Vec<String>| async move {
-                Ok::<HashMap<String, String>, Fetched>(
-                    self.authorizer.creators(asker, &arns).await?,
-                )
+            |lookups: PageLookups| async move {
+                let creators = match lookups.creators.is_empty() {
+                    true => HashMap::new(),
+                    false => self.authorizer.creators(asker, &lookups.creators).await?,
+                };
+                let links = match lookups.datasets.is_empty() {
+                    true => None,
+                    false => Some(self.links(&lookups.datasets).await?),
+                };
+                Ok::<PageFacts, Fetched>(PageFacts { creators, links })
             },
-            |item, creator| {
+            |item, creator, links| {
                 seen.fetch_add(1, Ordering::Relaxed);
-                reader.readable(item, creator)
+                reader.readable(item, creator, links)
             },
         )
         .await;
@@ -136,6 +146,32 @@ impl Searches {
             body,
         )
             .into_response())
+    }
+
+    /// The experiments each dataset is linked to, with their facts, from MLflow. A dataset or
+    /// experiment gone since MLflow listed it leaves the dataset out (not listed).
+    async fn links(&self, datasets: &[String]) -> Result<Links, GatewayError> {
+        let mut links = Links::new();
+        for id in datasets {
+            match self.linked_experiments(id).await {
+                Ok(linked) => links.insert(id.clone(), linked),
+                Err(GatewayError::NotFound(_)) => continue,
+                Err(error) => return Err(error),
+            };
+        }
+        Ok(links)
+    }
+
+    async fn linked_experiments(
+        &self,
+        dataset: &str,
+    ) -> Result<Vec<(String, Arc<ExperimentFacts>)>, GatewayError> {
+        let mut linked = Vec::new();
+        for experiment in self.resolver.dataset_experiments(dataset).await? {
+            let facts = self.resolver.experiment_facts(&experiment).await?;
+            linked.push((experiment, facts));
+        }
+        Ok(linked)
     }
 
     /// One upstream page of a filtered search: the client's request with mlgate's page size

@@ -5,7 +5,10 @@
 //! * `server`: the tracking server itself, for routes that name no resource (searches without
 //!   ids, CreateExperiment, the UI, server info);
 //! * `experiment/<id>`, `experiment/<id>/run/<run_id>`, `experiment/<id>/logged-model/<model_id>`,
-//!   `experiment/<id>/trace/<trace_id>`;
+//!   `experiment/<id>/trace/<trace_id>`, `experiment/<id>/scorer/<name>`;
+//! * `experiment/<id>/dataset/<dataset_id>`: an evaluation dataset has one such ARN per
+//!   experiment it is linked to (all of them are decided), and `dataset/<dataset_id>` when it is
+//!   linked to none;
 //! * `registered-model/<name>`, `registered-model/<name>/version/<n>`;
 //! * `prompt/<name>`, `prompt/<name>/version/<n>`: registered models that MLflow tags
 //!   `mlflow.prompt.is_prompt=true` (its prompt registry), a resource type of their own so that
@@ -52,6 +55,17 @@ impl ArnScope {
 
     pub fn trace(&self, experiment_id: &str, trace_id: &str) -> String {
         format!("{}experiment/{experiment_id}/trace/{trace_id}", self.prefix)
+    }
+
+    pub fn dataset(&self, experiment_id: &str, dataset_id: &str) -> String {
+        format!(
+            "{}experiment/{experiment_id}/dataset/{dataset_id}",
+            self.prefix
+        )
+    }
+
+    pub fn scorer(&self, experiment_id: &str, name: &str) -> String {
+        format!("{}experiment/{experiment_id}/scorer/{name}", self.prefix)
     }
 
     pub fn registered_model(&self, name: &str) -> String {
@@ -116,8 +130,8 @@ impl ArnScope {
         (!name.is_empty()).then_some(name)
     }
 
-    /// `<kind>/<id>` for resources not yet anchored under an experiment or a model (datasets,
-    /// scorers, webhooks, AI-gateway objects, ...); provisional until they get their anchor.
+    /// `<kind>/<id>` for resources not anchored under an experiment or a model (datasets linked
+    /// to no experiment, scorers named by id, webhooks, AI-gateway objects, ...).
     pub fn flat(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}/{id}", self.prefix)
     }
@@ -394,6 +408,15 @@ mod tests {
             s.trace("7", "tr-1"),
             "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1"
         );
+        assert_eq!(
+            s.dataset("7", "d-1"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/dataset/d-1"
+        );
+        assert_eq!(
+            s.scorer("7", "judge"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/scorer/judge"
+        );
+        assert_eq!(s.experiment_of(&s.dataset("7", "d-1")), Some("7"));
     }
 
     #[test]

@@ -181,6 +181,8 @@ pub enum Lookup {
     Child { kind: Child, id: String },
     /// An experiment named by name (ids are what ARNs use).
     ExperimentNamed(String),
+    /// An evaluation dataset: one ARN under each experiment it is linked to.
+    Dataset(String),
     /// A registered model or one of its versions: a model or a prompt, as the registered model
     /// `kind_of` is (itself; for a rename's new name, the model being renamed). Decided on both
     /// kinds when MLflow has no such model, or when the request writes the tag that makes a
@@ -289,6 +291,8 @@ pub fn plan(
     };
     let model_name = single("name")?;
     let model_name = model_name.as_deref();
+    // A scorer is named by its experiment and its name.
+    let scorer_experiment = single("experiment_id")?;
     let version_paired = route
         .ids
         .iter()
@@ -342,6 +346,18 @@ pub fn plan(
                     plan.lookups.push(child(Child::LoggedModel, id, value)?)
                 }
                 ResourceKind::Trace => plan.lookups.push(child(Child::Trace, id, value)?),
+                ResourceKind::Dataset => plan
+                    .lookups
+                    .push(Lookup::Dataset(id_segment(id.field, value)?.to_owned())),
+                ResourceKind::Scorer if id.field == "name" => {
+                    let experiment = scorer_experiment
+                        .as_deref()
+                        .ok_or_else(|| missing("experiment_id"))?;
+                    plan.arns.push(scope.scorer(
+                        &number_id("experiment_id", experiment)?,
+                        id_segment(id.field, value)?,
+                    ));
+                }
                 ResourceKind::RegisteredModel | ResourceKind::ModelVersion
                     if id.field == "name" =>
                 {
@@ -541,6 +557,9 @@ fn reference_target(
         }
         ResourceKind::Run => ReferenceTarget::Lookup(child(Child::Run, id, value)?),
         ResourceKind::LoggedModel => ReferenceTarget::Lookup(child(Child::LoggedModel, id, value)?),
+        ResourceKind::Dataset => {
+            ReferenceTarget::Lookup(Lookup::Dataset(id_segment(id.field, value)?.to_owned()))
+        }
         ResourceKind::ModelSource => match model_source(id.field, value)? {
             ModelSource::ModelVersion { name, selector } => ReferenceTarget::ModelVersion {
                 name: name.to_owned(),
@@ -601,7 +620,9 @@ fn param_error(error: mlgate_catalog::ParamError) -> GatewayError {
     GatewayError::BadRequest(error.to_string())
 }
 
-/// The ARN word for resources that are not (yet) anchored under an experiment or a model.
+/// The ARN word for resources that are not anchored under an experiment or a model (a dataset
+/// linked to no experiment; scorers named by id, which MLflow maps to no experiment through its
+/// API).
 pub(crate) fn flat_kind(kind: ResourceKind) -> Option<&'static str> {
     Some(match kind {
         ResourceKind::Dataset => "dataset",
@@ -875,8 +896,8 @@ impl Resolver {
         Ok(arns)
     }
 
-    /// Adds the ARN(s) a lookup resolves to: one, or a registered model's as both kinds when
-    /// its kind is unknown.
+    /// Adds the ARN(s) a lookup resolves to: one, a registered model's as both kinds when its
+    /// kind is unknown, or a dataset's under each of its experiments.
     async fn lookup_arns(
         &self,
         lookup: &Lookup,
@@ -886,6 +907,15 @@ impl Resolver {
             Lookup::Child { kind, id } => self.child_arn(*kind, id).await?,
             Lookup::ExperimentNamed(name) => {
                 self.scope.experiment(&self.experiment_id(name).await?)
+            }
+            Lookup::Dataset(id) => {
+                let experiments = self.dataset_experiments(id).await?;
+                if experiments.is_empty() {
+                    self.scope.flat("dataset", id)
+                } else {
+                    arns.extend(experiments.iter().map(|e| self.scope.dataset(e, id)));
+                    return Ok(());
+                }
             }
             Lookup::Model {
                 name,
@@ -907,6 +937,31 @@ impl Resolver {
         };
         arns.push(arn);
         Ok(())
+    }
+
+    /// The experiments a dataset is linked to, from MLflow. Not cached: links change with
+    /// AddDatasetToExperiments and RemoveDatasetFromExperiments.
+    pub async fn dataset_experiments(&self, id: &str) -> Result<Vec<String>, GatewayError> {
+        let path = format!("/api/3.0/mlflow/datasets/{}/experiment-ids", escape(id));
+        let what = format!("dataset '{id}'");
+        let json = self.lookup_json(&path, &what).await?;
+        let malformed = || {
+            GatewayError::UpstreamUnavailable(format!(
+                "MLflow's answer for the experiments of {what} is not a list of ids"
+            ))
+        };
+        match json.get("experiment_ids") {
+            // MLflow leaves empty lists out of its answers.
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(ids)) => ids
+                .iter()
+                .map(|id| {
+                    let id = id.as_str().ok_or_else(malformed)?;
+                    Ok(number_id("experiment_id", id)?)
+                })
+                .collect(),
+            Some(_) => Err(malformed()),
+        }
     }
 
     async fn child_arn(&self, kind: Child, id: &str) -> Result<String, GatewayError> {
@@ -1441,7 +1496,7 @@ mod tests {
             [(
                 "GetDatasetRecords",
                 "config.dataset_id",
-                ReferenceTarget::Arn(format!("{ARN}dataset/d-1"))
+                ReferenceTarget::Lookup(Lookup::Dataset("d-1".into()))
             )]
         );
         let guardrail = plan_for(
@@ -1459,6 +1514,49 @@ mod tests {
                 ReferenceTarget::Arn(format!("{ARN}scorer/s-1"))
             )]
         );
+    }
+
+    #[test]
+    fn datasets_are_looked_up_and_scorers_lie_under_their_experiment() {
+        let records =
+            plan_for("GET", "/api/3.0/mlflow/datasets/d-1/records", None, &[]).expect("plan");
+        assert_eq!(records.lookups, [Lookup::Dataset("d-1".into())]);
+        assert!(records.arns.is_empty());
+        let linked = plan_for(
+            "POST",
+            "/api/3.0/mlflow/datasets/d-1/add-experiments",
+            Some(json!({"experiment_ids": ["7"]})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(linked.lookups, [Lookup::Dataset("d-1".into())]);
+        assert_eq!(linked.arns, [format!("{ARN}experiment/7")]);
+        let scorer = plan_for(
+            "GET",
+            "/api/3.0/mlflow/scorers/get?experiment_id=07&name=judge",
+            None,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            scorer.arns,
+            [
+                format!("{ARN}experiment/7"),
+                format!("{ARN}experiment/7/scorer/judge")
+            ]
+        );
+        assert!(
+            plan_for("GET", "/api/3.0/mlflow/scorers/get?name=judge", None, &[]).is_err(),
+            "a scorer name without its experiment"
+        );
+        let online = plan_for(
+            "GET",
+            "/api/3.0/mlflow/scorers/online-configs?scorer_ids=s-1",
+            None,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(online.arns, [format!("{ARN}scorer/s-1")]);
     }
 
     #[test]
