@@ -67,6 +67,9 @@ pub enum ListedItem {
     /// An evaluation dataset, `dataset_id`: readable when its read is allowed under every
     /// experiment it is linked to (which the gateway looks up, the answer does not say).
     Dataset,
+    /// A folder or file at the root of the proxied artifact store, `path`: an experiment id
+    /// (decided on that experiment) or another name (decided on the server).
+    ArtifactFolder,
 }
 
 /// Where a write's request names its author, which the gateway overwrites with the principal.
@@ -166,6 +169,17 @@ const fn listing(
         item,
     }
 }
+
+/// The proxied artifact store's root (ListArtifacts without a path): one folder per experiment
+/// with artifacts, each listed when listing it directly would be allowed.
+pub static ARTIFACT_ROOT: Listing = listing(
+    "ListArtifacts",
+    "files",
+    "mlflow:ListArtifacts",
+    "/api/2.0/mlflow-artifacts/artifacts",
+    None,
+    ListedItem::ArtifactFolder,
+);
 
 /// SearchModelVersions' listing, which GraphQL's lists of model versions are filtered by too.
 pub static MODEL_VERSIONS: Listing = listing(

@@ -53,7 +53,9 @@ pub use catalog::{
     Access, Classified, GRAPHQL_MUTATION_OPERATION, IdField, IdSource, ParamStyle, ResourceKind,
     Route, Server, classify, routes,
 };
-pub use facts::{Author, Change, Changes, Filtering, ListedItem, Listing, MODEL_VERSIONS, Serves};
+pub use facts::{
+    ARTIFACT_ROOT, Author, Change, Changes, Filtering, ListedItem, Listing, MODEL_VERSIONS, Serves,
+};
 pub use graphql::{
     GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, MAX_ROOT_FIELDS,
     ModelVersionList, OperationKind, graphql_request, graphql_root_fields,

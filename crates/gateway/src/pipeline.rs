@@ -221,7 +221,7 @@ impl Gateway {
             trail.reason = Some("the listing names no parent: answered empty".into());
             return Ok(empty_answer());
         }
-        if let Some(listing) = filter::listing_of(route) {
+        if let Some(listing) = filter::listing_of(route, &params) {
             let search = Search {
                 listing,
                 parts: &parts,

@@ -11,8 +11,9 @@
 //! `mlflow:ExperimentName`, `mlflow:ExperimentTag/<k>` and `mlflow:ModelTag/<k>`) and from the
 //! creators mlgate recorded (`mlflow:ResourceCreator`, one store query per upstream page): no
 //! MLflow call per item, but for evaluation datasets, whose answer does not say which
-//! experiments each is linked to: those are looked up per item, and the item is decided under
-//! each of them with its keys ([`Links`]).
+//! experiments each is linked to, and the artifact store's root folders, which are experiment
+//! ids: their experiments are looked up per item, and the item is decided under each of them
+//! with its keys ([`Links`]).
 //!
 //! Pages stay full: [`fill_page`] asks MLflow for further upstream pages until `max_results`
 //! readable items are collected or MLflow has no more (at most [`MAX_UPSTREAM_PAGES`] calls;
@@ -41,14 +42,14 @@ mod search;
 pub use narrow::{Narrowed, narrow};
 pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
 
-use mlgate_catalog::{Filtering, ListedItem, Listing, Route};
+use mlgate_catalog::{ARTIFACT_ROOT, Filtering, ListedItem, Listing, Params, ResourceKind, Route};
 
 use crate::authorize::Asker;
 use crate::error::GatewayError;
-use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, flat_kind};
+use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind};
 
-/// The experiments each listed dataset is linked to (dataset id → experiment ids with their
-/// facts), looked up once per upstream page.
+/// The experiments of the page's items that are decided under them ([`linked_id`]): item id →
+/// experiment ids with their facts, looked up once per upstream page.
 pub type Links = HashMap<String, Vec<(String, Arc<ExperimentFacts>)>>;
 
 /// Upstream calls one filtered page may make before it is returned short (with a token that
@@ -67,10 +68,22 @@ pub fn lists_nothing(route: &Route, named: usize) -> bool {
     named == 0 && route.filtering == Some(Filtering::ParentsOrEmpty)
 }
 
-/// The listing a request is answered with, when its answer is filtered item by item.
-pub fn listing_of(route: &Route) -> Option<&'static Listing> {
+/// The listing a request is answered with, when its answer is filtered item by item: its
+/// route's, or the artifact store's root (ListArtifacts of the proxy without a path, whose
+/// folders are experiment ids).
+pub fn listing_of(route: &Route, params: &Params) -> Option<&'static Listing> {
     match route.filtering {
         Some(Filtering::Items(listing)) => Some(listing),
+        _ if route.operation == ARTIFACT_ROOT.operation
+            && route.resource == ResourceKind::Artifact
+            && params
+                .try_str_value("path")
+                .ok()
+                .flatten()
+                .is_none_or(|path| path.trim_end_matches('/').is_empty()) =>
+        {
+            Some(&ARTIFACT_ROOT)
+        }
         _ => None,
     }
 }
@@ -143,6 +156,11 @@ pub fn item_resource(listing: &Listing, scope: &ArnScope, item: &Value) -> Optio
             segment(id)?;
             (vec![scope.flat("dataset", id)], id)
         }
+        ListedItem::ArtifactFolder => {
+            let name = text("path")?;
+            segment(name)?;
+            (vec![artifact_owner(name).ok()?.arn(scope)], name)
+        }
     };
     Some(ItemResource {
         arns,
@@ -161,18 +179,23 @@ pub fn creator_arn(listing: &Listing, scope: &ArnScope, item: &Value) -> Option<
         ListedItem::RegisteredModel | ListedItem::ModelVersion => {
             text("name").map(|name| scope.registered_model_arn(name, None, tag_pairs(item)).0)
         }
-        ListedItem::Flat(..) | ListedItem::McpServer(_) | ListedItem::Dataset => None,
+        ListedItem::Flat(..)
+        | ListedItem::McpServer(_)
+        | ListedItem::Dataset
+        | ListedItem::ArtifactFolder => None,
     }
 }
 
-/// The ids of the datasets among `items` (none unless `listing` lists datasets).
-pub fn dataset_ids(listing: &Listing, items: &[Value]) -> Vec<String> {
+/// The id of an item decided under experiments that are looked up ([`Links`]): a dataset's,
+/// or an artifact root folder's that is an experiment id.
+pub fn linked_id<'a>(listing: &Listing, item: &'a Value) -> Option<&'a str> {
+    let text = |field: &str| item.get(field).and_then(Value::as_str);
     match listing.item {
-        ListedItem::Dataset => items
-            .iter()
-            .filter_map(|item| Some(item.get("dataset_id")?.as_str()?.to_owned()))
-            .collect(),
-        _ => Vec::new(),
+        ListedItem::Dataset => text("dataset_id"),
+        ListedItem::ArtifactFolder => {
+            text("path").filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+        }
+        _ => None,
     }
 }
 
@@ -221,7 +244,8 @@ pub struct Readability<'a> {
 impl Readability<'_> {
     /// Whether the item may be listed; `creator` is who created what it belongs to
     /// ([`creator_arn`]), as the direct read would see it; `links` the experiments of the
-    /// page's datasets (a dataset missing from them is not listed).
+    /// page's items that are decided under them (such an item missing from them, say gone
+    /// since MLflow listed it, is not listed).
     pub fn readable(&self, item: &Value, creator: Option<&str>, links: Option<&Links>) -> bool {
         let Some(ItemResource { arns, keys, id }) = item_resource(self.listing, self.scope, item)
         else {
@@ -246,11 +270,11 @@ impl Readability<'_> {
                     .ask(self.listing.read_action, arns, &execute_api, context);
             verdict.is_allowed()
         };
-        if self.listing.item != ListedItem::Dataset {
+        if linked_id(self.listing, item).is_none() {
             return allowed(&arns, &context);
         }
-        // A dataset is read under every experiment it is linked to, each with its own keys,
-        // as a request for it is decided.
+        // Read under every experiment it lies under, each with its own keys, as a request for
+        // it is decided.
         match links.and_then(|links| links.get(&id)) {
             None => false,
             Some(linked) if linked.is_empty() => allowed(&arns, &context),
@@ -259,7 +283,11 @@ impl Readability<'_> {
                 for (key, value) in facts.context() {
                     context.insert(&key, value);
                 }
-                allowed(&[self.scope.dataset(experiment, &id)], &context)
+                let arn = match self.listing.item {
+                    ListedItem::Dataset => self.scope.dataset(experiment, &id),
+                    _ => self.scope.experiment(experiment),
+                };
+                allowed(&[arn], &context)
             }),
         }
     }
@@ -368,8 +396,8 @@ impl From<Malformed> for String {
 pub struct PageLookups {
     /// [`creator_arn`]s of the items (none when no item has one).
     pub creators: Vec<String>,
-    /// Ids of the datasets listed ([`dataset_ids`]).
-    pub datasets: Vec<String>,
+    /// Ids of the items decided under experiments that are looked up ([`linked_id`]).
+    pub linked: Vec<String>,
 }
 
 /// The answers to a page's [`PageLookups`].
@@ -377,7 +405,7 @@ pub struct PageLookups {
 pub struct PageFacts {
     /// Creator ARN → creator name.
     pub creators: HashMap<String, String>,
-    /// `None` when no dataset was listed.
+    /// `None` when no item needed them.
     pub links: Option<Links>,
 }
 
@@ -431,7 +459,10 @@ where
         arns.dedup();
         let lookups = PageLookups {
             creators: arns,
-            datasets: dataset_ids(listing, fresh),
+            linked: fresh
+                .iter()
+                .filter_map(|item| linked_id(listing, item).map(str::to_owned))
+                .collect(),
         };
         let facts = if lookups == PageLookups::default() {
             PageFacts::default()

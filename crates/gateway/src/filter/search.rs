@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::{Listing, Params};
+use mlgate_catalog::{ListedItem, Listing, Params};
 
 use super::{Links, Malformed, PageFacts, PageLookups, PageRequest, PageTokens, Readability};
 use crate::audit::Trail;
@@ -28,7 +28,7 @@ use crate::resolve::{ExperimentFacts, Resolver};
 pub const MAX_SEARCH_ANSWER_BYTES: usize = 64 << 20;
 
 /// What filtered searches need: MLflow, the page-token key, the decision, and the resolver
-/// for the experiments of listed datasets.
+/// for the experiments of listed datasets and folders.
 pub struct Searches {
     pub upstream: Upstream,
     pub resolver: Resolver,
@@ -108,9 +108,9 @@ impl Searches {
                     true => HashMap::new(),
                     false => self.authorizer.creators(asker, &lookups.creators).await?,
                 };
-                let links = match lookups.datasets.is_empty() {
+                let links = match lookups.linked.is_empty() {
                     true => None,
-                    false => Some(self.links(&lookups.datasets).await?),
+                    false => Some(self.links(listing, &lookups.linked).await?),
                 };
                 Ok::<PageFacts, Fetched>(PageFacts { creators, links })
             },
@@ -148,12 +148,13 @@ impl Searches {
             .into_response())
     }
 
-    /// The experiments each dataset is linked to, with their facts, from MLflow. A dataset or
-    /// experiment gone since MLflow listed it leaves the dataset out (not listed).
-    async fn links(&self, datasets: &[String]) -> Result<Links, GatewayError> {
+    /// The experiments of each item (a dataset's links, or the folder's own experiment), with
+    /// their facts, from MLflow. One gone since MLflow listed the item leaves it out (not
+    /// listed).
+    async fn links(&self, listing: &Listing, ids: &[String]) -> Result<Links, GatewayError> {
         let mut links = Links::new();
-        for id in datasets {
-            match self.linked_experiments(id).await {
+        for id in ids {
+            match self.linked_experiments(listing, id).await {
                 Ok(linked) => links.insert(id.clone(), linked),
                 Err(GatewayError::NotFound(_)) => continue,
                 Err(error) => return Err(error),
@@ -164,10 +165,15 @@ impl Searches {
 
     async fn linked_experiments(
         &self,
-        dataset: &str,
+        listing: &Listing,
+        id: &str,
     ) -> Result<Vec<(String, Arc<ExperimentFacts>)>, GatewayError> {
+        let experiments = match listing.item {
+            ListedItem::Dataset => self.resolver.dataset_experiments(id).await?,
+            _ => vec![id.to_owned()],
+        };
         let mut linked = Vec::new();
-        for experiment in self.resolver.dataset_experiments(dataset).await? {
+        for experiment in experiments {
             let facts = self.resolver.experiment_facts(&experiment).await?;
             linked.push((experiment, facts));
         }

@@ -21,9 +21,14 @@ fn route(operation: &str) -> &'static Route {
         .expect("catalogued")
 }
 
+/// A GET request's fields from its query string.
+fn fields(query: &str) -> Params {
+    mlgate_catalog::read_params("GET", Some(query), None, b"").expect("fields")
+}
+
 /// The listing of `operation`, filtered item by item.
 fn listing(operation: &str) -> &'static Listing {
-    listing_of(route(operation)).expect("listing")
+    listing_of(route(operation), &fields("")).expect("listing")
 }
 
 fn experiments() -> &'static Listing {
@@ -414,9 +419,59 @@ fn unscoped_listings_are_answered_empty_and_datasets_always_filtered() {
     assert!(lists_nothing(route("SearchTraces"), 0));
     assert!(!lists_nothing(route("SearchTraces"), 1));
     assert!(!lists_nothing(route("SearchRuns"), 0));
-    assert!(listing_of(route("SearchEvaluationDatasets")).is_some());
-    assert!(listing_of(route("SearchExperiments")).is_some());
+    assert!(listing_of(route("SearchEvaluationDatasets"), &fields("")).is_some());
+    assert!(listing_of(route("SearchExperiments"), &fields("")).is_some());
     assert_eq!(route("SearchDatasets").filtering, Some(Filtering::Narrowed));
+}
+
+#[test]
+fn the_artifact_roots_folders_are_listed_as_their_direct_listings_are_decided() {
+    let proxy = mlgate_catalog::routes()
+        .iter()
+        .find(|r| r.operation == "ListArtifacts" && r.resource == ResourceKind::Artifact)
+        .expect("proxy listing");
+    for root in ["", "path=", "path=%2F"] {
+        assert_eq!(
+            listing_of(proxy, &fields(root)),
+            Some(&ARTIFACT_ROOT),
+            "{root}"
+        );
+    }
+    assert_eq!(listing_of(proxy, &fields("path=1")), None);
+    assert_eq!(
+        listing_of(route("ListArtifacts"), &fields("run_id=r")),
+        None
+    );
+    let s = scope();
+    let policies = vec![policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:ListArtifacts",
+            "Resource":"arn:mlflow:*:*:experiment/*",
+            "Condition":{"StringLike":{"mlflow:ExperimentName":"team-a/*"}}},
+            {"Effect":"Allow","Action":"mlflow:ListArtifacts","Resource":"arn:mlflow:*:*:server"}]}"#,
+    )];
+    let asker = asker(&policies);
+    let reader = reader(&ARTIFACT_ROOT, &s, &asker);
+    let named = |name: &str| {
+        Arc::new(crate::resolve::ExperimentFacts {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+    };
+    let links: Links = [
+        ("1".to_owned(), vec![("1".to_owned(), named("team-a/x"))]),
+        ("2".to_owned(), vec![("2".to_owned(), named("team-b/y"))]),
+    ]
+    .into_iter()
+    .collect();
+    let folder = |path: &str| json!({"path": path, "is_dir": true});
+    assert!(reader.readable(&folder("1"), None, Some(&links)));
+    assert!(!reader.readable(&folder("2"), None, Some(&links)));
+    // An experiment id MLflow no longer knows: not listed.
+    assert!(!reader.readable(&folder("3"), None, Some(&links)));
+    // Other names are the server's, as listing them directly is.
+    assert_eq!(linked_id(&ARTIFACT_ROOT, &folder("skills")), None);
+    assert!(reader.readable(&folder("skills"), None, Some(&links)));
+    assert!(!reader.readable(&folder(".."), None, Some(&links)));
 }
 
 #[test]
@@ -466,13 +521,13 @@ fn a_dataset_is_readable_under_every_experiment_it_is_linked_to() {
     assert!(!readable("d-own", None));
     assert!(!readable("d-missing", Some(&links)));
     assert_eq!(
-        dataset_ids(
-            datasets,
-            &[json!({"dataset_id": "d-1"}), json!({"name": "x"})]
-        ),
-        ["d-1"]
+        linked_id(datasets, &json!({"dataset_id": "d-1"})),
+        Some("d-1")
     );
-    assert!(dataset_ids(experiments(), &[json!({"dataset_id": "d-1"})]).is_empty());
+    assert_eq!(
+        linked_id(experiments(), &json!({"dataset_id": "d-1"})),
+        None
+    );
 }
 
 #[test]

@@ -22,9 +22,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::error::GatewayError;
 use crate::forward::Upstream;
 
-use arn::{artifact_owner, id_segment, number_id, prompt_uri};
+use arn::{id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
+pub(crate) use arn::artifact_owner;
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
 
 /// MLflow's default experiment, which its store uses when a request names none.
