@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import http.client
 import json
 import os
@@ -1169,7 +1170,105 @@ def metadata(s: Settings, oha: Oha) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
-ALL_CASES = ["micro", "gateway", "e2e", "search", "memory"]
+# ------------------------------------------------------------------------------ case: replicas
+
+
+def pg_transactions(url: str) -> int:
+    """Transactions committed on the database at `url` so far (pg_stat_database)."""
+    out = subprocess.run(
+        ["bash", str(ms.Postgres.SCRIPT), "sql", url,
+         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"],
+        check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
+def parallel_load(oha: Oha, targets: List[Target], s: Settings) -> Dict[str, Any]:
+    """The same closed-loop load (s.concurrency in total) split evenly over `targets`, all at
+    once, as a load balancer would: summed throughput, the worst replica's p50 and p99."""
+    per = max(1, s.concurrency // len(targets))
+    with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
+        runs = list(pool.map(lambda t: oha.run(t, GATEWAY_CALL, s.duration, per), targets))
+    return {
+        "rps": sum(r["rps"] for r in runs),
+        "p50_ms": max(r["p50_ms"] for r in runs),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "runs": runs,
+    }
+
+
+def revocation_delays(stack: ms.Stack, replicas: List[ms.Stack], count: int) -> List[float]:
+    """Seconds from `mlgate token revoke` until each replica refuses the token, `count` times."""
+    delays = []
+    for _ in range(count):
+        token = stack.mlgate("token", "create", "--user", "mlflow-reader").stdout.strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        for r in replicas:  # cached everywhere first
+            if http_call(r.url + GATEWAY_CALL.path, headers=auth)[0] != 200:
+                raise CaseFailed("a fresh token was refused")
+        stack.mlgate("token", "revoke", token.split("_")[1])
+        revoked = time.monotonic()
+        for r in replicas:
+            while http_call(r.url + GATEWAY_CALL.path, headers=auth)[0] != 401:
+                if time.monotonic() - revoked > 10:
+                    raise CaseFailed(f"{r.url} still accepts a token revoked 10 s ago")
+                time.sleep(0.005)
+            delays.append(time.monotonic() - revoked)
+    return sorted(delays)
+
+
+def case_replicas(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+    """1 mlgate on SQLite vs 1, 2 and 3 on one PostgreSQL, in front of the stub, same load; the
+    PostgreSQL transactions during the load (the decision path is cached: only the replicas'
+    change-counter checks and cache reloads, however many requests); the revocation propagation
+    delay."""
+    stub, stub_port = start_stub(s.out / "logs", 1024)
+    postgres = ms.Postgres()
+    running: List[ms.Stack] = []
+    setups: Dict[str, Any] = {}
+    try:
+        for store, count in (("sqlite", 1), ("postgres", 1), ("postgres", 2), ("postgres", 3)):
+            name = f"{store}-{count}"
+            url = postgres.url(f"bench_{store}_{count}") if store == "postgres" else None
+            first = ms.Stack(s.out / f"replicas-{name}", port=ms.free_port(), mlflow_port=stub_port,
+                             binary=ms.mlgate_binary(), store_url=url)
+            first.data_dir.mkdir(parents=True, exist_ok=True)
+            first.apply(DEMO_FILE, demo_passwords())
+            running = [first] + [first.replica() for _ in range(count - 1)]
+            for r in running:
+                r.start_gateway()
+            token = first.mlgate("token", "create", "--user", "mlflow-reader").stdout.strip()
+            targets = [Target(f"{name}-{i}", r.url, {"Authorization": f"Bearer {token}"},
+                              r.gateway.pid) for i, r in enumerate(running)]
+            for t in targets:
+                check(t, GATEWAY_CALL)
+            before = pg_transactions(url) if url else None
+            load = parallel_load(oha, targets, s)
+            if url:
+                load["pg_transactions"] = pg_transactions(url) - before
+            log(f"  {name:<11} {load['rps']:9.0f} req/s  p99 {load['p99_ms']:8.3f} ms"
+                + (f"  PostgreSQL transactions {load['pg_transactions']}" if url else ""))
+            if name == "postgres-3":
+                delays = revocation_delays(first, running, 3 if s.quick else 20)
+                results["revocation_ms"] = {
+                    "samples": len(delays),
+                    "p50": 1000 * statistics.median(delays),
+                    "p99": 1000 * delays[min(len(delays) - 1, round(0.99 * (len(delays) - 1)))],
+                    "max": 1000 * delays[-1],
+                }
+            setups[name] = load
+            for r in running:
+                r.stop_gateway()
+            running = []
+        results.update({"concurrency": s.concurrency, "duration_s": s.duration, "setups": setups})
+    finally:
+        for r in running:
+            r.stop_gateway()
+        postgres.close()
+        stub.stop()
+
+
+ALL_CASES = ["micro", "gateway", "e2e", "search", "memory", "replicas"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -1213,6 +1312,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 case_search(s, res, oha)
             elif name == "memory":
                 case_memory(s, res)
+            elif name == "replicas":
+                case_replicas(s, res, oha)
             res["status"] = "ok"
         except Exception as e:  # a case that cannot run fails the suite; the others still run
             status = 1

@@ -306,6 +306,11 @@ class Stack:
     def audit_log(self) -> Path:
         return self._audit_log or self.data_dir / "audit.log"
 
+    @property
+    def audit_logs(self) -> List[Path]:
+        """Every audit log requests to this stack's URL may land in."""
+        return [self.audit_log]
+
     # mlgate CLI ----------------------------------------------------------------------
 
     def mlgate(

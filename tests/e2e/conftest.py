@@ -3,7 +3,8 @@ temporary data dir, bootstrapped with the quick start's own deploy/demo.toml; to
 end of the session (scripts/lib/mlgate_stack.py does the starting, waiting and stopping).
 
 `--store postgres` runs the session's mlgate on a throwaway PostgreSQL server instead of the
-embedded SQLite (the `postgres` fixture)."""
+embedded SQLite (the `postgres` fixture); `--replicas N` with it runs N mlgate replicas on that
+store behind a round-robin balancer, so the same tests spread their requests over all of them."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from support import (
 def pytest_addoption(parser):
     parser.addoption("--store", choices=("sqlite", "postgres"), default="sqlite",
                      help="mlgate's store for the session stack")
+    parser.addoption("--replicas", type=int, default=1,
+                     help="mlgate replicas behind a round-robin balancer (needs --store postgres)")
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +58,10 @@ def store_url(request):
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, store_url):
+def stack(request, tmp_path_factory, store_url):
+    replicas = request.config.getoption("--replicas")
+    if replicas > 1 and store_url is None:
+        raise pytest.UsageError("--replicas needs --store postgres")
     binary = mlgate_stack.build_mlgate()
     data_dir = tmp_path_factory.mktemp("mlgate-data")
     st = mlgate_stack.Stack(data_dir, port=mlgate_stack.free_port(), binary=binary,
@@ -66,6 +72,12 @@ def stack(tmp_path_factory, store_url):
     }
     st.up(mlgate_stack.DEMO_FILE, passwords)
     st.passwords = passwords
+    if replicas > 1:
+        try:
+            st = support.Replicated(st, replicas)
+        except BaseException:
+            st.down()
+            raise
     os.environ["MLFLOW_TRACKING_URI"] = st.url
     mlflow.set_tracking_uri(st.url)
     try:
@@ -110,7 +122,7 @@ def mlflow_log(stack):
 
 @pytest.fixture(scope="session")
 def audit(stack):
-    return AuditLog(stack.audit_log)
+    return AuditLog(*stack.audit_logs)
 
 
 def unique(prefix: str) -> str:

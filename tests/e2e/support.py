@@ -7,12 +7,15 @@ MLFLOW_TRACKING_USERNAME / PASSWORD / TOKEN for the duration of a `with` block.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -236,41 +239,51 @@ class MlflowAccessLog:
         return any(needle in line for line in self.since(mark))
 
 
+def _arrival(record: dict) -> tuple:
+    """A sort key for a record's RFC 3339 `time` (fractions of any length compare right)."""
+    seconds, _, fraction = record.get("time", "").rstrip("Z").partition(".")
+    return seconds, fraction.ljust(9, "0")
+
+
 class AuditLog:
-    """mlgate's audit log: one JSON object per line."""
+    """mlgate's audit log: one JSON object per line, in one file per replica (a stack of
+    replicas reads as one log, its records in order of arrival)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, *paths: Path) -> None:
+        self.paths = paths
 
-    def _size(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
+    def _sizes(self) -> tuple:
+        return tuple(p.stat().st_size if p.exists() else 0 for p in self.paths)
 
-    def mark(self) -> int:
+    def mark(self) -> tuple:
         """The current end of the log, once earlier requests' records have been written (the
         writer is asynchronous: wait until the size holds still for 0.2 s)."""
-        size = self._size()
+        sizes = self._sizes()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            now = self._size()
-            if now == size:
+            now = self._sizes()
+            if now == sizes:
                 break
-            size = now
-        return size
+            sizes = now
+        return sizes
 
-    def records_since(self, mark: int) -> List[dict]:
-        if not self.path.exists():
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(mark)
-            data = f.read()
-        # Only complete lines: the writer is asynchronous. Checkpoints and drop markers are
-        # events, not request records.
-        complete = data[: data.rfind(b"\n") + 1]
-        lines = [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
-        return [line for line in lines if "event" not in line]
+    def records_since(self, mark: tuple) -> List[dict]:
+        records: List[dict] = []
+        for path, offset in zip(self.paths, mark):
+            if not path.exists():
+                continue
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+            # Only complete lines: the writer is asynchronous. Checkpoints and drop markers are
+            # events, not request records.
+            complete = data[: data.rfind(b"\n") + 1]
+            lines = [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+            records += [line for line in lines if "event" not in line]
+        return sorted(records, key=_arrival) if len(self.paths) > 1 else records
 
-    def wait_for(self, mark: int, count: int, timeout: float = 10.0) -> List[dict]:
+    def wait_for(self, mark: tuple, count: int, timeout: float = 10.0) -> List[dict]:
         """Waits until at least `count` records were written after `mark`; returns them all."""
         deadline = time.monotonic() + timeout
         records: List[dict] = []
@@ -281,18 +294,105 @@ class AuditLog:
                 return self.records_since(mark)
             time.sleep(0.1)
         raise AssertionError(
-            f"expected {count} audit record(s) after offset {mark}, found {len(records)}"
+            f"expected {count} audit record(s) after {mark}, found {len(records)}"
         )
 
 
+class RoundRobin:
+    """A round-robin HTTP/1.1 load balancer in front of replicas, for the tests: each request
+    goes to the next replica. It rewrites each request to `Connection: close` (so the client's
+    next request comes on a new connection, to the next replica) and relays bytes both ways.
+    asyncio in a daemon thread."""
+
+    def __init__(self, ports: List[int]) -> None:
+        self.port = mlgate_stack.free_port()
+        self._next = itertools.cycle(ports)
+        self._loop = asyncio.new_event_loop()
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._relay, "127.0.0.1", self.port))
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    @staticmethod
+    def _one_request(head: bytes) -> bytes:
+        """The request head with `Connection: close` instead of the client's keep-alive."""
+        lines = head.rstrip(b"\r\n").split(b"\r\n")
+        kept = [line for line in lines[1:]
+                if line.split(b":", 1)[0].strip().lower() not in (b"connection", b"keep-alive")]
+        return b"\r\n".join([lines[0], *kept, b"Connection: close"]) + b"\r\n\r\n"
+
+    @staticmethod
+    async def _pipe(source, sink) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    async def _relay(self, client_r, client_w) -> None:
+        try:
+            head = await client_r.readuntil(b"\r\n\r\n")
+            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", next(self._next))
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            client_w.close()
+            return
+        upstream_w.write(self._one_request(head))
+        uploading = asyncio.ensure_future(self._pipe(client_r, upstream_w))
+        # The replica closes the connection after its one response: then so does the balancer.
+        await self._pipe(upstream_r, client_w)
+        uploading.cancel()
+        for writer in (upstream_w, client_w):
+            writer.close()
+
+
+class Replicated:
+    """Replicas of one stack (same MLflow, master key and PostgreSQL store) behind a
+    `RoundRobin` balancer: reads like the one stack, with the balancer's URL and every
+    replica's audit log."""
+
+    def __init__(self, first, count: int) -> None:
+        self.first = first
+        self.others = [first.replica() for _ in range(count - 1)]
+        for replica in self.others:
+            replica.start_gateway()
+        self.balancer = RoundRobin([first.port] + [r.port for r in self.others])
+
+    def __getattr__(self, name: str):
+        return getattr(self.first, name)
+
+    @property
+    def url(self) -> str:
+        return self.balancer.url
+
+    @property
+    def audit_logs(self) -> List[Path]:
+        return [self.first.audit_log] + [r.audit_log for r in self.others]
+
+    def down(self) -> None:
+        self.balancer.close()
+        for replica in self.others:
+            replica.stop_gateway()
+        self.first.down()
+
+
 def raw_http(url: str, method: str, target: str, body: bytes = b"",
-             headers: Optional[dict] = None) -> tuple:
-    """One request with an exact request target (no client-side path normalization)."""
+             headers: Optional[dict] = None, source: Optional[str] = None) -> tuple:
+    """One request with an exact request target (no client-side path normalization), from the
+    local address `source` when given (e.g. 127.0.0.2: another peer on the loopback)."""
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
         for k, v in (headers or {}).items():

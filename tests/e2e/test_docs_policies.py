@@ -30,6 +30,7 @@ SCENARIOS = {
     "README.md#OwnExperiments": "test_docs_policies::test_own_experiments_example",  # and ..._in_the_ui
     "docs/policy-reference.md#ReadOwnExperiments": "test_docs_policies::test_policy_reference_opening_example",
     "docs/policy-reference.md#LinkRegisteredVersionsToLoggedModels": "test_docs_policies::test_tag_keys_example",
+    "docs/policy-reference.md#TeamAWorkspace": "test_workspaces::test_a_user_confined_to_a_workspace_gets_nothing_of_another",
     "docs/administration.md#NoProductionDeletes": "test_docs_policies::test_apply_example_deny_production_deletes",
     "docs/administration.md#OwnTeamExperiments": "test_docs_policies::test_apply_example_team_experiments",
     "docs/oidc.md#sts:AssumeRoleWithWebIdentity": "test_oidc::test_trust_policy_example_of_the_docs",

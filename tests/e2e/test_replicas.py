@@ -1,4 +1,4 @@
-"""Replicas on one PostgreSQL store: two mlgate processes behave as one service (sessions, page
+"""Replicas on one PostgreSQL store: three mlgate processes behave as one service (sessions, page
 tokens, revocation within a second), a PostgreSQL outage is a 503 that heals by itself, and a bad
 store URL or an unreachable database at start is reported clearly.
 
@@ -24,21 +24,21 @@ PROPAGATION_BOUND = 1.0
 
 @pytest.fixture(scope="module")
 def replicas(stack, postgres, tmp_path_factory):
-    """Replicas A and B on one PostgreSQL database, bootstrapped with the demo file."""
+    """Replicas A, B and C on one PostgreSQL database, bootstrapped with the demo file."""
     a = mlgate_stack.Stack(tmp_path_factory.mktemp("replicas"), port=mlgate_stack.free_port(),
                            mlflow_port=stack.mlflow_port, binary=stack.binary,
                            store_url=postgres.url("e2e_replicas"))
     a.apply(mlgate_stack.DEMO_FILE, stack.passwords)
-    b = a.replica()
+    all_three = [a, a.replica(), a.replica()]
     try:
-        a.start_gateway()
-        b.start_gateway()
-        # Everything below must come from the database, not from a file the two share.
+        for replica in all_three:
+            replica.start_gateway()
+        # Everything below must come from the database, not from a file they share.
         assert not (a.data_dir / mlgate_stack.STORE_FILE).exists()
-        yield a, b
+        yield all_three
     finally:
-        b.stop_gateway()
-        a.stop_gateway()
+        for replica in all_three:
+            replica.stop_gateway()
 
 
 def _search(url: str, token: str, **body) -> requests.Response:
@@ -58,16 +58,16 @@ def _refused_at(url: str, token: str, deadline: float) -> float:
 
 
 def test_a_revoked_token_is_refused_by_every_replica_within_a_second(replicas):
-    a, b = replicas
+    a = replicas[0]
     delays = []
     for _ in range(8):
         token, token_id = parse_token_output(a.mlgate("token", "create", "--user", READER).stdout)
-        for replica in (a, b):  # cached on both
+        for replica in replicas:  # cached on every one
             assert _search(replica.url, token).status_code == 200
             assert _search(replica.url, token).status_code == 200
         a.mlgate("token", "revoke", token_id)
         revoked = time.monotonic()
-        for replica in (a, b):
+        for replica in replicas:
             delays.append(_refused_at(replica.url, token, revoked + 5) - revoked)
     delays.sort()
     p50 = statistics.median(delays)
@@ -78,33 +78,34 @@ def test_a_revoked_token_is_refused_by_every_replica_within_a_second(replicas):
 
 
 def test_a_browser_session_from_one_replica_works_on_another(replicas, stack, users):
-    a, b = replicas
+    a, *others = replicas
     reader = users[READER]
     session, _ = sign_in(a.url, reader.name, reader.password)
-    # The cookie is host-only (127.0.0.1), so the same browser sends it to B.
-    whoami = session.get(b.url + "/_mlgate/whoami", timeout=30)
-    assert whoami.status_code == 200, whoami.text
-    assert READER in whoami.text
+    # The cookie is host-only (127.0.0.1), so the same browser sends it to B and C.
+    for replica in others:
+        whoami = session.get(replica.url + "/_mlgate/whoami", timeout=30)
+        assert whoami.status_code == 200, whoami.text
+        assert READER in whoami.text
 
 
 def test_a_search_page_token_from_one_replica_continues_on_another(replicas, admin, fresh_name):
-    a, b = replicas
     prefix = fresh_name("replica-page")
     with acting_as(admin) as client:
-        created = {client.create_experiment(f"{prefix}-{i}") for i in range(3)}
-    token, _ = parse_token_output(a.mlgate("token", "create", "--user", READER).stdout)
+        created = {client.create_experiment(f"{prefix}-{i}") for i in range(4)}
+    token, _ = parse_token_output(replicas[0].mlgate("token", "create", "--user", READER).stdout)
     flt = f"name LIKE '{prefix}-%'"
-    first = _search(a.url, token, filter=flt)
-    assert first.status_code == 200, first.text
-    page_token = first.json()["next_page_token"]
-    second = _search(b.url, token, filter=flt, page_token=page_token)
-    assert second.status_code == 200, second.text
-    ids = [e["experiment_id"] for e in first.json()["experiments"] + second.json()["experiments"]]
-    assert len(set(ids)) == 2 and set(ids) <= created
+    ids, page_token = [], None
+    for replica in replicas:  # page 1 from A, page 2 from B, page 3 from C
+        page = _search(replica.url, token, filter=flt,
+                       **({"page_token": page_token} if page_token else {}))
+        assert page.status_code == 200, page.text
+        ids += [e["experiment_id"] for e in page.json()["experiments"]]
+        page_token = page.json()["next_page_token"]
+    assert len(set(ids)) == 3 and set(ids) <= created
 
 
 def test_a_store_outage_is_a_503_and_heals_by_itself(replicas, postgres):
-    a, _ = replicas
+    a = replicas[0]
     token, _ = parse_token_output(a.mlgate("token", "create", "--user", READER).stdout)
     assert _search(a.url, token).status_code == 200
     postgres.stop()

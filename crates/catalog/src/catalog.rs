@@ -209,6 +209,9 @@ pub struct Route {
     /// It sets or deletes tags: its `key`, `tags[].key` and `tag_key` fields are the keys.
     pub writes_tags: bool,
     pub serves: Serves,
+    /// MLflow selects a workspace for it (`X-MLflow-Workspace`); when not, the header is
+    /// dropped and the request is decided in no workspace.
+    pub selects_workspace: bool,
 }
 
 impl Route {
@@ -521,6 +524,7 @@ fn index() -> &'static Index {
                     changes: facts::changes(spec.operation),
                     writes_tags: facts::writes_tags(spec.operation),
                     serves: facts::serves(spec.operation),
+                    selects_workspace: facts::selects_workspace(spec.operation),
                 });
             }
         }

@@ -141,6 +141,10 @@ pub(crate) fn writes_tags(operation: &str) -> bool {
     TAG_WRITES.contains(&operation)
 }
 
+pub(crate) fn selects_workspace(operation: &str) -> bool {
+    !WORKSPACE_FREE.contains(&operation)
+}
+
 pub(crate) fn serves(operation: &str) -> Serves {
     keyed(&SERVES, operation).unwrap_or(Serves::Api)
 }
@@ -316,6 +320,10 @@ static SERVES: [(&str, Serves); 2] = [
 
 /// The operations that set or delete tags: their `key`, `tags[].key` and `tag_key` fields fill
 /// `mlflow:TagKeys`.
+/// What MLflow answers without selecting a workspace (its `workspace_helpers` skips the server
+/// info, which a client asks before it knows whether workspaces exist).
+static WORKSPACE_FREE: [&str; 1] = ["GetServerInfo"];
+
 static TAG_WRITES: [&str; 20] = [
     "SetTag",
     "DeleteTag",
@@ -352,6 +360,7 @@ mod tests {
             .chain(CHANGES.iter().map(|(op, _)| *op))
             .chain(SERVES.iter().map(|(op, _)| *op))
             .chain(TAG_WRITES.iter().copied())
+            .chain(WORKSPACE_FREE.iter().copied())
             .chain(LISTINGS.iter().map(|listing| listing.operation))
     }
 

@@ -39,6 +39,7 @@
 //! * MLflow's `--static-prefix` is not supported: the catalog is the unprefixed route set.
 
 mod arn;
+mod basic_auth;
 mod catalog;
 mod facts;
 mod graphql;
@@ -49,6 +50,7 @@ mod references;
 mod traces;
 
 pub use arn::execute_api_arn;
+pub use basic_auth::{AUTH_ROUTES, AuthOperation, AuthRoute, Callers, classify_auth};
 pub use catalog::{
     Access, Classified, GRAPHQL_MUTATION_OPERATION, IdField, IdSource, ParamStyle, ResourceKind,
     Route, Server, classify, routes,

@@ -5,12 +5,14 @@
 //! Every flag of `serve` also reads an `MLGATE_*` environment variable so scripts and CI can
 //! drive the gateway without arguments. `docs/configuration.md` lists them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use http::Uri;
+use ipnet::IpNet;
 
 /// Audit records waiting for the writer, by default, before `--audit-overload` applies.
 pub const DEFAULT_AUDIT_QUEUE_CAPACITY: usize = 16_384;
@@ -21,6 +23,13 @@ pub const DEFAULT_AUDIT_CHECKPOINT_RECORDS: u64 = 1000;
 /// Longest time an audit line waits for a checkpoint, by default (`--audit-checkpoint-interval`).
 pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// [`DEFAULT_AUDIT_CHECKPOINT_INTERVAL`] as `--audit-checkpoint-interval` reads it.
+fn default_audit_checkpoint_interval() -> &'static str {
+    static TEXT: LazyLock<String> =
+        LazyLock::new(|| format!("{}s", DEFAULT_AUDIT_CHECKPOINT_INTERVAL.as_secs_f64()));
+    &TEXT
+}
+
 /// What a request does when the audit queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum AuditOverload {
@@ -30,6 +39,16 @@ pub enum AuditOverload {
     /// Wait for room in the queue: the request is answered once its record is queued, and no
     /// record is ever dropped (completeness first).
     Block,
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, with the scheme in `X-Forwarded-Proto` (most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded` (`for=` and `proto=`).
+    Forwarded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,7 +87,8 @@ pub struct ServeArgs {
     pub audit_checkpoint_records: u64,
 
     /// Longest time an audit line waits for a signed checkpoint.
-    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "MLGATE_AUDIT_CHECKPOINT_INTERVAL",
+          default_value = default_audit_checkpoint_interval(), value_parser = parse_duration)]
     pub audit_checkpoint_interval: Duration,
 
     /// Rotate the audit file once it holds this many bytes (renamed to `<file>.<UTC time>`).
@@ -99,6 +119,25 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Load balancers and proxies (CIDRs or addresses, comma-separated) whose forwarding headers
+    /// name the client; from any other peer they are ignored.
+    #[arg(long, env = "MLGATE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// The header the trusted proxies name the client in; the other one is ignored.
+    #[arg(long, env = "MLGATE_FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub forwarded_header: ForwardedHeader,
+
+    /// After SIGTERM, keep accepting connections this long while readiness reports draining
+    /// (so the load balancer stops sending new requests first).
+    #[arg(long, env = "MLGATE_DRAIN_DELAY", value_parser = parse_duration)]
+    pub drain_delay: Option<Duration>,
+
+    /// After SIGTERM (and --drain-delay), how long open requests have to finish before the
+    /// process exits anyway.
+    #[arg(long, env = "MLGATE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
     /// Largest request body mlgate reads to decide (JSON API bodies); larger ones get 413.
     /// Artifact uploads are streamed and not limited by this.
     #[arg(long, env = "MLGATE_MAX_PARSED_BODY", default_value = "16MiB", value_parser = parse_size)]
@@ -125,6 +164,13 @@ pub struct ServeArgs {
     /// Time MLflow has to start answering once it has the whole request.
     #[arg(long, env = "MLGATE_UPSTREAM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
+
+    /// MLflow runs with workspaces (`mlflow server --enable-workspaces`): every resource's ARN
+    /// lies under the request's workspace (`workspace/<ws>/...`), `mlflow:Workspace` is set on
+    /// every request, and the `X-MLflow-Workspace` header is checked and passed on. Without it,
+    /// a request naming a workspace is refused.
+    #[arg(long, env = "MLGATE_MLFLOW_WORKSPACES")]
+    pub mlflow_workspaces: bool,
 
     /// Log format on stderr.
     #[arg(long, env = "MLGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -191,6 +237,7 @@ pub struct GatewaySettings {
     pub body_timeout: Duration,
     pub upstream: Uri,
     pub upstream_timeout: Duration,
+    pub mlflow_workspaces: bool,
 }
 
 impl From<&ServeArgs> for GatewaySettings {
@@ -205,6 +252,7 @@ impl From<&ServeArgs> for GatewaySettings {
             body_timeout: args.body_timeout,
             upstream: args.upstream.clone(),
             upstream_timeout: args.upstream_timeout,
+            mlflow_workspaces: args.mlflow_workspaces,
         }
     }
 }
@@ -260,6 +308,15 @@ fn parse_upstream(s: &str) -> Result<Uri, String> {
         return Err("the upstream URL must not have a path or query".into());
     }
     Ok(uri)
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or one address (`10.1.2.3`).
+fn parse_network(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map(|network| network.trunc())
+        .map_err(|_| format!("not a CIDR or an IP address: {s:?}"))
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -320,6 +377,14 @@ mod tests {
     }
 
     #[test]
+    fn the_checkpoint_interval_default_reads_back_as_the_constant() {
+        assert_eq!(
+            parse_duration(default_audit_checkpoint_interval()),
+            Ok(DEFAULT_AUDIT_CHECKPOINT_INTERVAL)
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
@@ -337,6 +402,26 @@ mod tests {
         assert!(parse_upstream("https://mlflow:5001").is_err());
         assert!(parse_upstream("http://127.0.0.1:5001/mlflow").is_err());
         assert!(parse_upstream("127.0.0.1:5001").is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            parse_network("10.0.0.0/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network("10.1.2.3/8"),
+            Ok("10.0.0.0/8".parse().unwrap())
+        );
+        assert_eq!(
+            parse_network(" 10.1.2.3"),
+            Ok("10.1.2.3/32".parse().unwrap())
+        );
+        assert_eq!(parse_network("::1"), Ok("::1/128".parse().unwrap()));
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("lb.example.com").is_err());
+        assert!(parse_network("").is_err());
     }
 
     #[test]

@@ -14,13 +14,15 @@
 //! 10. [`audit`]       one record per request
 //!
 //! [`pipeline`] wires them together in one readable place. Around it: [`store`] (users, groups,
-//! policies, tokens, sessions), [`portal`] (sign-in pages under the reserved prefix) and
+//! policies, tokens, sessions), [`portal`] (sign-in pages under the reserved prefix),
+//! [`basic_auth`] (MLflow basic-auth's REST API, answered after the authorize stage) and
 //! [`admin`] (the CLI and `mlgate apply`).
 
 pub mod admin;
 pub mod audit;
 pub mod authenticate;
 pub mod authorize;
+pub mod basic_auth;
 pub mod classify;
 pub mod cli;
 pub mod config;

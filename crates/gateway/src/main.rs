@@ -12,7 +12,7 @@ use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
 use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
-use mlgate::listen::{self, ListenLimits};
+use mlgate::listen::{self, Connections, Drain, ListenLimits, TrustedProxies};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
 use mlgate::store::{Database, SessionLimits, Store, StoreConfig};
@@ -129,16 +129,29 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         portal,
         audit.clone(),
     )?;
-    let limits = ListenLimits {
-        max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
-        header_read_timeout: args.header_read_timeout,
+    let drain = Drain {
+        delay: args.drain_delay,
+        grace: args.shutdown_grace,
+        draining: gateway.draining(),
+    };
+    let connections = Connections {
+        tls,
+        limits: ListenLimits {
+            max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+            header_read_timeout: args.header_read_timeout,
+        },
+        proxies: TrustedProxies::new(args.trusted_proxies.clone(), args.forwarded_header),
     };
 
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = if connections.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(%addr, upstream = %args.upstream, audit = %audit_path.display(), "mlgate listening");
     // The one line scripts wait for; stdout is flushed so a pipe sees it at once.
     let mut stdout = std::io::stdout();
@@ -147,11 +160,11 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
 
     listen::serve(
         listener,
-        tls,
+        connections,
         gateway.into_router(),
-        limits,
         audit.parser_refusals(),
         listen::shutdown_signal(),
+        drain,
     )
     .await;
     tokio::task::spawn_blocking(move || audit.close())

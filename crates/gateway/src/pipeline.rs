@@ -5,6 +5,7 @@
 //! [`handle`] wraps it with the request id and the audit record that every request gets,
 //! whatever happened to it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,26 +15,31 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::{IdSource, Params, Serves, execute_api_arn};
+use mlgate_catalog::{
+    AuthRoute, IdSource, Params, ResourceKind, Serves, classify_auth, execute_api_arn,
+};
 use tower::ServiceExt;
 
 use crate::audit::{AuditDecision, AuditSink, Trail};
 use crate::authenticate::Authenticator;
-use crate::authorize::{Authorizer, global_context};
+use crate::authorize::{Asker, Authorizer, global_context};
+use crate::basic_auth::{self, AuthApi, AuthRequest, Fields};
 use crate::classify::Call;
 use crate::config::GatewaySettings;
 use crate::effects::{self, Effects};
 use crate::error::GatewayError;
 use crate::filter::{self, Narrowed, PageTokens, Search, Searches};
 use crate::forward::Upstream;
-use crate::listen::{IdleTimeout, Peer};
+use crate::listen::{Draining, IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
 use crate::portal::{self, PortalOutcome};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
 use crate::store::Store;
+use probes::{Probe, Readiness};
 
 mod graphql;
+mod probes;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -42,14 +48,43 @@ pub struct Gateway {
     settings: GatewaySettings,
     store: Store,
     authenticator: Authenticator,
-    resolver: Resolver,
-    authorizer: Authorizer,
-    searches: Searches,
+    /// The deciding stages for requests outside any MLflow workspace.
+    deciders: Deciders,
     upstream: Upstream,
     portal: Router,
     audit: AuditSink,
     parsed_bodies: ParsedBodyBudget,
+    /// Set by the listener at shutdown; readiness turns false.
+    draining: Draining,
 }
+
+/// The stages that name resources and ask MLflow about them, for one MLflow workspace (or
+/// none): their ARNs lie in it and their lookups are asked in it.
+#[derive(Clone)]
+struct Deciders {
+    resolver: Resolver,
+    authorizer: Authorizer,
+    searches: Searches,
+}
+
+impl Deciders {
+    fn in_workspace(&self, workspace: &str) -> Deciders {
+        let authorizer = self.authorizer.in_workspace(workspace);
+        let resolver = self.resolver.in_workspace(workspace);
+        Deciders {
+            searches: Searches {
+                authorizer: authorizer.clone(),
+                resolver: resolver.clone(),
+                ..self.searches.clone()
+            },
+            resolver,
+            authorizer,
+        }
+    }
+}
+
+/// The key that tells a policy which MLflow workspace a request acts in.
+const WORKSPACE_KEY: &str = "mlflow:Workspace";
 
 /// How long a body mlgate must read waits for its share of `--parsed-body-budget`.
 const PARSED_BODY_WAIT: Duration = Duration::from_secs(10);
@@ -95,14 +130,22 @@ impl Gateway {
             settings,
             store,
             authenticator,
-            resolver,
-            authorizer,
-            searches,
+            deciders: Deciders {
+                resolver,
+                authorizer,
+                searches,
+            },
             upstream,
             portal,
             audit,
             parsed_bodies,
+            draining: Draining::default(),
         })
+    }
+
+    /// What the listener sets when it starts draining (for [`crate::listen::Drain`]).
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
     }
 
     /// The service the listener runs: every request goes through [`handle`].
@@ -120,6 +163,12 @@ impl Gateway {
         let target = normalize::target(&parts.uri)?;
         trail.path.clone_from(&target.path);
         if target.is_reserved() {
+            if parts.method == Method::GET
+                && let Some(probe) = Probe::of(&target.path)
+            {
+                trail.decision = Some(AuditDecision::Public);
+                return Ok(self.probe(probe).await);
+            }
             return Ok(self.portal(parts, body, trail).await);
         }
 
@@ -135,6 +184,24 @@ impl Gateway {
 
         // 4. classify: the MLflow operation, or a route MLflow does not serve.
         let call = Call::new(&parts.method, &target.path, &self.settings);
+        // (2, cont.) the MLflow workspace, read once (after the signature that covers it was
+        // checked); MLflow reads none for its server info. A workspace itself lies in none: the
+        // workspace routes are decided outside the one the request was sent in.
+        let workspace = match call.route {
+            Some(route) if !route.selects_workspace => {
+                parts.headers.remove(normalize::WORKSPACE_HEADER);
+                None
+            }
+            _ => normalize::workspace(&mut parts.headers, self.settings.mlflow_workspaces)?,
+        }
+        .filter(|_| {
+            call.route
+                .is_none_or(|r| r.resource != ResourceKind::Workspace)
+        });
+        let deciders = match &workspace {
+            Some(workspace) => Cow::Owned(self.deciders.in_workspace(workspace)),
+            None => Cow::Borrowed(&self.deciders),
+        };
         if call.is_public() {
             trail.decision = Some(AuditDecision::Public);
             return self.forward(parts, body, target, &peer).await;
@@ -142,14 +209,29 @@ impl Gateway {
         let Some(principal) = principal else {
             return self.unauthenticated(&parts, &call, &target, trail);
         };
+        // (4-6, basic-auth's API) answered by mlgate, decided on the user it names.
+        if let Some(route) = classify_auth(parts.method.as_str(), &target.path) {
+            let context = global_context(&principal, &peer, trail.time);
+            let asker = self
+                .deciders
+                .authorizer
+                .asker(&principal, context, &call.execute_api)
+                .await?;
+            return self
+                .basic_auth(route, &asker, parts, body, &peer, trail)
+                .await;
+        }
         let route = call.catalogued(&parts.method, &target.path)?;
         // (2, cont.) read the fields as MLflow will; only bodies MLflow parses are buffered.
         // The body's share of the budget is held until the request is answered.
         let (mut params, body, _budget_share) =
             normalize::read_fields(route, &parts, body, self.body_limits(), &self.parsed_bodies)
                 .await?;
-        let context = global_context(&principal, &peer, trail.time);
-        let mut asker = self
+        let mut context = global_context(&principal, &peer, trail.time);
+        if let Some(workspace) = workspace {
+            context.insert(WORKSPACE_KEY, workspace);
+        }
+        let mut asker = deciders
             .authorizer
             .asker(&principal, context, &call.execute_api)
             .await?;
@@ -161,13 +243,13 @@ impl Gateway {
                 target,
                 peer: &peer,
             };
-            return self.graphql(request, &asker, trail).await;
+            return self.graphql(request, &deciders, &asker, trail).await;
         }
         let action = route.action();
         trail.decisions.actions = vec![action.clone()];
 
         // 5. resolve: identifiers → resource ARNs and condition keys.
-        let mut resolved = self
+        let mut resolved = deciders
             .resolver
             .resolve(route, &call.path_params, &params, &parts.headers)
             .await?;
@@ -177,12 +259,12 @@ impl Gateway {
         let creator = effects::creator_change(
             route,
             &params,
-            self.resolver.scope(),
+            deciders.resolver.scope(),
             resolved.model.as_ref(),
         )?;
         // (7, searches) a search named by experiment ids runs on the readable ones.
         let narrowed = filter::narrow(
-            &self.authorizer,
+            &deciders.authorizer,
             &asker,
             route,
             &action,
@@ -203,10 +285,10 @@ impl Gateway {
 
         // 6. authorize: both vocabularies, explicit deny wins; each experiment with its own
         // keys; then every other resource the request names.
-        let pins = self
+        let pins = deciders
             .authorizer
             .decide_request(
-                &self.resolver,
+                &deciders.resolver,
                 &asker,
                 route,
                 &resolved,
@@ -229,7 +311,7 @@ impl Gateway {
                 target: &target,
                 peer: &peer,
             };
-            return self.searches.answer(search, &asker, trail).await;
+            return deciders.searches.answer(search, &asker, trail).await;
         }
 
         // 7. rewrite: attribute writes to the principal; forward what was decided.
@@ -237,8 +319,7 @@ impl Gateway {
         for (field, value) in pins {
             params.set(field, serde_json::Value::String(value));
         }
-        changed |= rewrite::attribute(route, &mut params, &principal.name)
-            .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        changed |= rewrite::attribute(route, &mut params, &principal.name)?;
         let body = match changed {
             true => rewrite::into_body(&mut parts, params),
             false => body,
@@ -246,15 +327,47 @@ impl Gateway {
 
         // 8. forward: stream to MLflow and back; then what the request changed in mlgate.
         let response = self.forward(parts, body.into_body(), target, &peer).await;
-        self.effects()
+        self.effects(&deciders.resolver)
             .settle(route, &resolved, creator, &principal, response)
             .await
     }
 
-    fn effects(&self) -> Effects<'_> {
+    async fn basic_auth(
+        &self,
+        route: &'static AuthRoute,
+        asker: &Asker<'_>,
+        parts: Parts,
+        body: Body,
+        peer: &Peer,
+        trail: &mut Trail,
+    ) -> Result<Response, GatewayError> {
+        let json_body = basic_auth::is_json(
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let (bytes, _budget_share) =
+            normalize::read_whole_body(&parts, body, self.body_limits(), &self.parsed_bodies)
+                .await?;
+        let request = AuthRequest {
+            route,
+            asker,
+            fields: Fields::read(parts.method.as_str(), parts.uri.query(), json_body, &bytes)?,
+            json_body,
+            client_ip: peer.ip,
+        };
+        let api = AuthApi {
+            authenticator: &self.authenticator,
+            scope: self.deciders.authorizer.scope(),
+        };
+        api.answer(request, trail).await
+    }
+
+    fn effects<'a>(&'a self, resolver: &'a Resolver) -> Effects<'a> {
         Effects {
             store: &self.store,
-            resolver: &self.resolver,
+            resolver,
             upstream: &self.upstream,
         }
     }
@@ -263,6 +376,21 @@ impl Gateway {
         BodyLimits {
             max_bytes: self.settings.max_parsed_body,
             timeout: self.settings.body_timeout,
+        }
+    }
+
+    async fn probe(&self, probe: Probe) -> Response {
+        match probe {
+            Probe::Alive => probes::alive(),
+            Probe::Ready => {
+                let readiness = Readiness {
+                    store: &self.store,
+                    upstream: &self.upstream,
+                    authenticator: &self.authenticator,
+                    draining: self.draining.is_set(),
+                };
+                probes::ready(&readiness.checks().await)
+            }
         }
     }
 
@@ -304,9 +432,7 @@ impl Gateway {
                 .iter()
                 .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
         if !(navigation && call.is_ui_page()) {
-            return Err(GatewayError::Unauthenticated(
-                "authentication required: send HTTP Basic credentials (MLFLOW_TRACKING_USERNAME/PASSWORD) or an API token (MLFLOW_TRACKING_TOKEN)".into(),
-            ));
+            return Err(GatewayError::Unauthenticated);
         }
         trail.decision = Some(AuditDecision::Unauthenticated);
         trail.reason = Some("no credential; sent to the sign-in page".into());

@@ -3,6 +3,8 @@
 //! over loopback, and a stand-in for MLflow. Every attack must give 401 with a clear reason,
 //! and the audit record must say why.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +30,6 @@ use mlgate::audit::{AuditOptions, AuditSink};
 use mlgate::authenticate::jwt::{Oidc, OidcConfig};
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::config::GatewaySettings;
-use mlgate::listen::{self, ListenLimits};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
 use mlgate::store::{AttachTarget, Store};
@@ -285,26 +286,14 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
         body_timeout: Duration::from_secs(30),
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_secs(5),
+        mlflow_workspaces: false,
     };
     let gateway =
         Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (shutdown, stop) = oneshot::channel::<()>();
-    let limits = ListenLimits {
-        max_header_bytes: 64 << 10,
-        header_read_timeout: Duration::from_secs(5),
-    };
-    tokio::spawn(listen::serve(
-        listener,
-        None,
-        gateway.into_router(),
-        limits,
-        audit.parser_refusals(),
-        async {
-            let _ = stop.await;
-        },
-    ));
+    common::spawn_gateway(listener, gateway, &audit, stop);
     Gate {
         addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
@@ -987,7 +976,7 @@ async fn assume_role_with_web_identity_follows_the_trust_policy() {
                 .uri("/_mlgate/sts")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .extension(mlgate::listen::Peer {
-                    addr: "127.0.0.1:40000".parse().unwrap(),
+                    ip: "127.0.0.1".parse().unwrap(),
                     secure: false,
                 })
                 .body(Body::from(form))

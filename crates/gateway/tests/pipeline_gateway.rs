@@ -2,6 +2,8 @@
 //! listener, pipeline, store, authenticator, portal and audit sink, over real sockets.
 //! (The suite against the real MLflow server and client lives with the end-to-end tests.)
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Write;
@@ -26,7 +28,6 @@ use hyper_util::rt::TokioExecutor;
 use mlgate::audit::{AuditOptions, AuditSink};
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::config::GatewaySettings;
-use mlgate::listen::{self, ListenLimits};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
 use mlgate::store::{AttachTarget, Store, password};
@@ -294,26 +295,14 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         body_timeout: Duration::from_secs(30),
         upstream: format!("http://{upstream}").parse().expect("uri"),
         upstream_timeout: Duration::from_millis(500),
+        mlflow_workspaces: false,
     };
     let gateway =
         Gateway::new(settings, store, authenticator, portal, audit.clone()).expect("gateway");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (shutdown, stop) = oneshot::channel::<()>();
-    let limits = ListenLimits {
-        max_header_bytes: 64 << 10,
-        header_read_timeout: Duration::from_secs(5),
-    };
-    tokio::spawn(listen::serve(
-        listener,
-        None,
-        gateway.into_router(),
-        limits,
-        audit.parser_refusals(),
-        async {
-            let _ = stop.await;
-        },
-    ));
+    common::spawn_gateway(listener, gateway, &audit, stop);
     let client = Client::builder(TokioExecutor::new()).build_http();
     Gate {
         addr,

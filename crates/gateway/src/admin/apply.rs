@@ -256,6 +256,7 @@ pub fn parse_plan(
             tags: u.tags,
             disabled: u.disabled,
             policies: u.policies,
+            ..ApplyUser::default()
         });
     }
 

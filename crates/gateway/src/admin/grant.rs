@@ -54,6 +54,8 @@ impl Level {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     Experiments(String),
+    /// One experiment by id, as MLflow's basic-auth grants them (`docs/basic-auth.md`).
+    ExperimentId(String),
     Models(String),
     Prompts(String),
 }
@@ -83,7 +85,10 @@ impl Scope {
 
     fn pattern(&self) -> &str {
         match self {
-            Scope::Experiments(p) | Scope::Models(p) | Scope::Prompts(p) => p,
+            Scope::Experiments(p)
+            | Scope::ExperimentId(p)
+            | Scope::Models(p)
+            | Scope::Prompts(p) => p,
         }
     }
 }
@@ -160,33 +165,54 @@ pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError>
     });
     let mut out = vec![search];
     match scope {
-        Scope::Experiments(pattern) => {
-            let named = json!({"StringLike": {"mlflow:ExperimentName": pattern}});
-            let resources = json!(["arn:mlflow:*:*:experiment/*"]);
-            let create = json!({
-                "Sid": "CreateExperiments", "Effect": "Allow",
-                "Action": "mlflow:CreateExperiment", "Resource": "arn:mlflow:*:*:server",
-                "Condition": named,
+        Scope::Experiments(_) | Scope::ExperimentId(_) => {
+            // By name: every experiment whose name matches, and creating such experiments. By
+            // id: that experiment and everything in it (an id names no experiment to create).
+            let (resources, named) = match scope {
+                Scope::ExperimentId(id) => {
+                    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(AdminError::Usage(format!(
+                            "experiment id {id:?} is not a number"
+                        )));
+                    }
+                    let arn = format!("arn:mlflow:*:*:experiment/{id}");
+                    (json!([arn, format!("{arn}/*")]), None)
+                }
+                _ => (
+                    json!(["arn:mlflow:*:*:experiment/*"]),
+                    Some(json!({"StringLike": {"mlflow:ExperimentName": scope.pattern()}})),
+                ),
+            };
+            let statement = |sid: &str, actions: (&str, Value)| {
+                let mut s = json!({"Sid": sid, "Effect": "Allow", "Resource": resources});
+                s[actions.0] = actions.1;
+                if let Some(named) = &named {
+                    s["Condition"] = named.clone();
+                }
+                s
+            };
+            let create = named.as_ref().map(|named| {
+                json!({
+                    "Sid": "CreateExperiments", "Effect": "Allow",
+                    "Action": "mlflow:CreateExperiment", "Resource": "arn:mlflow:*:*:server",
+                    "Condition": named,
+                })
             });
             match level {
-                Level::Read => out.push(json!({
-                    "Sid": "ReadExperiments", "Effect": "Allow", "Action": READ,
-                    "Resource": resources, "Condition": named,
-                })),
+                Level::Read => out.push(statement("ReadExperiments", ("Action", json!(READ)))),
                 Level::Edit => {
-                    out.push(json!({
-                        "Sid": "EditExperiments", "Effect": "Allow",
-                        "NotAction": EXPERIMENT_MANAGE_ONLY,
-                        "Resource": resources, "Condition": named,
-                    }));
-                    out.push(create);
+                    out.push(statement(
+                        "EditExperiments",
+                        ("NotAction", json!(EXPERIMENT_MANAGE_ONLY)),
+                    ));
+                    out.extend(create);
                 }
                 Level::Manage => {
-                    out.push(json!({
-                        "Sid": "ManageExperiments", "Effect": "Allow", "Action": "mlflow:*",
-                        "Resource": resources, "Condition": named,
-                    }));
-                    out.push(create);
+                    out.push(statement(
+                        "ManageExperiments",
+                        ("Action", json!("mlflow:*")),
+                    ));
+                    out.extend(create);
                 }
                 Level::StagingManager | Level::ProductionManager => {
                     return Err(AdminError::Usage(format!(
@@ -273,6 +299,7 @@ pub fn document(level: Level, scope: &Scope) -> Result<Value, AdminError> {
 pub fn policy_name(level: Level, scope: &Scope) -> String {
     let (kind, pattern) = match scope {
         Scope::Experiments(p) => ("experiments", p),
+        Scope::ExperimentId(p) => ("experiment-id", p),
         Scope::Models(p) => ("models", p),
         Scope::Prompts(p) => ("prompts", p),
     };
@@ -402,6 +429,47 @@ mod tests {
             &theirs
         ));
         assert!(document(Level::StagingManager, &scope).is_err());
+    }
+
+    #[test]
+    fn experiment_id_levels_cover_that_experiment_whatever_its_name() {
+        let scope = Scope::ExperimentId("7".into());
+        let read = policy(Level::Read, &scope);
+        assert!(allowed(&read, "mlflow:GetExperiment", "experiment/7", &[]));
+        assert!(allowed(&read, "mlflow:GetRun", "experiment/7/run/r", &[]));
+        assert!(!allowed(&read, "mlflow:GetRun", "experiment/70/run/r", &[]));
+        assert!(!allowed(
+            &read,
+            "mlflow:LogMetric",
+            "experiment/7/run/r",
+            &[]
+        ));
+        let edit = policy(Level::Edit, &scope);
+        assert!(allowed(
+            &edit,
+            "mlflow:LogMetric",
+            "experiment/7/run/r",
+            &[]
+        ));
+        assert!(!allowed(
+            &edit,
+            "mlflow:DeleteExperiment",
+            "experiment/7",
+            &[]
+        ));
+        assert!(!allowed(&edit, "mlflow:CreateExperiment", "server", &[]));
+        let manage = policy(Level::Manage, &scope);
+        assert!(allowed(
+            &manage,
+            "mlflow:DeleteExperiment",
+            "experiment/7",
+            &[]
+        ));
+        assert_eq!(
+            policy_name(Level::Edit, &scope),
+            "grant.edit.experiment-id.7"
+        );
+        assert!(document(Level::Read, &Scope::ExperimentId("7*".into())).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 mod apply;
 mod grant;
+mod import;
 mod keys;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::authenticate::token;
-use crate::store::{self, AttachTarget, Change, Store, StoreConfig, StoreError, password};
+use crate::store::{
+    self, ApplyReport, AttachTarget, Change, Store, StoreConfig, StoreError, password,
+};
 
 pub use apply::{load_plan, parse_plan};
 pub use keys::{AccessKeyCommand, RoleCommand};
@@ -54,6 +57,9 @@ pub enum AdminCommand {
     /// Grant a permission level (READ, EDIT, MANAGE, STAGING_MANAGER, PRODUCTION_MANAGER) on
     /// experiments or models by name pattern (docs/permission-levels.md).
     Grant(grant::GrantArgs),
+    /// Import users and permissions from another system (idempotent, `--dry-run`).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// Where a password comes from. At most one; none means "no password".
@@ -447,29 +453,39 @@ pub async fn execute(
             } else {
                 store.apply(&plan).await?
             };
-            for item in &report.items {
-                writeln!(io.out, "{:<9} {:<7} {}", item.change, item.kind, item.name)
-                    .map_err(io_err)?;
-            }
+            write_items(io, &report).map_err(io_err)?;
             // Roles after the plan, whose policies they attach.
             for (change, name) in keys::apply_roles(&a.file, store, a.dry_run).await? {
                 writeln!(io.out, "{change:<9} {:<7} {name}", "role").map_err(io_err)?;
             }
-            writeln!(
-                io.out,
-                "{}{} created, {} updated, {} unchanged",
-                if a.dry_run {
-                    "dry run (nothing written): "
-                } else {
-                    ""
-                },
-                report.count(Change::Created),
-                report.count(Change::Updated),
-                report.count(Change::Unchanged),
-            )
-            .map_err(io_err)
+            write_summary(io, &report, a.dry_run).map_err(io_err)
         }
+        AdminCommand::Import(c) => import::import(c, store, io).await,
     }
+}
+
+/// Each item of an apply, one line: its change, kind and name.
+fn write_items(io: &mut AdminIo<'_>, report: &ApplyReport) -> io::Result<()> {
+    for item in &report.items {
+        writeln!(io.out, "{:<9} {:<7} {}", item.change, item.kind, item.name)?;
+    }
+    Ok(())
+}
+
+/// The last line of an apply: how many items changed how.
+fn write_summary(io: &mut AdminIo<'_>, report: &ApplyReport, dry_run: bool) -> io::Result<()> {
+    writeln!(
+        io.out,
+        "{}{} created, {} updated, {} unchanged",
+        if dry_run {
+            "dry run (nothing written): "
+        } else {
+            ""
+        },
+        report.count(Change::Created),
+        report.count(Change::Updated),
+        report.count(Change::Unchanged),
+    )
 }
 
 async fn user(c: UserCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {

@@ -55,7 +55,7 @@ impl Trail {
             request_id: HeaderValue::from_str(&request_id)
                 .unwrap_or_else(|_| HeaderValue::from_static("-")),
             source_ip: Peer::of(request.extensions())
-                .map(|p| p.addr.ip().to_canonical().to_string())
+                .map(|p| p.ip.to_canonical().to_string())
                 .unwrap_or_default(),
             method: request.method().to_string(),
             path,
@@ -71,7 +71,7 @@ impl Trail {
     /// Notes why the request failed; a request refused before authorization says so.
     pub fn refused(&mut self, error: &GatewayError) {
         self.refusal = Some(match error {
-            GatewayError::Unauthenticated(_) | GatewayError::Authentication(_) => {
+            GatewayError::Unauthenticated | GatewayError::Authentication(_) => {
                 AuditDecision::Unauthenticated
             }
             _ => AuditDecision::Rejected,

@@ -14,6 +14,7 @@ use super::{Authenticator, PasswordFailure};
 use crate::error::{AuthFailure, AuthFailureKind};
 use crate::identity::{AuthMethod, Principal};
 use crate::store::UserRecord;
+use crate::store::werkzeug;
 
 const METHOD: Option<AuthMethod> = Some(AuthMethod::Basic);
 
@@ -82,7 +83,16 @@ pub(crate) async fn verify_password(
         .check(user.as_deref(), &subject, password, ip)
         .await
     {
-        Ok(()) => Ok(user.expect("a successful check has a user")),
+        Ok(()) => {
+            let user = user.expect("a successful check has a user");
+            if user.password_hash().is_some_and(werkzeug::is_werkzeug) {
+                // An imported hash: replaced by argon2id now that the password is known.
+                if let Err(error) = store.upgrade_password_hash(&user, password).await {
+                    tracing::warn!(%error, user = %user.name, "imported password hash kept");
+                }
+            }
+            Ok(user)
+        }
         Err(PasswordFailure::Invalid) => Err(fail(
             AuthFailureKind::Invalid,
             "invalid user name or password",

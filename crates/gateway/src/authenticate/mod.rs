@@ -334,7 +334,7 @@ impl Authenticator {
                 basic::authenticate(
                     self,
                     payload,
-                    Peer::of(&parts.extensions).map(|peer| peer.addr.ip()),
+                    Peer::of(&parts.extensions).map(|peer| peer.ip),
                 )
                 .await?
             }

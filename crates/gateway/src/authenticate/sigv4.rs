@@ -518,8 +518,8 @@ async fn buffer(body: Body, limits: BodyLimits) -> Result<Bytes, Rejection> {
     collect_body(body, limits, None)
         .await
         .map_err(|error| match error {
-            BodyReadError::TooLarge => SigV4Error::PayloadHashRequired.into(),
-            BodyReadError::TimedOut => {
+            BodyReadError::TooLarge { .. } => SigV4Error::PayloadHashRequired.into(),
+            BodyReadError::TimedOut { .. } => {
                 Rejection::other("RequestTimeout", "the request body did not arrive in time")
             }
             BodyReadError::Unreadable(_) => {

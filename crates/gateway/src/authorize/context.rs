@@ -10,7 +10,7 @@ use crate::listen::Peer;
 /// trust-policy decisions (also those of a web identity, which has no principal yet).
 pub fn request_context(peer: &Peer, now: Timestamp) -> Context {
     let mut context = Context::default();
-    context.insert("aws:SourceIp", peer.addr.ip().to_canonical().to_string());
+    context.insert("aws:SourceIp", peer.ip.to_canonical().to_string());
     context.insert(
         "aws:SecureTransport",
         if peer.secure { "true" } else { "false" },
@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn principal_and_connection_keys() {
         let peer = Peer {
-            addr: "[::ffff:192.0.2.10]:5555".parse().expect("addr"),
+            ip: "::ffff:192.0.2.10".parse().expect("addr"),
             secure: true,
         };
         let now: Timestamp = "2026-11-26T09:30:00.750Z".parse().expect("time");
@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn plain_connections_are_not_secure() {
         let peer = Peer {
-            addr: "127.0.0.1:1".parse().expect("addr"),
+            ip: "127.0.0.1".parse().expect("addr"),
             secure: false,
         };
         let context = global_context(&alice(), &peer, Timestamp::UNIX_EPOCH);
@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn a_role_session_has_no_username() {
         let peer = Peer {
-            addr: "127.0.0.1:1".parse().expect("addr"),
+            ip: "127.0.0.1".parse().expect("addr"),
             secure: false,
         };
         let session = Principal::role_session(

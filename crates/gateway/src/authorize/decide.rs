@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use mlgate_policy::{Context, Decision, NamedPolicy, Request, evaluate};
 
+use crate::error::Denial;
+
 /// The action of the path-based vocabulary.
 pub const EXECUTE_API_INVOKE: &str = "execute-api:Invoke";
 
@@ -38,16 +40,14 @@ impl Verdict<'_> {
         matches!(self.decision, Decision::Allow(_))
     }
 
-    /// The 403 message: names the principal, the action and the resource, never a policy body.
-    pub fn denial_message(&self, principal: &str) -> String {
-        let why = match self.decision {
-            Decision::ExplicitDeny(_) => "with an explicit deny in a policy",
-            _ => "because no policy allows it",
-        };
-        format!(
-            "{principal} is not authorized to perform {} on resource {} {why}",
-            self.action, self.resource
-        )
+    /// The 403 refusal: names the principal, the action and the resource, never a policy body.
+    pub fn denial(&self, principal: &str) -> Denial {
+        Denial::ByPolicy {
+            principal: principal.to_owned(),
+            action: self.action.to_owned(),
+            resource: self.resource.to_owned(),
+            explicit: matches!(self.decision, Decision::ExplicitDeny(_)),
+        }
     }
 }
 
@@ -430,7 +430,7 @@ mod tests {
             action: "mlflow:CreateRun",
             resource: EXP_1,
         };
-        let message = verdict.denial_message(ALICE);
+        let message = verdict.denial(ALICE).to_string();
         assert!(message.contains("mlflow:CreateRun"), "{message}");
         assert!(message.contains(EXP_1), "{message}");
         assert!(message.contains(ALICE), "{message}");

@@ -24,7 +24,7 @@ pub use decide::{EXECUTE_API_INVOKE, PolicySet, Question, Verdict};
 pub use groups::{decision_groups, under};
 pub use request::Pin;
 
-use crate::error::GatewayError;
+use crate::error::{Denial, GatewayError};
 use crate::identity::Principal;
 use crate::resolve::{ArnScope, ExperimentFacts, NamedModel, RESOURCE_CREATOR};
 use crate::store::{Store, StoreError};
@@ -143,6 +143,14 @@ impl Authorizer {
         &self.scope
     }
 
+    /// The same authorizer for requests in MLflow workspace `workspace`.
+    pub fn in_workspace(&self, workspace: &str) -> Authorizer {
+        Authorizer {
+            store: self.store.clone(),
+            scope: self.scope.in_workspace(workspace),
+        }
+    }
+
     /// The principal's policies ([`policy_set`]).
     pub async fn policies(&self, principal: &Principal) -> Result<PolicySet, GatewayError> {
         Ok(policy_set(&self.store, principal).await?)
@@ -199,12 +207,12 @@ impl Authorizer {
         asker: &Asker<'_>,
         access: Access<'_>,
         mut note: impl FnMut(&Question<'_>, &Verdict<'_>),
-    ) -> Result<Option<String>, GatewayError> {
+    ) -> Result<Option<Denial>, GatewayError> {
         for (arns, context) in self.groups(asker, access).await? {
             let (question, verdict) = asker.ask(access.action, &arns, asker.execute_api, &context);
             note(&question, &verdict);
             if !verdict.is_allowed() {
-                return Ok(Some(verdict.denial_message(&asker.principal.arn)));
+                return Ok(Some(verdict.denial(&asker.principal.arn)));
             }
         }
         Ok(None)

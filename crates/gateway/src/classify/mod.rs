@@ -46,8 +46,9 @@ impl Call {
     /// The route, or the refusal of a method and path outside the catalog: MLflow serves
     /// nothing there, and no policy can change that.
     pub fn catalogued(&self, method: &Method, path: &str) -> Result<&'static Route, GatewayError> {
-        self.route.ok_or_else(|| {
-            GatewayError::UnknownRoute(format!("mlgate knows no MLflow endpoint {method} {path}"))
+        self.route.ok_or_else(|| GatewayError::UnknownRoute {
+            method: method.clone(),
+            path: path.to_owned(),
         })
     }
 
@@ -80,6 +81,7 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             upstream: "http://127.0.0.1:5001".parse().expect("uri"),
             upstream_timeout: Duration::from_secs(1),
+            mlflow_workspaces: false,
         }
     }
 

@@ -46,9 +46,7 @@ pub fn creator_change(
         Changes::RegisteredModel(Change::Create) => model().map(CreatorChange::Model),
         Changes::RegisteredModel(Change::Delete) => model().map(CreatorChange::ModelDeleted),
         Changes::RegisteredModel(Change::Rename) => {
-            let new_name = params
-                .try_str_value("new_name")
-                .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+            let new_name = params.try_str_value("new_name")?;
             match (model(), new_name, named_model) {
                 (Some(from), Some(new_name), Some(named)) => named
                     .renamed_arn(scope, new_name)

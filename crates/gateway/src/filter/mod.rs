@@ -45,7 +45,7 @@ pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
 use mlgate_catalog::{ARTIFACT_ROOT, Filtering, ListedItem, Listing, Params, ResourceKind, Route};
 
 use crate::authorize::Asker;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind};
 
 /// The experiments of the page's items that are decided under them ([`linked_id`]): item id →
@@ -382,12 +382,18 @@ pub struct Page {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Malformed(pub &'static str);
 
+impl From<Malformed> for UpstreamFailure {
+    fn from(malformed: Malformed) -> UpstreamFailure {
+        UpstreamFailure::unusable(
+            "answer",
+            format!("lists {} that are not an array", malformed.0),
+        )
+    }
+}
+
 impl From<Malformed> for String {
     fn from(malformed: Malformed) -> String {
-        format!(
-            "MLflow's answer lists {} that are not an array",
-            malformed.0
-        )
+        UpstreamFailure::from(malformed).to_string()
     }
 }
 

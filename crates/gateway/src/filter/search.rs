@@ -18,7 +18,7 @@ use mlgate_catalog::{ListedItem, Listing, Params};
 use super::{Links, Malformed, PageFacts, PageLookups, PageRequest, PageTokens, Readability};
 use crate::audit::Trail;
 use crate::authorize::{Asker, Authorizer};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
 use crate::listen::Peer;
 use crate::normalize::Target;
@@ -29,6 +29,7 @@ pub const MAX_SEARCH_ANSWER_BYTES: usize = 64 << 20;
 
 /// What filtered searches need: MLflow, the page-token key, the decision, and the resolver
 /// for the experiments of listed datasets and folders.
+#[derive(Clone)]
 pub struct Searches {
     pub upstream: Upstream,
     pub resolver: Resolver,
@@ -156,7 +157,7 @@ impl Searches {
         for id in ids {
             match self.linked_experiments(listing, id).await {
                 Ok(linked) => links.insert(id.clone(), linked),
-                Err(GatewayError::NotFound(_)) => continue,
+                Err(GatewayError::NotFound { .. }) => continue,
                 Err(error) => return Err(error),
             };
         }
@@ -242,7 +243,7 @@ impl Searches {
         }
         serde_json::from_slice(&collected).map_err(|_| {
             Fetched::Failed(GatewayError::UpstreamUnavailable(
-                "MLflow's search answer is not JSON".into(),
+                UpstreamFailure::unusable("search answer", "is not JSON"),
             ))
         })
     }

@@ -115,7 +115,7 @@ pub(super) fn set_forwarded(
     peer: &Peer,
     client_host: Option<HeaderValue>,
 ) {
-    if let Ok(ip) = HeaderValue::from_str(&peer.addr.ip().to_string()) {
+    if let Ok(ip) = HeaderValue::from_str(&peer.ip.to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), ip);
     }
     let proto = if peer.secure { "https" } else { "http" };
@@ -211,7 +211,7 @@ mod tests {
         let mut headers = map(&[("x-forwarded-for", "10.0.0.1")]);
         clean_request(&mut headers);
         let peer = Peer {
-            addr: "203.0.113.7:4242".parse().expect("addr"),
+            ip: "203.0.113.7".parse().expect("addr"),
             secure: true,
         };
         set_forwarded(

@@ -8,6 +8,7 @@ mod headers;
 
 use std::error::Error as StdError;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,8 +24,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
 use crate::authenticate::sigv4::payload::PayloadRejected;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamDelay, UpstreamFailure, find_in_chain};
 use crate::listen::{BodyTimeout, Peer};
+use crate::normalize::WORKSPACE_HEADER;
 
 use headers::strip_hop_by_hop;
 
@@ -100,8 +102,13 @@ impl Upstream {
         Ok(response.map(Body::new))
     }
 
-    /// GET `path_and_query` from MLflow for a side lookup; returns the status and the whole body.
-    pub async fn get(&self, path_and_query: &str) -> Result<(StatusCode, Bytes), GatewayError> {
+    /// GET `path_and_query` from MLflow for a side lookup, in `workspace` when MLflow runs with
+    /// workspaces; returns the status and the whole body.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        workspace: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), GatewayError> {
         let path_and_query = PathAndQuery::try_from(path_and_query)
             .map_err(|e| GatewayError::Internal(format!("bad lookup path: {e}")))?;
         let mut request = Request::new(Body::empty());
@@ -113,6 +120,12 @@ impl Upstream {
         request
             .headers_mut()
             .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(workspace) = workspace {
+            let value = HeaderValue::from_str(workspace).map_err(|_| {
+                GatewayError::Internal("a workspace name is not a header value".into())
+            })?;
+            request.headers_mut().insert(WORKSPACE_HEADER, value);
+        }
         let (sent_tx, sent_rx) = oneshot::channel();
         let request = request.map(|body| Body::new(SentSignal::new(body, sent_tx)));
         let response = self.send(request, sent_rx).await?;
@@ -126,18 +139,24 @@ impl Upstream {
     /// Reads a whole answer of MLflow's that mlgate must look into (a lookup, a search page, a
     /// GraphQL answer, a creation's id): at most `limit` bytes, within the upstream timeout.
     /// `what` names it in the error ("a search answer").
-    pub async fn collect<B>(&self, body: B, limit: usize, what: &str) -> Result<Bytes, GatewayError>
+    pub async fn collect<B>(
+        &self,
+        body: B,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<Bytes, GatewayError>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
         let collected = tokio::time::timeout(self.timeout, Limited::new(body, limit).collect())
             .await
-            .map_err(|_| {
-                GatewayError::UpstreamTimeout(format!("MLflow did not finish {what} in time"))
-            })?
+            .map_err(|_| GatewayError::UpstreamTimeout(UpstreamDelay::Body { what }))?
             .map_err(|e| {
-                GatewayError::UpstreamUnavailable(format!("MLflow broke off {what}: {e}"))
+                GatewayError::UpstreamUnavailable(UpstreamFailure::BrokeOff {
+                    what,
+                    source: Arc::from(e),
+                })
             })?;
         Ok(collected.to_bytes())
     }
@@ -162,34 +181,37 @@ impl Upstream {
         let response = self.client.request(request);
         tokio::pin!(response);
         tokio::select! {
-            result = &mut response => return result.map_err(upstream_error),
+            result = &mut response => return result.map_err(GatewayError::from),
             // Err means the body was dropped (the request failed); the response future says why.
             _ = body_sent => {}
         }
         match tokio::time::timeout(self.timeout, response).await {
-            Ok(result) => result.map_err(upstream_error),
-            Err(_) => Err(GatewayError::UpstreamTimeout(format!(
-                "MLflow did not answer within {} s",
-                self.timeout.as_secs_f64()
-            ))),
+            Ok(result) => result.map_err(GatewayError::from),
+            Err(_) => Err(GatewayError::UpstreamTimeout(UpstreamDelay::Answer {
+                timeout: self.timeout,
+            })),
         }
     }
 }
 
-fn upstream_error(error: hyper_util::client::legacy::Error) -> GatewayError {
-    // A SigV4 body that did not match its declared hash: the upstream request was aborted.
-    if let Some(rejected) = PayloadRejected::find(&error) {
-        return rejected.to_gateway_error();
-    }
-    if let Some(timeout) = BodyTimeout::find(&error) {
-        return GatewayError::ClientTimeout(timeout.to_string());
-    }
-    if error.is_connect() {
-        tracing::warn!(error = %error, "MLflow is not reachable");
-        GatewayError::UpstreamUnavailable("the MLflow tracking server is not reachable".into())
-    } else {
-        tracing::warn!(error = ?error, "request to MLflow failed");
-        GatewayError::UpstreamUnavailable("the MLflow tracking server closed the connection".into())
+/// A request to MLflow that failed before its response head: a client body that failed its
+/// SigV4 check or stalled aborts the upstream request and is the client's fault; otherwise
+/// MLflow is unreachable or dropped the connection.
+impl From<hyper_util::client::legacy::Error> for GatewayError {
+    fn from(error: hyper_util::client::legacy::Error) -> Self {
+        if let Some(rejected) = find_in_chain::<PayloadRejected>(&error) {
+            return GatewayError::from(rejected);
+        }
+        if let Some(timeout) = find_in_chain::<BodyTimeout>(&error) {
+            return GatewayError::from(timeout);
+        }
+        if error.is_connect() {
+            tracing::warn!(error = %error, "MLflow is not reachable");
+            GatewayError::UpstreamUnavailable(UpstreamFailure::Unreachable(Arc::new(error)))
+        } else {
+            tracing::warn!(error = ?error, "request to MLflow failed");
+            GatewayError::UpstreamUnavailable(UpstreamFailure::ConnectionClosed(Arc::new(error)))
+        }
     }
 }
 

@@ -10,23 +10,18 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
+#[cfg(test)]
+use crate::error::find_in_chain;
+use crate::error::{ClientStall, GatewayError};
+
 /// The client paused longer than allowed while sending its body.
 #[derive(Debug, thiserror::Error)]
 #[error("the client sent no request body data for {} s", .0.as_secs_f64())]
 pub struct BodyTimeout(pub Duration);
 
-impl BodyTimeout {
-    /// Finds a body timeout in an error's chain (bodies and their errors get wrapped on their
-    /// way through axum and hyper).
-    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(timeout) = e.downcast_ref::<BodyTimeout>() {
-                return Some(timeout);
-            }
-            current = e.source();
-        }
-        None
+impl From<&BodyTimeout> for GatewayError {
+    fn from(timeout: &BodyTimeout) -> Self {
+        GatewayError::ClientTimeout(ClientStall::Idle { idle: timeout.0 })
     }
 }
 
@@ -103,7 +98,7 @@ mod tests {
             .await
             .expect("an error frame")
             .expect_err("times out");
-        assert!(BodyTimeout::find(error.as_ref()).is_some());
+        assert!(find_in_chain::<BodyTimeout>(error.as_ref()).is_some());
     }
 
     #[tokio::test]

@@ -1,14 +1,16 @@
 //! Stage 1: accept connections (HTTP/1.1 and h2, optional TLS with ALPN), apply header limits
-//! and timeouts, tell later stages who the peer is, audit requests the HTTP parser refuses
-//! before the pipeline sees them, and shut down gracefully.
+//! and timeouts, tell later stages who the client is (behind trusted proxies too), audit
+//! requests the HTTP parser refuses before the pipeline sees them, and drain gracefully.
 
 mod body;
+mod proxies;
 mod tls;
 
 use std::error::Error;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,17 +24,17 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 pub use body::{BodyTimeout, IdleTimeout};
+pub use proxies::TrustedProxies;
 pub use tls::load_tls;
 
-/// Open connections get this long to finish their requests after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The connection a request came in on; a request extension set once, by the listener.
+/// The client a request came from; a request extension set once, by the listener: the TCP
+/// peer, or the client the trusted proxies in front of mlgate name ([`TrustedProxies`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Peer {
-    /// The client's address as seen by mlgate (`aws:SourceIp`).
-    pub addr: SocketAddr,
-    /// Whether the connection is TLS (`aws:SecureTransport`).
+    /// The client's address (`aws:SourceIp`).
+    pub ip: IpAddr,
+    /// Whether the client reached mlgate, or the trusted proxy in front of it, over TLS
+    /// (`aws:SecureTransport`).
     pub secure: bool,
 }
 
@@ -51,6 +53,29 @@ pub struct ListenLimits {
     pub header_read_timeout: Duration,
 }
 
+/// How the server stops: after the shutdown signal it keeps accepting for `delay` while
+/// readiness reports draining, then stops accepting and gives open requests `grace` to finish.
+#[derive(Clone, Debug)]
+pub struct Drain {
+    pub delay: Option<Duration>,
+    pub grace: Duration,
+    pub draining: Draining,
+}
+
+/// Set once the server got its shutdown signal: readiness turns false.
+#[derive(Clone, Debug, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A request head hyper's HTTP/1 parser refused before the pipeline saw it.
 #[derive(Debug)]
 pub struct ParserRefusal {
@@ -61,18 +86,19 @@ pub struct ParserRefusal {
     pub reason: String,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
-/// Requests hyper refuses itself (a malformed or oversized head) never reach `app`: each is
-/// handed to `on_refusal` (which audits it).
+/// Serves `app` on `listener` until `shutdown` resolves, then drains ([`Drain`]). Requests
+/// hyper refuses itself (a malformed or oversized head) never reach `app`: each is handed to
+/// `on_refusal` (which audits it, with the TCP peer: no header was read).
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    connections: Connections,
     app: Router,
-    limits: ListenLimits,
     on_refusal: impl Fn(ParserRefusal) + Clone + Send + 'static,
     shutdown: impl Future<Output = ()>,
+    drain: Drain,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    let limits = &connections.limits;
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -83,41 +109,89 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    let accepting = Accepting {
+        listener,
+        builder: Arc::new(builder),
+        graceful: GracefulShutdown::new(),
+        connections: Arc::new(connections),
+        app,
+        on_refusal,
+    };
 
-    loop {
-        let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let peer = Peer {
-            addr,
-            secure: tls.is_some(),
-        };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-            request.extensions_mut().insert(peer);
-            app.clone().oneshot(request)
-        });
-        let builder = Arc::clone(&builder);
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        let handshake_timeout = limits.header_read_timeout;
-        let on_refusal = on_refusal.clone();
-        tokio::spawn(async move {
-            let result =
-                match tls {
+    accepting.until(shutdown).await;
+    drain.draining.set();
+    if let Some(delay) = drain.delay {
+        tracing::info!(?delay, "draining: readiness is false; still accepting");
+        accepting.until(tokio::time::sleep(delay)).await;
+    }
+    let Accepting {
+        listener, graceful, ..
+    } = accepting;
+    drop(listener);
+    tracing::info!("shutting down; waiting for open requests");
+    if tokio::time::timeout(drain.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not finish in time; closing them");
+    }
+}
+
+/// What every accepted connection is served with.
+pub struct Connections {
+    pub tls: Option<TlsAcceptor>,
+    pub limits: ListenLimits,
+    pub proxies: TrustedProxies,
+}
+
+/// The accept loop's state, kept across the two phases (serving, then draining).
+struct Accepting<F> {
+    listener: TcpListener,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: GracefulShutdown,
+    connections: Arc<Connections>,
+    app: Router,
+    on_refusal: F,
+}
+
+impl<F: Fn(ParserRefusal) + Clone + Send + 'static> Accepting<F> {
+    /// Accepts and serves connections until `stop` resolves.
+    async fn until(&self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let (stream, addr) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let connections = Arc::clone(&self.connections);
+            let tcp_peer = Peer {
+                ip: addr.ip(),
+                secure: connections.tls.is_some(),
+            };
+            let app = self.app.clone();
+            let service = {
+                let connections = Arc::clone(&connections);
+                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    let client = connections.proxies.client(tcp_peer, request.headers());
+                    request.extensions_mut().insert(client);
+                    app.clone().oneshot(request)
+                })
+            };
+            let builder = Arc::clone(&self.builder);
+            let watcher = self.graceful.watcher();
+            let on_refusal = self.on_refusal.clone();
+            tokio::spawn(async move {
+                let handshake_timeout = connections.limits.header_read_timeout;
+                let result = match &connections.tls {
                     None => {
                         watcher
                             .watch(
@@ -147,26 +221,18 @@ pub async fn serve(
                             .await
                     }
                 };
-            if let Err(error) = result {
-                tracing::debug!(%addr, %error, "connection ended with an error");
-                if let Some((status, reason)) = parser_refusal(error.as_ref()) {
-                    on_refusal(ParserRefusal {
-                        peer: addr.ip(),
-                        status,
-                        reason,
-                    });
+                if let Err(error) = result {
+                    tracing::debug!(%addr, %error, "connection ended with an error");
+                    if let Some((status, reason)) = parser_refusal(error.as_ref()) {
+                        on_refusal(ParserRefusal {
+                            peer: addr.ip(),
+                            status,
+                            reason,
+                        });
+                    }
                 }
-            }
-        });
-    }
-
-    drop(listener);
-    tracing::info!("shutting down; waiting for open requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("open connections did not finish in time; closing them");
+            });
+        }
     }
 }
 

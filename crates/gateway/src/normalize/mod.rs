@@ -14,8 +14,12 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mlgate_catalog::{ParamStyle, Params, Route, normalize_path, read_otlp, read_params_for};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod workspace;
+
+pub use workspace::{DEFAULT_WORKSPACE, WORKSPACE_HEADER, workspace};
+
 use crate::RESERVED_PREFIX;
-use crate::error::GatewayError;
+use crate::error::{ClientStall, GatewayError, find_in_chain};
 use crate::listen::BodyTimeout;
 
 /// Where a request goes, in canonical form.
@@ -29,7 +33,7 @@ pub struct Target {
 }
 
 pub fn target(uri: &Uri) -> Result<Target, GatewayError> {
-    let path = normalize_path(uri.path()).map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+    let path = normalize_path(uri.path())?;
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path.clone(),
@@ -62,10 +66,10 @@ pub struct BodyLimits {
 /// Why a client's body could not be read within [`BodyLimits`].
 #[derive(Debug, thiserror::Error)]
 pub enum BodyReadError {
-    #[error("the body is larger than the limit")]
-    TooLarge,
-    #[error("the body did not arrive in time")]
-    TimedOut,
+    #[error("the body is larger than the {limit} byte limit")]
+    TooLarge { limit: u64 },
+    #[error("the body did not arrive within {} s", .limit.as_secs_f64())]
+    TimedOut { limit: Duration },
     /// The connection failed, or paused too long ([`BodyTimeout`] in the chain).
     #[error("the body could not be read: {0}")]
     Unreadable(BoxError),
@@ -84,8 +88,12 @@ pub async fn collect_body(
         .unwrap_or(0)
         .min(limit);
     match tokio::time::timeout(limits.timeout, collect(Limited::new(body, limit), capacity)).await {
-        Err(_) => Err(BodyReadError::TimedOut),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(BodyReadError::TooLarge),
+        Err(_) => Err(BodyReadError::TimedOut {
+            limit: limits.timeout,
+        }),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(BodyReadError::TooLarge {
+            limit: limits.max_bytes,
+        }),
         Ok(Err(error)) => Err(BodyReadError::Unreadable(error)),
         Ok(Ok(collected)) => Ok(collected),
     }
@@ -163,9 +171,7 @@ impl ParsedBodyBudget {
             Ok(Ok(permit)) => Ok(BudgetShare {
                 _permit: Some(permit),
             }),
-            _ => Err(GatewayError::Unavailable(
-                "mlgate is reading too many large request bodies at once; try again shortly".into(),
-            )),
+            _ => Err(GatewayError::Overloaded),
         }
     }
 }
@@ -181,12 +187,7 @@ pub async fn read_fields(
     budget: &ParsedBodyBudget,
 ) -> Result<(Params, RequestBody, BudgetShare), GatewayError> {
     let (body, share) = if route.reads_body(parts.method.as_str()) {
-        let declared = declared_length(parts);
-        if declared.is_some_and(|length| length > limits.max_bytes) {
-            return Err(too_large(limits));
-        }
-        let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
-        let bytes = read_body(declared, body, limits).await?;
+        let (bytes, share) = read_whole_body(parts, body, limits, budget).await?;
         (RequestBody::Read(bytes), share)
     } else {
         (RequestBody::Streaming(body), BudgetShare::none())
@@ -210,9 +211,27 @@ pub async fn read_fields(
                 .and_then(|v| v.to_str().ok()),
             bytes,
         ),
-    }
-    .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+    }?;
     Ok((params, body, share))
+}
+
+/// Reads a whole body mlgate decides on (up to `limits`), after it took its share of `budget`
+/// (kept until the returned share is dropped).
+pub async fn read_whole_body(
+    parts: &Parts,
+    body: Body,
+    limits: BodyLimits,
+    budget: &ParsedBodyBudget,
+) -> Result<(Bytes, BudgetShare), GatewayError> {
+    let declared = declared_length(parts);
+    if declared.is_some_and(|length| length > limits.max_bytes) {
+        return Err(GatewayError::PayloadTooLarge {
+            limit: limits.max_bytes,
+        });
+    }
+    let share = budget.admit(declared.unwrap_or(limits.max_bytes)).await?;
+    let bytes = collect_body(body, limits, declared).await?;
+    Ok((bytes, share))
 }
 
 /// A header's one value; several values, or one that is not text, are refused.
@@ -238,31 +257,23 @@ fn declared_length(parts: &Parts) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
-fn too_large(limits: BodyLimits) -> GatewayError {
-    GatewayError::PayloadTooLarge(format!(
-        "the request body is larger than the {} byte limit for requests mlgate must read",
-        limits.max_bytes
-    ))
-}
-
-async fn read_body(
-    declared: Option<u64>,
-    body: Body,
-    limits: BodyLimits,
-) -> Result<Bytes, GatewayError> {
-    collect_body(body, limits, declared)
-        .await
-        .map_err(|error| match error {
-            BodyReadError::TooLarge => too_large(limits),
-            BodyReadError::TimedOut => GatewayError::ClientTimeout(format!(
-                "the request body did not arrive within {} s",
-                limits.timeout.as_secs_f64()
-            )),
-            BodyReadError::Unreadable(error) => match BodyTimeout::find(error.as_ref()) {
-                Some(timeout) => GatewayError::ClientTimeout(timeout.to_string()),
-                None => GatewayError::BadRequest("the request body could not be read".into()),
-            },
-        })
+/// A client body mlgate must read that it could not: too large, too slow (in all, or one
+/// pause, [`BodyTimeout`]), or broken off.
+impl From<BodyReadError> for GatewayError {
+    fn from(error: BodyReadError) -> Self {
+        match error {
+            BodyReadError::TooLarge { limit } => GatewayError::PayloadTooLarge { limit },
+            BodyReadError::TimedOut { limit } => {
+                GatewayError::ClientTimeout(ClientStall::Body { limit })
+            }
+            BodyReadError::Unreadable(error) => {
+                match find_in_chain::<BodyTimeout>(error.as_ref()) {
+                    Some(timeout) => GatewayError::from(timeout),
+                    None => GatewayError::BadRequest("the request body could not be read".into()),
+                }
+            }
+        }
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -321,7 +332,7 @@ mod tests {
         ] {
             let uri: Uri = raw.parse().expect("uri");
             assert!(
-                matches!(target(&uri), Err(GatewayError::BadRequest(_))),
+                matches!(target(&uri), Err(GatewayError::InvalidPath(_))),
                 "{raw}"
             );
         }
@@ -347,7 +358,7 @@ mod tests {
         let second = budget.admit(1 << 20).await.expect("fits beside the first");
         assert!(matches!(
             budget.admit(1).await,
-            Err(GatewayError::Unavailable(_))
+            Err(GatewayError::Overloaded)
         ));
         drop(first);
         let third = budget
@@ -359,9 +370,33 @@ mod tests {
         let whole = budget.admit(u64::MAX).await.expect("the whole budget");
         assert!(matches!(
             budget.admit(1).await,
-            Err(GatewayError::Unavailable(_))
+            Err(GatewayError::Overloaded)
         ));
         drop(whole);
         budget.admit(0).await.expect("an empty body takes nothing");
+    }
+
+    #[test]
+    fn body_read_failures_are_413_408_and_400() {
+        let too_large = GatewayError::from(BodyReadError::TooLarge { limit: 10 });
+        assert_eq!(too_large.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            too_large.to_string().contains("10 byte limit"),
+            "{too_large}"
+        );
+        let slow = GatewayError::from(BodyReadError::TimedOut {
+            limit: Duration::from_secs(2),
+        });
+        assert_eq!(slow.status(), http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(
+            slow.to_string(),
+            "the request body did not arrive within 2 s"
+        );
+        let paused = GatewayError::from(BodyReadError::Unreadable(Box::new(BodyTimeout(
+            Duration::from_secs(1),
+        ))));
+        assert_eq!(paused.status(), http::StatusCode::REQUEST_TIMEOUT);
+        let broken = GatewayError::from(BodyReadError::Unreadable("reset".into()));
+        assert_eq!(broken.status(), http::StatusCode::BAD_REQUEST);
     }
 }

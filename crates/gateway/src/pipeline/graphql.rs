@@ -10,11 +10,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
-use mlgate_catalog::{GraphQlError, GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request};
+use mlgate_catalog::{GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request};
 
-use super::{Gateway, Trail};
+use super::{Deciders, Gateway, Trail};
 use crate::authorize::{Access, Asker, EXECUTE_API_INVOKE};
-use crate::error::GatewayError;
+use crate::error::{Denial, GatewayError, UpstreamFailure};
 use crate::filter::{MAX_SEARCH_ANSWER_BYTES, creator_arn};
 use crate::listen::Peer;
 use crate::normalize::{RequestBody, Target};
@@ -68,6 +68,7 @@ impl Gateway {
     pub(super) async fn graphql(
         &self,
         request: GraphQlCall<'_>,
+        deciders: &Deciders,
         asker: &Asker<'_>,
         trail: &mut Trail,
     ) -> Result<Response, GatewayError> {
@@ -77,18 +78,22 @@ impl Gateway {
             target,
             peer,
         } = request;
-        let document = graphql_request(body.bytes().unwrap_or_default()).map_err(refusal)?;
+        let document = graphql_request(body.bytes().unwrap_or_default())?;
         let mut decided = Decided::default();
         for field in &document.fields {
             let outcome = self
-                .graphql_field(field, asker, &parts, trail, &mut decided)
+                .graphql_field(field, deciders, asker, &parts, trail, &mut decided)
                 .await;
             if let Err(error) = outcome {
                 decided.into_trail(asker.execute_api, trail, false);
                 return Err(match error {
-                    GatewayError::PermissionDenied(message) => GatewayError::PermissionDenied(
-                        format!("GraphQL field '{}' ({}): {message}", field.key, field.name),
-                    ),
+                    GatewayError::PermissionDenied(denial) => {
+                        GatewayError::PermissionDenied(Denial::GraphQlField {
+                            key: field.key.clone(),
+                            name: field.name,
+                            denial: Box::new(denial),
+                        })
+                    }
                     other => other,
                 });
             }
@@ -104,7 +109,7 @@ impl Gateway {
         if !filters {
             return Ok(response);
         }
-        self.filter_model_versions(&document, asker, response, trail)
+        self.filter_model_versions(&document, deciders, asker, response, trail)
             .await
     }
 
@@ -112,6 +117,7 @@ impl Gateway {
     async fn graphql_field(
         &self,
         field: &GraphQlField,
+        deciders: &Deciders,
         asker: &Asker<'_>,
         parts: &Parts,
         trail: &mut Trail,
@@ -120,7 +126,7 @@ impl Gateway {
         let action = field.action();
         let (Some(route), Some(params)) = (field.route, field.params.as_ref()) else {
             // `test`, `testMutation`, `__typename`, introspection: no resource but the server.
-            let arns = [self.resolver.scope().server()];
+            let arns = [deciders.resolver.scope().server()];
             decided.note(field, &action, &arns);
             let access = Access {
                 action: &action,
@@ -128,12 +134,12 @@ impl Gateway {
                 experiments: &[],
                 model: None,
             };
-            return self
+            return deciders
                 .authorizer
                 .decide(asker, access, &mut trail.decisions)
                 .await;
         };
-        let resolved = self
+        let resolved = deciders
             .resolver
             .resolve(route, &[], params, &parts.headers)
             .await?;
@@ -149,13 +155,14 @@ impl Gateway {
             experiments: &resolved.experiments,
             model: None,
         };
-        self.authorizer
+        deciders
+            .authorizer
             .decide(&asker, access, &mut trail.decisions)
             .await?;
         if field.reads_experiment {
             const GET_EXPERIMENT: &str = "mlflow:GetExperiment";
             for experiment in &resolved.experiments {
-                let arns = [self.resolver.scope().experiment(&experiment.0)];
+                let arns = [deciders.resolver.scope().experiment(&experiment.0)];
                 decided.note(field, GET_EXPERIMENT, &arns);
                 let access = Access {
                     action: GET_EXPERIMENT,
@@ -163,7 +170,8 @@ impl Gateway {
                     experiments: std::slice::from_ref(experiment),
                     model: None,
                 };
-                self.authorizer
+                deciders
+                    .authorizer
                     .decide(&asker, access, &mut trail.decisions)
                     .await?;
             }
@@ -176,6 +184,7 @@ impl Gateway {
     async fn filter_model_versions(
         &self,
         document: &GraphQlRequest,
+        deciders: &Deciders,
         asker: &Asker<'_>,
         response: Response,
         trail: &mut Trail,
@@ -183,7 +192,7 @@ impl Gateway {
         let (mut head, body) = response.into_parts();
         if head.headers.contains_key(header::CONTENT_ENCODING) {
             return Err(GatewayError::UpstreamUnavailable(
-                "MLflow's GraphQL answer is encoded; mlgate cannot filter it".into(),
+                UpstreamFailure::unusable("GraphQL answer", "is encoded; mlgate cannot filter it"),
             ));
         }
         let bytes = self
@@ -191,11 +200,14 @@ impl Gateway {
             .collect(body, MAX_SEARCH_ANSWER_BYTES, "a GraphQL answer")
             .await?;
         let mut answer: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-            GatewayError::UpstreamUnavailable("MLflow's GraphQL answer is not JSON".into())
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                "GraphQL answer",
+                "is not JSON",
+            ))
         })?;
 
         let listing = &MODEL_VERSIONS;
-        let scope = self.resolver.scope();
+        let scope = deciders.resolver.scope();
         let lists: Vec<_> = document
             .fields
             .iter()
@@ -215,8 +227,8 @@ impl Gateway {
         }
         models.sort_unstable();
         models.dedup();
-        let creators = self.authorizer.creators(asker, &models).await?;
-        let reader = self.searches.reader(listing, asker);
+        let creators = deciders.authorizer.creators(asker, &models).await?;
+        let reader = deciders.searches.reader(listing, asker);
         let (mut kept, mut seen) = (0usize, 0usize);
         if let Some(data) = answer.get_mut("data") {
             for list in &lists {
@@ -240,14 +252,5 @@ impl Gateway {
         head.headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         Ok(Response::from_parts(head, Body::from(body)))
-    }
-}
-
-/// A document mlgate cannot read exactly as MLflow would is refused; an unknown root field is
-/// denied.
-fn refusal(error: GraphQlError) -> GatewayError {
-    match error {
-        GraphQlError::UnknownField(_) => GatewayError::PermissionDenied(error.to_string()),
-        other => GatewayError::BadRequest(other.to_string()),
     }
 }

@@ -309,7 +309,7 @@ async fn post_login(
         .login(
             username,
             &form.password,
-            Peer::of(&parts.extensions).map(|peer| peer.addr.ip()),
+            Peer::of(&parts.extensions).map(|peer| peer.ip),
         )
         .await
     {

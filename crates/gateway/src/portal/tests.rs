@@ -306,7 +306,7 @@ async fn failed_sign_in_and_rate_limit() {
     let from = |form: &str| {
         let mut r = login_post(form, &[SAME_ORIGIN]);
         r.extensions_mut().insert(crate::listen::Peer {
-            addr: "192.0.2.7:50000".parse().unwrap(),
+            ip: "192.0.2.7".parse().unwrap(),
             secure: false,
         });
         r

@@ -14,6 +14,12 @@
 //!   `mlflow.prompt.is_prompt=true` (its prompt registry), a resource type of their own so that
 //!   a policy grants prompts without models and the other way round ([`ModelKind`]).
 //!
+//! When MLflow runs with workspaces (`--mlflow-workspaces`), every one of these lies under the
+//! request's workspace: `workspace/<ws>/experiment/<id>`, `workspace/<ws>/registered-model/<name>`,
+//! `workspace/<ws>/server`, ... (names are unique only per workspace, so the workspace is part of
+//! the identity). A workspace itself is `workspace/<name>`. Without workspaces the ARNs carry no
+//! workspace segment at all.
+//!
 //! Children sit under their experiment, so `experiment/1/*` in a policy covers everything in
 //! experiment 1. Identifiers are inserted verbatim after [`id_segment`] checked them: one with a
 //! `/` could pose as another resource's ARN (`registered-model/a/version/1`), so it is refused
@@ -24,13 +30,30 @@ use crate::error::GatewayError;
 /// Region and account of the MLflow resources behind this gateway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArnScope {
+    /// `arn:mlflow:<region>:<account>:`
+    account: String,
+    /// Where the resources of this scope lie: the account's, or a workspace's within it.
     prefix: String,
 }
 
+/// The ARN word of a workspace, and of the segment that puts resources inside one.
+const WORKSPACE_KIND: &str = "workspace";
+
 impl ArnScope {
     pub fn new(region: &str, account: &str) -> Self {
+        let account = format!("arn:mlflow:{region}:{account}:");
         ArnScope {
-            prefix: format!("arn:mlflow:{region}:{account}:"),
+            prefix: account.clone(),
+            account,
+        }
+    }
+
+    /// The same account's resources inside MLflow workspace `workspace` (a name MLflow accepts,
+    /// checked by [`crate::normalize::workspace`]).
+    pub fn in_workspace(&self, workspace: &str) -> Self {
+        ArnScope {
+            prefix: format!("{}{WORKSPACE_KIND}/{workspace}/", self.account),
+            account: self.account.clone(),
         }
     }
 
@@ -66,6 +89,11 @@ impl ArnScope {
 
     pub fn scorer(&self, experiment_id: &str, name: &str) -> String {
         format!("{}experiment/{experiment_id}/scorer/{name}", self.prefix)
+    }
+
+    /// An mlgate user, as basic-auth's API names it (`docs/basic-auth.md`).
+    pub fn user(&self, name: &str) -> String {
+        format!("{}user/{name}", self.prefix)
     }
 
     pub fn registered_model(&self, name: &str) -> String {
@@ -132,8 +160,12 @@ impl ArnScope {
 
     /// `<kind>/<id>` for resources not anchored under an experiment or a model (datasets linked
     /// to no experiment, scorers named by id, webhooks, AI-gateway objects, ...).
+    /// A workspace lies in no workspace: `workspace/<name>` whatever the request's workspace.
     pub fn flat(&self, kind: &str, id: &str) -> String {
-        format!("{}{kind}/{id}", self.prefix)
+        match kind {
+            WORKSPACE_KIND => format!("{}{kind}/{id}", self.account),
+            _ => format!("{}{kind}/{id}", self.prefix),
+        }
     }
 }
 
@@ -346,6 +378,48 @@ mod tests {
 
     fn scope() -> ArnScope {
         ArnScope::new("us-east-1", "111111111111")
+    }
+
+    #[test]
+    fn a_workspace_puts_every_resource_under_it_but_workspaces_themselves() {
+        let base = scope();
+        let team_a = base.in_workspace("team-a");
+        assert_eq!(
+            base.experiment("1"),
+            "arn:mlflow:us-east-1:111111111111:experiment/1"
+        );
+        assert_eq!(
+            team_a.registered_model("m"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/registered-model/m"
+        );
+        assert_eq!(
+            team_a.server(),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/server"
+        );
+        assert_eq!(
+            team_a.dataset("7", "d-1"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/experiment/7/dataset/d-1"
+        );
+        assert_eq!(
+            team_a.scorer("7", "s"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/experiment/7/scorer/s"
+        );
+        assert_eq!(
+            team_a.flat("dataset", "d-1"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/dataset/d-1"
+        );
+        assert_eq!(team_a.experiment_of(&team_a.run("7", "r")), Some("7"));
+        assert_eq!(team_a.experiment_of(&base.run("7", "r")), None);
+        assert_eq!(
+            team_a.in_workspace("team-b").experiment("1"),
+            base.in_workspace("team-b").experiment("1")
+        );
+        for scope in [&base, &team_a] {
+            assert_eq!(
+                scope.flat("workspace", "team-b"),
+                "arn:mlflow:us-east-1:111111111111:workspace/team-b"
+            );
+        }
     }
 
     #[test]

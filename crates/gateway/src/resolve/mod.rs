@@ -19,7 +19,7 @@ use mlgate_catalog::{
 use moka::future::Cache;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::error::GatewayError;
+use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
 
 use arn::{id_segment, number_id, prompt_uri};
@@ -725,19 +725,26 @@ pub struct Resolved {
 pub struct Resolver {
     scope: ArnScope,
     upstream: Upstream,
+    /// The MLflow workspace lookups are asked in (`None`: MLflow runs without workspaces).
+    workspace: Option<Arc<str>>,
     /// (kind, id) → experiment id. A run, logged model or trace never changes experiment.
-    parents: Cache<(Child, String), Arc<str>>,
+    parents: Cache<InWorkspace<(Child, String)>, Arc<str>>,
     /// experiment id → name and tags (short TTL).
-    experiments: Cache<String, Arc<ExperimentFacts>>,
+    experiments: Cache<InWorkspace<String>, Arc<ExperimentFacts>>,
     /// registered model name → kind and tags (short TTL).
-    models: Cache<String, Arc<ModelFacts>>,
+    models: Cache<InWorkspace<String>, Arc<ModelFacts>>,
 }
+
+/// A cache key within the workspace it was looked up in: MLflow answers each workspace for its
+/// own objects (a model name is unique only within one), so no answer serves another workspace.
+type InWorkspace<K> = (Option<Arc<str>>, K);
 
 impl Resolver {
     pub fn new(scope: ArnScope, upstream: Upstream) -> Self {
         Resolver {
             scope,
             upstream,
+            workspace: None,
             parents: Cache::new(PARENT_CACHE_CAPACITY),
             experiments: Cache::builder()
                 .max_capacity(EXPERIMENT_FACTS_CAPACITY)
@@ -748,6 +755,20 @@ impl Resolver {
                 .time_to_live(MODEL_FACTS_TTL)
                 .build(),
         }
+    }
+
+    /// The same resolver (and caches) for requests in MLflow workspace `workspace`: its ARNs
+    /// lie in the workspace and its lookups are asked there.
+    pub fn in_workspace(&self, workspace: &str) -> Resolver {
+        Resolver {
+            scope: self.scope.in_workspace(workspace),
+            workspace: Some(workspace.into()),
+            ..self.clone()
+        }
+    }
+
+    fn key<K>(&self, key: K) -> InWorkspace<K> {
+        (self.workspace.clone(), key)
     }
 
     /// Stage 5: the route's identifiers → its resources, the experiments they lie under and
@@ -776,7 +797,7 @@ impl Resolver {
     pub async fn model_facts(&self, name: &str) -> Result<Option<Arc<ModelFacts>>, GatewayError> {
         let found = self
             .models
-            .try_get_with(name.to_owned(), async {
+            .try_get_with(self.key(name.to_owned()), async {
                 let path = format!(
                     "/api/2.0/mlflow/registered-models/get?name={}",
                     escape(name)
@@ -784,8 +805,9 @@ impl Resolver {
                 let what = format!("registered model '{name}'");
                 let json = self.lookup_json(&path, &what).await?;
                 ModelFacts::from_answer(&json).map(Arc::new).ok_or_else(|| {
-                    GatewayError::UpstreamUnavailable(format!(
-                        "MLflow's answer for {what} is not a registered model"
+                    GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                        format!("answer for {what}"),
+                        "is not a registered model",
                     ))
                 })
             })
@@ -793,7 +815,7 @@ impl Resolver {
             .map_err(|e: Arc<GatewayError>| Arc::unwrap_or_clone(e));
         match found {
             Ok(facts) => Ok(Some(facts)),
-            Err(GatewayError::NotFound(_)) => Ok(None),
+            Err(GatewayError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -819,7 +841,7 @@ impl Resolver {
 
     /// Drops what is cached about a registered model (after a write through mlgate changed it).
     pub async fn forget_model(&self, name: &str) {
-        self.models.invalidate(name).await;
+        self.models.invalidate(&self.key(name.to_owned())).await;
     }
 
     /// The experiments the ARNs lie under, each with its condition keys, in ARN order.
@@ -844,7 +866,7 @@ impl Resolver {
     /// Name and tags of an experiment, from MLflow's GetExperiment (cached briefly).
     pub async fn experiment_facts(&self, id: &str) -> Result<Arc<ExperimentFacts>, GatewayError> {
         self.experiments
-            .try_get_with(id.to_owned(), async {
+            .try_get_with(self.key(id.to_owned()), async {
                 let path = format!(
                     "/api/2.0/mlflow/experiments/get?experiment_id={}",
                     escape(id)
@@ -855,8 +877,9 @@ impl Resolver {
                 ExperimentFacts::from_answer(&json)
                     .map(Arc::new)
                     .ok_or_else(|| {
-                        GatewayError::UpstreamUnavailable(format!(
-                            "MLflow's answer for experiment '{id}' has no name"
+                        GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                            format!("answer for experiment '{id}'"),
+                            "has no name",
                         ))
                     })
             })
@@ -869,14 +892,16 @@ impl Resolver {
     pub async fn forget_rewritten_traces(&self, plan: &Plan) {
         for reference in &plan.references {
             if let ReferenceTarget::TraceIfExists(id) = &reference.target {
-                self.parents.invalidate(&(Child::Trace, id.clone())).await;
+                self.parents
+                    .invalidate(&self.key((Child::Trace, id.clone())))
+                    .await;
             }
         }
     }
 
     /// Drops what is cached about an experiment (after a write through mlgate changed it).
     pub async fn forget_experiment(&self, id: &str) {
-        self.experiments.invalidate(id).await;
+        self.experiments.invalidate(&self.key(id.to_owned())).await;
     }
 
     pub fn scope(&self) -> &ArnScope {
@@ -947,8 +972,9 @@ impl Resolver {
         let what = format!("dataset '{id}'");
         let json = self.lookup_json(&path, &what).await?;
         let malformed = || {
-            GatewayError::UpstreamUnavailable(format!(
-                "MLflow's answer for the experiments of {what} is not a list of ids"
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                format!("answer for the experiments of {what}"),
+                "is not a list of ids",
             ))
         };
         match json.get("experiment_ids") {
@@ -958,7 +984,7 @@ impl Resolver {
                 .iter()
                 .map(|id| {
                     let id = id.as_str().ok_or_else(malformed)?;
-                    Ok(number_id("experiment_id", id)?)
+                    number_id("experiment_id", id)
                 })
                 .collect(),
             Some(_) => Err(malformed()),
@@ -989,7 +1015,7 @@ impl Resolver {
                 ReferenceTarget::TraceIfExists(id) => {
                     match self.child_arn(Child::Trace, id).await {
                         Ok(arn) => out.push(resolved(arn)),
-                        Err(GatewayError::NotFound(_)) => {}
+                        Err(GatewayError::NotFound { .. }) => {}
                         Err(error) => return Err(error),
                     }
                 }
@@ -1003,10 +1029,12 @@ impl Resolver {
                         "the model version that {} '{}' names",
                         reference.field, name
                     );
-                    let facts = self
-                        .model_facts(name)
-                        .await?
-                        .ok_or_else(|| GatewayError::NotFound(format!("{what} does not exist")))?;
+                    let facts =
+                        self.model_facts(name)
+                            .await?
+                            .ok_or_else(|| GatewayError::NotFound {
+                                what: what.to_owned(),
+                            })?;
                     let version = self.select_version(name, selector, &what).await?;
                     out.push(ResolvedReference {
                         operation: reference.operation,
@@ -1081,8 +1109,9 @@ impl Resolver {
                 .max()
                 .map(|v| v.to_string()),
         };
-        let version =
-            version.ok_or_else(|| GatewayError::NotFound(format!("{what} does not exist")))?;
+        let version = version.ok_or_else(|| GatewayError::NotFound {
+            what: what.to_owned(),
+        })?;
         id_segment("version", &version)?;
         Ok(version)
     }
@@ -1113,14 +1142,15 @@ impl Resolver {
             .filter(|root| !root.is_empty())
             .map(str::to_owned)
             .ok_or_else(|| {
-                GatewayError::UpstreamUnavailable(format!(
-                    "MLflow's answer for {what} has no artifact location"
+                GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                    format!("answer for {what}"),
+                    "has no artifact location",
                 ))
             })
     }
 
     async fn parent(&self, kind: Child, id: &str) -> Result<Arc<str>, GatewayError> {
-        let key = (kind, id.to_owned());
+        let key = self.key((kind, id.to_owned()));
         self.parents
             .try_get_with(key, async {
                 let (path, pointer, what) = match kind {
@@ -1174,17 +1204,20 @@ impl Resolver {
             .map(str::to_owned)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| {
-                GatewayError::UpstreamUnavailable(format!(
-                    "MLflow's answer for {what} has no experiment id"
+                GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                    format!("answer for {what}"),
+                    "has no experiment id",
                 ))
             })
     }
 
     /// GETs `path` from MLflow: its JSON answer, or the error a failed lookup is.
     async fn lookup_json(&self, path: &str, what: &str) -> Result<serde_json::Value, GatewayError> {
-        let (status, body) = self.upstream.get(path).await?;
+        let (status, body) = self.upstream.get(path, self.workspace.as_deref()).await?;
         if status == http::StatusCode::NOT_FOUND {
-            return Err(GatewayError::NotFound(format!("{what} does not exist")));
+            return Err(GatewayError::NotFound {
+                what: what.to_owned(),
+            });
         }
         if status.is_client_error() {
             return Err(GatewayError::BadRequest(format!(
@@ -1192,12 +1225,18 @@ impl Resolver {
             )));
         }
         if !status.is_success() {
-            return Err(GatewayError::UpstreamUnavailable(format!(
-                "MLflow failed to look up {what} ({status})"
-            )));
+            return Err(GatewayError::UpstreamUnavailable(
+                UpstreamFailure::LookupFailed {
+                    what: what.to_owned(),
+                    status,
+                },
+            ));
         }
         serde_json::from_slice::<serde_json::Value>(&body).map_err(|_| {
-            GatewayError::UpstreamUnavailable(format!("MLflow's answer for {what} is not JSON"))
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                format!("answer for {what}"),
+                "is not JSON",
+            ))
         })
     }
 }

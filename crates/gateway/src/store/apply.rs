@@ -89,6 +89,9 @@ pub struct ApplyUser {
     pub name: String,
     /// The password to set, already read from its source (env var or file).
     pub password: Option<String>,
+    /// A password hash written elsewhere (an MLflow basic-auth Werkzeug hash), kept as it is;
+    /// only for a user being created: an existing user's password is left alone.
+    pub imported_hash: Option<String>,
     pub tags: Option<BTreeMap<String, String>>,
     pub disabled: Option<bool>,
     /// Policies attached directly to the user (exactly these, when given).
@@ -101,6 +104,10 @@ impl fmt::Debug for ApplyUser {
             .field("account", &self.account)
             .field("name", &self.name)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "imported_hash",
+                &self.imported_hash.as_ref().map(|_| "<redacted>"),
+            )
             .field("tags", &self.tags)
             .field("disabled", &self.disabled)
             .field("policies", &self.policies)
@@ -299,7 +306,7 @@ async fn apply<Q: Queries>(
             None => {
                 let hash = match &u.password {
                     Some(pw) => Some(password::hash_async(pw.clone()).await.map_err(ctx())?),
-                    None => None,
+                    None => u.imported_hash.clone(),
                 };
                 let tags = u.tags.clone().unwrap_or_default();
                 let uid = create_user(c, &acct, &u.name, hash.as_deref(), &tags)

@@ -81,6 +81,15 @@ pub(crate) trait IdentityQueries {
     /// sessions, access keys).
     async fn delete_user(&mut self, id: &str) -> StoreResult<()>;
     async fn set_password(&mut self, id: &str, hash: Option<&str>, at: i64) -> StoreResult<()>;
+    /// Replaces the hash `old` by `new` (the same password, hashed anew) unless it changed
+    /// meanwhile; whether it was replaced.
+    async fn replace_password_hash(
+        &mut self,
+        id: &str,
+        old: &str,
+        new: &str,
+        at: i64,
+    ) -> StoreResult<bool>;
     async fn set_disabled(&mut self, id: &str, disabled: bool, at: i64) -> StoreResult<()>;
     async fn set_tags(
         &mut self,

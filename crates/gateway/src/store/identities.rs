@@ -262,6 +262,23 @@ impl Store {
         .await)
     }
 
+    /// Replaces a user's imported password hash by an argon2id hash of the same password
+    /// (`password`, just verified against it), unless the hash changed meanwhile. Browser
+    /// sessions stay: the password is the same.
+    pub async fn upgrade_password_hash(
+        &self,
+        user: &UserRecord,
+        password: &str,
+    ) -> StoreResult<bool> {
+        let Some(old) = user.password_hash.clone() else {
+            return Ok(false);
+        };
+        let new = super::password::hash_async(password.to_owned()).await?;
+        write_db!(self, |c| c
+            .replace_password_hash(&user.id, &old, &new, now())
+            .await)
+    }
+
     /// Disables or enables a user. Disabling also ends the user's browser sessions; its tokens
     /// stay (they stop working while the user is disabled).
     pub async fn set_disabled(

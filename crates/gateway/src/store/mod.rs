@@ -108,6 +108,7 @@ mod sqlite;
 mod sts;
 mod tokens;
 mod validate;
+pub mod werkzeug;
 
 use std::fs;
 use std::io;

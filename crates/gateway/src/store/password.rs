@@ -6,6 +6,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
+use super::werkzeug::{self, WerkzeugHash};
 use super::{StoreError, StoreResult};
 
 /// Shortest password accepted when one is set.
@@ -38,13 +39,18 @@ pub fn hash(password: &str) -> StoreResult<String> {
         .map_err(|e| StoreError::Password(e.to_string()))
 }
 
-/// Verifies a password against a stored PHC string. Blocking. A malformed stored hash verifies
-/// as false.
+/// Verifies a password against a stored PHC string, or an imported Werkzeug hash
+/// ([`werkzeug`]). Blocking. A malformed stored hash verifies as false.
 pub fn verify(password: &str, phc: &str) -> bool {
-    password.len() <= MAX_PASSWORD_LEN
-        && Argon2::default()
-            .verify_password(password.as_bytes(), phc)
-            .is_ok()
+    if password.len() > MAX_PASSWORD_LEN {
+        return false;
+    }
+    if werkzeug::is_werkzeug(phc) {
+        return WerkzeugHash::parse(phc).is_ok_and(|hash| hash.verify(password));
+    }
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
 }
 
 /// [`hash`] on the blocking thread pool.

@@ -265,6 +265,11 @@ impl ProviderKeys {
             .ok_or_else(|| "the discovery document has no jwks_uri".to_owned())
     }
 
+    /// Whether a key set was ever fetched (a failed refetch keeps the last good one).
+    pub fn loaded(&self) -> bool {
+        self.keys.load().fetched_at.is_some()
+    }
+
     /// Fetches the JWKS now (keeps the old set on failure).
     pub async fn refresh(&self) -> Result<(), String> {
         let mut last = self.fetch.lock().await;
@@ -337,7 +342,7 @@ impl ProviderKeys {
         }
     }
 
-    fn refresh_in_background(self: &Arc<Self>) {
+    pub(super) fn refresh_in_background(self: &Arc<Self>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -192,6 +192,18 @@ impl Oidc {
         }
     }
 
+    /// Whether every issuer has its keys, fetched or kept from the last good fetch (readiness).
+    /// An issuer still without keys is asked again in the background, rate-limited, so a
+    /// provider that was down at start-up makes the server ready once it answers.
+    pub fn keys_loaded(&self) -> bool {
+        let mut loaded = true;
+        for issuer in self.issuers.iter().filter(|i| !i.keys.loaded()) {
+            issuer.keys.refresh_in_background();
+            loaded = false;
+        }
+        loaded
+    }
+
     /// Verifies a bearer JWT and maps it to a federated principal.
     pub async fn verify_bearer(&self, token: &str) -> Result<Verified, AuthFailure> {
         self.verify(token, None).await.map_err(|mut f| {

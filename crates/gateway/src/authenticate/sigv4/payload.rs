@@ -16,6 +16,8 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use mlgate_sigv4::{PayloadHasher, SigV4Error};
 
+#[cfg(test)]
+use crate::error::find_in_chain;
 use crate::error::{AuthFailure, AuthFailureKind, GatewayError};
 use crate::identity::AuthMethod;
 
@@ -26,25 +28,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("{0}")]
 pub struct PayloadRejected(pub SigV4Error);
 
-impl PayloadRejected {
-    /// Finds a payload rejection in an error's chain (hyper and axum wrap body errors).
-    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a PayloadRejected> {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(r) = e.downcast_ref::<PayloadRejected>() {
-                return Some(r);
-            }
-            current = e.source();
-        }
-        None
-    }
-
-    /// The 403 the client gets.
-    pub fn to_gateway_error(&self) -> GatewayError {
+/// The 403 the client gets.
+impl From<&PayloadRejected> for GatewayError {
+    fn from(rejected: &PayloadRejected) -> Self {
         GatewayError::Authentication(AuthFailure::new(
             Some(AuthMethod::Sigv4),
             AuthFailureKind::SignatureRejected,
-            format!("AWS SigV4 authentication failed: {}", self.0),
+            format!("AWS SigV4 authentication failed: {}", rejected.0),
         ))
     }
 }
@@ -176,9 +166,9 @@ mod tests {
             }
         };
         assert_eq!(seen, b"hello ", "the last chunk was held back");
-        let rejected = PayloadRejected::find(error.as_ref()).expect("payload rejection");
+        let rejected = find_in_chain::<PayloadRejected>(error.as_ref()).expect("payload rejection");
         assert_eq!(rejected.0, SigV4Error::PayloadHashMismatch);
-        assert_eq!(rejected.to_gateway_error().status().as_u16(), 403);
+        assert_eq!(GatewayError::from(rejected).status().as_u16(), 403);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use crate::store::KeyOwnerRef;
 
 fn plain_peer() -> Peer {
     Peer {
-        addr: "192.0.2.7:40000".parse().unwrap(),
+        ip: "192.0.2.7".parse().unwrap(),
         secure: false,
     }
 }

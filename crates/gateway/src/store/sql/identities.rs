@@ -260,6 +260,25 @@ macro_rules! identity_queries {
                     Ok(())
                 }
 
+                async fn replace_password_hash(
+                    &mut self,
+                    id: &str,
+                    old: &str,
+                    new: &str,
+                    at: i64,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query($sql(
+                        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?",
+                    ))
+                    .bind(new)
+                    .bind(at)
+                    .bind(id)
+                    .bind(old)
+                    .execute(&mut *self)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
                 async fn set_disabled(&mut self, id: &str, disabled: bool, at: i64) -> StoreResult<()> {
                     sqlx::query($sql("UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?"))
                         .bind(disabled)

@@ -1,0 +1,326 @@
+//! What an MLflow basic-auth store becomes in mlgate (`docs/basic-auth.md`), as an
+//! [`ApplyPlan`]: pure, from the rows [`super::read`] found.
+//!
+//! The import only adds and updates: group members are the current ones plus the store's, and
+//! nothing is removed. Anything it cannot map is an error naming the item, before anything is
+//! written.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::admin::grant::{self, Level, Scope};
+use crate::basic_auth::ADMINS_GROUP;
+use crate::store::werkzeug::WerkzeugHash;
+use crate::store::{ApplyGrant, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser, GrantSubject};
+
+/// The rows of a basic-auth store.
+#[derive(Clone, Debug, Default)]
+pub struct BasicAuthRows {
+    pub users: Vec<BasicAuthUser>,
+    pub roles: Vec<BasicAuthRole>,
+    pub permissions: Vec<BasicAuthPermission>,
+    /// (user id, role id).
+    pub assignments: Vec<(i64, i64)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BasicAuthUser {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct BasicAuthRole {
+    pub id: i64,
+    pub name: String,
+    pub workspace: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct BasicAuthPermission {
+    pub role_id: i64,
+    pub resource_type: String,
+    pub resource_pattern: String,
+    pub permission: String,
+}
+
+/// The policy that makes members of [`ADMINS_GROUP`] admins, attached when the import creates
+/// the group (an existing group keeps its policies).
+pub const ADMINS_POLICY: &str = "mlflow-basic-auth-admins";
+const ADMINS_DOCUMENT: &str = r#"{"Version": "2012-10-17", "Statement": [{"Sid": "Everything",
+"Effect": "Allow", "Action": ["mlflow:*", "execute-api:Invoke"], "Resource": "*"}]}"#;
+
+/// The group of a basic-auth role: one per workspace, as MLflow scopes roles.
+pub fn role_group(role: &BasicAuthRole) -> String {
+    format!("mlflow-role.{}.{}", role.workspace, role.name)
+}
+
+/// MLflow's synthetic role of per-user grants (`__user_<id>__`): its grants go to the user.
+fn synthetic_role_user(role: &BasicAuthRole) -> Option<i64> {
+    role.name
+        .strip_prefix("__user_")?
+        .strip_suffix("__")?
+        .parse()
+        .ok()
+}
+
+/// The import's plan. `groups` are mlgate's current groups with their members.
+pub fn plan(
+    rows: &BasicAuthRows,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Result<ApplyPlan, String> {
+    let mut plan = ApplyPlan::default();
+    let user_name: BTreeMap<i64, &str> = rows
+        .users
+        .iter()
+        .map(|u| (u.id, u.username.as_str()))
+        .collect();
+    for user in &rows.users {
+        WerkzeugHash::parse(&user.password_hash)
+            .map_err(|e| format!("user {:?}: password hash: {e}", user.username))?;
+        plan.users.push(ApplyUser {
+            name: user.username.clone(),
+            imported_hash: Some(user.password_hash.clone()),
+            ..ApplyUser::default()
+        });
+    }
+
+    let admins = rows
+        .users
+        .iter()
+        .filter(|u| u.is_admin)
+        .map(|u| &u.username);
+    let admins_exist = groups.contains_key(ADMINS_GROUP);
+    plan.groups.push(ApplyGroup {
+        name: ADMINS_GROUP.into(),
+        members: Some(with_current(groups, ADMINS_GROUP, admins)),
+        policies: (!admins_exist).then(|| vec![ADMINS_POLICY.to_owned()]),
+        ..ApplyGroup::default()
+    });
+    if !admins_exist {
+        plan.policies.push(ApplyPolicy {
+            name: ADMINS_POLICY.into(),
+            document: ADMINS_DOCUMENT.into(),
+        });
+    }
+
+    let mut subject_of_role: BTreeMap<i64, (GrantSubject, String)> = BTreeMap::new();
+    for role in &rows.roles {
+        if let Some(user_id) = synthetic_role_user(role) {
+            let name = user_name
+                .get(&user_id)
+                .ok_or_else(|| format!("role {:?}: user id {user_id} does not exist", role.name))?;
+            subject_of_role.insert(role.id, (GrantSubject::User, (*name).to_owned()));
+            continue;
+        }
+        let group = role_group(role);
+        let assigned = rows
+            .assignments
+            .iter()
+            .filter(|(_, role_id)| *role_id == role.id)
+            .map(|(user_id, _)| {
+                user_name
+                    .get(user_id)
+                    .map(|name| (*name).to_owned())
+                    .ok_or_else(|| {
+                        format!("role {:?}: user id {user_id} does not exist", role.name)
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        plan.groups.push(ApplyGroup {
+            name: group.clone(),
+            members: Some(with_current(groups, &group, assigned.iter())),
+            ..ApplyGroup::default()
+        });
+        subject_of_role.insert(role.id, (GrantSubject::Group, group));
+    }
+
+    for p in &rows.permissions {
+        let (subject, name) = subject_of_role.get(&p.role_id).ok_or_else(|| {
+            format!(
+                "a permission names role id {}, which does not exist",
+                p.role_id
+            )
+        })?;
+        let item = || {
+            format!(
+                "permission {} on {} {:?} of {} {name:?}",
+                p.permission,
+                p.resource_type,
+                p.resource_pattern,
+                subject.word()
+            )
+        };
+        let Some(level) = level_of(&p.permission).map_err(|e| format!("{}: {e}", item()))? else {
+            continue;
+        };
+        let scope = scope_of(&p.resource_type, &p.resource_pattern)
+            .map_err(|e| format!("{}: {e}", item()))?;
+        let document = grant::document(level, &scope).map_err(|e| format!("{}: {e}", item()))?;
+        plan.grants.push(ApplyGrant {
+            subject: *subject,
+            account: None,
+            name: name.clone(),
+            policy: ApplyPolicy {
+                name: grant::policy_name(level, &scope),
+                document: document.to_string(),
+            },
+        });
+    }
+    Ok(plan)
+}
+
+/// The current members of `group` plus `added`, sorted and without repeats.
+fn with_current<'a>(
+    groups: &BTreeMap<String, Vec<String>>,
+    group: &str,
+    added: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut members: BTreeSet<String> = groups.get(group).into_iter().flatten().cloned().collect();
+    members.extend(added.cloned());
+    members.into_iter().collect()
+}
+
+/// The level of an MLflow permission; `None` for `NO_PERMISSIONS` (nothing to grant).
+fn level_of(permission: &str) -> Result<Option<Level>, String> {
+    match permission {
+        // USE adds "may invoke" on AI-gateway objects only; on what mlgate grants it reads.
+        "READ" | "USE" => Ok(Some(Level::Read)),
+        "EDIT" => Ok(Some(Level::Edit)),
+        "MANAGE" => Ok(Some(Level::Manage)),
+        "NO_PERMISSIONS" => Ok(None),
+        "DENY" => Err("DENY is not imported yet: write it as an explicit Deny policy".into()),
+        other => Err(format!("{other:?} is not a permission MLflow defines")),
+    }
+}
+
+/// The grant scope of an MLflow resource type and pattern.
+fn scope_of(resource_type: &str, pattern: &str) -> Result<Scope, String> {
+    Ok(match (resource_type, pattern) {
+        ("experiment", "*") => Scope::Experiments("*".into()),
+        ("experiment", id) => Scope::ExperimentId(id.into()),
+        ("registered_model", name) => Scope::Models(name.into()),
+        ("prompt", name) => Scope::Prompts(name.into()),
+        (other, _) => {
+            return Err(format!(
+                "resource type {other:?} has no mlgate grant (yet): experiment, registered_model \
+                 and prompt do"
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "pbkdf2:sha256:1000$Sl7cqAUMSygDZZcn$3f58184fff665c5aecaf503239f7f407a1b18f3a5f5a00ea8ff18d2a3aac9fbb";
+
+    fn rows() -> BasicAuthRows {
+        let user = |id, name: &str, is_admin| BasicAuthUser {
+            id,
+            username: name.into(),
+            password_hash: HASH.into(),
+            is_admin,
+        };
+        let role = |id, name: &str| BasicAuthRole {
+            id,
+            name: name.into(),
+            workspace: "default".into(),
+        };
+        let permission =
+            |role_id, resource_type: &str, pattern: &str, permission: &str| BasicAuthPermission {
+                role_id,
+                resource_type: resource_type.into(),
+                resource_pattern: pattern.into(),
+                permission: permission.into(),
+            };
+        BasicAuthRows {
+            users: vec![user(1, "root", true), user(2, "alice", false)],
+            roles: vec![role(10, "readers"), role(11, "__user_2__")],
+            permissions: vec![
+                permission(10, "experiment", "*", "READ"),
+                permission(11, "experiment", "7", "EDIT"),
+                permission(11, "registered_model", "m", "MANAGE"),
+                permission(11, "prompt", "p", "NO_PERMISSIONS"),
+            ],
+            assignments: vec![(2, 10), (2, 11)],
+        }
+    }
+
+    #[test]
+    fn users_admins_roles_and_grants() {
+        let current = BTreeMap::from([(ADMINS_GROUP.to_owned(), vec!["admin".to_owned()])]);
+        let plan = plan(&rows(), &current).unwrap();
+        let users: Vec<_> = plan.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(users, ["root", "alice"]);
+        assert_eq!(plan.users[0].imported_hash.as_deref(), Some(HASH));
+        let admins = &plan.groups[0];
+        assert_eq!(admins.members.as_deref().unwrap(), ["admin", "root"]);
+        assert_eq!(
+            admins.policies, None,
+            "an existing admins group keeps its policies"
+        );
+        assert!(plan.policies.is_empty());
+        let readers = &plan.groups[1];
+        assert_eq!(readers.name, "mlflow-role.default.readers");
+        assert_eq!(readers.members.as_deref().unwrap(), ["alice"]);
+        assert_eq!(plan.groups.len(), 2, "the synthetic role is no group");
+        let grants: Vec<_> = plan
+            .grants
+            .iter()
+            .map(|g| (g.subject, g.name.as_str(), g.policy.name.as_str()))
+            .collect();
+        assert_eq!(
+            grants,
+            [
+                (
+                    GrantSubject::Group,
+                    "mlflow-role.default.readers",
+                    "grant.read.experiments.@"
+                ),
+                (GrantSubject::User, "alice", "grant.edit.experiment-id.7"),
+                (GrantSubject::User, "alice", "grant.manage.models.m"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_admins_group_gets_the_admins_policy() {
+        let plan = plan(&rows(), &BTreeMap::new()).unwrap();
+        assert_eq!(plan.groups[0].policies.as_deref().unwrap(), [ADMINS_POLICY]);
+        assert_eq!(plan.policies[0].name, ADMINS_POLICY);
+        assert!(crate::store::check_policy(ADMINS_POLICY, &plan.policies[0].document).is_ok());
+    }
+
+    #[test]
+    fn what_cannot_be_mapped_is_named() {
+        type Corruption = fn(&mut BasicAuthRows);
+        let cases: [(Corruption, &str); 5] = [
+            (
+                |r| r.users[1].password_hash = "md5$a$b".into(),
+                "user \"alice\": password hash: method \"md5\"",
+            ),
+            (
+                |r| r.permissions[0].permission = "OWNER".into(),
+                "permission OWNER on experiment \"*\" of group \"mlflow-role.default.readers\": \"OWNER\" is not a permission MLflow defines",
+            ),
+            (
+                |r| r.permissions[0].resource_type = "scorer".into(),
+                "resource type \"scorer\"",
+            ),
+            (
+                |r| r.permissions[1].resource_pattern = "x".into(),
+                "not a number",
+            ),
+            (|r| r.assignments.push((9, 10)), "user id 9 does not exist"),
+        ];
+        for (break_it, error) in cases {
+            let mut rows = rows();
+            break_it(&mut rows);
+            let e = plan(&rows, &BTreeMap::new()).unwrap_err();
+            assert!(e.contains(error), "{e}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+"""Behind a load balancer: the probes (`/_mlgate/healthz`, `/_mlgate/readyz`), forwarding
+headers believed only from `--trusted-proxies`, and a graceful drain on SIGTERM.
+
+The trusted-proxy gateway is a second mlgate on the session's store and MLflow that trusts
+127.0.0.1 only; the tests reach it from 127.0.0.1 (a trusted proxy) and from 127.0.0.2 (any
+other peer on the loopback). The session's gateway trusts no proxy at all."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from support import AuditLog, MlflowAccessLog, assert_mlflow_error, raw_http, users_with_policy
+
+SEARCH_EXPERIMENTS = "/api/2.0/mlflow/experiments/search?max_results=1"
+SEARCH_MODELS = "/api/2.0/mlflow/registered-models/search?max_results=1"
+CLIENT = "203.0.113.9"  # the address a proxy names; policies below allow its /24 only
+UNTRUSTED_PEER = "127.0.0.2"
+
+
+def _probe(url: str, name: str) -> requests.Response:
+    return requests.get(f"{url}/_mlgate/{name}", timeout=30)
+
+
+def test_probes_answer_without_credentials_and_are_audited(stack, audit):
+    mark = audit.mark()
+    alive = _probe(stack.url, "healthz")
+    assert alive.status_code == 200 and alive.json() == {"status": "alive"}
+    ready = _probe(stack.url, "readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready",
+                            "checks": {"store": "ok", "mlflow": "ok", "not_draining": "ok"}}
+    assert ready.headers["cache-control"] == "no-store"
+    records = audit.wait_for(mark, 2)
+    probes = {r["path"]: r for r in records if r["path"].startswith("/_mlgate/")}
+    for path in ("/_mlgate/healthz", "/_mlgate/readyz"):
+        assert probes[path]["status"] == 200 and probes[path]["decision"] == "public", probes
+
+
+def test_readyz_names_mlflow_when_it_is_down_and_healthz_stays_alive(stack):
+    stack.stop_mlflow()
+    try:
+        ready = _probe(stack.url, "readyz")
+        body = assert_mlflow_error(ready, 503, "TEMPORARILY_UNAVAILABLE")
+        assert body["checks"] == {"store": "ok", "mlflow": "failing", "not_draining": "ok"}
+        assert "mlflow" in body["message"]
+        assert _probe(stack.url, "healthz").status_code == 200
+    finally:
+        stack.start_mlflow()
+    assert _probe(stack.url, "readyz").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def proxied(stack):
+    """A gateway that believes forwarding headers from 127.0.0.1 only."""
+    gateway = stack.replica()
+    gateway.start_gateway(extra_args=["--trusted-proxies", "127.0.0.1/32"])
+    try:
+        yield gateway
+    finally:
+        gateway.stop_gateway()
+
+
+@pytest.fixture(scope="module")
+def from_client_network(stack, tmp_path_factory):
+    """A user allowed to search experiments only from 203.0.113.0/24, and registered models
+    only over TLS."""
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "mlflow:SearchExperiments", "Resource": "*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}},
+        {"Effect": "Allow", "Action": "mlflow:SearchRegisteredModels", "Resource": "*",
+         "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+    ]}  # fmt: skip
+    [user] = users_with_policy(stack, "lb-client-net", policy, tmp_path_factory.mktemp("lb"), 1)
+    return user
+
+
+def _get(gateway, target: str, user, source: str, **headers) -> int:
+    token = base64.b64encode(f"{user.name}:{user.password}".encode()).decode()
+    status, _, _ = raw_http(gateway.url, "GET", target, source=source,
+                            headers={"Authorization": f"Basic {token}", **headers})
+    return status
+
+
+def _source_ips(log: AuditLog, mark: int, count: int) -> list:
+    return [r["source_ip"] for r in log.wait_for(mark, count) if r["path"].startswith("/api/")]
+
+
+def test_spoofed_forwarding_headers_from_untrusted_peers_change_nothing(
+        stack, proxied, from_client_network, audit):
+    spoofed = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https",
+               "Forwarded": f"for={CLIENT};proto=https", "X-Real-IP": CLIENT}
+    user = from_client_network
+    # The session's gateway trusts no proxy: not even 127.0.0.1.
+    mark = audit.mark()
+    assert _get(stack, SEARCH_EXPERIMENTS, user, "127.0.0.1", **spoofed) == 403
+    assert _get(stack, SEARCH_MODELS, user, "127.0.0.1", **spoofed) == 403
+    assert _source_ips(audit, mark, 2) == ["127.0.0.1", "127.0.0.1"]
+    # The proxied gateway does not trust 127.0.0.2.
+    proxied_audit = AuditLog(proxied.audit_log)
+    mark = proxied_audit.mark()
+    assert _get(proxied, SEARCH_EXPERIMENTS, user, UNTRUSTED_PEER, **spoofed) == 403
+    assert _get(proxied, SEARCH_MODELS, user, UNTRUSTED_PEER, **spoofed) == 403
+    assert _source_ips(proxied_audit, mark, 2) == [UNTRUSTED_PEER, UNTRUSTED_PEER]
+
+
+def test_a_trusted_proxy_names_the_client(proxied, from_client_network, stack):
+    user = from_client_network
+    proxied_audit = AuditLog(proxied.audit_log)
+    mlflow_log = MlflowAccessLog(stack.mlflow_log)
+    mark, mlflow_mark = proxied_audit.mark(), mlflow_log.mark()
+    # The client wrote 198.51.100.1 itself; the proxy appended the address it saw.
+    hops = {"X-Forwarded-For": f"198.51.100.1, {CLIENT}"}
+    assert _get(proxied, SEARCH_EXPERIMENTS, user, "127.0.0.1", **hops) == 200
+    # The right-most hop that is not a trusted proxy is the client: here not in the /24.
+    hops = {"X-Forwarded-For": f"{CLIENT}, 198.51.100.1"}
+    assert _get(proxied, SEARCH_EXPERIMENTS, user, "127.0.0.1", **hops) == 403
+    # Only the configured header counts (X-Forwarded-For): a Forwarded header is ignored.
+    assert _get(proxied, SEARCH_EXPERIMENTS, user, "127.0.0.1", Forwarded=f"for={CLIENT}") == 403
+    assert _source_ips(proxied_audit, mark, 3) == [CLIENT, "198.51.100.1", "127.0.0.1"]
+    # MLflow is told the client's address too (uvicorn logs the X-Forwarded-For of 127.0.0.1).
+    assert mlflow_log.saw(mlflow_mark, CLIENT)
+    # aws:SecureTransport follows the proxy's X-Forwarded-Proto.
+    https = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
+    assert _get(proxied, SEARCH_MODELS, user, "127.0.0.1", **https) == 200
+    assert _get(proxied, SEARCH_MODELS, user, "127.0.0.1", **{**https,
+                "X-Forwarded-Proto": "http"}) == 403
+
+
+def test_sigterm_drains_readiness_first_and_lets_an_upload_finish(stack, admin, world):
+    gateway = stack.replica()
+    gateway.start_gateway(extra_args=["--drain-delay", "2s", "--shutdown-grace", "20s"])
+    path = f"{world.experiment_id}/{world.run_id}/artifacts/drain/slow-{os.getpid()}.bin"
+    url = f"{gateway.url}/api/2.0/mlflow-artifacts/artifacts/{path}"
+    chunks = [bytes([i]) * 65536 for i in range(8)]
+    sent_some = threading.Event()
+    answer = {}
+
+    def slow_body():
+        for i, chunk in enumerate(chunks):
+            yield chunk
+            if i == 1:
+                sent_some.set()
+            time.sleep(0.5)
+
+    def upload():
+        try:
+            answer["response"] = requests.put(url, data=slow_body(), auth=admin.requests_auth(),
+                                              timeout=60)
+        except requests.RequestException as e:
+            answer["error"] = e
+
+    try:
+        uploader = threading.Thread(target=upload)
+        uploader.start()
+        assert sent_some.wait(30)
+        os.kill(gateway.gateway.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        # Draining: still accepting, but no longer ready; alive all the same.
+        ready = _probe(gateway.url, "readyz")
+        assert_mlflow_error(ready, 503, "TEMPORARILY_UNAVAILABLE")
+        assert ready.json()["checks"]["not_draining"] == "failing"
+        assert _probe(gateway.url, "healthz").status_code == 200
+        uploader.join(60)
+        assert "error" not in answer, answer
+        assert answer["response"].status_code == 200, answer["response"].text
+        gateway.gateway.proc.wait(timeout=20)
+        assert gateway.gateway.proc.returncode == 0
+    finally:
+        gateway.stop_gateway()
+    # The whole upload reached MLflow.
+    r = requests.get(f"{stack.url}/api/2.0/mlflow-artifacts/artifacts/{path}",
+                     auth=admin.requests_auth(), timeout=30)
+    assert r.status_code == 200 and r.content == b"".join(chunks)
+
+
+def test_a_malformed_trusted_proxies_flag_is_refused_at_start(stack):
+    result = stack.mlgate("serve", "--trusted-proxies", "lb.example.com", check=False)
+    assert result.returncode != 0
+    assert "not a CIDR or an IP address" in result.stderr, result.stderr
