@@ -68,7 +68,10 @@ pub use params::{
     set_json_field,
 };
 pub use path::{CharClass, MAX_PATH_LEN, MAX_SEGMENTS, PathError, normalize_path};
-pub use references::{ReviewedField, looks_like_a_reference, reviewed_fields};
+pub use references::{
+    ContentReference, ReviewedField, contents_naming_resources, looks_like_a_reference,
+    reviewed_fields,
+};
 pub use traces::{
     RESERVED_TRACE_TAGS, TRACE_USER_METADATA, TraceAuthor, TraceTagField, TraceWrites,
     reserved_trace_tag,

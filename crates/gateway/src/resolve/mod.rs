@@ -382,7 +382,8 @@ pub fn plan(
                     plan.lookups.push(model_lookup(name, None, kind_of));
                 }
                 ResourceKind::ModelVersion => match id.field {
-                    // A prompt optimization job reads its source prompt and adds versions to it.
+                    // A prompt optimization job reads its source prompt version (the
+                    // version it adds is decided as a reference, CreateModelVersion).
                     "source_prompt_uri" => {
                         let (name, version) = prompt_uri(id.field, value)?;
                         plan.lookups.push(model_lookup(name, version, name));
@@ -560,6 +561,17 @@ fn reference_target(
         ResourceKind::LoggedModel => ReferenceTarget::Lookup(child(Child::LoggedModel, id, value)?),
         ResourceKind::Dataset => {
             ReferenceTarget::Lookup(Lookup::Dataset(id_segment(id.field, value)?.to_owned()))
+        }
+        // The prompt a `prompts:/` URI names (a prompt optimization job registers its result
+        // as a new version of it).
+        ResourceKind::RegisteredModel => {
+            let (name, _) = prompt_uri(id.field, value)?;
+            ReferenceTarget::Lookup(Lookup::Model {
+                name: name.to_owned(),
+                version: None,
+                kind_of: name.to_owned(),
+                both: false,
+            })
         }
         ResourceKind::ModelSource => match model_source(id.field, value)? {
             ModelSource::ModelVersion { name, selector } => ReferenceTarget::ModelVersion {
@@ -1531,13 +1543,26 @@ mod tests {
             &[],
         )
         .expect("plan");
+        // The job registers its result as a new version of the source prompt.
         assert_eq!(
             targets(&job),
-            [(
-                "GetDatasetRecords",
-                "config.dataset_id",
-                ReferenceTarget::Lookup(Lookup::Dataset("d-1".into()))
-            )]
+            [
+                (
+                    "CreateModelVersion",
+                    "source_prompt_uri",
+                    ReferenceTarget::Lookup(Lookup::Model {
+                        name: "p".into(),
+                        version: None,
+                        kind_of: "p".into(),
+                        both: false
+                    })
+                ),
+                (
+                    "GetDatasetRecords",
+                    "config.dataset_id",
+                    ReferenceTarget::Lookup(Lookup::Dataset("d-1".into()))
+                )
+            ]
         );
         let guardrail = plan_for(
             "POST",
