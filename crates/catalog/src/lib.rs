@@ -69,8 +69,7 @@ pub use params::{
 };
 pub use path::{CharClass, MAX_PATH_LEN, MAX_SEGMENTS, PathError, normalize_path};
 pub use references::{
-    ContentReference, ReviewedField, contents_naming_resources, looks_like_a_reference,
-    reviewed_fields,
+    ReviewedField, contents_naming_resources, looks_like_a_reference, reviewed_fields,
 };
 pub use traces::{
     RESERVED_TRACE_TAGS, TRACE_USER_METADATA, TraceAuthor, TraceTagField, TraceWrites,
