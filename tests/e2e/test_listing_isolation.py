@@ -102,7 +102,7 @@ def auditor(stack, holdings, tmp_path_factory):
             {"Effect": "Allow", "Resource": "*",
              "Action": ["mlflow:Get*", "mlflow:Search*", "mlflow:List*", "mlflow:BatchGet*"]},
             {"Effect": "Deny", "Action": "mlflow:GetDataset",
-             "Resource": [f"{arn}:dataset/{d}" for d in a["datasets"]]},
+             "Resource": [f"{arn}:experiment/{a['experiment']}/dataset/{d}" for d in a["datasets"]]},
             {"Effect": "Deny", "Action": "mlflow:GetModelVersion",
              "Resource": f"{arn}:registered-model/{holdings['model']}/version/1"},
             {"Effect": "Deny", "Action": "mlflow:GetWebhook",
@@ -250,6 +250,19 @@ def test_artifact_listings_stay_inside_their_owner(stack, listing_teams, holding
     r = requests.get(f"{stack.url}/api/2.0/mlflow-artifacts/artifacts", auth=b, timeout=30,
                      params={"path": f"{mine['experiment']}/traces"})
     assert r.status_code == 200, r.text
+
+
+def test_the_artifact_stores_root_lists_only_readable_experiments(stack, auditor, holdings):
+    # The auditor may list the root (the server) but not team-a's experiment.
+    theirs, mine = holdings["team-a"], holdings["team-b"]
+    b = auditor.requests_auth()
+    for prefix in ("/api/2.0", "/ajax-api/2.0"):
+        for params in ({}, {"path": ""}):
+            r = requests.get(f"{stack.url}{prefix}/mlflow-artifacts/artifacts", auth=b, timeout=30,
+                             params=params)
+            assert r.status_code == 200, r.text
+            folders = {f["path"] for f in r.json().get("files", [])}
+            assert mine["experiment"] in folders and theirs["experiment"] not in folders, folders
 
 
 def test_searches_see_creators_as_the_direct_reads_do(stack, tmp_path):

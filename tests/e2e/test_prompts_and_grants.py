@@ -239,6 +239,23 @@ def test_removing_a_grant_from_the_file_revokes_it(stack, people, prompt):
         assert _load(f"prompts:/{prompt}/1").template == "Hello {{name}}!"
 
 
+def _optimizer_policy(tag: str, writable: str) -> dict:
+    """Runs optimization jobs on team b's prompts; may add versions to `writable` only."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "mlflow:CreatePromptOptimizationJob",
+        "Resource": ["arn:mlflow:*:*:experiment/*", f"arn:mlflow:*:*:prompt/pb-{tag}-*"],
+    }, {
+        "Effect": "Allow", "Action": "mlflow:CreateModelVersion",
+        "Resource": f"arn:mlflow:*:*:prompt/{writable}",
+    }]}
+
+
+def _create_optimization_job(stack, who, uri: str) -> requests.Response:
+    return requests.post(f"{stack.url}/api/3.0/mlflow/prompt-optimization/jobs",
+                         json={"experiment_id": "0", "source_prompt_uri": uri, "config": {}},
+                         auth=who.requests_auth(), timeout=30)
+
+
 def test_prompt_optimization_jobs_are_decided_on_their_source_prompt(stack, people, prompt, tmp_path):
     """A job reads its source prompt and adds versions to it: the right to run jobs in an
     experiment does not reach another team's prompt through `source_prompt_uri`."""
@@ -246,16 +263,11 @@ def test_prompt_optimization_jobs_are_decided_on_their_source_prompt(stack, peop
     own = f"pb-{tag}-opt"
     with acting_as(people["prompt_b"]):
         mlflow.genai.register_prompt(name=own, template="Hi {{name}}")
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": "mlflow:CreatePromptOptimizationJob",
-        "Resource": ["arn:mlflow:*:*:experiment/*", f"arn:mlflow:*:*:prompt/pb-{tag}-*"],
-    }]}
-    (optimizer,) = users_with_policy(stack, f"promptopt-{tag}", policy, tmp_path, 1)
+    (optimizer,) = users_with_policy(stack, f"promptopt-{tag}", _optimizer_policy(tag, own),
+                                     tmp_path, 1)
 
     def create(uri: str) -> requests.Response:
-        return requests.post(f"{stack.url}/api/3.0/mlflow/prompt-optimization/jobs",
-                             json={"experiment_id": "0", "source_prompt_uri": uri, "config": {}},
-                             auth=optimizer.requests_auth(), timeout=30)
+        return _create_optimization_job(stack, optimizer, uri)
 
     for uri in (f"prompts:/{prompt}/1", f"prompts:/{prompt}@champion"):
         resp = create(uri)
@@ -266,4 +278,23 @@ def test_prompt_optimization_jobs_are_decided_on_their_source_prompt(stack, peop
         assert create(uri).status_code == 400
     # Its own prompt passes mlgate (MLflow then judges the empty config).
     resp = create(f"prompts:/{own}/1")
+    assert resp.status_code != 403, resp.text
+
+
+def test_a_prompt_optimization_job_needs_the_right_to_add_a_version_to_its_prompt(
+        stack, people, tmp_path):
+    """The job registers its result as a new version of the source prompt: that write is
+    decided (mlflow:CreateModelVersion on the prompt), not only the job's own action."""
+    tag = people["tag"]
+    writable, read_only = f"pb-{tag}-w", f"pb-{tag}-ro"
+    with acting_as(people["prompt_b"]):
+        for name in (writable, read_only):
+            mlflow.genai.register_prompt(name=name, template="Hi {{name}}")
+    (optimizer,) = users_with_policy(stack, f"promptver-{tag}",
+                                     _optimizer_policy(tag, writable), tmp_path, 1)
+    resp = _create_optimization_job(stack, optimizer, f"prompts:/{read_only}/1")
+    _refused(resp)
+    assert "mlflow:CreateModelVersion" in resp.json()["message"], resp.text
+    assert f"prompt/{read_only}" in resp.json()["message"], resp.text
+    resp = _create_optimization_job(stack, optimizer, f"prompts:/{writable}/1")
     assert resp.status_code != 403, resp.text

@@ -7,7 +7,11 @@ MLflow resolves (`models:/<name>/<version>`, `@alias`, `/latest`, a stage name, 
 version), or whose `source` lies in alice's run; MLflow would then serve alice's files through
 bob's version. The legitimate uses keep working: registering from one's own run (the MLflow 3
 logged-model flow and the `runs:/` flow), and `MlflowClient.copy_model_version` by someone who may
-read the source model but not the experiment behind it."""
+read the source model but not the experiment behind it.
+
+Evaluation datasets and scorers lie under their experiment(s): each owner reads their own through
+the real MLflow client with nothing but the experiment-name policy, and a dataset linked to an
+experiment of someone else's is not listed by a search naming one's own experiment."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import pytest
 import requests
 
 from mlflow.exceptions import MlflowException
+from mlflow.genai import datasets as genai_datasets
 
 from support import EchoModel, Identity, acting_as, assert_mlflow_error, denied, mlflow
 
@@ -36,7 +41,8 @@ def personal_policy(extra: list | None = None) -> dict:
                 "Sid": "Searches",
                 "Effect": "Allow",
                 "Action": ["mlflow:SearchExperiments", "mlflow:SearchRegisteredModels",
-                           "mlflow:SearchModelVersions", "mlflow:SearchLoggedModels"],
+                           "mlflow:SearchModelVersions", "mlflow:SearchLoggedModels",
+                           "mlflow:SearchEvaluationDatasets"],
                 "Resource": "arn:mlflow:*:*:server",
             },
             {
@@ -284,3 +290,81 @@ def test_a_body_cannot_retarget_a_path_identifier(stack, people):
     r = requests.patch(url, json={"model_id": mine.model_id, "status": "LOGGED_MODEL_READY"},
                        auth=bob.requests_auth(), timeout=30)
     assert r.status_code == 200, r.text
+
+
+def _register_scorer(stack, who: Identity, experiment: str, name: str) -> requests.Response:
+    """A built-in judge registered in `experiment` (as the MLflow client serializes one)."""
+    body = {"experiment_id": experiment, "name": name,
+            "serialized_scorer": json.dumps({"name": name, "builtin_scorer_class": "Safety",
+                                             "builtin_scorer_pydantic_data": {"name": name}})}
+    return requests.post(f"{stack.url}/api/3.0/mlflow/scorers/register", json=body,
+                         auth=who.requests_auth(), timeout=30)
+
+
+@pytest.fixture(scope="module")
+def evaluation(stack, people, admin):
+    """alice's and bob's experiments, each with a dataset of its owner and a scorer, and a dataset
+    the admin linked to both."""
+    tag = uuid.uuid4().hex[:6]
+    out = {}
+    for who in ("alice", "bob"):
+        person = people[who]
+        with acting_as(person) as client:
+            experiment = client.create_experiment(f"{person.name}/eval-{tag}")
+            dataset = genai_datasets.create_dataset(name=f"{who}-{tag}", experiment_id=experiment)
+        assert _register_scorer(stack, admin, experiment, f"judge-{tag}").status_code == 200
+        out[who] = {"experiment": experiment, "dataset": dataset.dataset_id,
+                    "scorer": f"judge-{tag}"}
+    with acting_as(admin):
+        shared = genai_datasets.create_dataset(
+            name=f"shared-{tag}", experiment_id=[out["alice"]["experiment"], out["bob"]["experiment"]])
+    out["shared"] = shared.dataset_id
+    return out
+
+
+def _get_scorer(stack, who: Identity, experiment: str, name: str) -> requests.Response:
+    return requests.get(f"{stack.url}/api/3.0/mlflow/scorers/get",
+                        params={"experiment_id": experiment, "name": name},
+                        auth=who.requests_auth(), timeout=30)
+
+
+def test_owners_read_their_datasets_and_scorers_under_their_experiments(stack, people, evaluation):
+    for who in ("alice", "bob"):
+        mine = evaluation[who]
+        with acting_as(people[who]):
+            dataset = genai_datasets.get_dataset(dataset_id=mine["dataset"])
+            assert dataset.experiment_ids == [mine["experiment"]]
+            dataset.merge_records([{"inputs": {"q": who}, "expectations": {"a": who}}])
+            assert len(genai_datasets.get_dataset(dataset_id=mine["dataset"]).to_df()) == 1
+            # An all-experiments search lists one's own datasets (and nothing of anyone else's).
+            listed = {d.dataset_id for d in genai_datasets.search_datasets(filter_string=None)}
+            assert mine["dataset"] in listed and evaluation["shared"] not in listed
+        # Scorers by their experiment and name (the client's get_scorer also asks for online
+        # configs by scorer id, which stay `scorer/<id>`: see docs/policy-reference.md).
+        own = f"{mine['scorer']}-{who}"
+        assert _register_scorer(stack, people[who], mine["experiment"], own).status_code == 200
+        for name in (mine["scorer"], own):
+            r = _get_scorer(stack, people[who], mine["experiment"], name)
+            assert r.status_code == 200 and r.json()["scorer"]["scorer_name"] == name, r.text
+
+
+def test_datasets_and_scorers_of_someone_elses_experiment_are_neither_read_nor_listed(
+        stack, people, evaluation):
+    alices, bobs = evaluation["alice"], evaluation["bob"]
+    with acting_as(people["bob"]):
+        # A search naming bob's own experiment lists his dataset, not the one also linked to
+        # alice's experiment.
+        listed = {d.dataset_id for d in genai_datasets.search_datasets(
+            experiment_ids=[bobs["experiment"]], filter_string=None)}
+        assert listed == {bobs["dataset"]}
+        for dataset in (alices["dataset"], evaluation["shared"]):
+            denied(lambda: genai_datasets.get_dataset(dataset_id=dataset))
+    assert_mlflow_error(_get_scorer(stack, people["bob"], alices["experiment"], alices["scorer"]),
+                        403, "PERMISSION_DENIED")
+    # Nor may bob link alice's dataset to his experiment, or register a scorer in hers.
+    r = requests.post(f"{stack.url}/api/3.0/mlflow/datasets/{alices['dataset']}/add-experiments",
+                      json={"experiment_ids": [bobs["experiment"]]},
+                      auth=people["bob"].requests_auth(), timeout=30)
+    assert_mlflow_error(r, 403, "PERMISSION_DENIED")
+    assert_mlflow_error(_register_scorer(stack, people["bob"], alices["experiment"], "bobs"),
+                        403, "PERMISSION_DENIED")

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 import requests
+from mlflow.genai import datasets as genai_datasets
 
 from support import (
     ADMIN,
@@ -179,3 +180,25 @@ def test_without_the_flag_a_workspace_is_refused(stack, users):
     r = requests.post(url, json={"max_results": 1}, headers={HEADER: ""},
                       auth=admin.requests_auth(), timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_a_dataset_lies_under_its_experiment_in_its_workspace(ws_stack, teams, users, tmp_path):
+    """A dataset's ARN is its experiment's, within the workspace: a policy on team-a's
+    experiment's datasets reads it; the same experiment path outside the workspace does not."""
+    experiment_id = teams["team-a"]["experiment_id"]
+    with in_workspace(ws_stack, users[ADMIN], "team-a"):
+        dataset_id = genai_datasets.create_dataset(name="team-a-data",
+                                                   experiment_id=experiment_id).dataset_id
+
+    def reader(prefix: str) -> dict:
+        return {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["mlflow:GetDataset", "mlflow:GetDatasetExperimentIds"],
+            "Resource": f"{ARN}:{prefix}experiment/{experiment_id}/dataset/*"}]}
+
+    (carol,) = users_with_policy(ws_stack, "team-a-datasets", reader("workspace/team-a/"),
+                                 tmp_path, 1)
+    with in_workspace(ws_stack, carol, "team-a"):
+        assert genai_datasets.get_dataset(dataset_id=dataset_id).dataset_id == dataset_id
+    (dave,) = users_with_policy(ws_stack, "no-workspace-datasets", reader(""), tmp_path, 1)
+    with in_workspace(ws_stack, dave, "team-a"):
+        denied(lambda: genai_datasets.get_dataset(dataset_id=dataset_id))

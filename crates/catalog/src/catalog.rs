@@ -960,7 +960,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "GET", "/mlflow/gateway/guardrails/list-for-endpoint", "ListEndpointGuardrailConfigs", R, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID]),
     fl!(P3, "PATCH", "/mlflow/gateway/guardrails/update-config", "UpdateEndpointGuardrailConfig", W, K::GatewayEndpoint, S::Message, [GW_ENDPOINT_ID, p("guardrail_id", K::GatewayGuardrail)]),
     // ---- Prompt optimization jobs
-    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs", "CreatePromptOptimizationJob", W, K::Experiment, S::Message, [EXP_ID, p("source_prompt_uri", K::ModelVersion), reads("config.dataset_id", K::Dataset, "GetDatasetRecords")]),
+    fl!(P3, "POST", "/mlflow/prompt-optimization/jobs", "CreatePromptOptimizationJob", W, K::Experiment, S::Message, [EXP_ID, p("source_prompt_uri", K::ModelVersion), reads("source_prompt_uri", K::RegisteredModel, "CreateModelVersion"), reads("config.dataset_id", K::Dataset, "GetDatasetRecords")]),
     fl!(P3, "GET", "/mlflow/prompt-optimization/jobs/{job_id}", "GetPromptOptimizationJob", R, K::PromptOptimizationJob, S::None, [path("job_id", K::PromptOptimizationJob)]),
     fl!(P3, "POST", "/mlflow/prompt-optimization/jobs/search", "SearchPromptOptimizationJobs", R, K::Experiment, S::Message, [EXP_ID]),
     fl!(P3, "GET", "/mlflow/prompt-optimization/jobs/search", "SearchPromptOptimizationJobs", R, K::Experiment, S::Message, [EXP_ID]),

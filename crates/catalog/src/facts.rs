@@ -48,9 +48,6 @@ pub struct Listing {
     /// `None` when MLflow answers every item at once.
     pub paging: Option<(u64, u64)>,
     pub item: ListedItem,
-    /// A request naming parents (each authorized) only lists their items: filtered item by
-    /// item only when it names none.
-    pub unless_named: bool,
 }
 
 /// How a listed item names its resource.
@@ -67,6 +64,12 @@ pub enum ListedItem {
     Flat(ResourceKind, &'static [&'static str]),
     /// An MCP server, `namespace/slug` in the field.
     McpServer(&'static str),
+    /// An evaluation dataset, `dataset_id`: readable when its read is allowed under every
+    /// experiment it is linked to (which the gateway looks up, the answer does not say).
+    Dataset,
+    /// A folder or file at the root of the proxied artifact store, `path`: an experiment id
+    /// (decided on that experiment) or another name (decided on the server).
+    ArtifactFolder,
 }
 
 /// Where a write's request names its author, which the gateway overwrites with the principal.
@@ -168,13 +171,23 @@ const fn listing(
         read_path,
         paging,
         item,
-        unless_named: false,
     }
 }
 
 /// The action reading one experiment is decided as: each experiment SearchExperiments lists, and
 /// the experiment of the runs a GraphQL field selects it from (`GraphQlField::reads_experiment`).
 pub const GET_EXPERIMENT: &str = "mlflow:GetExperiment";
+
+/// The proxied artifact store's root (ListArtifacts without a path): one folder per experiment
+/// with artifacts, each listed when listing it directly would be allowed.
+pub static ARTIFACT_ROOT: Listing = listing(
+    "ListArtifacts",
+    "files",
+    "mlflow:ListArtifacts",
+    "/api/2.0/mlflow-artifacts/artifacts",
+    None,
+    ListedItem::ArtifactFolder,
+);
 
 /// SearchModelVersions' listing, which GraphQL's lists of model versions are filtered by too.
 pub static MODEL_VERSIONS: Listing = listing(
@@ -194,9 +207,8 @@ static LISTINGS: [Listing; 16] = [
     listing("SearchExperiments", "experiments", GET_EXPERIMENT, "/api/2.0/mlflow/experiments/get", Some((1000, 50_000)), ListedItem::Experiment),
     listing("SearchRegisteredModels", "registered_models", "mlflow:GetRegisteredModel", "/api/2.0/mlflow/registered-models/get", Some((100, 1000)), ListedItem::RegisteredModel),
     listing("GetLatestModelVersions", "model_versions", "mlflow:GetModelVersion", "/api/2.0/mlflow/model-versions/get", None, ListedItem::ModelVersion),
-    // Datasets are `dataset/<id>` (not yet under their experiments): a search naming
-    // experiments lists theirs, one naming none every dataset, filtered.
-    Listing { unless_named: true, ..listing("SearchEvaluationDatasets", "datasets", "mlflow:GetDataset", "/api/3.0/mlflow/datasets/{}", Some((1000, 50_000)), Flat(K::Dataset, &["dataset_id"])) },
+    // A dataset linked to a named experiment may be linked to others too: always filtered.
+    listing("SearchEvaluationDatasets", "datasets", "mlflow:GetDataset", "/api/3.0/mlflow/datasets/{}", Some((1000, 50_000)), ListedItem::Dataset),
     listing("ListWebhooks", "webhooks", "mlflow:GetWebhook", "/api/2.0/mlflow/webhooks/{}", Some((100, 1000)), Flat(K::Webhook, &["webhook_id"])),
     listing("ListWorkspaces", "workspaces", "mlflow:GetWorkspace", "/api/3.0/mlflow/workspaces/{}", None, Flat(K::Workspace, &["name"])),
     listing("SearchJobs", "jobs", "mlflow:GetJob", "/ajax-api/3.0/jobs/{}", None, Flat(K::Job, &["job_id"])),

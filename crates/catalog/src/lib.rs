@@ -56,7 +56,8 @@ pub use catalog::{
     Route, Server, classify, routes,
 };
 pub use facts::{
-    Author, Change, Changes, Filtering, GET_EXPERIMENT, ListedItem, Listing, MODEL_VERSIONS, Serves,
+    ARTIFACT_ROOT, Author, Change, Changes, Filtering, GET_EXPERIMENT, ListedItem, Listing,
+    MODEL_VERSIONS, Serves,
 };
 pub use graphql::{
     GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, MAX_ROOT_FIELDS,
@@ -68,7 +69,9 @@ pub use params::{
     set_json_field,
 };
 pub use path::{CharClass, MAX_PATH_LEN, MAX_SEGMENTS, PathError, normalize_path};
-pub use references::{ReviewedField, looks_like_a_reference, reviewed_fields};
+pub use references::{
+    ReviewedField, contents_naming_resources, looks_like_a_reference, reviewed_fields,
+};
 pub use traces::{
     RESERVED_TRACE_TAGS, TRACE_USER_METADATA, TraceAuthor, TraceTagField, TraceWrites,
     reserved_trace_tag,

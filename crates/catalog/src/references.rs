@@ -5,15 +5,20 @@
 //! serves and fails on a field that [`looks_like_a_reference`] when it is neither an identifier of
 //! its route nor listed here, so a new MLflow field that names a resource cannot slip through
 //! unnoticed: it is decided, or someone wrote down why it need not be.
+//!
+//! [`contents_naming_resources`] lists the fields whose name does not say so but whose content
+//! names resources (job parameters, serialized judges, webhook events, ...), each with how it
+//! is decided.
 
-/// A field reviewed and found to need no decision of its own.
+/// A field reviewed: in [`reviewed_fields`] found to need no decision of its own; in
+/// [`contents_naming_resources`] decided as `why` says, or left undecided for the reason given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReviewedField {
     /// The operation whose request carries it.
     pub operation: &'static str,
     /// Its path in mlgate's field syntax (`a.b`, `a[].b`).
     pub field: &'static str,
-    /// Why it is not decided.
+    /// Why it is not decided (or how it is).
     pub why: &'static str,
 }
 
@@ -311,3 +316,70 @@ const REVIEWED: &[ReviewedField] = &[
     f("SearchLoggedModels", "order_by[].field_name", "a sort key"),
     f("UpdateExperiment", "new_name", NEW_NAME),
 ];
+
+/// Fields whose content names resources though their name does not say so, reviewed against
+/// the installed MLflow: `why` says how each is decided, or why it is not.
+pub fn contents_naming_resources() -> &'static [ReviewedField] {
+    CONTENTS
+}
+
+const SERIALIZED_JUDGE: &str = "a serialized judge whose `model` may be `gateway:/<endpoint>`: the server calls that AI-gateway endpoint when it runs the judge. Not decided on the endpoint (the JSON is MLflow's per-class serialization, read by no schema mlgate can hold MLflow to); running judges is granted on the experiment, so grant it only to whoever may use the endpoints its judges name (docs/threat-model.md)";
+
+const CONTENTS: &[ReviewedField] = &[
+    f(
+        "SubmitJob",
+        "params",
+        "the job function's arguments: experiment, run, trace and dataset ids, prompt URIs, serialized judges, AI-gateway secrets, run by the server with its own access. Not decided field by field: SubmitJob is decided on `server`, an administrator's grant that reaches everything its job functions name",
+    ),
+    f("RegisterScorer", "serialized_scorer", SERIALIZED_JUDGE),
+    f("InvokeScorer", "serialized_scorer", SERIALIZED_JUDGE),
+    f(
+        "InvokeGenaiEvaluate",
+        "serialized_scorers",
+        SERIALIZED_JUDGE,
+    ),
+    f(
+        "CreateGatewayBudgetPolicy",
+        "target_value",
+        "an AI-gateway endpoint id (ENDPOINT scope) or a user name (USER scope), read per `target_scope`; a REJECT budget stops the endpoint (or the user's calls) once spent. Not decided on the endpoint or user: budget policies are the gateway's administration, decided on `gateway-budget-policy/...`, an administrator's grant",
+    ),
+    f(
+        "UpdateGatewayBudgetPolicy",
+        "target_value",
+        "as CreateGatewayBudgetPolicy's `target_value`",
+    ),
+    f(
+        "CreateWebhook",
+        "events",
+        "kinds of events (`registered_model.created`, `prompt_version.created`, ...), not objects: a webhook receives the events of every model and prompt in its workspace (names, versions, sources, tags, aliases), so CreateWebhook and UpdateWebhook amount to reading all of them, an administrator's grant",
+    ),
+    f("UpdateWebhook", "events", "as CreateWebhook's `events`"),
+    f(
+        "CreatePromptOptimizationJob",
+        "source_prompt_uri",
+        "the prompt version the job reads (decided with the job's action on `prompt/<name>/version/<n>`) and the prompt it registers its result in as a new version (decided as mlflow:CreateModelVersion on `prompt/<name>`)",
+    ),
+    f(
+        "LinkPromptsToTrace",
+        "prompt_versions[].version",
+        "the link is decided on each prompt named (`prompt/<name>`, its kind from its tags in MLflow), which covers its versions: MLflow stores only the trace's association with `<name>/<version>` and reads no version content",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contents_naming_resources_are_of_served_operations() {
+        for content in contents_naming_resources() {
+            assert!(
+                crate::routes()
+                    .iter()
+                    .any(|route| route.operation == content.operation),
+                "{} is no operation of the catalog",
+                content.operation
+            );
+        }
+    }
+}

@@ -70,12 +70,14 @@ struct Deciders {
 impl Deciders {
     fn in_workspace(&self, workspace: &str) -> Deciders {
         let authorizer = self.authorizer.in_workspace(workspace);
+        let resolver = self.resolver.in_workspace(workspace);
         Deciders {
-            resolver: self.resolver.in_workspace(workspace),
             searches: Searches {
                 authorizer: authorizer.clone(),
+                resolver: resolver.clone(),
                 ..self.searches.clone()
             },
+            resolver,
             authorizer,
         }
     }
@@ -130,6 +132,7 @@ impl Gateway {
         let s = &settings;
         let searches = Searches {
             upstream: upstream.clone(),
+            resolver: resolver.clone(),
             tokens,
             authorizer: authorizer.clone(),
             execute_api_root: execute_api_arn(
@@ -313,7 +316,7 @@ impl Gateway {
             trail.reason = Some("the listing names no parent: answered empty".into());
             return Ok(empty_answer());
         }
-        if let Some(listing) = filter::listing_of(route, named) {
+        if let Some(listing) = filter::listing_of(route, &params) {
             let search = Search {
                 listing,
                 parts: &parts,

@@ -10,7 +10,10 @@
 //! decided in-process from what the item carries (its name and tags fill
 //! `mlflow:ExperimentName`, `mlflow:ExperimentTag/<k>` and `mlflow:ModelTag/<k>`) and from the
 //! creators mlgate recorded (`mlflow:ResourceCreator`, one store query per upstream page): no
-//! MLflow call per item.
+//! MLflow call per item, but for evaluation datasets, whose answer does not say which
+//! experiments each is linked to, and the artifact store's root folders, which are experiment
+//! ids: their experiments are looked up per item, and the item is decided under each of them
+//! with its keys ([`Links`]).
 //!
 //! Pages stay full: [`fill_page`] asks MLflow for further upstream pages until `max_results`
 //! readable items are collected or MLflow has no more (at most [`MAX_UPSTREAM_PAGES`] calls;
@@ -24,6 +27,7 @@
 //! Pure apart from [`search`], which fetches the upstream pages and the creators.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,11 +42,15 @@ mod search;
 pub use narrow::{Narrowed, narrow};
 pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
 
-use mlgate_catalog::{Filtering, ListedItem, Listing, Route};
+use mlgate_catalog::{ARTIFACT_ROOT, Filtering, ListedItem, Listing, Params, ResourceKind, Route};
 
 use crate::authorize::Asker;
 use crate::error::{GatewayError, UpstreamFailure};
-use crate::resolve::{ArnScope, RESOURCE_CREATOR, flat_kind};
+use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind};
+
+/// The experiments of the page's items that are decided under them ([`linked_id`]): item id →
+/// experiment ids with their facts, looked up once per upstream page.
+pub type Links = HashMap<String, Vec<(String, Arc<ExperimentFacts>)>>;
 
 /// Upstream calls one filtered page may make before it is returned short (with a token that
 /// continues where it stopped).
@@ -60,11 +68,22 @@ pub fn lists_nothing(route: &Route, named: usize) -> bool {
     named == 0 && route.filtering == Some(Filtering::ParentsOrEmpty)
 }
 
-/// The listing a request is answered with, when its answer is filtered item by item; `named`
-/// is how many parent identifiers the request names.
-pub fn listing_of(route: &Route, named: usize) -> Option<&'static Listing> {
+/// The listing a request is answered with, when its answer is filtered item by item: its
+/// route's, or the artifact store's root (ListArtifacts of the proxy without a path, whose
+/// folders are experiment ids).
+pub fn listing_of(route: &Route, params: &Params) -> Option<&'static Listing> {
     match route.filtering {
-        Some(Filtering::Items(listing)) if !(listing.unless_named && named > 0) => Some(listing),
+        Some(Filtering::Items(listing)) => Some(listing),
+        _ if route.operation == ARTIFACT_ROOT.operation
+            && route.resource == ResourceKind::Artifact
+            && params
+                .try_str_value("path")
+                .ok()
+                .flatten()
+                .is_none_or(|path| path.trim_end_matches('/').is_empty()) =>
+        {
+            Some(&ARTIFACT_ROOT)
+        }
         _ => None,
     }
 }
@@ -130,6 +149,18 @@ pub fn item_resource(listing: &Listing, scope: &ArnScope, item: &Value) -> Optio
             segment(slug)?;
             (vec![scope.flat("mcp-server", name)], name)
         }
+        // Its ARN when linked to no experiment; [`Readability::readable`] decides it under
+        // each experiment it is linked to.
+        ListedItem::Dataset => {
+            let id = text("dataset_id")?;
+            segment(id)?;
+            (vec![scope.flat("dataset", id)], id)
+        }
+        ListedItem::ArtifactFolder => {
+            let name = text("path")?;
+            segment(name)?;
+            (vec![artifact_owner(name).ok()?.arn(scope)], name)
+        }
     };
     Some(ItemResource {
         arns,
@@ -148,7 +179,23 @@ pub fn creator_arn(listing: &Listing, scope: &ArnScope, item: &Value) -> Option<
         ListedItem::RegisteredModel | ListedItem::ModelVersion => {
             text("name").map(|name| scope.registered_model_arn(name, None, tag_pairs(item)).0)
         }
-        ListedItem::Flat(..) | ListedItem::McpServer(_) => None,
+        ListedItem::Flat(..)
+        | ListedItem::McpServer(_)
+        | ListedItem::Dataset
+        | ListedItem::ArtifactFolder => None,
+    }
+}
+
+/// The id of an item decided under experiments that are looked up ([`Links`]): a dataset's,
+/// or an artifact root folder's that is an experiment id.
+pub fn linked_id<'a>(listing: &Listing, item: &'a Value) -> Option<&'a str> {
+    let text = |field: &str| item.get(field).and_then(Value::as_str);
+    match listing.item {
+        ListedItem::Dataset => text("dataset_id"),
+        ListedItem::ArtifactFolder => {
+            text("path").filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+        }
+        _ => None,
     }
 }
 
@@ -196,8 +243,10 @@ pub struct Readability<'a> {
 
 impl Readability<'_> {
     /// Whether the item may be listed; `creator` is who created what it belongs to
-    /// ([`creator_arn`]), as the direct read would see it.
-    pub fn readable(&self, item: &Value, creator: Option<&str>) -> bool {
+    /// ([`creator_arn`]), as the direct read would see it; `links` the experiments of the
+    /// page's items that are decided under them (such an item missing from them, say gone
+    /// since MLflow listed it, is not listed).
+    pub fn readable(&self, item: &Value, creator: Option<&str>, links: Option<&Links>) -> bool {
         let Some(ItemResource { arns, keys, id }) = item_resource(self.listing, self.scope, item)
         else {
             return false;
@@ -215,10 +264,32 @@ impl Readability<'_> {
             self.execute_api_root,
             path.strip_prefix('/').unwrap_or(&path)
         );
-        let (_, verdict) = self
-            .asker
-            .ask(self.listing.read_action, &arns, &execute_api, &context);
-        verdict.is_allowed()
+        let allowed = |arns: &[String], context: &mlgate_policy::Context| {
+            let (_, verdict) =
+                self.asker
+                    .ask(self.listing.read_action, arns, &execute_api, context);
+            verdict.is_allowed()
+        };
+        if linked_id(self.listing, item).is_none() {
+            return allowed(&arns, &context);
+        }
+        // Read under every experiment it lies under, each with its own keys, as a request for
+        // it is decided.
+        match links.and_then(|links| links.get(&id)) {
+            None => false,
+            Some(linked) if linked.is_empty() => allowed(&arns, &context),
+            Some(linked) => linked.iter().all(|(experiment, facts)| {
+                let mut context = context.clone();
+                for (key, value) in facts.context() {
+                    context.insert(&key, value);
+                }
+                let arn = match self.listing.item {
+                    ListedItem::Dataset => self.scope.dataset(experiment, &id),
+                    _ => self.scope.experiment(experiment),
+                };
+                allowed(&[arn], &context)
+            }),
+        }
     }
 }
 
@@ -326,23 +397,40 @@ impl From<Malformed> for String {
     }
 }
 
+/// What one upstream page's items need looked up before they are decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PageLookups {
+    /// [`creator_arn`]s of the items (none when no item has one).
+    pub creators: Vec<String>,
+    /// Ids of the items decided under experiments that are looked up ([`linked_id`]).
+    pub linked: Vec<String>,
+}
+
+/// The answers to a page's [`PageLookups`].
+#[derive(Debug, Default)]
+pub struct PageFacts {
+    /// Creator ARN → creator name.
+    pub creators: HashMap<String, String>,
+    /// `None` when no item needed them.
+    pub links: Option<Links>,
+}
+
 /// Collects up to `want` readable items starting at `start`, calling `fetch(token, size)` for
-/// upstream pages (the upstream answer's JSON), `creators(arns)` once per upstream page for
-/// the creators of the page's items ([`creator_arn`] → creator name) and
-/// `readable(item, creator)` per item. An upstream error is returned as is; an answer whose
-/// items are not an array is [`Malformed`].
-pub async fn fill_page<E, F, C>(
+/// upstream pages (the upstream answer's JSON), `look_up(lookups)` once per upstream page
+/// whose items need any ([`PageLookups`]) and `readable(item, creator, links)` per item. An
+/// upstream error is returned as is; an answer whose items are not an array is [`Malformed`].
+pub async fn fill_page<E, F, L>(
     listing: &'static Listing,
     want: usize,
     start: Cursor,
     scope: &ArnScope,
     mut fetch: impl FnMut(Option<String>, u64) -> F,
-    mut creators: impl FnMut(Vec<String>) -> C,
-    readable: impl Fn(&Value, Option<&str>) -> bool,
+    mut look_up: impl FnMut(PageLookups) -> L,
+    readable: impl Fn(&Value, Option<&str>, Option<&Links>) -> bool,
 ) -> Result<Page, E>
 where
     F: Future<Output = Result<Value, E>>,
-    C: Future<Output = Result<HashMap<String, String>, E>>,
+    L: Future<Output = Result<PageFacts, E>>,
     E: From<Malformed>,
 {
     let mut items = Vec::new();
@@ -375,14 +463,22 @@ where
             .collect();
         arns.sort_unstable();
         arns.dedup();
-        let creators = if arns.is_empty() {
-            HashMap::new()
+        let lookups = PageLookups {
+            creators: arns,
+            linked: fresh
+                .iter()
+                .filter_map(|item| linked_id(listing, item).map(str::to_owned))
+                .collect(),
+        };
+        let facts = if lookups == PageLookups::default() {
+            PageFacts::default()
         } else {
-            creators(arns).await?
+            look_up(lookups).await?
         };
         for (i, item) in upstream_items.iter().enumerate().skip(cursor.skip) {
-            let creator = creator_arn(listing, scope, item).and_then(|arn| creators.get(&arn));
-            if !readable(item, creator.map(String::as_str)) {
+            let creator =
+                creator_arn(listing, scope, item).and_then(|arn| facts.creators.get(&arn));
+            if !readable(item, creator.map(String::as_str), facts.links.as_ref()) {
                 continue;
             }
             items.push(item.clone());

@@ -4,6 +4,7 @@
 //! What is readable and how pages fill is decided by the pure parts of [`super`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
@@ -12,23 +13,26 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
-use mlgate_catalog::{Listing, Params};
+use mlgate_catalog::{ListedItem, Listing, Params};
 
-use super::{Malformed, PageRequest, PageTokens, Readability};
+use super::{Links, Malformed, PageFacts, PageLookups, PageRequest, PageTokens, Readability};
 use crate::audit::Trail;
 use crate::authorize::{Asker, Authorizer};
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
 use crate::listen::Peer;
 use crate::normalize::Target;
+use crate::resolve::{ExperimentFacts, Resolver};
 
 /// Largest upstream search (or GraphQL) answer mlgate reads.
 pub const MAX_SEARCH_ANSWER_BYTES: usize = 64 << 20;
 
-/// What filtered searches need: MLflow, the page-token key, the decision.
+/// What filtered searches need: MLflow, the page-token key, the decision, and the resolver
+/// for the experiments of listed datasets and folders.
 #[derive(Clone)]
 pub struct Searches {
     pub upstream: Upstream,
+    pub resolver: Resolver,
     pub tokens: PageTokens,
     pub authorizer: Authorizer,
     /// The execute-api ARN of a `GET` of `/`: an item's read path is appended to it.
@@ -100,14 +104,20 @@ impl Searches {
                 let search = &search;
                 async move { self.fetch_page(search, token.as_deref(), size).await }
             },
-            |arns: Vec<String>| async move {
-                Ok::<HashMap<String, String>, Fetched>(
-                    self.authorizer.creators(asker, &arns).await?,
-                )
+            |lookups: PageLookups| async move {
+                let creators = match lookups.creators.is_empty() {
+                    true => HashMap::new(),
+                    false => self.authorizer.creators(asker, &lookups.creators).await?,
+                };
+                let links = match lookups.linked.is_empty() {
+                    true => None,
+                    false => Some(self.links(listing, &lookups.linked).await?),
+                };
+                Ok::<PageFacts, Fetched>(PageFacts { creators, links })
             },
-            |item, creator| {
+            |item, creator, links| {
                 seen.fetch_add(1, Ordering::Relaxed);
-                reader.readable(item, creator)
+                reader.readable(item, creator, links)
             },
         )
         .await;
@@ -137,6 +147,38 @@ impl Searches {
             body,
         )
             .into_response())
+    }
+
+    /// The experiments of each item (a dataset's links, or the folder's own experiment), with
+    /// their facts, from MLflow. One gone since MLflow listed the item leaves it out (not
+    /// listed).
+    async fn links(&self, listing: &Listing, ids: &[String]) -> Result<Links, GatewayError> {
+        let mut links = Links::new();
+        for id in ids {
+            match self.linked_experiments(listing, id).await {
+                Ok(linked) => links.insert(id.clone(), linked),
+                Err(GatewayError::NotFound { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+        }
+        Ok(links)
+    }
+
+    async fn linked_experiments(
+        &self,
+        listing: &Listing,
+        id: &str,
+    ) -> Result<Vec<(String, Arc<ExperimentFacts>)>, GatewayError> {
+        let experiments = match listing.item {
+            ListedItem::Dataset => self.resolver.dataset_experiments(id).await?,
+            _ => vec![id.to_owned()],
+        };
+        let mut linked = Vec::new();
+        for experiment in experiments {
+            let facts = self.resolver.experiment_facts(&experiment).await?;
+            linked.push((experiment, facts));
+        }
+        Ok(linked)
     }
 
     /// One upstream page of a filtered search: the client's request with mlgate's page size

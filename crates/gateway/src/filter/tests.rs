@@ -1,7 +1,5 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
-
 use std::sync::Arc;
 
 use mlgate_policy::{Context, NamedPolicy, PolicyDocument};
@@ -23,9 +21,14 @@ fn route(operation: &str) -> &'static Route {
         .expect("catalogued")
 }
 
+/// A GET request's fields from its query string.
+fn fields(query: &str) -> Params {
+    mlgate_catalog::read_params("GET", Some(query), None, b"").expect("fields")
+}
+
 /// The listing of `operation`, filtered item by item.
 fn listing(operation: &str) -> &'static Listing {
-    listing_of(route(operation), 0).expect("listing")
+    listing_of(route(operation), &fields("")).expect("listing")
 }
 
 fn experiments() -> &'static Listing {
@@ -143,8 +146,8 @@ async fn page_of(
         start,
         &scope,
         |token: Option<String>, size| std::future::ready(upstream.page(token.as_deref(), size)),
-        |_| std::future::ready(Ok(HashMap::new())),
-        |item, creator| reader.readable(item, creator),
+        |_| std::future::ready(Ok(PageFacts::default())),
+        |item, creator, links| reader.readable(item, creator, links),
     )
     .await
     .expect("upstream answers")
@@ -241,12 +244,13 @@ fn explicit_deny_hides_an_item_and_tags_are_condition_keys() {
     let scope = scope();
     let asker = asker(&policies);
     let reader = reader(experiments(), &scope, &asker);
-    assert!(reader.readable(&experiment(1, "team-a/x"), None));
-    assert!(!reader.readable(&experiment(2, "team-b/x"), None));
+    assert!(reader.readable(&experiment(1, "team-a/x"), None, None));
+    assert!(!reader.readable(&experiment(2, "team-b/x"), None, None));
     // An item without its identifier, or with one that could pose as another ARN, is dropped.
-    assert!(!reader.readable(&json!({"name": "team-a/x"}), None));
+    assert!(!reader.readable(&json!({"name": "team-a/x"}), None, None));
     assert!(!reader.readable(
         &json!({"experiment_id": "1/run/x", "name": "team-a/x"}),
+        None,
         None
     ));
 }
@@ -260,7 +264,7 @@ fn the_article_path_policies_list_what_they_may_get() {
     let scope = scope();
     let asker = asker(&reader_policy);
     let reader = reader(experiments(), &scope, &asker);
-    assert!(reader.readable(&experiment(1, "anything"), None));
+    assert!(reader.readable(&experiment(1, "anything"), None, None));
 }
 
 #[test]
@@ -411,14 +415,119 @@ fn answers_have_mlflow_shape() {
 }
 
 #[test]
-fn unscoped_listings_are_answered_empty_and_datasets_filtered_only_when_unscoped() {
+fn unscoped_listings_are_answered_empty_and_datasets_always_filtered() {
     assert!(lists_nothing(route("SearchTraces"), 0));
     assert!(!lists_nothing(route("SearchTraces"), 1));
     assert!(!lists_nothing(route("SearchRuns"), 0));
-    assert!(listing_of(route("SearchEvaluationDatasets"), 0).is_some());
-    assert!(listing_of(route("SearchEvaluationDatasets"), 2).is_none());
-    assert!(listing_of(route("SearchExperiments"), 0).is_some());
+    assert!(listing_of(route("SearchEvaluationDatasets"), &fields("")).is_some());
+    assert!(listing_of(route("SearchExperiments"), &fields("")).is_some());
     assert_eq!(route("SearchDatasets").filtering, Some(Filtering::Narrowed));
+}
+
+#[test]
+fn the_artifact_roots_folders_are_listed_as_their_direct_listings_are_decided() {
+    let proxy = mlgate_catalog::routes()
+        .iter()
+        .find(|r| r.operation == "ListArtifacts" && r.resource == ResourceKind::Artifact)
+        .expect("proxy listing");
+    for root in ["", "path=", "path=%2F"] {
+        assert_eq!(
+            listing_of(proxy, &fields(root)),
+            Some(&ARTIFACT_ROOT),
+            "{root}"
+        );
+    }
+    assert_eq!(listing_of(proxy, &fields("path=1")), None);
+    assert_eq!(
+        listing_of(route("ListArtifacts"), &fields("run_id=r")),
+        None
+    );
+    let s = scope();
+    let policies = vec![policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:ListArtifacts",
+            "Resource":"arn:mlflow:*:*:experiment/*",
+            "Condition":{"StringLike":{"mlflow:ExperimentName":"team-a/*"}}},
+            {"Effect":"Allow","Action":"mlflow:ListArtifacts","Resource":"arn:mlflow:*:*:server"}]}"#,
+    )];
+    let asker = asker(&policies);
+    let reader = reader(&ARTIFACT_ROOT, &s, &asker);
+    let named = |name: &str| {
+        Arc::new(crate::resolve::ExperimentFacts {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+    };
+    let links: Links = [
+        ("1".to_owned(), vec![("1".to_owned(), named("team-a/x"))]),
+        ("2".to_owned(), vec![("2".to_owned(), named("team-b/y"))]),
+    ]
+    .into_iter()
+    .collect();
+    let folder = |path: &str| json!({"path": path, "is_dir": true});
+    assert!(reader.readable(&folder("1"), None, Some(&links)));
+    assert!(!reader.readable(&folder("2"), None, Some(&links)));
+    // An experiment id MLflow no longer knows: not listed.
+    assert!(!reader.readable(&folder("3"), None, Some(&links)));
+    // Other names are the server's, as listing them directly is.
+    assert_eq!(linked_id(&ARTIFACT_ROOT, &folder("skills")), None);
+    assert!(reader.readable(&folder("skills"), None, Some(&links)));
+    assert!(!reader.readable(&folder(".."), None, Some(&links)));
+}
+
+#[test]
+fn a_dataset_is_readable_under_every_experiment_it_is_linked_to() {
+    let s = scope();
+    let datasets = listing("SearchEvaluationDatasets");
+    let policies = vec![policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:GetDataset",
+            "Resource":"arn:mlflow:*:*:experiment/*",
+            "Condition":{"StringLike":{"mlflow:ExperimentName":"team-a/*"}}}]}"#,
+    )];
+    let asker = asker(&policies);
+    let reader = reader(datasets, &s, &asker);
+    let named = |name: &str| {
+        Arc::new(crate::resolve::ExperimentFacts {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+    };
+    let links: Links = [
+        ("d-own", vec![("1".to_owned(), named("team-a/x"))]),
+        (
+            "d-shared",
+            vec![
+                ("1".to_owned(), named("team-a/x")),
+                ("2".to_owned(), named("team-b/y")),
+            ],
+        ),
+        ("d-other", vec![("2".to_owned(), named("team-b/y"))]),
+        ("d-unlinked", vec![]),
+    ]
+    .into_iter()
+    .map(|(id, linked)| (id.to_owned(), linked))
+    .collect();
+    let readable = |id: &str, links: Option<&Links>| {
+        reader.readable(&json!({"dataset_id": id, "name": "n"}), None, links)
+    };
+    assert!(readable("d-own", Some(&links)));
+    assert!(
+        !readable("d-shared", Some(&links)),
+        "one experiment is not enough"
+    );
+    assert!(!readable("d-other", Some(&links)));
+    // Linked to no experiment: `dataset/<id>`, which this policy does not name.
+    assert!(!readable("d-unlinked", Some(&links)));
+    // Not looked up (gone since MLflow listed it): never listed.
+    assert!(!readable("d-own", None));
+    assert!(!readable("d-missing", Some(&links)));
+    assert_eq!(
+        linked_id(datasets, &json!({"dataset_id": "d-1"})),
+        Some("d-1")
+    );
+    assert_eq!(
+        linked_id(experiments(), &json!({"dataset_id": "d-1"})),
+        None
+    );
 }
 
 #[test]
@@ -442,8 +551,8 @@ fn flat_items_need_every_arn_readable() {
     )];
     let asker = asker(&policies);
     let reader = reader(endpoints, &s, &asker);
-    assert!(!reader.readable(&item, None));
-    assert!(reader.readable(&json!({"endpoint_id": "e-2", "name": "embed"}), None));
+    assert!(!reader.readable(&item, None, None));
+    assert!(reader.readable(&json!({"endpoint_id": "e-2", "name": "embed"}), None, None));
     // An MCP server is `namespace/slug`; anything else is never listed.
     let mcp = listing("SearchMcpServers");
     let server = json!({"name": "io.github/tool"});
@@ -474,16 +583,20 @@ async fn creators_are_looked_up_once_per_upstream_page() {
         first(4),
         &scope,
         |token: Option<String>, size| std::future::ready(upstream.page(token.as_deref(), size)),
-        |arns: Vec<String>| {
-            lookups.borrow_mut().push(arns.len());
-            let creators = arns
+        |asked: PageLookups| {
+            lookups.borrow_mut().push(asked.creators.len());
+            let creators = asked
+                .creators
                 .into_iter()
                 .filter(|arn| arn.ends_with("/1") || arn.ends_with("/5"))
                 .map(|arn| (arn, "alice".to_owned()))
                 .collect();
-            std::future::ready(Ok::<_, String>(creators))
+            std::future::ready(Ok::<_, String>(PageFacts {
+                creators,
+                links: None,
+            }))
         },
-        |item, creator| reader.readable(item, creator),
+        |item, creator, links| reader.readable(item, creator, links),
     )
     .await
     .expect("pages");
@@ -500,8 +613,8 @@ async fn an_answer_whose_items_are_not_a_list_is_refused() {
         first(4),
         &scope,
         |_, _| std::future::ready(Ok::<_, String>(json!({"experiments": {"0": {}}}))),
-        |_| std::future::ready(Ok(HashMap::new())),
-        |_, _| true,
+        |_| std::future::ready(Ok(PageFacts::default())),
+        |_, _, _| true,
     )
     .await;
     assert!(page.is_err());
@@ -534,8 +647,8 @@ async fn unpaged_listings_take_every_readable_item_at_once() {
                 "object": "list"
             })))
         },
-        |_| std::future::ready(Ok(HashMap::new())),
-        |item, _| item["version"] == "2",
+        |_| std::future::ready(Ok(PageFacts::default())),
+        |item, _, _| item["version"] == "2",
     )
     .await
     .expect("page");

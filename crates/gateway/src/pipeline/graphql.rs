@@ -239,7 +239,7 @@ impl Gateway {
                     let creator = creator_arn(listing, scope, &item)
                         .and_then(|arn| creators.get(&arn))
                         .map(String::as_str);
-                    let readable = reader.readable(&item, creator);
+                    let readable = reader.readable(&item, creator, None);
                     kept += usize::from(readable);
                     readable
                 });

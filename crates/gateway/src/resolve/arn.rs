@@ -5,7 +5,10 @@
 //! * `server`: the tracking server itself, for routes that name no resource (searches without
 //!   ids, CreateExperiment, the UI, server info);
 //! * `experiment/<id>`, `experiment/<id>/run/<run_id>`, `experiment/<id>/logged-model/<model_id>`,
-//!   `experiment/<id>/trace/<trace_id>`;
+//!   `experiment/<id>/trace/<trace_id>`, `experiment/<id>/scorer/<name>`;
+//! * `experiment/<id>/dataset/<dataset_id>`: an evaluation dataset has one such ARN per
+//!   experiment it is linked to (all of them are decided), and `dataset/<dataset_id>` when it is
+//!   linked to none;
 //! * `registered-model/<name>`, `registered-model/<name>/version/<n>`;
 //! * `prompt/<name>`, `prompt/<name>/version/<n>`: registered models that MLflow tags
 //!   `mlflow.prompt.is_prompt=true` (its prompt registry), a resource type of their own so that
@@ -77,6 +80,17 @@ impl ArnScope {
         format!("{}experiment/{experiment_id}/trace/{trace_id}", self.prefix)
     }
 
+    pub fn dataset(&self, experiment_id: &str, dataset_id: &str) -> String {
+        format!(
+            "{}experiment/{experiment_id}/dataset/{dataset_id}",
+            self.prefix
+        )
+    }
+
+    pub fn scorer(&self, experiment_id: &str, name: &str) -> String {
+        format!("{}experiment/{experiment_id}/scorer/{name}", self.prefix)
+    }
+
     /// An mlgate user, as basic-auth's API names it (`docs/basic-auth.md`).
     pub fn user(&self, name: &str) -> String {
         format!("{}user/{name}", self.prefix)
@@ -144,8 +158,8 @@ impl ArnScope {
         (!name.is_empty()).then_some(name)
     }
 
-    /// `<kind>/<id>` for resources not yet anchored under an experiment or a model (datasets,
-    /// scorers, webhooks, AI-gateway objects, ...); provisional until they get their anchor.
+    /// `<kind>/<id>` for resources not anchored under an experiment or a model (datasets linked
+    /// to no experiment, scorers named by id, webhooks, AI-gateway objects, ...).
     /// A workspace lies in no workspace: `workspace/<name>` whatever the request's workspace.
     pub fn flat(&self, kind: &str, id: &str) -> String {
         match kind {
@@ -382,6 +396,18 @@ mod tests {
             team_a.server(),
             "arn:mlflow:us-east-1:111111111111:workspace/team-a/server"
         );
+        assert_eq!(
+            team_a.dataset("7", "d-1"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/experiment/7/dataset/d-1"
+        );
+        assert_eq!(
+            team_a.scorer("7", "s"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/experiment/7/scorer/s"
+        );
+        assert_eq!(
+            team_a.flat("dataset", "d-1"),
+            "arn:mlflow:us-east-1:111111111111:workspace/team-a/dataset/d-1"
+        );
         assert_eq!(team_a.experiment_of(&team_a.run("7", "r")), Some("7"));
         assert_eq!(team_a.experiment_of(&base.run("7", "r")), None);
         assert_eq!(
@@ -456,6 +482,15 @@ mod tests {
             s.trace("7", "tr-1"),
             "arn:mlflow:us-east-1:111111111111:experiment/7/trace/tr-1"
         );
+        assert_eq!(
+            s.dataset("7", "d-1"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/dataset/d-1"
+        );
+        assert_eq!(
+            s.scorer("7", "judge"),
+            "arn:mlflow:us-east-1:111111111111:experiment/7/scorer/judge"
+        );
+        assert_eq!(s.experiment_of(&s.dataset("7", "d-1")), Some("7"));
     }
 
     #[test]

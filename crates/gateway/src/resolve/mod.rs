@@ -22,9 +22,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
 
-use arn::{artifact_owner, id_segment, number_id, prompt_uri};
+use arn::{id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
+pub(crate) use arn::artifact_owner;
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
 
 /// MLflow's default experiment, which its store uses when a request names none.
@@ -181,6 +182,8 @@ pub enum Lookup {
     Child { kind: Child, id: String },
     /// An experiment named by name (ids are what ARNs use).
     ExperimentNamed(String),
+    /// An evaluation dataset: one ARN under each experiment it is linked to.
+    Dataset(String),
     /// A registered model or one of its versions: a model or a prompt, as the registered model
     /// `kind_of` is (itself; for a rename's new name, the model being renamed). Decided on both
     /// kinds when MLflow has no such model, or when the request writes the tag that makes a
@@ -289,6 +292,8 @@ pub fn plan(
     };
     let model_name = single("name")?;
     let model_name = model_name.as_deref();
+    // A scorer is named by its experiment and its name.
+    let scorer_experiment = single("experiment_id")?;
     let version_paired = route
         .ids
         .iter()
@@ -342,6 +347,18 @@ pub fn plan(
                     plan.lookups.push(child(Child::LoggedModel, id, value)?)
                 }
                 ResourceKind::Trace => plan.lookups.push(child(Child::Trace, id, value)?),
+                ResourceKind::Dataset => plan
+                    .lookups
+                    .push(Lookup::Dataset(id_segment(id.field, value)?.to_owned())),
+                ResourceKind::Scorer if id.field == "name" => {
+                    let experiment = scorer_experiment
+                        .as_deref()
+                        .ok_or_else(|| missing("experiment_id"))?;
+                    plan.arns.push(scope.scorer(
+                        &number_id("experiment_id", experiment)?,
+                        id_segment(id.field, value)?,
+                    ));
+                }
                 ResourceKind::RegisteredModel | ResourceKind::ModelVersion
                     if id.field == "name" =>
                 {
@@ -365,7 +382,8 @@ pub fn plan(
                     plan.lookups.push(model_lookup(name, None, kind_of));
                 }
                 ResourceKind::ModelVersion => match id.field {
-                    // A prompt optimization job reads its source prompt and adds versions to it.
+                    // A prompt optimization job reads its source prompt version (the
+                    // version it adds is decided as a reference, CreateModelVersion).
                     "source_prompt_uri" => {
                         let (name, version) = prompt_uri(id.field, value)?;
                         plan.lookups.push(model_lookup(name, version, name));
@@ -541,6 +559,20 @@ fn reference_target(
         }
         ResourceKind::Run => ReferenceTarget::Lookup(child(Child::Run, id, value)?),
         ResourceKind::LoggedModel => ReferenceTarget::Lookup(child(Child::LoggedModel, id, value)?),
+        ResourceKind::Dataset => {
+            ReferenceTarget::Lookup(Lookup::Dataset(id_segment(id.field, value)?.to_owned()))
+        }
+        // The prompt a `prompts:/` URI names (a prompt optimization job registers its result
+        // as a new version of it).
+        ResourceKind::RegisteredModel => {
+            let (name, _) = prompt_uri(id.field, value)?;
+            ReferenceTarget::Lookup(Lookup::Model {
+                name: name.to_owned(),
+                version: None,
+                kind_of: name.to_owned(),
+                both: false,
+            })
+        }
         ResourceKind::ModelSource => match model_source(id.field, value)? {
             ModelSource::ModelVersion { name, selector } => ReferenceTarget::ModelVersion {
                 name: name.to_owned(),
@@ -601,7 +633,9 @@ fn param_error(error: mlgate_catalog::ParamError) -> GatewayError {
     GatewayError::BadRequest(error.to_string())
 }
 
-/// The ARN word for resources that are not (yet) anchored under an experiment or a model.
+/// The ARN word for resources that are not anchored under an experiment or a model (a dataset
+/// linked to no experiment; scorers named by id, which MLflow maps to no experiment through its
+/// API).
 pub(crate) fn flat_kind(kind: ResourceKind) -> Option<&'static str> {
     Some(match kind {
         ResourceKind::Dataset => "dataset",
@@ -900,8 +934,8 @@ impl Resolver {
         Ok(arns)
     }
 
-    /// Adds the ARN(s) a lookup resolves to: one, or a registered model's as both kinds when
-    /// its kind is unknown.
+    /// Adds the ARN(s) a lookup resolves to: one, a registered model's as both kinds when its
+    /// kind is unknown, or a dataset's under each of its experiments.
     async fn lookup_arns(
         &self,
         lookup: &Lookup,
@@ -911,6 +945,15 @@ impl Resolver {
             Lookup::Child { kind, id } => self.child_arn(*kind, id).await?,
             Lookup::ExperimentNamed(name) => {
                 self.scope.experiment(&self.experiment_id(name).await?)
+            }
+            Lookup::Dataset(id) => {
+                let experiments = self.dataset_experiments(id).await?;
+                if experiments.is_empty() {
+                    self.scope.flat("dataset", id)
+                } else {
+                    arns.extend(experiments.iter().map(|e| self.scope.dataset(e, id)));
+                    return Ok(());
+                }
             }
             Lookup::Model {
                 name,
@@ -932,6 +975,32 @@ impl Resolver {
         };
         arns.push(arn);
         Ok(())
+    }
+
+    /// The experiments a dataset is linked to, from MLflow. Not cached: links change with
+    /// AddDatasetToExperiments and RemoveDatasetFromExperiments.
+    pub async fn dataset_experiments(&self, id: &str) -> Result<Vec<String>, GatewayError> {
+        let path = format!("/api/3.0/mlflow/datasets/{}/experiment-ids", escape(id));
+        let what = format!("dataset '{id}'");
+        let json = self.lookup_json(&path, &what).await?;
+        let malformed = || {
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                format!("answer for the experiments of {what}"),
+                "is not a list of ids",
+            ))
+        };
+        match json.get("experiment_ids") {
+            // MLflow leaves empty lists out of its answers.
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(ids)) => ids
+                .iter()
+                .map(|id| {
+                    let id = id.as_str().ok_or_else(malformed)?;
+                    number_id("experiment_id", id)
+                })
+                .collect(),
+            Some(_) => Err(malformed()),
+        }
     }
 
     async fn child_arn(&self, kind: Child, id: &str) -> Result<String, GatewayError> {
@@ -1474,13 +1543,26 @@ mod tests {
             &[],
         )
         .expect("plan");
+        // The job registers its result as a new version of the source prompt.
         assert_eq!(
             targets(&job),
-            [(
-                "GetDatasetRecords",
-                "config.dataset_id",
-                ReferenceTarget::Arn(format!("{ARN}dataset/d-1"))
-            )]
+            [
+                (
+                    "CreateModelVersion",
+                    "source_prompt_uri",
+                    ReferenceTarget::Lookup(Lookup::Model {
+                        name: "p".into(),
+                        version: None,
+                        kind_of: "p".into(),
+                        both: false
+                    })
+                ),
+                (
+                    "GetDatasetRecords",
+                    "config.dataset_id",
+                    ReferenceTarget::Lookup(Lookup::Dataset("d-1".into()))
+                )
+            ]
         );
         let guardrail = plan_for(
             "POST",
@@ -1497,6 +1579,49 @@ mod tests {
                 ReferenceTarget::Arn(format!("{ARN}scorer/s-1"))
             )]
         );
+    }
+
+    #[test]
+    fn datasets_are_looked_up_and_scorers_lie_under_their_experiment() {
+        let records =
+            plan_for("GET", "/api/3.0/mlflow/datasets/d-1/records", None, &[]).expect("plan");
+        assert_eq!(records.lookups, [Lookup::Dataset("d-1".into())]);
+        assert!(records.arns.is_empty());
+        let linked = plan_for(
+            "POST",
+            "/api/3.0/mlflow/datasets/d-1/add-experiments",
+            Some(json!({"experiment_ids": ["7"]})),
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(linked.lookups, [Lookup::Dataset("d-1".into())]);
+        assert_eq!(linked.arns, [format!("{ARN}experiment/7")]);
+        let scorer = plan_for(
+            "GET",
+            "/api/3.0/mlflow/scorers/get?experiment_id=07&name=judge",
+            None,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(
+            scorer.arns,
+            [
+                format!("{ARN}experiment/7"),
+                format!("{ARN}experiment/7/scorer/judge")
+            ]
+        );
+        assert!(
+            plan_for("GET", "/api/3.0/mlflow/scorers/get?name=judge", None, &[]).is_err(),
+            "a scorer name without its experiment"
+        );
+        let online = plan_for(
+            "GET",
+            "/api/3.0/mlflow/scorers/online-configs?scorer_ids=s-1",
+            None,
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(online.arns, [format!("{ARN}scorer/s-1")]);
     }
 
     #[test]
