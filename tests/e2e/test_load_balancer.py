@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -131,6 +132,37 @@ def test_a_trusted_proxy_names_the_client(proxied, from_client_network, stack):
     assert _get(proxied, SEARCH_MODELS, user, "127.0.0.1", **https) == 200
     assert _get(proxied, SEARCH_MODELS, user, "127.0.0.1", **{**https,
                 "X-Forwarded-Proto": "http"}) == 403
+
+
+def _sign_in(gateway, user, source: str, **headers) -> tuple:
+    """Signs in on the portal's form; (status, headers with lower-case names)."""
+    form = urlencode({"username": user.name, "password": user.password}).encode()
+    status, answer, _ = raw_http(gateway.url, "POST", "/_mlgate/login", body=form, source=source,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                                          **headers})
+    return status, {k.lower(): v for k, v in answer.items()}
+
+
+def test_sign_in_cookie_and_origin_follow_the_trusted_proxys_scheme(proxied, from_client_network):
+    user = from_client_network
+    host = urlsplit(proxied.url).netloc
+    https = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https",
+             "Origin": f"https://{host}"}
+    # Through the trusted proxy the browser is on HTTPS: the `__Host-` cookie, marked Secure,
+    # and the https origin is this site's.
+    status, headers = _sign_in(proxied, user, "127.0.0.1", **https)
+    assert status == 303, status
+    cookie = headers["set-cookie"]
+    assert cookie.startswith("__Host-mlgate_session=") and "; Secure" in cookie, cookie
+    # From any other peer the same headers are the client's own words: the request is plain
+    # HTTP, so an https origin is another site's (CSRF) and the cookie is not Secure.
+    status, headers = _sign_in(proxied, user, UNTRUSTED_PEER, **https)
+    assert status == 403 and "set-cookie" not in headers, (status, headers)
+    status, headers = _sign_in(proxied, user, UNTRUSTED_PEER,
+                               **{**https, "Origin": f"http://{host}"})
+    assert status == 303, status
+    cookie = headers["set-cookie"]
+    assert cookie.startswith("mlgate_session=") and "Secure" not in cookie, cookie
 
 
 def test_sigterm_drains_readiness_first_and_lets_an_upload_finish(stack, admin, world):

@@ -121,7 +121,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         master,
     )?;
     authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
-    let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
+    let portal = portal::router(PortalState::new(authenticator.clone()));
     let gateway = Gateway::new(
         GatewaySettings::from(args),
         store,
