@@ -1,5 +1,6 @@
 """Behind a load balancer: the probes (`/_mlgate/healthz`, `/_mlgate/readyz`), forwarding
-headers believed only from `--trusted-proxies`, and a graceful drain on SIGTERM.
+headers believed only from `--trusted-proxies`, a graceful drain on SIGTERM, and the TLS
+certificate reloaded without a restart.
 
 The trusted-proxy gateway is a second mlgate on the session's store and MLflow that trusts
 127.0.0.1 only; the tests reach it from 127.0.0.1 (a trusted proxy) and from 127.0.0.2 (any
@@ -10,6 +11,9 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
+import ssl
+import subprocess
 import threading
 import time
 from urllib.parse import urlencode, urlsplit
@@ -216,3 +220,85 @@ def test_a_malformed_trusted_proxies_flag_is_refused_at_start(stack):
     result = stack.mlgate("serve", "--trusted-proxies", "lb.example.com", check=False)
     assert result.returncode != 0
     assert "not a CIDR or an IP address" in result.stderr, result.stderr
+
+
+def _self_signed(directory, name: str) -> tuple:
+    """A fresh self-signed certificate for 127.0.0.1 and its key (PEM text)."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    return cert.read_text(), key.read_text()
+
+
+def _served_certificate(port: int) -> bytes:
+    """The DER certificate a real TLS client (Python's ssl) is shown at 127.0.0.1:port."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as tcp:
+        with context.wrap_socket(tcp) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def _serves(port: int, pem: str, within: float) -> bool:
+    """Whether new connections are shown `pem`, now or before `within` seconds pass."""
+    wanted = ssl.PEM_cert_to_DER_cert(pem)
+    deadline = time.monotonic() + within
+    while True:
+        if _served_certificate(port) == wanted:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def _write_keeping_times(path, text: str) -> None:
+    """Rewrites a file and puts its times back, so only a signal can tell it changed."""
+    before = path.stat()
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_tls_certificate_reloads_on_file_change_and_sighup(stack, tmp_path):
+    first, second, third = (_self_signed(tmp_path, n) for n in ("first", "second", "third"))
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text(first[0])
+    key.write_text(first[1])
+    gateway = stack.replica()
+    gateway.start_gateway(extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
+    try:
+        assert _serves(gateway.port, first[0], within=0)
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as tcp:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            with context.wrap_socket(tcp) as open_connection:
+                # A renewal written in place is picked up without a signal; a connection opened
+                # before keeps the certificate it was shown.
+                key.write_text(second[1])
+                cert.write_text(second[0])
+                assert _serves(gateway.port, second[0], within=10)
+                assert open_connection.getpeercert(binary_form=True) == \
+                    ssl.PEM_cert_to_DER_cert(first[0])
+        # A broken file keeps the certificate in use, and the listener keeps serving.
+        cert.write_text("not a certificate")
+        time.sleep(3)
+        assert _serves(gateway.port, second[0], within=0)
+        # SIGHUP reloads at once, and reopens the audit log in the same go.
+        _write_keeping_times(key, third[1])
+        _write_keeping_times(cert, third[0])
+        time.sleep(3)
+        assert _serves(gateway.port, second[0], within=0), "only the signal may reload now"
+        rotated = gateway.audit_log.with_suffix(".rotated")
+        gateway.audit_log.rename(rotated)
+        os.kill(gateway.gateway.pid, signal.SIGHUP)
+        assert _serves(gateway.port, third[0], within=5)
+        r = requests.get(f"{gateway.url}/_mlgate/healthz", verify=False, timeout=30)
+        assert r.status_code == 200
+        records = AuditLog(gateway.audit_log).wait_for((0,), 1)
+        assert [x["path"] for x in records] == ["/_mlgate/healthz"], records
+    finally:
+        gateway.stop_gateway()

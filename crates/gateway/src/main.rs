@@ -12,7 +12,7 @@ use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
 use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
-use mlgate::listen::{self, Connections, Drain, ListenLimits, TrustedProxies};
+use mlgate::listen::{self, Connections, Drain, ListenLimits, TlsCertificate, TrustedProxies};
 use mlgate::pipeline::Gateway;
 use mlgate::portal::{self, PortalState};
 use mlgate::store::{Database, SessionLimits, Store, StoreConfig};
@@ -63,9 +63,17 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result<(), String> {
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(listen::load_tls(cert, key)?),
-        _ => None,
+    let (tls, certificate) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let (acceptor, certificate) =
+                listen::load_tls(cert, key).map_err(|e| match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                })?;
+            certificate.reload_on_change();
+            (Some(acceptor), Some(certificate))
+        }
+        _ => (None, None),
     };
     let where_ = match &config.database {
         Database::Sqlite => data_dir.display().to_string(),
@@ -91,7 +99,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         master.derive(CHECKPOINT_KEY_PURPOSE),
     )
     .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
-    reopen_audit_on_hangup(audit.clone())?;
+    reload_on_hangup(audit.clone(), certificate)?;
     let auth_settings = AuthSettings {
         session: SessionLimits {
             lifetime: args.session_lifetime,
@@ -174,8 +182,9 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     Ok(())
 }
 
-/// SIGHUP (logrotate renamed the audit file): continue in a new file at the same path.
-fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), String> {
+/// SIGHUP: the audit log continues in a new file at the same path (logrotate renamed it), and
+/// the TLS certificate and key are read again (renewed), both on the one signal.
+fn reload_on_hangup(audit: AuditSink, certificate: Option<TlsCertificate>) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups =
         signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
@@ -183,6 +192,9 @@ fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), String> {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reopening the audit log");
             audit.reopen();
+            if let Some(certificate) = &certificate {
+                certificate.reload_logged("SIGHUP");
+            }
         }
     });
     Ok(())

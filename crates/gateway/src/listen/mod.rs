@@ -25,7 +25,7 @@ use tower::ServiceExt;
 
 pub use body::{BodyTimeout, IdleTimeout};
 pub use proxies::TrustedProxies;
-pub use tls::load_tls;
+pub use tls::{TlsCertificate, TlsError, load_tls};
 
 /// The client a request came from; a request extension set once, by the listener: the TCP
 /// peer, or the client the trusted proxies in front of mlgate name ([`TrustedProxies`]).
