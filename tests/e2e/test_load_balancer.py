@@ -302,3 +302,63 @@ def test_tls_certificate_reloads_on_file_change_and_sighup(stack, tmp_path):
         assert [x["path"] for x in records] == ["/_mlgate/healthz"], records
     finally:
         gateway.stop_gateway()
+
+
+def _exchange(gateway, source: str, raw: bytes) -> bytes:
+    """Sends raw bytes from local address `source`; everything the gateway answers until it
+    closes (b"" when it closes without a word: a close with unread bytes is a reset)."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30,
+                                  source_address=(source, 0)) as conn:
+        answer = b""
+        try:
+            conn.sendall(raw)
+            while chunk := conn.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def _search_request(user) -> bytes:
+    token = base64.b64encode(f"{user.name}:{user.password}".encode()).decode()
+    return (f"GET {SEARCH_EXPERIMENTS} HTTP/1.1\r\nHost: mlgate\r\n"
+            f"Authorization: Basic {token}\r\nConnection: close\r\n\r\n").encode()
+
+
+def _v2_header(client: str) -> bytes:
+    addresses = socket.inet_aton(client) + socket.inet_aton("10.0.0.1") + \
+        (51000).to_bytes(2, "big") + (5000).to_bytes(2, "big")
+    return b"\r\n\r\n\0\r\nQUIT\n" + bytes([0x21, 0x11]) + len(addresses).to_bytes(2, "big") + \
+        addresses
+
+
+def test_proxy_protocol_names_the_client_only_from_a_trusted_proxy(stack, from_client_network):
+    user = from_client_network
+    gateway = stack.replica()
+    # The load balancer is 127.0.0.3, so the stack's own readiness check (from 127.0.0.1) is
+    # an ordinary client.
+    proxy = "127.0.0.3"
+    gateway.start_gateway(extra_args=["--trusted-proxies", f"{proxy}/32", "--proxy-protocol"])
+    try:
+        log = AuditLog(gateway.audit_log)
+        mark = log.mark()
+        v1 = f"PROXY TCP4 {CLIENT} 10.0.0.1 51000 5000\r\n".encode()
+        # The trusted proxy names the client in v1 and in v2: its address decides.
+        assert _exchange(gateway, proxy, v1 + _search_request(user)).startswith(
+            b"HTTP/1.1 200")
+        assert _exchange(gateway, proxy, _v2_header(CLIENT) + _search_request(user)) \
+            .startswith(b"HTTP/1.1 200")
+        # Another client address in the header: not in the allowed /24.
+        assert _exchange(gateway, proxy, _v2_header("198.51.100.1") +
+                         _search_request(user)).startswith(b"HTTP/1.1 403")
+        assert [r["source_ip"] for r in log.wait_for(mark, 3)] == [CLIENT, CLIENT, "198.51.100.1"]
+        # From the trusted proxy a connection without a header is closed unanswered.
+        assert _exchange(gateway, proxy, _search_request(user)) == b""
+        # Any other peer is never read a header from: its PROXY line is a malformed request,
+        # and its plain requests are its own.
+        assert _exchange(gateway, UNTRUSTED_PEER, v1 + _search_request(user)).startswith(
+            b"HTTP/1.1 400")
+        assert _exchange(gateway, UNTRUSTED_PEER, _search_request(user)).startswith(
+            b"HTTP/1.1 403")
+    finally:
+        gateway.stop_gateway()

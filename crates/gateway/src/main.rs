@@ -149,6 +149,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
             header_read_timeout: args.header_read_timeout,
         },
         proxies: TrustedProxies::new(args.trusted_proxies.clone(), args.forwarded_header),
+        proxy_protocol: args.proxy_protocol,
     };
 
     let listener = TcpListener::bind(args.listen)
