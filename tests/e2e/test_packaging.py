@@ -84,6 +84,8 @@ def test_the_kubernetes_manifests_hold_what_a_replicated_deployment_needs():
     assert container["livenessProbe"]["httpGet"]["path"] == LIVENESS
     env = {e["name"]: e for e in container["env"]}
     assert env["MLGATE_MASTER_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mlgate"
+    # Behind the ingress: its forwarding headers are believed, and only from its addresses.
+    assert env["MLGATE_TRUSTED_PROXIES"]["value"]
     # Only mlgate's pods may reach MLflow's port.
     (policy,) = _by_kind("NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "mlflow"}

@@ -128,6 +128,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
     pub forwarded_header: ForwardedHeader,
 
+    /// Connections from --trusted-proxies start with a PROXY protocol v1 or v2 header naming the
+    /// client (a TCP load balancer's); a connection from them without one is closed.
+    #[arg(long, env = "MLGATE_PROXY_PROTOCOL", requires = "trusted_proxies")]
+    pub proxy_protocol: bool,
+
     /// After SIGTERM, keep accepting connections this long while readiness reports draining
     /// (so the load balancer stops sending new requests first).
     #[arg(long, env = "MLGATE_DRAIN_DELAY", value_parser = parse_duration)]

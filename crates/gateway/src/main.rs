@@ -15,7 +15,9 @@ use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
 use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
 use mlgate::error::error_chain;
-use mlgate::listen::{self, Connections, Drain, ListenLimits, TlsError, TrustedProxies};
+use mlgate::listen::{
+    self, Connections, Drain, ListenLimits, TlsCertificate, TlsError, TrustedProxies,
+};
 use mlgate::pipeline::{Gateway, GatewaySetupError};
 use mlgate::portal::{self, PortalState};
 use mlgate::store::secrets::SecretError;
@@ -113,9 +115,13 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result<(), ServeError> {
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(listen::load_tls(cert, key)?),
-        _ => None,
+    let (tls, certificate) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let (acceptor, certificate) = listen::load_tls(cert, key)?;
+            certificate.reload_on_change();
+            (Some(acceptor), Some(certificate))
+        }
+        _ => (None, None),
     };
     let location = match &config.database {
         Database::Sqlite => data_dir.display().to_string(),
@@ -144,7 +150,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         path: audit_path.clone(),
         source,
     })?;
-    reopen_audit_on_hangup(audit.clone())?;
+    reload_on_hangup(audit.clone(), certificate)?;
     let auth_settings = AuthSettings {
         session: SessionLimits {
             lifetime: args.session_lifetime,
@@ -175,7 +181,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     )
     .map_err(ServeError::SigV4)?;
     authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
-    let portal = portal::router(PortalState::new(authenticator.clone(), tls.is_some()));
+    let portal = portal::router(PortalState::new(authenticator.clone()));
     let gateway = Gateway::new(
         GatewaySettings::from(args),
         store,
@@ -195,6 +201,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
             header_read_timeout: args.header_read_timeout,
         },
         proxies: TrustedProxies::new(args.trusted_proxies.clone(), args.forwarded_header),
+        proxy_protocol: args.proxy_protocol,
     };
 
     let listener = TcpListener::bind(args.listen)
@@ -234,14 +241,21 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     Ok(())
 }
 
-/// SIGHUP (logrotate renamed the audit file): continue in a new file at the same path.
-fn reopen_audit_on_hangup(audit: AuditSink) -> Result<(), ServeError> {
+/// SIGHUP: the audit log continues in a new file at the same path (logrotate renamed it), and
+/// the TLS certificate and key are read again (renewed), both on the one signal.
+fn reload_on_hangup(
+    audit: AuditSink,
+    certificate: Option<TlsCertificate>,
+) -> Result<(), ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup()).map_err(ServeError::Hangup)?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reopening the audit log");
             audit.reopen();
+            if let Some(certificate) = &certificate {
+                certificate.reload_logged("SIGHUP");
+            }
         }
     });
     Ok(())

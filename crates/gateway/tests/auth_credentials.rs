@@ -81,7 +81,7 @@ async fn basic_token_and_session_give_the_same_principal() {
         .header("origin", "http://localhost:5000")
         .body(Body::from("username=alice&password=correct+horse&next=%2F"))
         .unwrap();
-    let resp = portal::router(PortalState::new(auth.clone(), false))
+    let resp = portal::router(PortalState::new(auth.clone()))
         .oneshot(login)
         .await
         .unwrap();

@@ -275,7 +275,7 @@ async fn start_gate(min_refetch: Option<Duration>) -> Gate {
         [0; 32],
     );
     let authenticator = Authenticator::new(store.clone(), AuthSettings::default()).with_oidc(oidc);
-    let portal = portal::router(PortalState::new(authenticator.clone(), false));
+    let portal = portal::router(PortalState::new(authenticator.clone()));
     let settings = GatewaySettings {
         region: "us-east-1".into(),
         account: ACCOUNT.into(),
@@ -967,7 +967,7 @@ async fn assume_role_with_web_identity_follows_the_trust_policy() {
     let auth = Authenticator::new(store.clone(), AuthSettings::default())
         .with_sigv4(sigv4)
         .with_oidc(oidc);
-    let portal = portal::router(PortalState::new(auth, false));
+    let portal = portal::router(PortalState::new(auth));
     let sts = |form: String| {
         let portal = portal.clone();
         async move {

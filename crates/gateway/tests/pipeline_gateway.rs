@@ -284,7 +284,7 @@ async fn start_gate(upstream: SocketAddr, max_parsed_body: u64) -> Gate {
         [0; 32],
     );
     let authenticator = Authenticator::new(store.clone(), AuthSettings::default());
-    let portal = portal::router(PortalState::new(authenticator.clone(), false));
+    let portal = portal::router(PortalState::new(authenticator.clone()));
     let settings = GatewaySettings {
         region: "us-east-1".into(),
         account: ACCOUNT.into(),

@@ -4,6 +4,7 @@
 
 mod body;
 mod proxies;
+pub mod proxy_protocol;
 mod tls;
 
 use std::error::Error;
@@ -25,7 +26,7 @@ use tower::ServiceExt;
 
 pub use body::{BodyTimeout, IdleTimeout};
 pub use proxies::TrustedProxies;
-pub use tls::{TlsError, load_tls};
+pub use tls::{TlsCertificate, TlsError, load_tls};
 
 /// The client a request came from; a request extension set once, by the listener: the TCP
 /// peer, or the client the trusted proxies in front of mlgate name ([`TrustedProxies`]).
@@ -142,6 +143,9 @@ pub struct Connections {
     pub tls: Option<TlsAcceptor>,
     pub limits: ListenLimits,
     pub proxies: TrustedProxies,
+    /// Connections from the trusted proxies start with a PROXY protocol header naming the
+    /// client ([`proxy_protocol`]); from other peers none is read.
+    pub proxy_protocol: bool,
 }
 
 /// The accept loop's state, kept across the two phases (serving, then draining).
@@ -173,24 +177,36 @@ impl<F: Fn(ParserRefusal) + Clone + Send + 'static> Accepting<F> {
             };
             let _ = stream.set_nodelay(true);
             let connections = Arc::clone(&self.connections);
-            let tcp_peer = Peer {
-                ip: addr.ip(),
-                secure: connections.tls.is_some(),
-            };
             let app = self.app.clone();
-            let service = {
-                let connections = Arc::clone(&connections);
-                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                    let client = connections.proxies.client(tcp_peer, request.headers());
-                    request.extensions_mut().insert(client);
-                    app.clone().oneshot(request)
-                })
-            };
             let builder = Arc::clone(&self.builder);
             let watcher = self.graceful.watcher();
             let on_refusal = self.on_refusal.clone();
             tokio::spawn(async move {
+                let mut stream = stream;
                 let handshake_timeout = connections.limits.header_read_timeout;
+                let mut peer_ip = addr.ip();
+                if connections.proxy_protocol && connections.proxies.trusts(peer_ip) {
+                    let header = proxy_protocol::read_client(&mut stream);
+                    match tokio::time::timeout(handshake_timeout, header).await {
+                        Ok(Ok(client)) => peer_ip = client.unwrap_or(peer_ip),
+                        Ok(Err(error)) => {
+                            return tracing::debug!(%addr, error = %error, "connection closed");
+                        }
+                        Err(_) => return tracing::debug!(%addr, "PROXY header timed out"),
+                    }
+                }
+                let tcp_peer = Peer {
+                    ip: peer_ip,
+                    secure: connections.tls.is_some(),
+                };
+                let service = {
+                    let connections = Arc::clone(&connections);
+                    hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                        let client = connections.proxies.client(tcp_peer, request.headers());
+                        request.extensions_mut().insert(client);
+                        app.clone().oneshot(request)
+                    })
+                };
                 let result = match &connections.tls {
                     None => {
                         watcher

@@ -51,17 +51,19 @@ pub use html::escape as escape_html;
 #[derive(Clone, Debug)]
 pub struct PortalState {
     pub auth: Authenticator,
-    /// The client connection is TLS: `Secure` + `__Host-` cookie.
-    pub secure_transport: bool,
 }
 
 impl PortalState {
-    pub fn new(auth: Authenticator, secure_transport: bool) -> PortalState {
-        PortalState {
-            auth,
-            secure_transport,
-        }
+    pub fn new(auth: Authenticator) -> PortalState {
+        PortalState { auth }
     }
+}
+
+/// Whether the browser reached mlgate over HTTPS, itself or through a trusted proxy: the
+/// listener's answer ([`Peer::secure`]), the one `aws:SecureTransport` reads too. Selects the
+/// `__Host-` + `Secure` cookies and the scheme of the served origin.
+pub(crate) fn secure_transport(parts: &Parts) -> bool {
+    Peer::of(&parts.extensions).is_some_and(|peer| peer.secure)
 }
 
 /// Attached to every portal response (as a response extension) for the audit record.
@@ -227,7 +229,7 @@ async fn get_login(
 ) -> Response {
     let next = safe_next(q.next.as_deref()).to_owned();
     // Already signed in with a valid session? Offer to continue or sign out.
-    if let Ok(Some(p)) = s.auth.authenticate(&parts, s.secure_transport).await
+    if let Ok(Some(p)) = s.auth.authenticate(&parts, secure_transport(&parts)).await
         && p.auth_method == AuthMethod::Session
     {
         let who = format!("{} ({})", p.name, p.arn);
@@ -261,7 +263,7 @@ async fn post_login(
     if !oidc::builtin_login_enabled(&s) {
         return not_found().await;
     }
-    let served = s.auth.served_origin(&parts, s.secure_transport);
+    let served = s.auth.served_origin(&parts, secure_transport(&parts));
     if let Err(f) = session::same_origin_unsafe(&parts, served.as_ref()) {
         return html_response(
             StatusCode::FORBIDDEN,
@@ -315,15 +317,20 @@ async fn post_login(
     {
         Ok((principal, sid)) => {
             // Replace any previous session of this browser (no fixation, no orphan).
-            for old in
-                session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport))
-            {
+            for old in session::find_cookies(
+                &parts.headers,
+                session::cookie_name(secure_transport(&parts)),
+            ) {
                 let _ = s.auth.logout(old).await;
             }
             let max_age = s.auth.settings().session.lifetime.as_secs();
             redirect(
                 &next,
-                Some(set_cookie(&sid.cookie_value, s.secure_transport, max_age)),
+                Some(set_cookie(
+                    &sid.cookie_value,
+                    secure_transport(&parts),
+                    max_age,
+                )),
                 PortalOutcome::signed_in(&principal, "signed in"),
             )
         }
@@ -357,7 +364,7 @@ async fn get_logout() -> Response {
 }
 
 async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
-    let served = s.auth.served_origin(&parts, s.secure_transport);
+    let served = s.auth.served_origin(&parts, secure_transport(&parts));
     if let Err(f) = session::same_origin_unsafe(&parts, served.as_ref()) {
         return html_response(
             StatusCode::FORBIDDEN,
@@ -372,7 +379,10 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
     // A federated session also ends at its provider (asked before the session is deleted).
     let end_session = oidc::end_session_url(&s, &parts).await;
     let mut ended = false;
-    for c in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport)) {
+    for c in session::find_cookies(
+        &parts.headers,
+        session::cookie_name(secure_transport(&parts)),
+    ) {
         ended |= s.auth.logout(c).await.unwrap_or(false);
     }
     let outcome = PortalOutcome {
@@ -389,18 +399,18 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
     if let Some(end) = end_session {
         let mut r = html_response(StatusCode::OK, oidc::signed_out_page(&end), outcome);
         r.headers_mut()
-            .insert(header::SET_COOKIE, clear_cookie(s.secure_transport));
+            .insert(header::SET_COOKIE, clear_cookie(secure_transport(&parts)));
         return r;
     }
     redirect(
         &login_path(),
-        Some(clear_cookie(s.secure_transport)),
+        Some(clear_cookie(secure_transport(&parts))),
         outcome,
     )
 }
 
 async fn whoami(State(s): State<PortalState>, parts: Parts) -> Response {
-    match s.auth.authenticate(&parts, s.secure_transport).await {
+    match s.auth.authenticate(&parts, secure_transport(&parts)).await {
         Ok(Some(p)) => {
             let body = serde_json::to_value(&p).unwrap_or_default();
             json_response(StatusCode::OK, body, PortalOutcome::signed_in(&p, "whoami"))

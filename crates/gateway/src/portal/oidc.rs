@@ -33,7 +33,10 @@ use serde::Deserialize;
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 
-use super::{PortalOutcome, PortalState, html, html_response, login_path, redirect, safe_next};
+use super::{
+    PortalOutcome, PortalState, html, html_response, login_path, redirect, safe_next,
+    secure_transport,
+};
 use crate::RESERVED_PREFIX;
 use crate::audit::AuditDecision;
 use crate::authenticate::jwt::session as fed;
@@ -160,13 +163,17 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 }
 
 /// `scheme://host` browsers use to reach mlgate, or the page saying the request has none.
-fn base_url(s: &PortalState, parts: &Parts, oidc: &Oidc) -> Result<String, Box<Response>> {
+fn base_url(parts: &Parts, oidc: &Oidc) -> Result<String, Box<Response>> {
     if let Some(u) = &oidc.config.public_url {
         return Ok(u.clone());
     }
     match request_host(parts) {
         Some(host) if !host.is_empty() && !host.contains(['/', '\\', '@', ' ']) => {
-            let scheme = if s.secure_transport { "https" } else { "http" };
+            let scheme = if secure_transport(parts) {
+                "https"
+            } else {
+                "http"
+            };
             Ok(format!("{scheme}://{host}"))
         }
         _ => Err(Box::new(failure_page(
@@ -253,7 +260,7 @@ async fn start(
             "no authorization_endpoint",
         );
     };
-    let base = match base_url(&s, &parts, &oidc) {
+    let base = match base_url(&parts, &oidc) {
         Ok(base) => base,
         Err(page) => return *page,
     };
@@ -291,10 +298,14 @@ async fn start(
             ("code_challenge_method", "S256"),
         ])
     );
-    let secure = if s.secure_transport { "; Secure" } else { "" };
+    let secure = if secure_transport(&parts) {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = HeaderValue::from_str(&format!(
         "{}={cookie_value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        login_cookie_name(s.secure_transport),
+        login_cookie_name(secure_transport(&parts)),
         LOGIN_TTL_SECS
     ))
     .expect("cookie value is base64url");
@@ -329,9 +340,10 @@ async fn callback(
     parts: Parts,
 ) -> Response {
     let mut response = callback_inner(&s, &provider, q, &parts).await;
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, clear_login_cookie(s.secure_transport));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        clear_login_cookie(secure_transport(&parts)),
+    );
     response
 }
 
@@ -365,7 +377,7 @@ async fn callback_inner(
         );
     };
     // The pre-login state of this browser (single use).
-    let cookies = session::find_cookies(&parts.headers, login_cookie_name(s.secure_transport));
+    let cookies = session::find_cookies(&parts.headers, login_cookie_name(secure_transport(parts)));
     let mut pre = None;
     for c in cookies {
         match fed::take_login(s.auth.store(), c).await {
@@ -440,7 +452,7 @@ async fn callback_inner(
             "no token_endpoint",
         );
     };
-    let base = match base_url(s, parts, &oidc) {
+    let base = match base_url(parts, &oidc) {
         Ok(base) => base,
         Err(page) => return *page,
     };
@@ -540,13 +552,20 @@ async fn callback_inner(
         }
     };
     // Replace any previous session of this browser.
-    for old in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport)) {
+    for old in session::find_cookies(
+        &parts.headers,
+        session::cookie_name(secure_transport(parts)),
+    ) {
         let _ = s.auth.logout(old).await;
     }
     let max_age = s.auth.settings().session.lifetime.as_secs();
     redirect(
         &pre.next,
-        Some(set_cookie(&sid.cookie_value, s.secure_transport, max_age)),
+        Some(set_cookie(
+            &sid.cookie_value,
+            secure_transport(parts),
+            max_age,
+        )),
         PortalOutcome::signed_in(&principal, &format!("signed in through {provider}")),
     )
 }
@@ -597,7 +616,10 @@ async fn exchange(req: reqwest::RequestBuilder) -> Result<String, ExchangeError>
 pub async fn end_session_url(s: &PortalState, parts: &Parts) -> Option<String> {
     let oidc = s.auth.oidc()?.clone();
     let mut provider = None;
-    for c in session::find_cookies(&parts.headers, session::cookie_name(s.secure_transport)) {
+    for c in session::find_cookies(
+        &parts.headers,
+        session::cookie_name(secure_transport(parts)),
+    ) {
         if let Some(p) = fed::provider_of(s.auth.store(), c).await {
             provider = Some(p);
         }
@@ -606,7 +628,7 @@ pub async fn end_session_url(s: &PortalState, parts: &Parts) -> Option<String> {
     let login = issuer.config.login.as_ref().filter(|l| l.end_session)?;
     let meta = issuer.keys.metadata().await.ok()?;
     let end = meta.end_session_endpoint.as_ref()?;
-    let base = base_url(s, parts, &oidc).ok()?;
+    let base = base_url(parts, &oidc).ok()?;
     let back = format!("{base}{}", login_path());
     let sep = if end.contains('?') { '&' } else { '?' };
     Some(format!(

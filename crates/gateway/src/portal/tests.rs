@@ -9,7 +9,7 @@ use super::*;
 use crate::authenticate::AuthSettings;
 use crate::store::{Store, password};
 
-async fn setup(secure: bool) -> (tempfile::TempDir, PortalState) {
+async fn setup() -> (tempfile::TempDir, PortalState) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
     store
@@ -23,10 +23,7 @@ async fn setup(secure: bool) -> (tempfile::TempDir, PortalState) {
         .unwrap();
     let mut settings = AuthSettings::default();
     settings.password.max_failures_per_ip = 3;
-    (
-        dir,
-        PortalState::new(Authenticator::new(store, settings), secure),
-    )
+    (dir, PortalState::new(Authenticator::new(store, settings)))
 }
 
 async fn send(
@@ -105,7 +102,7 @@ fn login_urls_round_trip_through_safe_next() {
 
 #[tokio::test]
 async fn login_page_renders_escaped_and_safe() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     let (st, h, body, _) = send(
         &s,
         Request::get("/_mlgate/login?next=%2F%23%2Fmodels%22%3E%3Cscript%3E")
@@ -141,7 +138,7 @@ async fn login_page_renders_escaped_and_safe() {
 
 #[tokio::test]
 async fn sign_in_whoami_sign_out() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     let (st, h, _, outcome) = send(
         &s,
         login_post(
@@ -233,7 +230,7 @@ async fn sign_in_whoami_sign_out() {
 
 #[tokio::test]
 async fn sign_in_is_csrf_protected() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     for headers in [
         vec![],
         vec![("origin", "http://evil.example")],
@@ -262,7 +259,7 @@ async fn sign_in_is_csrf_protected() {
 
 #[tokio::test]
 async fn sign_in_never_redirects_off_site() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     for next in [
         "%2F%2Fevil.example",
         "https%3A%2F%2Fevil.example",
@@ -284,7 +281,7 @@ async fn sign_in_never_redirects_off_site() {
 
 #[tokio::test]
 async fn failed_sign_in_and_rate_limit() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     let (st, h, body, outcome) = send(
         &s,
         login_post("username=alice%22%3E&password=wrong+horse", &[SAME_ORIGIN]),
@@ -303,14 +300,7 @@ async fn failed_sign_in_and_rate_limit() {
     assert!(!outcome.reason.unwrap().contains("wrong"));
 
     // Same client address: limited after 3 distinct failures (setup sets the IP limit to 3).
-    let from = |form: &str| {
-        let mut r = login_post(form, &[SAME_ORIGIN]);
-        r.extensions_mut().insert(crate::listen::Peer {
-            ip: "192.0.2.7".parse().unwrap(),
-            secure: false,
-        });
-        r
-    };
+    let from = |form: &str| from_peer(login_post(form, &[SAME_ORIGIN]), false);
     for i in 0..3 {
         let (st, _, _, _) = send(&s, from(&format!("username=alice&password=guess{i}xxxx"))).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
@@ -323,36 +313,50 @@ async fn failed_sign_in_and_rate_limit() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
+/// A request as the listener hands it on: from `ip`, over HTTPS or not (itself or through a
+/// trusted proxy; [`crate::listen::TrustedProxies`] decides that before the portal runs).
+fn from_peer(mut request: Request<Body>, secure: bool) -> Request<Body> {
+    request.extensions_mut().insert(crate::listen::Peer {
+        ip: "192.0.2.7".parse().unwrap(),
+        secure,
+    });
+    request
+}
+
 #[tokio::test]
-async fn tls_uses_the_host_prefixed_secure_cookie() {
-    let (_d, s) = setup(true).await;
-    let (st, h, _, _) = send(
-        &s,
+async fn https_uses_the_host_prefixed_secure_cookie() {
+    let (_d, s) = setup().await;
+    let sign_in = || {
         login_post(
             "username=alice&password=correct+horse",
             &[("origin", "https://mlflow.example")],
-        ),
-    )
-    .await;
+        )
+    };
+    let (st, h, _, _) = send(&s, from_peer(sign_in(), true)).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     let set = h[header::SET_COOKIE].to_str().unwrap();
     assert!(set.starts_with("__Host-mlgate_session="), "{set}");
     assert!(set.contains("; Secure") && set.contains("Path=/") && !set.contains("Domain"));
     let cookie = cookie_of(&h);
-    let (st, _, _, _) = send(
-        &s,
+    let whoami = || {
         Request::get("/_mlgate/whoami")
             .header("cookie", &cookie)
             .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+            .unwrap()
+    };
+    let (st, _, _, _) = send(&s, from_peer(whoami(), true)).await;
     assert_eq!(st, StatusCode::OK);
+    // The same request over plain HTTP does not read the `__Host-` cookie, and an https origin
+    // is not this http request's origin.
+    let (st, _, _, _) = send(&s, from_peer(whoami(), false)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _, _) = send(&s, from_peer(sign_in(), false)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn sign_in_replaces_the_previous_session() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     let (_, h, _, _) = send(
         &s,
         login_post("username=alice&password=correct+horse", &[SAME_ORIGIN]),
@@ -381,7 +385,7 @@ async fn sign_in_replaces_the_previous_session() {
 
 #[tokio::test]
 async fn unknown_portal_paths_are_404() {
-    let (_d, s) = setup(false).await;
+    let (_d, s) = setup().await;
     let (st, _, body, _) = send(
         &s,
         Request::get("/_mlgate/nope").body(Body::empty()).unwrap(),

@@ -28,6 +28,7 @@ pub fn spawn_gateway(
             header_read_timeout: Duration::from_secs(5),
         },
         proxies: TrustedProxies::default(),
+        proxy_protocol: false,
     };
     tokio::spawn(listen::serve(
         listener,
