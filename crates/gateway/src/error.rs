@@ -20,6 +20,10 @@ pub enum GatewayError {
     /// says what is wrong with it.
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed request MLflow refuses with its generic `BAD_REQUEST` code (basic-auth's
+    /// deletion of one's own account).
+    #[error("{0}")]
+    Refused(String),
     /// Fields MLflow's handler would not read as sent.
     #[error(transparent)]
     InvalidParams(#[from] ParamError),
@@ -150,6 +154,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::BadRequest(_)
+            | GatewayError::Refused(_)
             | GatewayError::InvalidParams(_)
             | GatewayError::InvalidPath(_)
             | GatewayError::InvalidGraphQl(_)
@@ -186,7 +191,7 @@ impl GatewayError {
             // The code MLflow's client expects to fall back to an older endpoint.
             GatewayError::UnknownRoute { .. } => "ENDPOINT_NOT_FOUND",
             GatewayError::PayloadTooLarge { .. } => "REQUEST_LIMIT_EXCEEDED",
-            GatewayError::ClientTimeout(_) => "BAD_REQUEST",
+            GatewayError::Refused(_) | GatewayError::ClientTimeout(_) => "BAD_REQUEST",
             GatewayError::UpstreamUnavailable(_)
             | GatewayError::StoreUnavailable(_)
             | GatewayError::Overloaded => "TEMPORARILY_UNAVAILABLE",
@@ -402,6 +407,12 @@ mod tests {
                 GatewayError::BadRequest("x".into()),
                 400,
                 "INVALID_PARAMETER_VALUE",
+                "x".to_owned(),
+            ),
+            (
+                GatewayError::Refused("x".into()),
+                400,
+                "BAD_REQUEST",
                 "x".to_owned(),
             ),
             (

@@ -134,7 +134,7 @@ impl AuthApi<'_> {
             }
             AuthOperation::DeleteUser => {
                 if target == principal.name {
-                    return Err(GatewayError::BadRequest(
+                    return Err(GatewayError::Refused(
                         "Users cannot delete their own account. Ask another admin to delete \
                          this user instead."
                             .into(),
