@@ -37,8 +37,8 @@ use serde::Deserialize;
 
 use clap::ValueEnum;
 
-use super::AdminError;
 use super::grant::{self, Level, Scope};
+use super::{AdminError, FileError};
 use crate::store::{
     ApplyAccount, ApplyGrant, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser, GrantSubject,
 };
@@ -121,18 +121,24 @@ struct FileGrant {
 
 impl FileGrant {
     /// The grant with its policy, generated exactly as `mlgate grant` generates it.
-    fn into_grant(self) -> Result<ApplyGrant, String> {
+    fn into_grant(self) -> Result<ApplyGrant, FileError> {
         let (subject, name) = match (self.user, self.group) {
             (Some(user), None) => (GrantSubject::User, user),
             (None, Some(group)) => (GrantSubject::Group, group),
-            _ => return Err("grant: give exactly one of `user` or `group`".into()),
+            _ => {
+                return Err(FileError::invalid(
+                    "grant",
+                    "give exactly one of `user` or `group`",
+                ));
+            }
         };
         let what = format!("grant to {} {name:?}", subject.word());
-        let level = Level::from_str(&self.level, true)
-            .map_err(|_| format!("{what}: unknown level {:?}", self.level))?;
+        let level = Level::from_str(&self.level, true).map_err(|_| {
+            FileError::invalid(&what, format_args!("unknown level {:?}", self.level))
+        })?;
         let scope = Scope::from_options(self.experiments, self.models, self.prompts)
-            .map_err(|e| format!("{what}: {e}"))?;
-        let document = grant::document(level, &scope).map_err(|e| format!("{what}: {e}"))?;
+            .map_err(|e| FileError::invalid(&what, e))?;
+        let document = grant::document(level, &scope).map_err(|e| FileError::invalid(&what, e))?;
         Ok(ApplyGrant {
             subject,
             account: self.account,
@@ -156,9 +162,9 @@ pub fn load_plan(
         source: e,
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse_plan(&text, base, env).map_err(|message| AdminError::File {
+    parse_plan(&text, base, env).map_err(|source| AdminError::InFile {
         path: path.to_owned(),
-        message,
+        source,
     })
 }
 
@@ -167,18 +173,8 @@ pub fn parse_plan(
     text: &str,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ApplyPlan, String> {
-    // Report only the message and line: toml's default rendering quotes the source line, which
-    // could be a `password = ...` line.
-    let spec: FileSpec = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        match line {
-            Some(l) => format!("line {l}: {}", e.message()),
-            None => e.message().to_owned(),
-        }
-    })?;
+) -> Result<ApplyPlan, FileError> {
+    let spec: FileSpec = toml::from_str(text).map_err(|e| FileError::syntax(text, &e))?;
     let mut plan = ApplyPlan {
         accounts: spec
             .accounts
@@ -192,26 +188,30 @@ pub fn parse_plan(
     };
 
     for p in spec.policies {
+        let item = format!("policy {:?}", p.name);
         let document = match (&p.file, &p.document) {
             (Some(f), None) => {
-                let full = base.join(f);
-                std::fs::read_to_string(&full)
-                    .map_err(|e| format!("policy {:?}: {}: {e}", p.name, full.display()))?
+                let path = base.join(f);
+                std::fs::read_to_string(&path).map_err(|source| FileError::Unreadable {
+                    item,
+                    path,
+                    source,
+                })?
             }
             (None, Some(toml::Value::String(s))) => s.clone(),
             (None, Some(v @ toml::Value::Table(_))) => {
-                serde_json::to_string_pretty(v).map_err(|e| format!("policy {:?}: {e}", p.name))?
+                serde_json::to_string_pretty(v).map_err(|e| FileError::invalid(item, e))?
             }
             (None, Some(_)) => {
-                return Err(format!(
-                    "policy {:?}: `document` must be JSON text or a table",
-                    p.name
+                return Err(FileError::invalid(
+                    item,
+                    "`document` must be JSON text or a table",
                 ));
             }
             _ => {
-                return Err(format!(
-                    "policy {:?}: give exactly one of `file` or `document`",
-                    p.name
+                return Err(FileError::invalid(
+                    item,
+                    "give exactly one of `file` or `document`",
                 ));
             }
         };
@@ -225,26 +225,30 @@ pub fn parse_plan(
         let sources = usize::from(u.password_env.is_some())
             + usize::from(u.password_file.is_some())
             + usize::from(u.password.is_some());
+        let item = format!("user {:?}", u.name);
         if sources > 1 {
-            return Err(format!(
-                "user {:?}: give at most one of password_env, password_file, password",
-                u.name
+            return Err(FileError::invalid(
+                item,
+                "give at most one of password_env, password_file, password",
             ));
         }
         let password = if let Some(var) = &u.password_env {
             match env(var) {
                 Some(v) if !v.is_empty() => Some(v),
                 _ => {
-                    return Err(format!(
-                        "user {:?}: environment variable {var} is not set or empty",
-                        u.name
+                    return Err(FileError::invalid(
+                        item,
+                        format_args!("environment variable {var} is not set or empty"),
                     ));
                 }
             }
         } else if let Some(f) = &u.password_file {
-            let full = base.join(f);
-            let v = std::fs::read_to_string(&full)
-                .map_err(|e| format!("user {:?}: {}: {e}", u.name, full.display()))?;
+            let path = base.join(f);
+            let v = std::fs::read_to_string(&path).map_err(|source| FileError::Unreadable {
+                item,
+                path,
+                source,
+            })?;
             Some(v.trim_end_matches(['\n', '\r']).to_owned())
         } else {
             u.password.clone()

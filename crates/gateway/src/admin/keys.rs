@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
 
-use super::{AccountArg, AdminError, AdminIo, fmt_time, io_err, json_out};
+use super::{AccountArg, AdminError, AdminIo, FileError, fmt_time, io_err, json_out};
 use crate::store::secrets::{MASTER_KEY_ENV, MasterKey};
 use crate::store::{Change, DEFAULT_MAX_SESSION_SECONDS, KeyOwnerRef, Store};
 
@@ -135,9 +135,9 @@ pub enum RoleCommand {
 
 fn master_key(store: &Store, io: &AdminIo<'_>) -> Result<MasterKey, AdminError> {
     if let Some(text) = (io.env)(MASTER_KEY_ENV).filter(|t| !t.trim().is_empty()) {
-        return MasterKey::from_base64(&text).map_err(|e| AdminError::Usage(e.to_string()));
+        return MasterKey::from_base64(&text).map_err(AdminError::MasterKey);
     }
-    MasterKey::load_or_create(store.data_dir()).map_err(|e| AdminError::Usage(e.to_string()))
+    MasterKey::load_or_create(store.data_dir()).map_err(AdminError::MasterKey)
 }
 
 pub async fn access_key(
@@ -366,10 +366,12 @@ pub async fn apply_roles(
     dry_run: bool,
 ) -> Result<Vec<(Change, String)>, AdminError> {
     let text = read_file(file)?;
-    let spec: RolesOnly = toml::from_str(&text).map_err(|e| AdminError::File {
+    let in_file = |source| AdminError::InFile {
         path: file.to_owned(),
-        message: e.to_string(),
-    })?;
+        source,
+    };
+    let spec: RolesOnly =
+        toml::from_str(&text).map_err(|e| in_file(FileError::syntax(&text, &e)))?;
     let base = file.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for r in spec.roles {
@@ -377,13 +379,10 @@ pub async fn apply_roles(
             (Some(f), None) => read_file(&base.join(f))?,
             (None, Some(t)) => t.clone(),
             _ => {
-                return Err(AdminError::File {
-                    path: file.to_owned(),
-                    message: format!(
-                        "role {}: give exactly one of trust_policy_file and trust_policy",
-                        r.name
-                    ),
-                });
+                return Err(in_file(FileError::invalid(
+                    format!("role {}", r.name),
+                    "give exactly one of trust_policy_file and trust_policy",
+                )));
             }
         };
         crate::store::check_trust_policy(&r.name, &trust)?;

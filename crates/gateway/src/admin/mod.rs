@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::authenticate::token;
+use crate::store::secrets::SecretError;
+use crate::store::werkzeug::WerkzeugHashError;
 use crate::store::{
     self, ApplyReport, AttachTarget, Change, Store, StoreConfig, StoreError, password,
 };
@@ -301,8 +303,69 @@ pub enum AdminError {
     Usage(String),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: {message}")]
-    File { path: PathBuf, message: String },
+    #[error("cannot load the master key")]
+    MasterKey(#[source] SecretError),
+    #[error("{}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: FileError,
+    },
+}
+
+/// What is wrong inside a file an admin command reads: an apply file, or the basic-auth store
+/// an import reads. Names the item, never a password or a line of the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Not TOML of the file's shape: the parser's message, and its line when known.
+    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Syntax {
+        line: Option<usize>,
+        message: String,
+    },
+    /// A file an item names cannot be read.
+    #[error("{item}: {}", path.display())]
+    Unreadable {
+        item: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// An item that breaks a rule of the format; `rule` says which.
+    #[error("{item}: {rule}")]
+    Invalid { item: String, rule: String },
+    /// An imported user's password hash in no format mlgate verifies.
+    #[error("user {user:?}: password hash")]
+    PasswordHash {
+        user: String,
+        #[source]
+        source: WerkzeugHashError,
+    },
+    /// The store to import cannot be opened or read.
+    #[error("cannot read the store")]
+    Database(#[source] sqlx::Error),
+    #[error("not an MLflow basic-auth store: it has no table {0:?}")]
+    NotBasicAuth(&'static str),
+}
+
+impl FileError {
+    /// A TOML error by its message and line only: toml's own rendering quotes the source line,
+    /// which could be a `password = ...` line.
+    pub(crate) fn syntax(text: &str, error: &toml::de::Error) -> FileError {
+        FileError::Syntax {
+            line: error
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            message: error.message().to_owned(),
+        }
+    }
+
+    pub(crate) fn invalid(item: impl Into<String>, rule: impl ToString) -> FileError {
+        FileError::Invalid {
+            item: item.into(),
+            rule: rule.to_string(),
+        }
+    }
 }
 
 /// Where commands read and write. [`run`] uses the process's stdin/stdout/stderr/environment.

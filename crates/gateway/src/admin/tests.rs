@@ -511,7 +511,8 @@ policies = ["readers", "tabled"]
     .await
     .err()
     .unwrap();
-    assert!(e.to_string().contains("DEMO_PW"), "{e}");
+    let e = crate::error::error_chain(&e);
+    assert!(e.contains("DEMO_PW"), "{e}");
 }
 
 #[test]
@@ -522,12 +523,17 @@ fn apply_file_errors_never_quote_the_line() {
         Path::new("."),
         &env,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("line 3"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
-    let e = parse_plan("[[users]]\nnam = \"a\"\n", Path::new("."), &env).unwrap_err();
+    let e = parse_plan("[[users]]\nnam = \"a\"\n", Path::new("."), &env)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("nam"), "{e}");
-    let e = parse_plan("[[policies]]\nname = \"p\"\n", Path::new("."), &env).unwrap_err();
+    let e = parse_plan("[[policies]]\nname = \"p\"\n", Path::new("."), &env)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("exactly one of `file` or `document`"), "{e}");
 }
 

@@ -38,26 +38,51 @@ pub fn is_werkzeug(hash: &str) -> bool {
     hash.starts_with("scrypt:") || hash.starts_with("pbkdf2:")
 }
 
+/// What is wrong with a stored hash; never what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum WerkzeugHashError {
+    #[error("not a Werkzeug hash (method$salt$hash)")]
+    NotWerkzeug,
+    #[error("parameter {parameter:?} of {method:?} is not a number")]
+    NotANumber { method: String, parameter: String },
+    #[error("scrypt n = {0} is not a power of two")]
+    ScryptCost(u32),
+    #[error("scrypt parameters {n}:{r}:{p} are out of bounds")]
+    ScryptBounds { n: u32, r: u32, p: u32 },
+    #[error("pbkdf2 iterations {0} are out of bounds")]
+    Pbkdf2Iterations(u32),
+    #[error("pbkdf2 digest {0:?} is not supported")]
+    Pbkdf2Digest(String),
+    #[error("method {0:?} is not one Werkzeug writes (scrypt:n:r:p, pbkdf2:sha256:iterations)")]
+    Method(String),
+    #[error("the hash is not hexadecimal")]
+    NotHex,
+    #[error("the hash is {found} bytes long, {expected} expected")]
+    Length { found: usize, expected: usize },
+}
+
 impl WerkzeugHash {
     /// Reads a hash; the error says what is wrong with it, never what it holds.
-    pub fn parse(hash: &str) -> Result<WerkzeugHash, String> {
+    pub fn parse(hash: &str) -> Result<WerkzeugHash, WerkzeugHashError> {
         let mut parts = hash.split('$');
         let (Some(method), Some(salt), Some(hex), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err("not a Werkzeug hash (method$salt$hash)".into());
+            return Err(WerkzeugHashError::NotWerkzeug);
         };
         let args: Vec<&str> = method.split(':').collect();
         let number = |s: &str| {
-            s.parse::<u32>()
-                .map_err(|_| format!("parameter {s:?} of {:?} is not a number", args[0]))
+            s.parse::<u32>().map_err(|_| WerkzeugHashError::NotANumber {
+                method: args[0].to_owned(),
+                parameter: s.to_owned(),
+            })
         };
         let kdf = match args.as_slice() {
             ["scrypt", n, r, p] => {
                 let n = number(n)?;
                 let (r, p) = (number(r)?, number(p)?);
                 if !n.is_power_of_two() || n < 2 {
-                    return Err(format!("scrypt n = {n} is not a power of two"));
+                    return Err(WerkzeugHashError::ScryptCost(n));
                 }
                 let log_n = u8::try_from(n.trailing_zeros()).unwrap_or(u8::MAX);
                 if log_n > MAX_SCRYPT_LOG_N
@@ -66,35 +91,29 @@ impl WerkzeugHash {
                     || p == 0
                     || p > MAX_SCRYPT_P
                 {
-                    return Err(format!("scrypt parameters {n}:{r}:{p} are out of bounds"));
+                    return Err(WerkzeugHashError::ScryptBounds { n, r, p });
                 }
                 Kdf::Scrypt { log_n, r, p }
             }
             ["pbkdf2", digest, iterations] => {
                 let iterations = number(iterations)?;
                 if iterations == 0 || iterations > MAX_PBKDF2_ITERATIONS {
-                    return Err(format!("pbkdf2 iterations {iterations} are out of bounds"));
+                    return Err(WerkzeugHashError::Pbkdf2Iterations(iterations));
                 }
                 match *digest {
                     "sha256" => Kdf::Pbkdf2Sha256 { iterations },
                     "sha512" => Kdf::Pbkdf2Sha512 { iterations },
-                    other => return Err(format!("pbkdf2 digest {other:?} is not supported")),
+                    other => return Err(WerkzeugHashError::Pbkdf2Digest(other.to_owned())),
                 }
             }
-            _ => {
-                return Err(format!(
-                    "method {:?} is not one Werkzeug writes (scrypt:n:r:p, pbkdf2:sha256:iterations)",
-                    args[0]
-                ));
-            }
+            _ => return Err(WerkzeugHashError::Method(args[0].to_owned())),
         };
-        let key = hex::decode(hex).map_err(|_| "the hash is not hexadecimal".to_owned())?;
+        let key = hex::decode(hex).map_err(|_| WerkzeugHashError::NotHex)?;
         if key.len() != kdf.key_len() {
-            return Err(format!(
-                "the hash is {} bytes long, {} expected",
-                key.len(),
-                kdf.key_len()
-            ));
+            return Err(WerkzeugHashError::Length {
+                found: key.len(),
+                expected: kdf.key_len(),
+            });
         }
         Ok(WerkzeugHash {
             kdf,
@@ -165,7 +184,7 @@ mod tests {
             ),
         ];
         for (stored, error) in cases {
-            let e = WerkzeugHash::parse(stored).unwrap_err();
+            let e = WerkzeugHash::parse(stored).unwrap_err().to_string();
             assert!(e.contains(error), "{stored}: {e}");
         }
         assert!(is_werkzeug(SCRYPT) && is_werkzeug(PBKDF2));

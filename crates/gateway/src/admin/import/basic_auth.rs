@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::admin::FileError;
 use crate::admin::grant::{self, Level, Scope};
 use crate::basic_auth::ADMINS_GROUP;
 use crate::store::werkzeug::WerkzeugHash;
@@ -69,7 +70,7 @@ fn synthetic_role_user(role: &BasicAuthRole) -> Option<i64> {
 pub fn plan(
     rows: &BasicAuthRows,
     groups: &BTreeMap<String, Vec<String>>,
-) -> Result<ApplyPlan, String> {
+) -> Result<ApplyPlan, FileError> {
     let mut plan = ApplyPlan::default();
     let user_name: BTreeMap<i64, &str> = rows
         .users
@@ -77,8 +78,10 @@ pub fn plan(
         .map(|u| (u.id, u.username.as_str()))
         .collect();
     for user in &rows.users {
-        WerkzeugHash::parse(&user.password_hash)
-            .map_err(|e| format!("user {:?}: password hash: {e}", user.username))?;
+        WerkzeugHash::parse(&user.password_hash).map_err(|source| FileError::PasswordHash {
+            user: user.username.clone(),
+            source,
+        })?;
         plan.users.push(ApplyUser {
             name: user.username.clone(),
             imported_hash: Some(user.password_hash.clone()),
@@ -110,7 +113,7 @@ pub fn plan(
         if let Some(user_id) = synthetic_role_user(role) {
             let name = user_name
                 .get(&user_id)
-                .ok_or_else(|| format!("role {:?}: user id {user_id} does not exist", role.name))?;
+                .ok_or_else(|| missing_user(role, user_id))?;
             subject_of_role.insert(role.id, (GrantSubject::User, (*name).to_owned()));
             continue;
         }
@@ -123,9 +126,7 @@ pub fn plan(
                 user_name
                     .get(user_id)
                     .map(|name| (*name).to_owned())
-                    .ok_or_else(|| {
-                        format!("role {:?}: user id {user_id} does not exist", role.name)
-                    })
+                    .ok_or_else(|| missing_user(role, *user_id))
             })
             .collect::<Result<Vec<_>, _>>()?;
         plan.groups.push(ApplyGroup {
@@ -138,9 +139,9 @@ pub fn plan(
 
     for p in &rows.permissions {
         let (subject, name) = subject_of_role.get(&p.role_id).ok_or_else(|| {
-            format!(
-                "a permission names role id {}, which does not exist",
-                p.role_id
+            FileError::invalid(
+                format!("permission {} on role id {}", p.permission, p.role_id),
+                "no role has this id",
             )
         })?;
         let item = || {
@@ -152,12 +153,13 @@ pub fn plan(
                 subject.word()
             )
         };
-        let Some(level) = level_of(&p.permission).map_err(|e| format!("{}: {e}", item()))? else {
+        let Some(level) = level_of(&p.permission).map_err(|e| FileError::invalid(item(), e))?
+        else {
             continue;
         };
         let scope = scope_of(&p.resource_type, &p.resource_pattern)
-            .map_err(|e| format!("{}: {e}", item()))?;
-        let document = grant::document(level, &scope).map_err(|e| format!("{}: {e}", item()))?;
+            .map_err(|e| FileError::invalid(item(), e))?;
+        let document = grant::document(level, &scope).map_err(|e| FileError::invalid(item(), e))?;
         plan.grants.push(ApplyGrant {
             subject: *subject,
             account: None,
@@ -182,32 +184,47 @@ fn with_current<'a>(
     members.into_iter().collect()
 }
 
+fn missing_user(role: &BasicAuthRole, user_id: i64) -> FileError {
+    FileError::invalid(
+        format!("role {:?}", role.name),
+        format_args!("user id {user_id} does not exist"),
+    )
+}
+
+/// An MLflow permission or resource type mlgate does not import.
+#[derive(Debug, thiserror::Error)]
+enum Unimportable {
+    #[error("DENY is not imported yet: write it as an explicit Deny policy")]
+    Deny,
+    #[error("{0:?} is not a permission MLflow defines")]
+    Permission(String),
+    #[error(
+        "resource type {0:?} has no mlgate grant (yet): experiment, registered_model and prompt do"
+    )]
+    ResourceType(String),
+}
+
 /// The level of an MLflow permission; `None` for `NO_PERMISSIONS` (nothing to grant).
-fn level_of(permission: &str) -> Result<Option<Level>, String> {
+fn level_of(permission: &str) -> Result<Option<Level>, Unimportable> {
     match permission {
         // USE adds "may invoke" on AI-gateway objects only; on what mlgate grants it reads.
         "READ" | "USE" => Ok(Some(Level::Read)),
         "EDIT" => Ok(Some(Level::Edit)),
         "MANAGE" => Ok(Some(Level::Manage)),
         "NO_PERMISSIONS" => Ok(None),
-        "DENY" => Err("DENY is not imported yet: write it as an explicit Deny policy".into()),
-        other => Err(format!("{other:?} is not a permission MLflow defines")),
+        "DENY" => Err(Unimportable::Deny),
+        other => Err(Unimportable::Permission(other.to_owned())),
     }
 }
 
 /// The grant scope of an MLflow resource type and pattern.
-fn scope_of(resource_type: &str, pattern: &str) -> Result<Scope, String> {
+fn scope_of(resource_type: &str, pattern: &str) -> Result<Scope, Unimportable> {
     Ok(match (resource_type, pattern) {
         ("experiment", "*") => Scope::Experiments("*".into()),
         ("experiment", id) => Scope::ExperimentId(id.into()),
         ("registered_model", name) => Scope::Models(name.into()),
         ("prompt", name) => Scope::Prompts(name.into()),
-        (other, _) => {
-            return Err(format!(
-                "resource type {other:?} has no mlgate grant (yet): experiment, registered_model \
-                 and prompt do"
-            ));
-        }
+        (other, _) => return Err(Unimportable::ResourceType(other.to_owned())),
     })
 }
 
@@ -319,7 +336,7 @@ mod tests {
         for (break_it, error) in cases {
             let mut rows = rows();
             break_it(&mut rows);
-            let e = plan(&rows, &BTreeMap::new()).unwrap_err();
+            let e = crate::error::error_chain(&plan(&rows, &BTreeMap::new()).unwrap_err());
             assert!(e.contains(error), "{e}");
         }
     }

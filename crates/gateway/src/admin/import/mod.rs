@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 
-use super::{AdminError, AdminIo, io_err, write_items, write_summary};
+use super::{AdminError, AdminIo, FileError, io_err, write_items, write_summary};
 use crate::store::Store;
 use basic_auth::{BasicAuthPermission, BasicAuthRole, BasicAuthRows, BasicAuthUser};
 
@@ -46,20 +46,18 @@ pub async fn import(
 ) -> Result<(), AdminError> {
     let ImportCommand::MlflowBasicAuth(args) = command;
     let path = sqlite_path(&args.source)?;
-    let rows = read(&path).await.map_err(|message| AdminError::File {
+    let in_file = |source| AdminError::InFile {
         path: path.clone(),
-        message,
-    })?;
+        source,
+    };
+    let rows = read(&path).await.map_err(in_file)?;
     let groups: BTreeMap<String, Vec<String>> = store
         .list_groups(None)
         .await?
         .into_iter()
         .map(|g| (g.name, g.members))
         .collect();
-    let plan = basic_auth::plan(&rows, &groups).map_err(|message| AdminError::File {
-        path: path.clone(),
-        message,
-    })?;
+    let plan = basic_auth::plan(&rows, &groups).map_err(in_file)?;
     let report = match args.dry_run {
         true => store.apply_dry_run(&plan).await?,
         false => store.apply(&plan).await?,
@@ -83,15 +81,15 @@ fn sqlite_path(source: &str) -> Result<PathBuf, AdminError> {
 
 /// Reads the rows of a basic-auth store, read-only. Not a basic-auth store: an error naming
 /// the missing table.
-async fn read(path: &std::path::Path) -> Result<BasicAuthRows, String> {
+async fn read(path: &std::path::Path) -> Result<BasicAuthRows, FileError> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
         .create_if_missing(false);
     let mut c = SqliteConnection::connect_with(&options)
         .await
-        .map_err(|e| format!("cannot open the store: {e}"))?;
-    let db = |e: sqlx::Error| format!("cannot read the store: {e}");
+        .map_err(FileError::Database)?;
+    let db = FileError::Database;
     for table in TABLES {
         let found = sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
             .bind(table)
@@ -99,9 +97,7 @@ async fn read(path: &std::path::Path) -> Result<BasicAuthRows, String> {
             .await
             .map_err(db)?;
         if found.is_none() {
-            return Err(format!(
-                "not an MLflow basic-auth store: it has no table {table:?}"
-            ));
+            return Err(FileError::NotBasicAuth(table));
         }
     }
     let mut rows = BasicAuthRows::default();
