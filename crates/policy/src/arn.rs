@@ -10,7 +10,7 @@
 //! resource whose id happens to contain `:111122223333:experiment/`.
 
 use crate::context::Context;
-use crate::glob::Glob;
+use crate::glob::{Glob, Step};
 use crate::variables::{Piece, Syntax, parse_pieces};
 
 /// At most this many components; a pattern's sixth component takes the rest, colons included.
@@ -71,6 +71,23 @@ impl ArnPattern {
             ArnPattern::Components { last, leading } => Some(std::iter::once(last).chain(leading)),
         };
         globs.into_iter().flatten().flat_map(Glob::variable_keys)
+    }
+
+    /// The pattern as one sequence of [`Step`]s (see [`Glob::steps`]): a leading component's
+    /// `*` stays within its component, the last one's may cross a `:`.
+    pub(crate) fn steps(&self, context: &Context) -> Vec<Step> {
+        let mut steps = Vec::new();
+        match self {
+            ArnPattern::Any => steps.push(Step::AnyString),
+            ArnPattern::Components { last, leading } => {
+                for component in leading.iter() {
+                    component.steps(context, Step::AnySegment, &mut steps);
+                    steps.push(Step::Char(':'));
+                }
+                last.steps(context, Step::AnyString, &mut steps);
+            }
+        }
+        steps
     }
 
     pub(crate) fn matches(&self, arn: &str, context: &Context) -> bool {

@@ -368,6 +368,27 @@ impl Condition {
         &self.key
     }
 
+    /// When the condition holds only if its key's value matches one of its string values (a
+    /// positive `StringEquals`, `StringLike` or `StringEqualsIgnoreCase`, plain or
+    /// `ForAnyValue:`, `IfExists` or not, for a key that is present): those values, and
+    /// whether they compare ignoring case.
+    pub(crate) fn required_strings(&self) -> Option<(&[Glob], bool)> {
+        let Check::Values {
+            qualifier: Qualifier::Plain | Qualifier::ForAnyValue,
+            negated: false,
+            test,
+            ..
+        } = &self.check
+        else {
+            return None;
+        };
+        match test {
+            Test::StringEquals(globs) | Test::StringLike(globs) => Some((globs, false)),
+            Test::StringEqualsIgnoreCase(globs) => Some((globs, true)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn slot(&self) -> usize {
         self.slot
     }

@@ -58,6 +58,36 @@ impl Glob {
         }
     }
 
+    /// What the glob matches as a sequence of [`Step`]s, with each variable that `context`
+    /// holds as its literal value and every other variable as unknown text (`any`): a superset
+    /// of what the glob matches under any context that extends `context`. `any` is what a `*`
+    /// stands for ([`Step::AnyString`], or [`Step::AnySegment`] in an ARN's leading component).
+    pub(crate) fn steps(&self, context: &Context, any: Step, steps: &mut Vec<Step>) {
+        let literal =
+            |text: &str, steps: &mut Vec<Step>| steps.extend(text.chars().map(Step::Char));
+        match self {
+            Glob::Everything => steps.push(any),
+            Glob::Literal(text) => literal(text, steps),
+            Glob::Prefix(text) => {
+                literal(text, steps);
+                steps.push(any);
+            }
+            Glob::General(pieces) => {
+                for piece in pieces.iter() {
+                    match piece {
+                        Piece::Literal(text) => literal(text, steps),
+                        Piece::AnyString => steps.push(any),
+                        Piece::AnyChar => steps.push(Step::AnyChar),
+                        Piece::Variable(variable) => match context.get_normalized(variable.key()) {
+                            Some([value]) => literal(value, steps),
+                            _ => steps.push(any),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
     /// The context keys of the variables in it.
     pub(crate) fn variable_keys(&self) -> impl Iterator<Item = &str> {
         let pieces: &[Piece] = match self {
@@ -99,6 +129,74 @@ impl Glob {
         }
         Some(Cow::Owned(text))
     }
+}
+
+/// One position of a pattern spelled out character by character ([`Glob::steps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Char(char),
+    AnyChar,
+    /// Any run of characters, possibly empty.
+    AnyString,
+    /// Any run of characters without a `:`, possibly empty.
+    AnySegment,
+}
+
+/// What follows the known text of a string being matched against [`Step`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rest {
+    /// Nothing: the text is the whole string.
+    Nothing,
+    /// One unknown path segment (an id): any text without `/` or `:`.
+    Segment,
+}
+
+/// Whether some string made of `text` and then `rest` matches `steps`. The text is run through
+/// the pattern as a set of positions (a star both stays and steps over); then the rest must be
+/// able to complete the pattern from one of them.
+pub(crate) fn admits(steps: &[Step], text: &str, rest: Rest) -> bool {
+    let close = |positions: &mut Vec<usize>| {
+        let mut at = 0;
+        while at < positions.len() {
+            let position = positions[at];
+            let star = matches!(
+                steps.get(position),
+                Some(Step::AnyString | Step::AnySegment)
+            );
+            if star && !positions.contains(&(position + 1)) {
+                positions.push(position + 1);
+            }
+            at += 1;
+        }
+    };
+    let mut positions = vec![0];
+    close(&mut positions);
+    for c in text.chars() {
+        let mut next = Vec::new();
+        for &position in &positions {
+            let advanced = match steps.get(position) {
+                Some(Step::AnyString) => position,
+                Some(Step::AnySegment) if c != ':' => position,
+                Some(Step::AnyChar) => position + 1,
+                Some(Step::Char(expected)) if *expected == c => position + 1,
+                Some(Step::AnySegment | Step::Char(_)) | None => continue,
+            };
+            if !next.contains(&advanced) {
+                next.push(advanced);
+            }
+        }
+        close(&mut next);
+        if next.is_empty() {
+            return false;
+        }
+        positions = next;
+    }
+    positions.iter().any(|&position| match rest {
+        Rest::Nothing => position == steps.len(),
+        Rest::Segment => steps[position..]
+            .iter()
+            .all(|step| !matches!(step, Step::Char('/' | ':'))),
+    })
 }
 
 /// Greedy matching with one backtrack point: when a later `*` is reached, earlier stars never

@@ -31,6 +31,7 @@
 
 mod action;
 mod arn;
+mod bound;
 mod condition;
 mod context;
 mod document;
@@ -45,6 +46,7 @@ mod scalar;
 mod test_rng;
 mod variables;
 
+pub use bound::{Asked, KeyBound, key_bound};
 pub use context::Context;
 pub use document::{MAX_POLICY_BYTES, PolicyDocument};
 pub use error::PolicyError;
