@@ -43,10 +43,13 @@ pub use narrow::{Narrowed, narrow};
 pub use search::{MAX_SEARCH_ANSWER_BYTES, Search, Searches};
 
 use mlgate_catalog::{ARTIFACT_ROOT, Filtering, ListedItem, Listing, Params, ResourceKind, Route};
+use mlgate_policy::{Asked, KeyBound, key_bound};
 
-use crate::authorize::Asker;
+use crate::authorize::{Asker, EXECUTE_API_INVOKE};
 use crate::error::{GatewayError, UpstreamFailure};
-use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind};
+use crate::resolve::{
+    ArnScope, EXPERIMENT_NAME, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind,
+};
 
 /// The experiments of the page's items that are decided under them ([`linked_id`]): item id →
 /// experiment ids with their facts, looked up once per upstream page.
@@ -109,7 +112,7 @@ pub fn item_resource(listing: &Listing, scope: &ArnScope, item: &Value) -> Optio
             let id = text("experiment_id")?;
             segment(id)?;
             if let Some(name) = text("name") {
-                keys.push(("mlflow:ExperimentName".to_owned(), name.to_owned()));
+                keys.push((EXPERIMENT_NAME.to_owned(), name.to_owned()));
             }
             keys.extend(tags(item, "mlflow:ExperimentTag/"));
             (vec![scope.experiment(id)], id)
@@ -242,6 +245,67 @@ pub struct Readability<'a> {
 }
 
 impl Readability<'_> {
+    /// The execute-api ARN of the read of the item with `id`.
+    fn read_arn(&self, id: &str) -> String {
+        let path = read_path(self.listing, id);
+        format!(
+            "{}{}",
+            self.execute_api_root,
+            path.strip_prefix('/').unwrap_or(&path)
+        )
+    }
+
+    /// A clause MLflow's own search can add to the caller's filter without dropping an item the
+    /// caller may read: when every statement that could allow reading experiments requires
+    /// their name to start with one text (`mlflow:ExperimentName` like `team-a/*`), MLflow
+    /// is asked only for names that start with it (`name LIKE 'team-a/%'`), and returns fewer
+    /// items mlgate would drop. The item-by-item decision still follows: this only saves
+    /// upstream pages. Only SearchExperiments (whose items carry the name), and only a prefix
+    /// of plain characters (MLflow's filter has no escapes; a shorter prefix keeps more).
+    pub fn upstream_narrowing(&self) -> Option<String> {
+        if self.listing.item != ListedItem::Experiment {
+            return None;
+        }
+        let experiments = self.scope.experiment("");
+        let read = self.read_arn("{}");
+        let (read, id_follows) = match read.strip_suffix("{}") {
+            Some(start) => (start, true),
+            None => (read.as_str(), false),
+        };
+        let asked = [
+            Asked {
+                action: self.listing.read_action,
+                resource: &experiments,
+                id_follows: true,
+            },
+            Asked {
+                action: EXECUTE_API_INVOKE,
+                resource: read,
+                id_follows,
+            },
+        ];
+        // Only the identity policies: a session policy can only narrow what they allow.
+        let bound = key_bound(
+            self.asker.policies.identity.iter(),
+            &asked,
+            EXPERIMENT_NAME,
+            &self.asker.context,
+        );
+        let KeyBound::Prefix {
+            prefix,
+            ignore_case,
+        } = bound
+        else {
+            return None;
+        };
+        let plain: String = prefix
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || " /-_.:@+=,".contains(*c))
+            .collect();
+        let operator = if ignore_case { "ILIKE" } else { "LIKE" };
+        (!plain.is_empty()).then(|| format!("name {operator} '{plain}%'"))
+    }
+
     /// Whether the item may be listed; `creator` is who created what it belongs to
     /// ([`creator_arn`]), as the direct read would see it; `links` the experiments of the
     /// page's items that are decided under them (such an item missing from them, say gone
@@ -258,12 +322,7 @@ impl Readability<'_> {
         if let Some(creator) = creator {
             context.insert(RESOURCE_CREATOR, creator.to_owned());
         }
-        let path = read_path(self.listing, &id);
-        let execute_api = format!(
-            "{}{}",
-            self.execute_api_root,
-            path.strip_prefix('/').unwrap_or(&path)
-        );
+        let execute_api = self.read_arn(&id);
         let allowed = |arns: &[String], context: &mlgate_policy::Context| {
             let (_, verdict) =
                 self.asker
@@ -626,15 +685,38 @@ impl PageTokens {
     }
 }
 
+/// The caller's `filter` with `clause` ANDed to it, when MLflow will read the two as that: no
+/// filter, or one whose quotes all close (otherwise the clause could end up inside a string,
+/// and the search goes upstream as the caller wrote it).
+pub fn narrowed_filter(fields: &Map<String, Value>, clause: &str) -> Option<String> {
+    match fields.get("filter") {
+        None | Some(Value::Null) => Some(clause.to_owned()),
+        Some(Value::String(filter)) if filter.trim().is_empty() => Some(clause.to_owned()),
+        Some(Value::String(filter))
+            if ['\'', '"', '`']
+                .iter()
+                .all(|quote| filter.matches(*quote).count() % 2 == 0) =>
+        {
+            Some(format!("{filter} AND {clause}"))
+        }
+        Some(_) => None,
+    }
+}
+
 /// The request fields of an upstream page: the client's, with mlgate's page size and the
-/// upstream token (an unpaged listing's fields as they are).
+/// upstream token (an unpaged listing's fields as they are), and `filter` in place of the
+/// client's when given ([`narrowed_filter`]).
 pub fn upstream_fields(
     listing: &'static Listing,
     fields: &Map<String, Value>,
     token: Option<&str>,
     size: u64,
+    filter: Option<&str>,
 ) -> Map<String, Value> {
     let mut fields = fields.clone();
+    if let Some(filter) = filter {
+        fields.insert("filter".into(), Value::from(filter));
+    }
     if !paged(listing) {
         return fields;
     }

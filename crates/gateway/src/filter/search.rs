@@ -94,6 +94,9 @@ impl Searches {
         let principal = &asker.principal.arn;
         let request = PageRequest::read(listing, search.params.fields(), &self.tokens, principal)?;
         let reader = self.reader(listing, asker);
+        let filter = reader
+            .upstream_narrowing()
+            .and_then(|clause| super::narrowed_filter(search.params.fields(), &clause));
         let seen = AtomicUsize::new(0);
         let page = super::fill_page(
             listing,
@@ -101,8 +104,11 @@ impl Searches {
             request.start,
             self.authorizer.scope(),
             |token: Option<String>, size| {
-                let search = &search;
-                async move { self.fetch_page(search, token.as_deref(), size).await }
+                let (search, filter) = (&search, filter.as_deref());
+                async move {
+                    self.fetch_page(search, token.as_deref(), size, filter)
+                        .await
+                }
             },
             |lookups: PageLookups| async move {
                 let creators = match lookups.creators.is_empty() {
@@ -131,8 +137,12 @@ impl Searches {
                 );
             }
         };
+        let narrowed = match &filter {
+            Some(filter) => format!(" (MLflow searched with filter {filter:?})"),
+            None => String::new(),
+        };
         trail.reason = Some(format!(
-            "search filtered: {} of {} item(s) listed",
+            "search filtered: {} of {} item(s) listed{narrowed}",
             page.items.len(),
             seen.into_inner()
         ));
@@ -181,15 +191,17 @@ impl Searches {
         Ok(linked)
     }
 
-    /// One upstream page of a filtered search: the client's request with mlgate's page size
-    /// and upstream token, same method, same headers.
+    /// One upstream page of a filtered search: the client's request with mlgate's page size,
+    /// upstream token and narrowed filter, same method, same headers.
     async fn fetch_page(
         &self,
         search: &Search<'_>,
         token: Option<&str>,
         size: u64,
+        filter: Option<&str>,
     ) -> Result<serde_json::Value, Fetched> {
-        let fields = super::upstream_fields(search.listing, search.params.fields(), token, size);
+        let fields =
+            super::upstream_fields(search.listing, search.params.fields(), token, size, filter);
         let path = &search.target.path;
         let get = search.parts.method == Method::GET || search.parts.method == Method::HEAD;
         let (path_and_query, body) = if get {

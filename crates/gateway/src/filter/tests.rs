@@ -79,11 +79,16 @@ impl Upstream {
     }
 }
 
+/// Reading experiments whose name passes `operator` with `value`.
+fn experiment_names(operator: &str, value: &str) -> NamedPolicy {
+    policy(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"mlflow:GetExperiment","Resource":"*",
+            "Condition":{{"{operator}":{{"mlflow:ExperimentName":"{value}"}}}}}}]}}"#
+    ))
+}
+
 fn team_a_only() -> Vec<NamedPolicy> {
-    vec![policy(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:GetExperiment","Resource":"*",
-            "Condition":{"StringLike":{"mlflow:ExperimentName":"team-a/*"}}}]}"#,
-    )]
+    vec![experiment_names("StringLike", "team-a/*")]
 }
 
 /// Alice asking with `policies` (and no condition keys of her own).
@@ -384,6 +389,7 @@ fn upstream_requests_carry_the_client_fields() {
         fields.as_object().expect("object"),
         Some("abc"),
         100,
+        None,
     );
     assert_eq!(up["max_results"], 100);
     assert_eq!(up["page_token"], "abc");
@@ -392,6 +398,7 @@ fn upstream_requests_carry_the_client_fields() {
         fields.as_object().expect("object"),
         None,
         100,
+        None,
     );
     assert!(!first.contains_key("page_token"));
     let q = query_string(&first);
@@ -399,6 +406,104 @@ fn upstream_requests_carry_the_client_fields() {
         q,
         "filter=name+LIKE+%27team-a%2F%25%27&max_results=100&order_by=name+ASC&order_by=last_update_time+DESC"
     );
+}
+
+#[test]
+fn a_name_prefix_that_bounds_every_readable_experiment_narrows_the_upstream_search() {
+    let scope = scope();
+    let narrowing = |policies: &[NamedPolicy], listing| {
+        let asker = asker(policies);
+        reader(listing, &scope, &asker).upstream_narrowing()
+    };
+    assert_eq!(
+        narrowing(&team_a_only(), experiments()).as_deref(),
+        Some("name LIKE 'team-a/%'")
+    );
+    // Another listing, a policy that lets any name through, the article's path policies: none.
+    assert_eq!(narrowing(&team_a_only(), models()), None);
+    let everything = policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:Get*","Resource":"*"}]}"#,
+    );
+    assert_eq!(
+        narrowing(&[team_a_only()[0].clone(), everything], experiments()),
+        None
+    );
+    let article = policy(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"{}"}}]}}"#,
+        "arn:aws:execute-api:us-east-1:111111111111:mlgate/*/GET/*"
+    ));
+    assert_eq!(
+        narrowing(&[team_a_only()[0].clone(), article], experiments()),
+        None
+    );
+    // Characters MLflow's filter could read otherwise end the prefix; case-insensitive names
+    // are searched with ILIKE.
+    let quoted = experiment_names("StringLike", "o'brien/*");
+    assert_eq!(
+        narrowing(&[quoted], experiments()).as_deref(),
+        Some("name LIKE 'o%'")
+    );
+    let ignoring = experiment_names("StringEqualsIgnoreCase", "Ops/Main");
+    assert_eq!(
+        narrowing(&[ignoring], experiments()).as_deref(),
+        Some("name ILIKE 'Ops/Main%'")
+    );
+}
+
+#[test]
+fn the_narrowing_clause_is_anded_to_a_filter_mlflow_reads_as_written() {
+    let clause = "name LIKE 'team-a/%'";
+    assert_eq!(
+        narrowed_filter(&query(json!({})), clause).as_deref(),
+        Some(clause)
+    );
+    assert_eq!(
+        narrowed_filter(&query(json!({"filter": " "})), clause).as_deref(),
+        Some(clause)
+    );
+    assert_eq!(
+        narrowed_filter(&query(json!({"filter": "tags.stage = 'prod'"})), clause).as_deref(),
+        Some("tags.stage = 'prod' AND name LIKE 'team-a/%'")
+    );
+    // An open quote would swallow the clause: the caller's filter goes as written.
+    assert_eq!(
+        narrowed_filter(&query(json!({"filter": "name = 'x"})), clause),
+        None
+    );
+    assert_eq!(narrowed_filter(&query(json!({"filter": 3})), clause), None);
+}
+
+/// The narrowed search answers exactly what the filter alone does, page after page.
+#[tokio::test]
+async fn narrowing_upstream_keeps_the_same_pages() {
+    let items = mixed(500);
+    let all = Upstream {
+        items: items.clone(),
+        calls: RefCell::new(Vec::new()),
+    };
+    let prefixed = Upstream {
+        items: items
+            .into_iter()
+            .filter(|item| {
+                item["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("team-a/"))
+            })
+            .collect(),
+        calls: RefCell::new(Vec::new()),
+    };
+    let mut starts = (first(100), first(100));
+    loop {
+        let plain = page_of(&all, &team_a_only(), 40, starts.0.clone()).await;
+        let narrowed = page_of(&prefixed, &team_a_only(), 40, starts.1.clone()).await;
+        assert_eq!(names(&plain), names(&narrowed));
+        match (plain.next, narrowed.next) {
+            (Some(a), Some(b)) => starts = (a, b),
+            (None, None) => break,
+            other => panic!("one search ended before the other: {other:?}"),
+        }
+    }
+    assert!(prefixed.calls.borrow().len() < all.calls.borrow().len());
 }
 
 #[test]
@@ -632,6 +737,7 @@ async fn unpaged_listings_take_every_readable_item_at_once() {
         &query(json!({"name": "m"})),
         None,
         request.start.size,
+        None,
     );
     assert_eq!(up, query(json!({"name": "m"})));
     let scope = scope();

@@ -47,6 +47,9 @@ const MODEL_FACTS_CAPACITY: u64 = 10_000;
 /// The condition key naming who created the resource through mlgate.
 pub const RESOURCE_CREATOR: &str = "mlflow:ResourceCreator";
 
+/// The condition key holding an experiment's name.
+pub const EXPERIMENT_NAME: &str = "mlflow:ExperimentName";
+
 /// The condition key holding the new name of a rename (UpdateExperiment,
 /// RenameRegisteredModel).
 pub const NEW_NAME: &str = "mlflow:NewName";
@@ -79,7 +82,7 @@ pub struct ExperimentFacts {
 impl ExperimentFacts {
     /// `mlflow:ExperimentName` and `mlflow:ExperimentTag/<k>`.
     pub fn context(&self) -> Vec<(String, String)> {
-        let mut keys = vec![("mlflow:ExperimentName".to_owned(), self.name.clone())];
+        let mut keys = vec![(EXPERIMENT_NAME.to_owned(), self.name.clone())];
         for (k, v) in &self.tags {
             keys.push((format!("mlflow:ExperimentTag/{k}"), v.clone()));
         }
@@ -330,9 +333,7 @@ pub fn plan(
             match id.refers_to {
                 ResourceKind::Experiment => match id.field {
                     // The experiment being created has no id yet: the server is the resource.
-                    "name" => plan
-                        .context
-                        .push(("mlflow:ExperimentName", value.to_owned())),
+                    "name" => plan.context.push((EXPERIMENT_NAME, value.to_owned())),
                     "experiment_name" => {
                         plan.context
                             .push(("mlflow:ExperimentName", value.to_owned()));
