@@ -58,8 +58,9 @@ import report  # noqa: E402
 # The identities and policies mlgate runs with: the quick start's (the shipped role policies).
 DEMO_FILE = Path(os.environ.get("BENCH_APPLY_FILE") or ROOT / "deploy" / "demo.toml").resolve()
 STUB_BIN = BENCH / ".target" / "release" / "mlgate-bench-stub"
-# bench/run installs oha and says where (OHA_BIN).
-OHA_BIN = Path(os.environ.get("OHA_BIN") or Path.home() / ".cache" / "mlgate-bench" / "bin" / "oha")
+# The load generator: Debian's wrk (bench/run installs it), driven by bench/lib/wrk.lua.
+WRK_BIN = os.environ.get("WRK_BIN") or "wrk"
+WRK_SCRIPT = BENCH / "lib" / "wrk.lua"
 ACCOUNT = "111111111111"
 
 
@@ -275,8 +276,8 @@ class Target:
     base: str
     headers: Dict[str, str] = field(default_factory=dict)
     pid: Optional[int] = None
-    # Extra oha arguments (SigV4: oha signs each request itself with -a KEY:SECRET --aws-sigv4).
-    oha_args: List[str] = field(default_factory=list)
+    # An mlgate access key (id, secret): each run's request is signed with it (see signed_headers).
+    sigv4_key: Optional[Tuple[str, str]] = None
     # The upstream's process group, whose CPU per request is recorded too.
     upstream_pid: Optional[int] = None
 
@@ -295,33 +296,68 @@ class Call:
         return {"Content-Type": "application/json"} if self.body is not None else {}
 
 
-def check(target: Target, call: Call) -> int:
-    """One request; fails the case unless it is answered 2xx. Returns the body size."""
+def request_headers(target: Target, call: Call) -> Dict[str, str]:
+    """The headers one request of `call` carries to `target`, signed when the target uses SigV4.
+
+    SigV4: botocore signs the request (header form, the current time, the way an AWS SDK client
+    does) once per load run, and every request of the run repeats it. mlgate keeps no replay cache
+    and no cache of verification results, so each repeat is verified in full (canonical request,
+    HMAC, key lookup), exactly the work a freshly signed request costs; a run lasts far less than
+    the accepted clock skew.
+    """
+    # wrk's own Host header leaves out the port; the signature covers it.
+    headers = {"Host": urllib.parse.urlsplit(target.base).netloc, **call.headers, **target.headers}
+    if target.sigv4_key is None:
+        return headers
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest(
+        method=call.method,
+        url=target.base + call.path,
+        data=call.body.encode() if call.body is not None else b"",
+        headers=headers,
+    )
+    SigV4Auth(Credentials(*target.sigv4_key), "execute-api", "us-east-1").add_auth(req)
+    return dict(req.headers.items())
+
+
+def send_once(target: Target, call: Call) -> Tuple[int, bytes]:
+    """One request of `call` to `target`: the status and the body."""
     status, _, data = http_call(
         target.base + call.path,
         call.method,
         call.body.encode() if call.body is not None else None,
-        {**call.headers, **target.headers},
+        request_headers(target, call),
     )
+    return status, data
+
+
+def check(target: Target, call: Call) -> int:
+    """One request; fails the case unless it is answered 2xx. Returns the body size."""
+    status, data = send_once(target, call)
     if not 200 <= status < 300:
         raise CaseFailed(f"{target.name}: {call.method} {call.path} answered {status}: {data[:300]!r}")
     return len(data)
 
 
-# ------------------------------------------------------------------------------ oha
+# ------------------------------------------------------------------------------ wrk
 
 
-class Oha:
-    """oha (crates.io), closed loop at fixed concurrency, or at a fixed rate with
-    --latency-correction (latencies are measured from when each request was due, so a stall
-    is not hidden by the requests it kept from being sent: no coordinated omission)."""
+class Wrk:
+    """wrk (Debian's package) with bench/lib/wrk.lua: closed loop at fixed concurrency, or paced
+    to a fixed rate (the script's schedule; latency is measured from each actual send)."""
 
-    def __init__(self, binary: Path) -> None:
+    def __init__(self, binary: str, script: Path, out: Path) -> None:
         self.binary = binary
+        self.script = script
+        self.out = out
 
     def version(self) -> str:
-        r = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True)
-        return r.stdout.strip()
+        # `wrk -v` prints its version and usage, and exits 1.
+        r = subprocess.run([self.binary, "-v"], capture_output=True, text=True)
+        return (r.stdout or r.stderr).splitlines()[0].split(" Copyright")[0].strip()
 
     def run(
         self,
@@ -331,35 +367,44 @@ class Oha:
         concurrency: int,
         rate: Optional[float] = None,
     ) -> Dict[str, Any]:
-        argv = [
-            str(self.binary), "--no-tui", "--output-format", "json",
-            "-z", f"{duration}s", "-w", "-c", str(concurrency),
-            "-m", call.method,
-        ]  # fmt: skip
-        if rate is not None:
-            argv += ["-q", f"{rate:.0f}", "--latency-correction"]
-        for k, v in {**call.headers, **target.headers}.items():
-            argv += ["-H", f"{k}: {v}"]
+        # Closed loop: a thread per core. Paced: a thread per connection, which wrk.lua's schedule needs.
+        threads = concurrency if rate is not None else max(1, min(os.cpu_count() or 1, concurrency))
+        env = {**os.environ, "BENCH_WRK_METHOD": call.method, "BENCH_WRK_THREADS": str(threads)}
         if call.body is not None:
-            argv += ["-d", call.body]
-        argv += target.oha_args
-        argv.append(target.base + call.path)
-        started = time.time()
-        cpu0, up0 = group_cpu_seconds(target.pid), group_cpu_seconds(target.upstream_pid)
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
-        cpu1, up1 = group_cpu_seconds(target.pid), group_cpu_seconds(target.upstream_pid)
-        if r.returncode != 0:
-            raise CaseFailed(f"oha failed ({r.returncode}) for {target.name} {call.name}: {r.stderr[-500:]}")
-        data = json.loads(r.stdout)
-        pct = data.get("latencyPercentiles", {})
-        codes = {k: int(v) for k, v in data.get("statusCodeDistribution", {}).items()}
-        total = sum(codes.values())
-        ok = sum(v for k, v in codes.items() if k.startswith("2"))
-        errors = {k: int(v) for k, v in data.get("errorDistribution", {}).items()}
+            body_file = self.out / f"wrk-body-{call.name}.json"
+            body_file.write_text(call.body)
+            env["BENCH_WRK_BODY_FILE"] = str(body_file)
+        if rate is not None:
+            env["BENCH_WRK_RATE"] = f"{rate:.3f}"
+        # wrk does not wait for the answers still in flight when the time is up: a run that ended
+        # before its first answer came back (a server slower than the run is long, such as
+        # basic-auth hashing a password per request under --quick) is repeated, five times longer.
+        for seconds in (max(1, round(duration)), 5 * max(1, round(duration))):
+            argv = [
+                self.binary, "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s",
+                "--timeout", "30s", "-s", str(self.script),
+            ]  # fmt: skip
+            for k, v in request_headers(target, call).items():
+                argv += ["-H", f"{k}: {v}"]
+            argv.append(target.base + call.path)
+            started = time.time()
+            cpu0, up0 = group_cpu_seconds(target.pid), group_cpu_seconds(target.upstream_pid)
+            r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 120)
+            cpu1, up1 = group_cpu_seconds(target.pid), group_cpu_seconds(target.upstream_pid)
+            line = next((ln for ln in r.stdout.splitlines() if ln.startswith("BENCH-WRK ")), None)
+            if r.returncode != 0 or line is None:
+                raise CaseFailed(f"wrk failed ({r.returncode}) for {target.name} {call.name}: {(r.stderr or r.stdout)[-500:]}")
+            data = json.loads(line[len("BENCH-WRK ") :])
+            if data["requests"] or any(data[k] for k in ("connect", "read", "write", "timeout")):
+                break
+        total = data["requests"]
+        # wrk counts an answer outside 2xx/3xx as a status error; none of the calls is redirected.
+        ok = total - data["status"]
+        errors = {k: data[k] for k in ("connect", "read", "write", "timeout") if data[k]}
+        seconds = data["duration_us"] / 1e6
 
         def ms_(key: str) -> Optional[float]:
-            v = pct.get(key)
-            return None if v is None else v * 1000.0
+            return data[key] / 1000.0 if total else None
 
         result = {
             "target": target.name,
@@ -367,29 +412,31 @@ class Oha:
             "mode": "rate" if rate is not None else "closed",
             "rate": rate,
             "concurrency": concurrency,
-            "duration_s": data["summary"]["total"],
+            "duration_s": seconds,
             "started": started,
             "requests": total,
             "ok": ok,
             "errors": sum(errors.values()),
             "error_kinds": errors,
-            "status_codes": codes,
-            "rps": ok / data["summary"]["total"] if data["summary"]["total"] else 0.0,
-            "p50_ms": ms_("p50"),
-            "p90_ms": ms_("p90"),
-            "p99_ms": ms_("p99"),
-            "p999_ms": ms_("p99.9"),
-            "mean_ms": data["summary"]["average"] * 1000.0 if data["summary"].get("average") else None,
-            "max_ms": data["summary"]["slowest"] * 1000.0 if data["summary"].get("slowest") else None,
+            "status_errors": data["status"],
+            "rps": ok / seconds if seconds else 0.0,
+            "p50_ms": ms_("p50_us"),
+            "p90_ms": ms_("p90_us"),
+            "p99_ms": ms_("p99_us"),
+            "p999_ms": ms_("p999_us"),
+            "mean_ms": ms_("mean_us"),
+            "max_ms": ms_("max_us"),
             # CPU time of the target's processes (for a proxy: the proxy alone) per 2xx answer.
             "cpu_us_per_request": (cpu1 - cpu0) * 1e6 / ok if cpu0 is not None and cpu1 is not None and ok else None,
             "upstream_cpu_us_per_request": (up1 - up0) * 1e6 / ok if up0 is not None and up1 is not None and ok else None,
         }
         bad = total - ok + result["errors"]
         if total == 0 or bad > max(1, 0.01 * (total + result["errors"])):
+            # wrk counts answers outside 2xx, not what they said: one more request shows it.
+            status, body = send_once(target, call)
             raise CaseFailed(
-                f"{target.name} {call.name}: {ok} of {total} answers were 2xx"
-                f" (codes {codes}, errors {errors})"
+                f"{target.name} {call.name}: {ok} of {total} answers were 2xx (socket errors {errors});"
+                f" one more request is answered {status} {body[:200]!r}"
             )
         return result
 
@@ -409,7 +456,7 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def alternate(
-    oha: Oha,
+    wrk: Wrk,
     targets: List[Target],
     call: Call,
     rounds: int,
@@ -422,7 +469,7 @@ def alternate(
     raw: List[Dict[str, Any]] = []
     for rnd in range(rounds):
         for t in targets:
-            res = oha.run(t, call, duration, concurrency, rate)
+            res = wrk.run(t, call, duration, concurrency, rate)
             res["round"] = rnd
             if samplers and t.name in samplers:
                 res["proc_status"] = samplers[t.name]()
@@ -576,7 +623,7 @@ def start_idp(work: Path) -> Tuple[ms.Child, Path, str]:
     return child, config, token
 
 
-def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
     logs = s.out / "logs"
     stub, stub_port = start_stub(logs, 1024)
     nginx = stack = idp = None
@@ -628,8 +675,7 @@ def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
                     stack.url,
                     {},
                     gw_pid,
-                    # oha signs every request (header form, current time) like an AWS SDK client.
-                    ["-a", f"{key['AccessKeyId']}:{key['SecretAccessKey']}", "--aws-sigv4", "aws:amz:us-east-1:execute-api"],
+                    sigv4_key=(key["AccessKeyId"], key["SecretAccessKey"]),
                 )
             )
         else:
@@ -637,18 +683,17 @@ def case_gateway(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
         for t in targets:
             if t.name != "direct":
                 t.upstream_pid = stub.pid
-        # SigV4 is signed by oha itself; its first load run checks it.
-        body_bytes = max(check(t, GATEWAY_CALL) for t in targets if not t.oha_args)
+        body_bytes = max(check(t, GATEWAY_CALL) for t in targets)
         samplers = {t.name: (lambda: read_status(gw_pid)) for t in targets if t.name.startswith("mlgate")}
 
         log(f"gateway: peak throughput, closed loop c={s.concurrency}, {s.rounds} round(s) of {s.duration}s")
-        peak, raw_peak = alternate(oha, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, None, samplers)
+        peak, raw_peak = alternate(wrk, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, None, samplers)
 
         mlgate_peaks = [peak[t.name]["rps"] for t in targets if t.name.startswith("mlgate")]
         half = 0.5 * min(mlgate_peaks)
         log(f"gateway: latency at a fixed rate of {s.light_rate}/s (light) and {half:.0f}/s (half of mlgate's peak)")
-        light, raw_light = alternate(oha, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, s.light_rate)
-        halfp, raw_half = alternate(oha, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, half)
+        light, raw_light = alternate(wrk, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, s.light_rate)
+        halfp, raw_half = alternate(wrk, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, half)
         after = read_status(gw_pid)
 
         derived: Dict[str, Any] = {}
@@ -732,14 +777,14 @@ def mlflow_json(base: str, method: str, path: str, body: Optional[dict], headers
 
 
 def closed_rounds(
-    oha: Oha, sides: List[Tuple[Target, Call]], s: Settings
+    wrk: Wrk, sides: List[Tuple[Target, Call]], s: Settings
 ) -> Tuple[Dict[str, Dict[str, Any]], List[Dict[str, Any]]]:
     """Closed loop at the end-to-end concurrency, each (target, its request) in turn per round;
     returns ({target: summary}, raw runs)."""
     per: List[Dict[str, Any]] = []
     for rnd in range(s.e2e_rounds):
         for t, c in sides:
-            r = oha.run(t, c, s.e2e_duration, s.e2e_concurrency)
+            r = wrk.run(t, c, s.e2e_duration, s.e2e_concurrency)
             r["round"] = rnd
             per.append(r)
             log(f"  {c.name:<8} {t.name:<17} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms")
@@ -778,7 +823,7 @@ def e2e_calls(eid: str, run_id: str) -> List[Call]:
     ]
 
 
-def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+def case_e2e(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
     work = s.out / "e2e"
     passwords = demo_passwords()
     stack = ms.Stack(work / "stack", port=ms.free_port(), binary=ms.mlgate_binary())
@@ -811,11 +856,11 @@ def case_e2e(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
         raw: List[Dict[str, Any]] = []
         for c in calls:
             log(f"e2e: {c.name}: closed loop c={s.e2e_concurrency}, {s.e2e_rounds} round(s) of {s.e2e_duration}s")
-            closed[c.name], per = closed_rounds(oha, [(direct, c), (gate, c), (ba, ba_calls[c.name])], s)
+            closed[c.name], per = closed_rounds(wrk, [(direct, c), (gate, c), (ba, ba_calls[c.name])], s)
             raw += per
             rate = 0.5 * closed[c.name]["direct"]["rps"]
             log(f"e2e: {c.name}: latency at a fixed rate of {rate:.1f}/s (half of direct MLflow's throughput)")
-            table, rraw = alternate(oha, [direct, gate], c, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
+            table, rraw = alternate(wrk, [direct, gate], c, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
             raw += rraw
             rate_tables[c.name] = {"rate": rate, **table}
         derived = {
@@ -892,7 +937,7 @@ def search_call(max_results: int, name_like: Optional[str] = None) -> Call:
     return Call(f"page{max_results}", "POST", "/api/2.0/mlflow/experiments/search", json.dumps(body))
 
 
-def case_search(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+def case_search(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
     """Issue 5's benchmark: SearchExperiments over many experiments of two teams, through mlgate
     as a reader of team-a's (the filter drops team-b's and keeps pages full) versus MLflow direct."""
     work = s.out / "search"
@@ -929,13 +974,13 @@ def case_search(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
             if len(names) != n or not all(x.startswith("team-a/") for x in names) or not page.get("next_page_token"):
                 raise CaseFailed(f"search through mlgate: expected a full page of {n} team-a experiments and a token, got {len(names)}")
             log(f"search: max_results {n}: closed loop c={s.e2e_concurrency}, {s.e2e_rounds} round(s) of {s.e2e_duration}s")
-            closed[call.name], per = closed_rounds(oha, [(direct, call), (gate, call), (like, like_call)], s)
+            closed[call.name], per = closed_rounds(wrk, [(direct, call), (gate, call), (like, like_call)], s)
             raw += per
             # Half of the slower side's throughput: a rate both sustain, so the latency is a page's
             # own, not a queue's (mlgate's throughput is the lower one: MLflow serves it ~2 pages).
             rate = 0.5 * min(closed[call.name]["direct"]["rps"], closed[call.name]["mlgate"]["rps"])
             log(f"search: max_results {n}: latency at a fixed rate of {rate:.1f}/s (half of the slower side's throughput)")
-            table, rraw = alternate(oha, [direct, gate], call, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
+            table, rraw = alternate(wrk, [direct, gate], call, s.e2e_rounds, s.e2e_duration, s.e2e_concurrency, rate)
             raw += rraw
             rate_tables[call.name] = {"rate": rate, **table}
             cg = closed[call.name]
@@ -1136,7 +1181,7 @@ def machine() -> Dict[str, Any]:
     }
 
 
-def metadata(s: Settings, oha: Oha) -> Dict[str, Any]:
+def metadata(s: Settings, wrk: Wrk) -> Dict[str, Any]:
     mlflow_version = sh([ms.venv_bin("python"), "-c", "import mlflow; print(mlflow.__version__)"])
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -1145,7 +1190,7 @@ def metadata(s: Settings, oha: Oha) -> Dict[str, Any]:
         "mode": "quick" if s.quick else "full",
         "machine": machine(),
         "tools": {
-            "oha": oha.version(),
+            "load_generator": wrk.version(),
             "nginx": sh(["nginx", "-v"]) or subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
             "mlflow": mlflow_version,
             "rustc": sh(["rustc", "--version"]),
@@ -1182,12 +1227,12 @@ def pg_transactions(url: str) -> int:
     return int(out.strip())
 
 
-def parallel_load(oha: Oha, targets: List[Target], s: Settings) -> Dict[str, Any]:
+def parallel_load(wrk: Wrk, targets: List[Target], s: Settings) -> Dict[str, Any]:
     """The same closed-loop load (s.concurrency in total) split evenly over `targets`, all at
     once, as a load balancer would: summed throughput, the worst replica's p50 and p99."""
     per = max(1, s.concurrency // len(targets))
     with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
-        runs = list(pool.map(lambda t: oha.run(t, GATEWAY_CALL, s.duration, per), targets))
+        runs = list(pool.map(lambda t: wrk.run(t, GATEWAY_CALL, s.duration, per), targets))
     return {
         "rps": sum(r["rps"] for r in runs),
         "p50_ms": max(r["p50_ms"] for r in runs),
@@ -1217,7 +1262,7 @@ def revocation_delays(stack: ms.Stack, replicas: List[ms.Stack], count: int) -> 
     return sorted(delays)
 
 
-def case_replicas(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
+def case_replicas(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
     """1 mlgate on SQLite vs 1, 2 and 3 on one PostgreSQL, in front of the stub, same load; the
     PostgreSQL transactions during the load (the decision path is cached: only the replicas'
     change-counter checks and cache reloads, however many requests); the revocation propagation
@@ -1243,7 +1288,7 @@ def case_replicas(s: Settings, results: Dict[str, Any], oha: Oha) -> None:
             for t in targets:
                 check(t, GATEWAY_CALL)
             before = pg_transactions(url) if url else None
-            load = parallel_load(oha, targets, s)
+            load = parallel_load(wrk, targets, s)
             if url:
                 load["pg_transactions"] = pg_transactions(url) - before
             log(f"  {name:<11} {load['rps']:9.0f} req/s  p99 {load['p99_ms']:8.3f} ms"
@@ -1290,9 +1335,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = out.resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     s = Settings.make(args.quick, out, cases)
-    oha = Oha(OHA_BIN)
+    wrk = Wrk(WRK_BIN, WRK_SCRIPT, out)
 
-    doc: Dict[str, Any] = {"meta": metadata(s, oha), "cases": {}}
+    doc: Dict[str, Any] = {"meta": metadata(s, wrk), "cases": {}}
     status = 0
     started = time.monotonic()
     for name in ALL_CASES:
@@ -1305,15 +1350,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             if name == "micro":
                 case_micro(s, res)
             elif name == "gateway":
-                case_gateway(s, res, oha)
+                case_gateway(s, res, wrk)
             elif name == "e2e":
-                case_e2e(s, res, oha)
+                case_e2e(s, res, wrk)
             elif name == "search":
-                case_search(s, res, oha)
+                case_search(s, res, wrk)
             elif name == "memory":
                 case_memory(s, res)
             elif name == "replicas":
-                case_replicas(s, res, oha)
+                case_replicas(s, res, wrk)
             res["status"] = "ok"
         except Exception as e:  # a case that cannot run fails the suite; the others still run
             status = 1
