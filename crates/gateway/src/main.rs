@@ -26,6 +26,12 @@ use mlgate_sigv4::ConfigError;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a request allocates many small, short-lived
+/// buffers on several worker threads, where glibc's malloc showed in the profile
+/// (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
