@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import unique
 from support import READER, Identity, assert_mlflow_error, mlgate_stack, parse_token_output
+from test_browser import sign_in
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=5"
 CREATE = "/api/2.0/mlflow/experiments/create"
@@ -121,6 +122,13 @@ def test_the_counts_match_the_workload(observed, reader, stack):
     for (_, series) in samples:
         for _, value in series:
             assert READER not in value and "/" not in value, series
+
+
+def test_a_sign_in_is_an_active_session(observed, reader):
+    gateway, admin_url = observed
+    before = total(scrape(admin_url), "mlgate_active_sessions")
+    sign_in(gateway.url, reader.name, reader.password)
+    assert total(scrape(admin_url), "mlgate_active_sessions") == before + 1
 
 
 def test_the_metrics_are_not_on_the_public_port(observed, reader):

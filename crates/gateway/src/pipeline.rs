@@ -184,12 +184,12 @@ impl Gateway {
                     async move { gateway.probe(probe).await }
                 })
             };
-            let audit = gateway.audit.clone();
+            let sampled = gateway.clone();
             Router::new()
                 .route(
                     "/metrics",
                     get(move || async move {
-                        telemetry::audit(audit.queued(), audit.dropped());
+                        sampled.sample_state().await;
                         metrics.render()
                     }),
                 )
@@ -199,6 +199,16 @@ impl Gateway {
         Routers {
             public: Router::new().fallback(handle).with_state(gateway),
             admin,
+        }
+    }
+
+    /// The gauges of mlgate's state, read when the metrics are scraped. A store that cannot be
+    /// read leaves the session gauge at its last value.
+    async fn sample_state(&self) {
+        telemetry::audit(self.audit.queued(), self.audit.dropped());
+        let limits = &self.authenticator.settings().session;
+        if let Ok(live) = self.store.live_sessions(limits).await {
+            telemetry::sessions(live);
         }
     }
 

@@ -24,6 +24,7 @@ pub const CACHE_MISSES: &str = "mlgate_cache_misses_total";
 pub const AUDIT_QUEUE_DEPTH: &str = "mlgate_audit_queue_depth";
 pub const AUDIT_DROPPED: &str = "mlgate_audit_dropped_records_total";
 pub const JWKS_REFRESHES: &str = "mlgate_jwks_refreshes_total";
+pub const ACTIVE_SESSIONS: &str = "mlgate_active_sessions";
 
 /// The `operation` label of a request under mlgate's reserved prefix (sign-in, probes, STS).
 pub const OPERATION_MLGATE: &str = "mlgate";
@@ -117,6 +118,10 @@ fn describe() {
         AUDIT_DROPPED,
         "Audit records dropped because the writer was behind (--audit-overload drop)."
     );
+    describe_gauge!(
+        ACTIVE_SESSIONS,
+        "Browser sessions that have not ended, when scraped (shared by replicas on one store)."
+    );
     describe_counter!(
         JWKS_REFRESHES,
         "Fetches of an OIDC issuer's keys, by result."
@@ -202,5 +207,11 @@ pub fn audit(queued: usize, dropped: u64) {
     if recording() {
         gauge!(AUDIT_QUEUE_DEPTH).set(queued as f64);
         counter!(AUDIT_DROPPED).absolute(dropped);
+    }
+}
+
+pub fn sessions(live: i64) {
+    if recording() {
+        gauge!(ACTIVE_SESSIONS).set(live as f64);
     }
 }
