@@ -630,7 +630,9 @@ def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
     binary = ms.mlgate_binary()
     has_jwt = mlgate_supports(binary, ["serve"], "--oidc-config")
     has_sigv4 = mlgate_supports(binary, [], "access-key")
+    has_metrics = mlgate_supports(binary, ["serve"], "--admin-listen")
     skipped: Dict[str, str] = {}
+    metered = None
     try:
         nginx, nginx_port = start_nginx(s.out / "nginx", stub_port)
         stack, pw = start_mlgate_in_front_of(stub_port, s.out / "mlgate-stub")
@@ -680,11 +682,22 @@ def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
             )
         else:
             skipped["mlgate-sigv4"] = "AWS SigV4: this mlgate has no access keys"
+        if has_metrics:
+            # The same gateway with Prometheus metrics on (docs/observability.md), beside
+            # `mlgate-token` without them: what recording every request costs.
+            metered = stack.replica()
+            metered.start_gateway(extra_args=["--admin-listen", f"127.0.0.1:{ms.free_port()}"])
+            assert metered.gateway is not None
+            targets.append(
+                Target("mlgate-token-metrics", metered.url, {"Authorization": f"Bearer {token}"}, metered.gateway.pid)
+            )
+        else:
+            skipped["mlgate-token-metrics"] = "metrics: this mlgate has no --admin-listen"
         for t in targets:
             if t.name != "direct":
                 t.upstream_pid = stub.pid
         body_bytes = max(check(t, GATEWAY_CALL) for t in targets)
-        samplers = {t.name: (lambda: read_status(gw_pid)) for t in targets if t.name.startswith("mlgate")}
+        samplers = {t.name: (lambda pid=t.pid: read_status(pid)) for t in targets if t.name.startswith("mlgate")}
 
         log(f"gateway: peak throughput, closed loop c={s.concurrency}, {s.rounds} round(s) of {s.duration}s")
         peak, raw_peak = alternate(wrk, targets, GATEWAY_CALL, s.rounds, s.duration, s.concurrency, None, samplers)
@@ -729,6 +742,8 @@ def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
             }
         )
     finally:
+        if metered is not None:
+            metered.stop_gateway()
         if stack is not None:
             stack.down()
         if nginx is not None:

@@ -259,7 +259,9 @@ def section_gateway(doc: Dict[str, Any]) -> str:
         "Credentials: `mlgate-basic` HTTP Basic (verified once, then cached), `mlgate-token` an mlgate API"
         " token, `mlgate-cookie` a browser session from the sign-in page, `mlgate-jwt` an EdDSA ID token"
         " from a stub OIDC issuer on loopback (group claim mapped to `readers`; mlgate caches a verified"
-        " token for 60 s), `mlgate-sigv4` an mlgate access key, the request signed by botocore (header form) at the start of each run.",
+        " token for 60 s), `mlgate-sigv4` an mlgate access key, the request signed by botocore (header form)"
+        " at the start of each run; `mlgate-token-metrics` the API token through a second mlgate with"
+        " Prometheus metrics on (`--admin-listen`), beside `mlgate-token` without them.",
     ]
     if rss:
         parts += [

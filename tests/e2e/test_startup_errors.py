@@ -84,3 +84,11 @@ def test_an_unreachable_identity_provider_is_logged_with_its_cause(stack, tmp_pa
     assert len(warnings) == 1, log
     assert f"GET http://127.0.0.1:{closed}/.well-known/openid-configuration" in warnings[0]
     assert "Connection refused" in warnings[0], warnings[0]
+
+
+def test_the_admin_listener_is_refused_on_the_public_address(stack, tmp_path):
+    port = mlgate_stack.free_port()
+    line = _serve_fails(stack, "--audit-log", str(tmp_path / "audit.log"),
+                        "--listen", f"0.0.0.0:{port}", "--admin-listen", f"127.0.0.1:{port}")
+    assert line == (f"mlgate: --admin-listen 127.0.0.1:{port} would share the public "
+                    f"listener's socket 0.0.0.0:{port}"), line

@@ -29,6 +29,20 @@ pub enum AuthOperation {
     DeleteUser,
 }
 
+impl AuthOperation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::CreateUser => "CreateUser",
+            Op::GetUser => "GetUser",
+            Op::GetCurrentUser => "GetCurrentUser",
+            Op::ListUsers => "ListUsers",
+            Op::UpdateUserPassword => "UpdateUserPassword",
+            Op::UpdateUserAdmin => "UpdateUserAdmin",
+            Op::DeleteUser => "DeleteUser",
+        }
+    }
+}
+
 /// One route of basic-auth's API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthRoute {
@@ -42,7 +56,7 @@ pub struct AuthRoute {
 impl AuthRoute {
     /// `mlflow:<Operation>`.
     pub fn action(&self) -> String {
-        format!("mlflow:{:?}", self.operation)
+        format!("mlflow:{}", self.operation.name())
     }
 }
 

@@ -63,6 +63,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_LISTEN", default_value = "127.0.0.1:5000")]
     pub listen: SocketAddr,
 
+    /// Admin address serving `/metrics` (Prometheus), `/healthz` and `/readyz`; off when unset.
+    /// It must not be the public address: keep it on a private network.
+    #[arg(long, env = "MLGATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// The MLflow tracking server (http only; it should listen on a private address).
     #[arg(long, env = "MLGATE_UPSTREAM", default_value = "http://127.0.0.1:5001", value_parser = parse_upstream)]
     pub upstream: Uri,
@@ -228,6 +233,16 @@ impl ServeArgs {
             .clone()
             .unwrap_or_else(|| data_dir.join("audit.log"))
     }
+}
+
+/// Whether the admin address would be served on the public listener's socket: the same port on
+/// the same address, or on every address of one of them. (Port 0 picks a fresh port.)
+pub fn shares_public_socket(public: SocketAddr, admin: SocketAddr) -> bool {
+    admin.port() == public.port()
+        && admin.port() != 0
+        && (admin.ip() == public.ip()
+            || admin.ip().is_unspecified()
+            || public.ip().is_unspecified())
 }
 
 /// The settings the request pipeline needs, resolved from [`ServeArgs`].
@@ -427,6 +442,29 @@ mod tests {
         assert!(parse_network("10.0.0.0/33").is_err());
         assert!(parse_network("lb.example.com").is_err());
         assert!(parse_network("").is_err());
+    }
+
+    #[test]
+    fn the_admin_address_never_shares_the_public_socket() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(shares_public_socket(
+            at("127.0.0.1:5000"),
+            at("127.0.0.1:5000")
+        ));
+        assert!(shares_public_socket(
+            at("0.0.0.0:5000"),
+            at("127.0.0.1:5000")
+        ));
+        assert!(shares_public_socket(at("10.0.0.1:5000"), at("[::]:5000")));
+        assert!(!shares_public_socket(
+            at("0.0.0.0:5000"),
+            at("127.0.0.1:9090")
+        ));
+        assert!(!shares_public_socket(
+            at("10.0.0.1:5000"),
+            at("127.0.0.1:5000")
+        ));
+        assert!(!shares_public_socket(at("127.0.0.1:0"), at("127.0.0.1:0")));
     }
 
     #[test]

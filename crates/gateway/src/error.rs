@@ -131,6 +131,17 @@ pub enum UpstreamFailure {
 }
 
 impl UpstreamFailure {
+    /// What failed, as the metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamFailure::Unreachable(_) => "unreachable",
+            UpstreamFailure::ConnectionClosed(_) => "connection_closed",
+            UpstreamFailure::BrokeOff { .. } => "broke_off",
+            UpstreamFailure::LookupFailed { .. } => "lookup_failed",
+            UpstreamFailure::Unusable { .. } => "unusable",
+        }
+    }
+
     pub fn unusable(answer: impl Into<String>, flaw: impl Into<String>) -> UpstreamFailure {
         UpstreamFailure::Unusable {
             answer: answer.into(),

@@ -38,6 +38,7 @@ pub mod portal;
 pub mod resolve;
 pub mod rewrite;
 pub mod store;
+pub mod telemetry;
 
 /// Every path mlgate serves itself lives under this prefix, which no MLflow route uses.
 pub const RESERVED_PREFIX: &str = "/_mlgate";

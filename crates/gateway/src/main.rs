@@ -13,7 +13,7 @@ use mlgate::authenticate::jwt::OidcConfigError;
 use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
-use mlgate::config::{GatewaySettings, LogFormat, ServeArgs};
+use mlgate::config::{GatewaySettings, LogFormat, ServeArgs, shares_public_socket};
 use mlgate::error::error_chain;
 use mlgate::listen::{
     self, Connections, Drain, ListenLimits, TlsCertificate, TlsError, TrustedProxies,
@@ -22,6 +22,7 @@ use mlgate::pipeline::{Gateway, GatewaySetupError};
 use mlgate::portal::{self, PortalState};
 use mlgate::store::secrets::SecretError;
 use mlgate::store::{Database, SessionLimits, Store, StoreConfig, StoreError};
+use mlgate::telemetry;
 use mlgate_sigv4::ConfigError;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -97,6 +98,13 @@ enum ServeError {
     SigV4(#[source] ConfigError),
     #[error(transparent)]
     Gateway(#[from] GatewaySetupError),
+    #[error("--admin-listen {admin} would share the public listener's socket {public}")]
+    AdminOnPublicSocket {
+        admin: SocketAddr,
+        public: SocketAddr,
+    },
+    #[error("cannot set up the metrics")]
+    Metrics(#[source] metrics_exporter_prometheus::BuildError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -121,6 +129,14 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result<(), ServeError> {
+    if let Some(admin) = args.admin_listen
+        && shares_public_socket(args.listen, admin)
+    {
+        return Err(ServeError::AdminOnPublicSocket {
+            admin,
+            public: args.listen,
+        });
+    }
     let (tls, certificate) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let (acceptor, certificate) = listen::load_tls(cert, key)?;
@@ -210,16 +226,21 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         proxy_protocol: args.proxy_protocol,
     };
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: args.listen,
-        source,
-    })?;
+    let metrics = match args.admin_listen {
+        Some(_) => Some(telemetry::install().map_err(ServeError::Metrics)?),
+        None => None,
+    };
+    let routers = gateway.into_routers(metrics);
+    if let (Some(addr), Some(admin)) = (args.admin_listen, routers.admin) {
+        let (listener, addr) = bind(addr).await?;
+        tracing::info!(%addr, "mlgate admin listening (/metrics, /healthz, /readyz)");
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, admin).await {
+                tracing::error!(%error, "the admin listener stopped");
+            }
+        });
+    }
+    let (listener, addr) = bind(args.listen).await?;
     let scheme = if connections.tls.is_some() {
         "https"
     } else {
@@ -234,7 +255,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     listen::serve(
         listener,
         connections,
-        gateway.into_router(),
+        routers.public,
         audit.parser_refusals(),
         listen::shutdown_signal(),
         drain,
@@ -245,6 +266,18 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         .map_err(ServeError::CloseAuditTask)?
         .map_err(ServeError::CloseAudit)?;
     Ok(())
+}
+
+/// A listening socket on `addr`, and the address it got (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let listening = async {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok::<_, io::Error>((listener, local))
+    };
+    listening
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })
 }
 
 /// SIGHUP: the audit log continues in a new file at the same path (logrotate renamed it), and

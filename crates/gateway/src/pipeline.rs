@@ -7,14 +7,16 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
 use mlgate_catalog::{
     AuthRoute, IdSource, Params, ResourceKind, Serves, classify_auth, execute_api_arn,
 };
@@ -30,18 +32,27 @@ use crate::effects::{self, Effects};
 use crate::error::GatewayError;
 use crate::filter::{self, Narrowed, PageTokens, Search, Searches};
 use crate::forward::{Upstream, UpstreamUrlError};
+use crate::identity::AuthMethod;
 use crate::listen::{Draining, IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
 use crate::portal::{self, PortalOutcome};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
 use crate::store::Store;
+use crate::telemetry::{self, RequestLabels};
 use probes::{Probe, Readiness};
 
 mod graphql;
 mod probes;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the listeners serve.
+pub struct Routers {
+    pub public: Router,
+    /// `/metrics` and the probes, for `--admin-listen`.
+    pub admin: Option<Router>,
+}
 
 /// Everything the pipeline needs; one per server.
 pub struct Gateway {
@@ -161,9 +172,44 @@ impl Gateway {
         self.draining.clone()
     }
 
-    /// The service the listener runs: every request goes through [`handle`].
-    pub fn into_router(self) -> Router {
-        Router::new().fallback(handle).with_state(Arc::new(self))
+    /// The services the listeners run: the public one sends every request through [`handle`];
+    /// given the metrics, the admin one serves them with the probes.
+    pub fn into_routers(self, metrics: Option<PrometheusHandle>) -> Routers {
+        let gateway = Arc::new(self);
+        let admin = metrics.map(|metrics| {
+            let probe = |probe| {
+                let gateway = gateway.clone();
+                get(move || {
+                    let gateway = gateway.clone();
+                    async move { gateway.probe(probe).await }
+                })
+            };
+            let sampled = gateway.clone();
+            Router::new()
+                .route(
+                    "/metrics",
+                    get(move || async move {
+                        sampled.sample_state().await;
+                        metrics.render()
+                    }),
+                )
+                .route("/healthz", probe(Probe::Alive))
+                .route("/readyz", probe(Probe::Ready))
+        });
+        Routers {
+            public: Router::new().fallback(handle).with_state(gateway),
+            admin,
+        }
+    }
+
+    /// The gauges of mlgate's state, read when the metrics are scraped. A store that cannot be
+    /// read leaves the session gauge at its last value.
+    async fn sample_state(&self) {
+        telemetry::audit(self.audit.queued(), self.audit.dropped());
+        let limits = &self.authenticator.settings().session;
+        if let Ok(live) = self.store.live_sessions(limits).await {
+            telemetry::sessions(live);
+        }
     }
 
     async fn process(&self, request: Request, trail: &mut Trail) -> Result<Response, GatewayError> {
@@ -176,6 +222,7 @@ impl Gateway {
         let target = normalize::target(&parts.uri)?;
         trail.path.clone_from(&target.path);
         if target.is_reserved() {
+            trail.operation = Some(telemetry::OPERATION_MLGATE);
             if parts.method == Method::GET
                 && let Some(probe) = Probe::of(&target.path)
             {
@@ -197,6 +244,10 @@ impl Gateway {
 
         // 4. classify: the MLflow operation, or a route MLflow does not serve.
         let call = Call::new(&parts.method, &target.path, &self.settings);
+        trail.operation = Some(
+            call.route
+                .map_or(telemetry::OPERATION_UNKNOWN, |r| r.operation),
+        );
         // (2, cont.) the MLflow workspace, read once (after the signature that covers it was
         // checked); MLflow reads none for its server info. A workspace itself lies in none: the
         // workspace routes are decided outside the one the request was sent in.
@@ -224,6 +275,7 @@ impl Gateway {
         };
         // (4-6, basic-auth's API) answered by mlgate, decided on the user it names.
         if let Some(route) = classify_auth(parts.method.as_str(), &target.path) {
+            trail.operation = Some(route.operation.name());
             let context = global_context(&principal, &peer, trail.time);
             let asker = self
                 .deciders
@@ -298,7 +350,8 @@ impl Gateway {
 
         // 6. authorize: both vocabularies, explicit deny wins; each experiment with its own
         // keys; then every other resource the request names.
-        let pins = deciders
+        let deciding = Instant::now();
+        let decided = deciders
             .authorizer
             .decide_request(
                 &deciders.resolver,
@@ -307,7 +360,9 @@ impl Gateway {
                 &resolved,
                 &mut trail.decisions,
             )
-            .await?;
+            .await;
+        telemetry::decision(deciding.elapsed());
+        let pins = decided?;
 
         // 9. filter: a listing naming none of its parents would list every experiment's; a
         // search is answered by mlgate, page by page, with only readable items.
@@ -526,6 +581,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     let mut response = match gateway.process(request, &mut trail).await {
         Ok(response) => response,
         Err(error) => {
+            count_dependency_failure(&error);
             trail.refused(&error);
             let mut response = error.into_response();
             if close_after_refusal {
@@ -541,6 +597,25 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .insert(X_REQUEST_ID, trail.request_id.clone());
     // Embedding settings (frame-ancestors, cross-site cookies); no-op by default.
     portal::embed::apply(gateway.authenticator.settings(), response.headers_mut());
-    gateway.audit.record(trail.finish(response.status())).await;
+    let operation = trail.operation.unwrap_or(telemetry::OPERATION_NONE);
+    let record = trail.finish(response.status());
+    let labels = RequestLabels {
+        decision: record.decision.as_str(),
+        auth_method: record.auth_method.map_or("none", AuthMethod::as_str),
+        operation,
+        status: response.status(),
+    };
+    telemetry::request(&labels, record.latency_ms / 1000.0);
+    gateway.audit.record(record).await;
     response
+}
+
+/// Counts a refusal that MLflow or the store caused (the metrics of what mlgate depends on).
+fn count_dependency_failure(error: &GatewayError) {
+    match error {
+        GatewayError::UpstreamUnavailable(failure) => telemetry::upstream_error(failure.kind()),
+        GatewayError::UpstreamTimeout(_) => telemetry::upstream_timeout(),
+        GatewayError::StoreUnavailable(_) => telemetry::store_error(),
+        _ => {}
+    }
 }

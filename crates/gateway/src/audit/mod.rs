@@ -116,6 +116,8 @@ pub struct AuditSink {
 struct Inner {
     tx: Sender<Msg>,
     overload: AuditOverload,
+    /// The queue's size: what is not free of it is waiting for the writer.
+    capacity: usize,
     shared: Arc<Shared>,
     last_warning: Mutex<Option<Instant>>,
 }
@@ -163,8 +165,9 @@ impl AuditSink {
         key: [u8; 32],
     ) -> AuditSink {
         let (tx, rx) = mpsc::channel();
+        let capacity = options.queue_capacity.max(1);
         let shared = Arc::new(Shared {
-            queue: Semaphore::new(options.queue_capacity.max(1)),
+            queue: Semaphore::new(capacity),
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
         });
@@ -185,6 +188,7 @@ impl AuditSink {
             inner: Some(Arc::new(Inner {
                 tx,
                 overload,
+                capacity,
                 shared,
                 last_warning: Mutex::new(None),
             })),
@@ -232,6 +236,14 @@ impl AuditSink {
         self.inner
             .as_ref()
             .map_or(0, |i| i.shared.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Records waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.inner.as_ref().map_or(0, |i| {
+            i.capacity
+                .saturating_sub(i.shared.queue.available_permits())
+        })
     }
 
     /// Entries written so far.
@@ -498,6 +510,11 @@ mod tests {
         }
         assert!(start.elapsed() < Duration::from_secs(5), "record() waited");
         assert!(sink.dropped() > 0);
+        assert_eq!(
+            sink.queued(),
+            4,
+            "the full queue is what waits for the writer"
+        );
         release();
         sink.close().unwrap();
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();

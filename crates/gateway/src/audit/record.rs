@@ -6,8 +6,7 @@ use crate::identity::AuthMethod;
 use crate::listen::ParserRefusal;
 
 /// What the gateway decided for a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditDecision {
     /// Authorized by a policy statement.
     Allow,
@@ -22,6 +21,26 @@ pub enum AuditDecision {
     Rejected,
     /// Public route (health, sign-in page): no decision needed.
     Public,
+}
+
+impl AuditDecision {
+    /// Its name in the audit line and in the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditDecision::Allow => "allow",
+            AuditDecision::ExplicitDeny => "explicit_deny",
+            AuditDecision::ImplicitDeny => "implicit_deny",
+            AuditDecision::Unauthenticated => "unauthenticated",
+            AuditDecision::Rejected => "rejected",
+            AuditDecision::Public => "public",
+        }
+    }
+}
+
+impl Serialize for AuditDecision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// One request's audit line. Never holds a secret: no passwords, tokens, cookies or signatures.

@@ -28,6 +28,8 @@ pub struct Trail {
     pub path: String,
     pub principal: Option<String>,
     pub auth_method: Option<AuthMethod>,
+    /// The MLflow operation the request was classified as (a metrics label, not audited).
+    pub operation: Option<&'static str>,
     /// What the authorize stage decided (every action and resource, the last verdict).
     pub decisions: Decisions,
     /// A decision made without the policies (public route, sign-in redirect, portal, a search
@@ -61,6 +63,7 @@ impl Trail {
             path,
             principal: None,
             auth_method: None,
+            operation: None,
             decisions: Decisions::default(),
             decision: None,
             reason: None,

@@ -10,7 +10,7 @@ use std::error::Error as StdError;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -27,6 +27,7 @@ use crate::authenticate::sigv4::payload::PayloadRejected;
 use crate::error::{GatewayError, UpstreamDelay, UpstreamFailure, find_in_chain};
 use crate::listen::{BodyTimeout, Peer};
 use crate::normalize::WORKSPACE_HEADER;
+use crate::telemetry;
 
 use headers::strip_hop_by_hop;
 
@@ -176,10 +177,22 @@ impl Upstream {
             .map_err(|e| GatewayError::Internal(format!("cannot build the upstream URI: {e}")))
     }
 
+    /// Sends and waits for the response head ([`Upstream::answer_head`]), timed.
+    async fn send(
+        &self,
+        request: Request<Body>,
+        body_sent: oneshot::Receiver<()>,
+    ) -> Result<Response<hyper::body::Incoming>, GatewayError> {
+        let started = Instant::now();
+        let answered = self.answer_head(request, body_sent).await;
+        telemetry::upstream(started.elapsed());
+        answered
+    }
+
     /// Sends and waits for the response head. The timeout starts once the whole request body
     /// has been handed over, so a long upload is never cut off by it (slow clients are bounded
     /// by the body timeout instead).
-    async fn send(
+    async fn answer_head(
         &self,
         request: Request<Body>,
         body_sent: oneshot::Receiver<()>,

@@ -21,6 +21,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::forward::Upstream;
+use crate::telemetry;
 
 use arn::{id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
@@ -733,6 +734,11 @@ pub struct Resolved {
     pub model: Option<NamedModel>,
 }
 
+/// The caches' names in the metrics.
+const PARENT_CACHE: &str = "parents";
+const EXPERIMENT_CACHE: &str = "experiments";
+const MODEL_CACHE: &str = "models";
+
 /// The I/O half: looks up what [`plan`] could not name, with caches.
 #[derive(Clone)]
 pub struct Resolver {
@@ -808,9 +814,11 @@ impl Resolver {
     /// Kind and tags of a registered model, from MLflow's GetRegisteredModel (cached briefly);
     /// `None` when MLflow says there is no such model (not cached: it may be created next).
     pub async fn model_facts(&self, name: &str) -> Result<Option<Arc<ModelFacts>>, GatewayError> {
+        telemetry::cache_lookup(MODEL_CACHE);
         let found = self
             .models
             .try_get_with(self.key(name.to_owned()), async {
+                telemetry::cache_miss(MODEL_CACHE);
                 let path = format!(
                     "/api/2.0/mlflow/registered-models/get?name={}",
                     escape(name)
@@ -878,8 +886,10 @@ impl Resolver {
 
     /// Name and tags of an experiment, from MLflow's GetExperiment (cached briefly).
     pub async fn experiment_facts(&self, id: &str) -> Result<Arc<ExperimentFacts>, GatewayError> {
+        telemetry::cache_lookup(EXPERIMENT_CACHE);
         self.experiments
             .try_get_with(self.key(id.to_owned()), async {
+                telemetry::cache_miss(EXPERIMENT_CACHE);
                 let path = format!(
                     "/api/2.0/mlflow/experiments/get?experiment_id={}",
                     escape(id)
@@ -1164,8 +1174,10 @@ impl Resolver {
 
     async fn parent(&self, kind: Child, id: &str) -> Result<Arc<str>, GatewayError> {
         let key = self.key((kind, id.to_owned()));
+        telemetry::cache_lookup(PARENT_CACHE);
         self.parents
             .try_get_with(key, async {
+                telemetry::cache_miss(PARENT_CACHE);
                 let (path, pointer, what) = match kind {
                     Child::Run => (
                         format!("/api/2.0/mlflow/runs/get?run_id={}", escape(id)),

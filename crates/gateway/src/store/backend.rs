@@ -201,6 +201,9 @@ pub(crate) trait SessionQueries {
     /// Deletes the sessions of every kind that expired at or before `expired_at`, or were last
     /// seen at or before `idle_since`.
     async fn delete_ended_sessions(&mut self, expired_at: i64, idle_since: i64) -> StoreResult<()>;
+    /// Sessions of every kind that have not ended: expiring after `now`, last seen after
+    /// `idle_since`.
+    async fn count_live_sessions(&mut self, now: i64, idle_since: i64) -> StoreResult<i64>;
     /// Deletes a built-in user's sessions.
     async fn delete_user_sessions(&mut self, user_id: &str) -> StoreResult<()>;
 

@@ -98,6 +98,14 @@ impl Store {
         Ok(session)
     }
 
+    /// Browser sessions of either kind that have not ended within `limits` (for the metrics).
+    pub async fn live_sessions(&self, limits: &SessionLimits) -> StoreResult<i64> {
+        let t = now();
+        read_db!(self, |c| c
+            .count_live_sessions(t, limits.idle_since(t))
+            .await)
+    }
+
     /// Hot path: a session of either kind by the SHA-256 of its id, cached for at most
     /// [`super::MAX_CACHE_TTL`]. Whether it is still valid is for [`SessionLimits::check`].
     pub async fn session_by_hash(

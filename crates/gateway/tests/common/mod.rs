@@ -33,7 +33,7 @@ pub fn spawn_gateway(
     tokio::spawn(listen::serve(
         listener,
         connections,
-        gateway.into_router(),
+        gateway.into_routers(None).public,
         audit.parser_refusals(),
         async {
             let _ = stop.await;

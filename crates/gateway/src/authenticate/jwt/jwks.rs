@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use super::config::{UnsafeUrl, check_url};
 use crate::error::error_chain;
+use crate::telemetry;
 
 /// Unknown-`kid` refetches are at least this far apart.
 pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -328,6 +329,7 @@ impl ProviderKeys {
             parse_key_set(&doc, max_age)
         }
         .await;
+        telemetry::jwks_refresh(result.is_ok());
         match result {
             Ok(set) => {
                 self.keys.store(Arc::new(set));

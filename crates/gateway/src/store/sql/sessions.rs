@@ -131,6 +131,22 @@ macro_rules! session_queries {
                     Ok(())
                 }
 
+                async fn count_live_sessions(&mut self, now: i64, idle_since: i64) -> StoreResult<i64> {
+                    let mut live = 0;
+                    for sql in [
+                        "SELECT COUNT(*) FROM sessions WHERE expires_at > ? AND last_seen_at > ?",
+                        "SELECT COUNT(*) FROM oidc_sessions WHERE expires_at > ? AND last_seen_at > ?",
+                    ] {
+                        let (n,): (i64,) = sqlx::query_as($sql(sql))
+                            .bind(now)
+                            .bind(idle_since)
+                            .fetch_one(&mut *self)
+                            .await?;
+                        live += n;
+                    }
+                    Ok(live)
+                }
+
                 async fn delete_user_sessions(&mut self, user_id: &str) -> StoreResult<()> {
                     sqlx::query($sql("DELETE FROM sessions WHERE user_id = ?"))
                         .bind(user_id)
