@@ -22,6 +22,7 @@
 //! root field, a response key that could disguise one field as another) is refused.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use apollo_parser::Parser;
 use apollo_parser::cst::{self, CstNode};
@@ -76,12 +77,176 @@ pub struct GraphQlField {
     pub reads_experiment: bool,
     /// Where lists of model versions are in the answer, to be filtered item by item.
     pub model_versions: Vec<ModelVersionList>,
+    /// Where its `input` is written, to change its fields before the request is forwarded.
+    input: InputSource,
+}
+
+/// Where a root field's `input` argument is written.
+#[derive(Debug, Clone, PartialEq)]
+enum InputSource {
+    /// No `input`: one is inserted at this offset of the query (after the field's name).
+    Absent(usize),
+    /// `input: $name`: the whole object is a variable, whose value (as the request gives it,
+    /// or its default) is this.
+    Variable {
+        name: String,
+        value: Map<String, Value>,
+    },
+    /// `input: {...}` in the query: fields are inserted at `open` (after the `{`); each field
+    /// written is a variable or a literal at a range of the query.
+    Object {
+        open: usize,
+        fields: Vec<(String, InputValue)>,
+    },
+    /// `input: null` in the query, at this range.
+    Null(Range<usize>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum InputValue {
+    Variable(String),
+    Literal(Range<usize>),
+}
+
+/// Changes to the `input` of root fields of a `/graphql` body, applied to it at once
+/// ([`GraphQlRewrite::apply`]): literals replaced in the query text, variables set.
+#[derive(Debug, Default, PartialEq)]
+pub struct GraphQlRewrite {
+    /// Non-overlapping ranges of the query and their new text.
+    edits: Vec<(Range<usize>, String)>,
+    variables: Map<String, Value>,
+}
+
+impl GraphQlRewrite {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty() && self.variables.is_empty()
+    }
+
+    fn edit(&mut self, range: Range<usize>, text: String) -> Result<(), GraphQlError> {
+        if let Some((_, earlier)) = self.edits.iter().find(|(r, _)| *r == range) {
+            return match *earlier == text {
+                true => Ok(()),
+                false => Err(GraphQlError::ConflictingRewrite),
+            };
+        }
+        let overlaps = |r: &Range<usize>| r.start < range.end && range.start < r.end;
+        if self.edits.iter().any(|(r, _)| overlaps(r)) {
+            return Err(GraphQlError::ConflictingRewrite);
+        }
+        self.edits.push((range, text));
+        Ok(())
+    }
+
+    /// A variable shared by fields must come out the same for each of them.
+    fn set_variable(&mut self, name: &str, value: Value) -> Result<(), GraphQlError> {
+        match self.variables.get(name) {
+            Some(earlier) if *earlier != value => Err(GraphQlError::ConflictingRewrite),
+            _ => {
+                self.variables.insert(name.to_owned(), value);
+                Ok(())
+            }
+        }
+    }
+
+    /// The body with the changes made: `query` edited, `variables` set.
+    pub fn apply(&self, body: &[u8]) -> Result<Vec<u8>, GraphQlError> {
+        let Ok(Value::Object(mut obj)) = parse_strict_json(body) else {
+            return Err(GraphQlError::BadBody);
+        };
+        let Some(Value::String(query)) = obj.get_mut("query") else {
+            return Err(GraphQlError::BadBody);
+        };
+        let mut edits: Vec<_> = self.edits.iter().collect();
+        edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+        for (range, text) in edits {
+            if query.get(range.clone()).is_none() {
+                return Err(GraphQlError::BadBody);
+            }
+            query.replace_range(range.clone(), text);
+        }
+        if !self.variables.is_empty() {
+            let variables = obj
+                .entry("variables")
+                .and_modify(|v| {
+                    if v.is_null() {
+                        *v = Value::Object(Map::new());
+                    }
+                })
+                .or_insert_with(|| Value::Object(Map::new()));
+            let Value::Object(variables) = variables else {
+                return Err(GraphQlError::BadBody);
+            };
+            for (name, value) in &self.variables {
+                variables.insert(name.clone(), value.clone());
+            }
+        }
+        serde_json::to_vec(&Value::Object(obj)).map_err(|_| GraphQlError::BadBody)
+    }
+}
+
+/// A JSON string, number or list of them as a GraphQL literal (the syntaxes agree on these),
+/// followed by a space so that it never runs into the next token.
+fn literal(value: &Value) -> String {
+    format!("{value} ")
 }
 
 impl GraphQlField {
     /// `mlflow:<Operation>`.
     pub fn action(&self) -> String {
         format!("mlflow:{}", self.operation)
+    }
+
+    /// Sets fields of its `input` (camelCase names; strings, numbers or lists of them) in
+    /// `rewrite`, where the request writes them: the variable holding the value or the whole
+    /// `input`, or the query's text.
+    pub fn set_input(
+        &self,
+        values: &[(&str, Value)],
+        rewrite: &mut GraphQlRewrite,
+    ) -> Result<(), GraphQlError> {
+        let pairs = |values: &[&(&str, Value)]| {
+            values
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", literal(value)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &self.input {
+            InputSource::Absent(at) => {
+                let all: Vec<_> = values.iter().collect();
+                rewrite.edit(*at..*at, format!("(input: {{{}}})", pairs(&all)))
+            }
+            InputSource::Null(range) => {
+                let all: Vec<_> = values.iter().collect();
+                rewrite.edit(range.clone(), format!("{{{}}} ", pairs(&all)))
+            }
+            InputSource::Variable { name, value } => {
+                let mut input = value.clone();
+                for (key, v) in values {
+                    input.insert((*key).to_owned(), v.clone());
+                }
+                rewrite.set_variable(name, Value::Object(input))
+            }
+            InputSource::Object { open, fields } => {
+                let mut missing = Vec::new();
+                for pair @ (key, value) in values {
+                    match fields.iter().find(|(name, _)| name == key).map(|(_, v)| v) {
+                        Some(InputValue::Variable(name)) => {
+                            rewrite.set_variable(name, value.clone())?
+                        }
+                        Some(InputValue::Literal(range)) => {
+                            rewrite.edit(range.clone(), literal(value))?
+                        }
+                        None => missing.push(pair),
+                    }
+                }
+                match missing.is_empty() {
+                    true => Ok(()),
+                    false => rewrite.edit(*open..*open, format!("{}, ", pairs(&missing))),
+                }
+            }
+        }
     }
 }
 
@@ -154,6 +319,10 @@ pub enum GraphQlError {
     },
     #[error("the GraphQL document reuses the response key '{0}' for different fields")]
     AmbiguousKey(String),
+    #[error(
+        "the GraphQL document uses one variable or value for fields that mlgate must change differently"
+    )]
+    ConflictingRewrite,
 }
 
 /// What a known root field is.
@@ -597,6 +766,12 @@ fn root_field(
         .ok_or_else(|| GraphQlError::UnknownField(unknown_name(&selected.name)))?;
 
     let mut input = None;
+    let name_end = selected
+        .field
+        .name()
+        .map(|n| text_range(&n).end)
+        .ok_or(GraphQlError::Syntax)?;
+    let mut source = InputSource::Absent(name_end);
     if let Some(arguments) = selected.field.arguments() {
         for argument in arguments.arguments() {
             let name = argument.name().ok_or(GraphQlError::Syntax)?;
@@ -609,6 +784,7 @@ fn root_field(
                 if input.replace(scope.json(&value)?).is_some() {
                     return Err(GraphQlError::BadArgument(spec.name));
                 }
+                source = input_source(&value, scope)?;
             }
         }
     }
@@ -663,6 +839,63 @@ fn root_field(
         params,
         reads_experiment,
         model_versions,
+        input: source,
+    })
+}
+
+/// Where a node is in the query, its trailing whitespace, commas and comments left out.
+fn text_range<N: CstNode>(node: &N) -> Range<usize> {
+    let syntax = node.syntax();
+    let start = usize::from(syntax.text_range().start());
+    let significant = syntax
+        .descendants_with_tokens()
+        .filter_map(|element| element.into_token())
+        .filter(|token| {
+            !matches!(
+                token.kind(),
+                apollo_parser::SyntaxKind::WHITESPACE
+                    | apollo_parser::SyntaxKind::COMMA
+                    | apollo_parser::SyntaxKind::COMMENT
+            )
+        })
+        .last();
+    let end = significant.map_or(start, |token| usize::from(token.text_range().end()));
+    start..end
+}
+
+/// Where the `input` argument's value is written.
+fn input_source(value: &cst::Value, scope: &Scope) -> Result<InputSource, GraphQlError> {
+    let variable = |v: &cst::Variable| {
+        v.name()
+            .map(|n| n.text().to_string())
+            .ok_or(GraphQlError::Syntax)
+    };
+    Ok(match value {
+        cst::Value::Variable(v) => {
+            let name = variable(v)?;
+            let value = match scope.values.get(&name) {
+                Some(Value::Object(fields)) => fields.clone(),
+                _ => Map::new(),
+            };
+            InputSource::Variable { name, value }
+        }
+        cst::Value::ObjectValue(obj) => {
+            let open = obj
+                .l_curly_token()
+                .map(|t| usize::from(t.text_range().end()))
+                .ok_or(GraphQlError::Syntax)?;
+            let mut fields = Vec::new();
+            for field in obj.object_fields() {
+                let name = field.name().ok_or(GraphQlError::Syntax)?.text().to_string();
+                let at = match field.value().ok_or(GraphQlError::Syntax)? {
+                    cst::Value::Variable(v) => InputValue::Variable(variable(&v)?),
+                    other => InputValue::Literal(text_range(&other)),
+                };
+                fields.push((name, at));
+            }
+            InputSource::Object { open, fields }
+        }
+        other => InputSource::Null(text_range(other)),
     })
 }
 

@@ -1,7 +1,9 @@
 //! The GraphQL step: `/graphql` is decided root field by root field, each as the REST request
 //! it amounts to ([`mlgate_catalog::graphql_request`]): its identifiers resolved (run →
 //! experiment, experiment name, tags, creator) and decided like that REST route; all must be
-//! allowed, as in a batch. A run's nested `experiment` needs `mlflow:GetExperiment` on the
+//! allowed, as in a batch. A search named by experiment ids (`mlflowSearchRuns`) is narrowed
+//! to the readable ones as its REST twin is ([`filter::narrow`]), and the forwarded request
+//! rewritten to name them alone. A run's nested `experiment` needs `mlflow:GetExperiment` on the
 //! run's experiment; lists of model versions in the answer (a run's `modelVersions`,
 //! `mlflowSearchModelVersions`) keep only the versions the caller may read.
 
@@ -11,15 +13,16 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, header};
 use mlgate_catalog::{
-    GET_EXPERIMENT, GraphQlField, GraphQlRequest, MODEL_VERSIONS, graphql_request,
+    GET_EXPERIMENT, GraphQlField, GraphQlRequest, GraphQlRewrite, MODEL_VERSIONS, graphql_request,
 };
 
 use super::{Deciders, Gateway, Trail};
 use crate::authorize::{Access, Asker, EXECUTE_API_INVOKE};
 use crate::error::{Denial, GatewayError, UpstreamFailure};
-use crate::filter::{MAX_SEARCH_ANSWER_BYTES, creator_arn};
+use crate::filter::{self, MAX_SEARCH_ANSWER_BYTES, Narrowed, creator_arn};
 use crate::listen::Peer;
 use crate::normalize::{RequestBody, Target};
+use crate::rewrite::with_body;
 
 /// The request as the GraphQL step needs it.
 pub(super) struct GraphQlCall<'a> {
@@ -29,12 +32,14 @@ pub(super) struct GraphQlCall<'a> {
     pub peer: &'a Peer,
 }
 
-/// What was decided, field by field, for the audit record.
+/// What was decided, field by field, for the audit record; and what narrowing changes in the
+/// forwarded request.
 #[derive(Default)]
 struct Decided {
     actions: Vec<String>,
     resources: Vec<String>,
     fields: Vec<String>,
+    rewrite: GraphQlRewrite,
 }
 
 impl Decided {
@@ -47,6 +52,13 @@ impl Decided {
         }
         self.fields
             .push(format!("{}={} {action}", field.key, field.name));
+    }
+
+    fn narrowed(&mut self, field: &GraphQlField, readable: usize, of: usize) {
+        self.fields.push(format!(
+            "{}={} narrowed to {readable} of {of} experiment(s)",
+            field.key, field.name
+        ));
     }
 
     /// The record lists the fields' actions in order (one per field), the execute-api pair last.
@@ -100,7 +112,15 @@ impl Gateway {
                 });
             }
         }
+        let rewrite = std::mem::take(&mut decided.rewrite);
         decided.into_trail(asker.execute_api, trail, true);
+        let body = match rewrite.is_empty() {
+            true => body,
+            false => {
+                let bytes = rewrite.apply(body.bytes().unwrap_or_default())?;
+                with_body(&mut parts, Bytes::from(bytes))
+            }
+        };
 
         let filters = document.fields.iter().any(|f| !f.model_versions.is_empty());
         if filters {
@@ -115,7 +135,7 @@ impl Gateway {
             .await
     }
 
-    /// Resolves and decides one root field (and a run's nested `experiment`).
+    /// Resolves, narrows and decides one root field (and a run's nested `experiment`).
     async fn graphql_field(
         &self,
         field: &GraphQlField,
@@ -141,7 +161,7 @@ impl Gateway {
                 .decide(asker, access, &mut trail.decisions)
                 .await;
         };
-        let resolved = deciders
+        let mut resolved = deciders
             .resolver
             .resolve(route, &[], params, &parts.headers)
             .await?;
@@ -150,6 +170,25 @@ impl Gateway {
             context.insert(key, value.clone());
         }
         let asker = asker.with_context(context);
+        let mut params = params.clone();
+        let narrowed = filter::narrow(
+            &deciders.authorizer,
+            &asker,
+            route,
+            &action,
+            &mut resolved,
+            &mut params,
+        )
+        .await?;
+        if let Narrowed::To { readable, of } = narrowed {
+            decided.narrowed(field, readable.len(), of);
+            let ids = serde_json::Value::from(readable.clone());
+            field.set_input(&[("experimentIds", ids)], &mut decided.rewrite)?;
+            // None left: MLflow searches no experiment, nothing to decide (REST answers empty).
+            if readable.is_empty() {
+                return Ok(());
+            }
+        }
         decided.note(field, &action, &resolved.arns);
         let access = Access {
             action: &action,
