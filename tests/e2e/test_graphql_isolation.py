@@ -180,6 +180,33 @@ def test_searches_return_nothing_of_the_other_team(stack, teams, estate):  # noq
     assert data["mlflowSearchModelVersions"]["modelVersions"] == []
 
 
+def test_model_version_pages_are_refilled(stack, teams, estate):  # noqa: F811
+    """As the REST search: a page of `maxResults` readable versions, MLflow asked for more pages
+    when the first holds the other team's; the token handed out is mlgate's."""
+    tag = estate["tag"]
+    query = ("query V($input: MlflowSearchModelVersionsInput) { mlflowSearchModelVersions(input: $input)"
+             " { next: nextPageToken modelVersions { name version } } }")
+    first = {"filter": f"name LIKE 'team-%-gql-{tag}'", "maxResults": 1, "orderBy": ["name ASC"]}
+    # team-a's version sorts first: team-b's page of one is still full
+    page = ok(gql(stack, teams["team-b"], query, {"input": first}))["mlflowSearchModelVersions"]
+    assert [v["name"] for v in page["modelVersions"]] == [estate["team-b"]["model"]]
+    assert page["next"] is None
+    # the owner's first page holds its own, with mlgate's token to the next one
+    page = ok(gql(stack, teams["team-a"], query, {"input": first}))["mlflowSearchModelVersions"]
+    assert [v["name"] for v in page["modelVersions"]] == [estate["team-a"]["model"]]
+    assert page["next"].startswith("mlg1."), page
+    more = ok(gql(stack, teams["team-a"], query, {"input": {**first, "pageToken": page["next"]}}))
+    assert more["mlflowSearchModelVersions"]["modelVersions"] == [] and more["mlflowSearchModelVersions"]["next"] is None
+    # inline input, token not selected: none is added to the answer
+    inline = ("{ mlflowSearchModelVersions(input: {filter: \"name LIKE 'team-%%-gql-%s'\", maxResults: 1,"
+              " orderBy: [\"name ASC\"]}) { modelVersions { name version } } }" % tag)
+    page = ok(gql(stack, teams["team-b"], inline))["mlflowSearchModelVersions"]
+    assert page == {"modelVersions": [{"name": estate["team-b"]["model"], "version": "1"}]}
+    # a token mlgate did not hand to this caller for this search is refused
+    resp = gql(stack, teams["team-b"], query, {"input": {**first, "pageToken": "1"}})
+    assert_mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")
+
+
 def test_nested_model_versions_of_an_unreadable_model_are_stripped(stack, teams, estate, foreign_version):  # noqa: F811
     a = teams["team-a"]
     mine = estate["team-a"]

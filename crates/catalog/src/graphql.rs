@@ -14,7 +14,9 @@
 //! `experiment` (MLflow's `GetExperiment` on the run's experiment, [`GraphQlField::reads_experiment`])
 //! and `modelVersions` (a `SearchModelVersions` over every registered model, whose items the
 //! gateway filters: [`GraphQlField::model_versions`]); `mlflowSearchModelVersions` is filtered
-//! the same way.
+//! the same way, and refilled page by page ([`GraphQlField::paging`]). Where each root field's
+//! `input` is written (variables, or ranges of the query's text) is recorded, so the gateway can
+//! change its fields before forwarding ([`GraphQlRewrite`]).
 //!
 //! The document is parsed by `apollo-parser` (spec-compliant, with recursion and token limits);
 //! anything mlgate cannot read exactly as graphql-core would (a syntax error, an undefined
@@ -79,7 +81,23 @@ pub struct GraphQlField {
     pub model_versions: Vec<ModelVersionList>,
     /// Where its `input` is written, to change its fields before the request is forwarded.
     input: InputSource,
+    /// A paged search whose one list of model versions mlgate refills
+    /// (`mlflowSearchModelVersions`): where its page token is.
+    pub paging: Option<Paging>,
 }
+
+/// Where a paged search's `nextPageToken` is: mlgate asks for it (selecting it when the query
+/// does not) to fetch further pages, and answers with its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paging {
+    /// The response key of `nextPageToken`, if the query selects it.
+    pub token_key: Option<String>,
+    /// Where `nextPageToken` is inserted into the field's selection (after its `{`).
+    selection_open: usize,
+}
+
+/// The response key mlgate reads a page token from.
+pub const NEXT_PAGE_TOKEN: &str = "nextPageToken";
 
 /// Where a root field's `input` argument is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +128,7 @@ enum InputValue {
 
 /// Changes to the `input` of root fields of a `/graphql` body, applied to it at once
 /// ([`GraphQlRewrite::apply`]): literals replaced in the query text, variables set.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct GraphQlRewrite {
     /// Non-overlapping ranges of the query and their new text.
     edits: Vec<(Range<usize>, String)>,
@@ -248,6 +266,31 @@ impl GraphQlField {
             }
         }
     }
+
+    /// Asks for the upstream page at `token` (`""`: the first) of `size` items, and for its
+    /// [`NEXT_PAGE_TOKEN`] (selected if the query does not).
+    pub fn page_at(
+        &self,
+        token: &str,
+        size: u64,
+        rewrite: &mut GraphQlRewrite,
+    ) -> Result<(), GraphQlError> {
+        let values = [
+            ("pageToken", Value::from(token)),
+            ("maxResults", Value::from(size)),
+        ];
+        self.set_input(&values, rewrite)?;
+        match &self.paging {
+            Some(Paging {
+                token_key: None,
+                selection_open,
+            }) => {
+                let at = *selection_open;
+                rewrite.edit(at..at, format!("{NEXT_PAGE_TOKEN} "))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A list of model versions in the answer: `data.<path...>`, arrays crossed element-wise; the
@@ -264,13 +307,20 @@ impl ModelVersionList {
     /// Keeps, in `data` (the answer's `data` object), the items of this list for which
     /// `keep(name, version)` is true; items without a string name and version are removed.
     pub fn retain(&self, data: &mut Value, keep: &mut dyn FnMut(&str, &str) -> bool) {
-        retain_at(data, &self.path, &mut |item: &Value| {
-            let text = |key: &Option<String>| key.as_ref().and_then(|k| item.get(k)?.as_str());
-            match (text(&self.name_key), text(&self.version_key)) {
-                (Some(name), Some(version)) => keep(name, version),
-                _ => false,
-            }
-        });
+        retain_at(
+            data,
+            &self.path,
+            &mut |item: &Value| match self.identity(item) {
+                Some((name, version)) => keep(name, version),
+                None => false,
+            },
+        );
+    }
+
+    /// An item's model name and version, when selected and strings.
+    pub fn identity<'a>(&self, item: &'a Value) -> Option<(&'a str, &'a str)> {
+        let text = |key: &Option<String>| key.as_ref().and_then(|k| item.get(k)?.as_str());
+        Some((text(&self.name_key)?, text(&self.version_key)?))
     }
 }
 
@@ -506,9 +556,17 @@ pub fn graphql_request(body: &[u8]) -> Result<GraphQlRequest, GraphQlError> {
     if roots.len() > MAX_ROOT_FIELDS {
         return Err(GraphQlError::TooLarge);
     }
-    let mut fields = Vec::with_capacity(roots.len());
+    let mut fields: Vec<GraphQlField> = Vec::with_capacity(roots.len());
     for field in &roots {
-        fields.push(root_field(field, kind, &scope, &mut walker)?);
+        let field = root_field(field, kind, &scope, &mut walker)?;
+        // A refilled search is answered under its key alone.
+        if fields
+            .iter()
+            .any(|f| f.key == field.key && (f.paging.is_some() || field.paging.is_some()))
+        {
+            return Err(GraphQlError::AmbiguousKey(field.key));
+        }
+        fields.push(field);
     }
     Ok(GraphQlRequest { kind, fields })
 }
@@ -812,6 +870,7 @@ fn root_field(
 
     let mut reads_experiment = false;
     let mut model_versions = Vec::new();
+    let mut paging = None;
     let root_path = vec![selected.key.clone()];
     let answer = match selected.field.selection_set() {
         Some(set) => walker.fields(&set)?,
@@ -821,6 +880,19 @@ fn root_field(
         Nested::None => {}
         Nested::ModelVersions(field) => {
             walker.model_version_lists(&answer, field, &root_path, &mut model_versions)?;
+            let open = selected
+                .field
+                .selection_set()
+                .and_then(|set| set.l_curly_token())
+                .map(|t| usize::from(t.text_range().end()));
+            // One list selected once: refilled; several lists of different selections are
+            // only filtered.
+            if let (Some(selection_open), [_]) = (open, &model_versions[..]) {
+                paging = Some(Paging {
+                    token_key: identifying_key(&answer, NEXT_PAGE_TOKEN)?,
+                    selection_open,
+                });
+            }
         }
         Nested::Runs(field) => {
             for (key, run) in walker.children(&answer, field)? {
@@ -840,6 +912,7 @@ fn root_field(
         reads_experiment,
         model_versions,
         input: source,
+        paging,
     })
 }
 

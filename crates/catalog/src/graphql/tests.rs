@@ -535,3 +535,41 @@ fn a_value_shared_by_fields_changed_differently_is_refused() {
         Err(GraphQlError::ConflictingRewrite)
     );
 }
+
+#[test]
+fn a_version_search_is_paged_through_its_token() {
+    let q = "{ s: mlflowSearchModelVersions(input: {maxResults: 2}) { modelVersions { name version } } }";
+    let searched = ok(q, json!({}));
+    let paging = searched.fields[0].paging.clone().expect("paged");
+    assert_eq!(paging.token_key, None);
+    let mut rewrite = GraphQlRewrite::default();
+    searched.fields[0]
+        .page_at("tok", 100, &mut rewrite)
+        .expect("pages");
+    let out = rewrite.apply(&body(q, json!({}))).expect("applies");
+    let again = graphql_request(&out).expect("reads");
+    let field = &again.fields[0];
+    assert_eq!(
+        field.paging.as_ref().and_then(|p| p.token_key.as_deref()),
+        Some(NEXT_PAGE_TOKEN)
+    );
+    let fields = field.params.as_ref().expect("params").fields();
+    assert_eq!(
+        (fields.get("page_token"), fields.get("max_results")),
+        (Some(&json!("tok")), Some(&json!(100)))
+    );
+    // Its token selected under an alias is read there; a refilled search shares no key.
+    let q = "{ mlflowSearchModelVersions { t: nextPageToken modelVersions { name version } } }";
+    assert_eq!(
+        ok(q, json!({})).fields[0]
+            .paging
+            .as_ref()
+            .and_then(|p| p.token_key.as_deref()),
+        Some("t")
+    );
+    let q = "{ a: mlflowSearchModelVersions { modelVersions { name version } } a: mlflowSearchModelVersions { modelVersions { name version } } }";
+    assert_eq!(
+        request(q, json!({})),
+        Err(GraphQlError::AmbiguousKey("a".into()))
+    );
+}
