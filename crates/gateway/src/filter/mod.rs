@@ -46,7 +46,9 @@ use mlgate_catalog::{ARTIFACT_ROOT, Filtering, ListedItem, Listing, Params, Reso
 
 use crate::authorize::Asker;
 use crate::error::{GatewayError, UpstreamFailure};
-use crate::resolve::{ArnScope, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind};
+use crate::resolve::{
+    ArnScope, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind, workspace_relative,
+};
 
 /// The experiments of the page's items that are decided under them ([`linked_id`]): item id →
 /// experiment ids with their facts, looked up once per upstream page.
@@ -69,9 +71,13 @@ pub fn lists_nothing(route: &Route, named: usize) -> bool {
 }
 
 /// The listing a request is answered with, when its answer is filtered item by item: its
-/// route's, or the artifact store's root (ListArtifacts of the proxy without a path, whose
-/// folders are experiment ids).
-pub fn listing_of(route: &Route, params: &Params) -> Option<&'static Listing> {
+/// route's, or the artifact store's root (ListArtifacts of the proxy without a path, or the
+/// `workspace`'s root, whose folders are experiment ids).
+pub fn listing_of(
+    route: &Route,
+    params: &Params,
+    workspace: Option<&str>,
+) -> Option<&'static Listing> {
     match route.filtering {
         Some(Filtering::Items(listing)) => Some(listing),
         _ if route.operation == ARTIFACT_ROOT.operation
@@ -80,7 +86,10 @@ pub fn listing_of(route: &Route, params: &Params) -> Option<&'static Listing> {
                 .try_str_value("path")
                 .ok()
                 .flatten()
-                .is_none_or(|path| path.trim_end_matches('/').is_empty()) =>
+                .is_none_or(|path| {
+                    workspace_relative(path.trim_end_matches('/'), workspace)
+                        .is_ok_and(str::is_empty)
+                }) =>
         {
             Some(&ARTIFACT_ROOT)
         }

@@ -26,7 +26,7 @@ use arn::{id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
-pub(crate) use arn::artifact_owner;
+pub(crate) use arn::{artifact_owner, workspace_relative};
 
 /// MLflow's default experiment, which its store uses when a request names none.
 const DEFAULT_EXPERIMENT_ID: &str = "0";
@@ -405,7 +405,8 @@ pub fn plan(
                 // A path inside the artifact store names its owner; on other routes the
                 // artifact field is a sub-path of the route's run or model version.
                 ResourceKind::Artifact if route.resource == ResourceKind::Artifact => {
-                    plan.arns.push(artifact_owner(value)?.arn(scope));
+                    let path = workspace_relative(value, scope.workspace())?;
+                    plan.arns.push(artifact_owner(path)?.arn(scope));
                 }
                 ResourceKind::Artifact | ResourceKind::Assessment => {}
                 ResourceKind::ModelSource => {
