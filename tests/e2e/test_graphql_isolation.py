@@ -119,19 +119,51 @@ def test_the_other_teams_run_experiment_and_artifacts_are_refused(stack, teams, 
          {"r": theirs["run"]}),
         ("{ mlflowGetMetricHistoryBulkInterval(input: {runIds: [\"%s\", \"%s\"], metricKey: \"m\"})"
          " { metrics { value } } }" % (estate["team-b"]["run"], theirs["run"]), {}),
-        # runs of team-a's experiment through search, as a query and as a mutation
-        (UI_SEARCH_RUNS, {"data": {"experimentIds": [theirs["experiments"][0]]}}),
-        (UI_SEARCH_RUNS, {"data": {"experimentIds": [estate["team-b"]["experiments"][0],
-                                                     theirs["experiments"][0]]}}),
-        ("mutation { mlflowSearchRuns(input: {experimentIds: \"%s\"}) { runs { info { runId } } } }"
-         % theirs["experiments"][0], {}),
-        ("mutation { mlflowSearchDatasets(input: {experimentIds: [\"%s\"]}) { datasetSummaries { name } } }"
-         % theirs["experiments"][0], {}),
     ]:
         resp = gql(stack, b, query, variables)
         body = assert_mlflow_error(resp, 403, "PERMISSION_DENIED")
         assert "GraphQL field" in body["message"], body
         assert "team-a" not in resp.text
+
+
+def test_search_runs_is_narrowed_to_readable_experiments(stack, teams, estate, audit):  # noqa: F811
+    """As REST SearchRuns: the other team's experiments are dropped from `experimentIds` before
+    MLflow sees them, whether the ids are written in the query, a variable, or the whole
+    `input` variable; the owner's search is unchanged."""
+    b = teams["team-b"]
+    theirs, mine = estate["team-a"], estate["team-b"]
+    both = [mine["experiments"][0], theirs["experiments"][0]]
+    runs_of = lambda data, key="mlflowSearchRuns": [r["info"]["runUuid"] for r in data[key]["runs"]]
+    # the whole input as a variable (the UI's query), its other fields kept (MLflow 3.17.2's
+    # GraphQL cannot read a runViewType at all: graphene hands it the enum class)
+    data = ok(gql(stack, b, UI_SEARCH_RUNS, {"data": {"experimentIds": both, "maxResults": 5,
+                                                     "orderBy": ["attributes.start_time DESC"]}}))
+    assert runs_of(data) == [mine["run"]]
+    # a variable for the ids; inline literals (a list, a single id), as a query and as a
+    # mutation, next to another root field
+    data = ok(gql(stack, b, "query Q($ids: [String]) { mlflowSearchRuns(input: {experimentIds: $ids,"
+                            " filter: \"\"}) { runs { info { runUuid } } } }", {"ids": both}))
+    assert runs_of(data) == [mine["run"]]
+    ids = ", ".join('"%s"' % i for i in both)
+    data = ok(gql(stack, b, "mutation { one: mlflowSearchRuns(input: {experimentIds: \"%s\"}) { runs { info { runUuid } } }"
+                            " both: mlflowSearchRuns(input: {filter: \"\" experimentIds: [%s] maxResults: 10})"
+                            " { runs { info { runUuid } } } }" % (theirs["experiments"][0], ids)))
+    assert runs_of(data, "one") == [] and runs_of(data, "both") == [mine["run"]]
+    assert "team-a" not in str(data)
+    # none readable: nothing searched
+    data = ok(gql(stack, b, UI_SEARCH_RUNS, {"data": {"experimentIds": [theirs["experiments"][0]]}}))
+    assert not data["mlflowSearchRuns"]["runs"]
+    # the owner sees its runs in both
+    data = ok(gql(stack, teams["team-a"], UI_SEARCH_RUNS, {"data": {"experimentIds": both}}))
+    assert runs_of(data) == [theirs["run"]]
+    # one variable shared by two searches is narrowed once for both; the audit record says so
+    mark = audit.mark()
+    data = ok(gql(stack, b, "query Q($ids: [String]) { s: mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runUuid } } }"
+                            " t: mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runUuid } } } }",
+                  {"ids": both}))
+    assert runs_of(data, "s") == runs_of(data, "t") == [mine["run"]]
+    records = [r for r in audit.wait_for(mark, 1) if r.get("path") == "/graphql"]
+    assert "s=mlflowSearchRuns narrowed to 1 of 2 experiment(s)" in records[-1]["reason"], records[-1]
 
 
 def test_searches_return_nothing_of_the_other_team(stack, teams, estate):  # noqa: F811
@@ -146,6 +178,33 @@ def test_searches_return_nothing_of_the_other_team(stack, teams, estate):  # noq
     data = ok(gql(stack, b, "{ mlflowSearchModelVersions(input: {filter: \"name LIKE '%%%s%%'\"})"
                             " { modelVersions { source } } }" % tag))
     assert data["mlflowSearchModelVersions"]["modelVersions"] == []
+
+
+def test_model_version_pages_are_refilled(stack, teams, estate):  # noqa: F811
+    """As the REST search: a page of `maxResults` readable versions, MLflow asked for more pages
+    when the first holds the other team's; the token handed out is mlgate's."""
+    tag = estate["tag"]
+    query = ("query V($input: MlflowSearchModelVersionsInput) { mlflowSearchModelVersions(input: $input)"
+             " { next: nextPageToken modelVersions { name version } } }")
+    first = {"filter": f"name LIKE 'team-%-gql-{tag}'", "maxResults": 1, "orderBy": ["name ASC"]}
+    # team-a's version sorts first: team-b's page of one is still full
+    page = ok(gql(stack, teams["team-b"], query, {"input": first}))["mlflowSearchModelVersions"]
+    assert [v["name"] for v in page["modelVersions"]] == [estate["team-b"]["model"]]
+    assert page["next"] is None
+    # the owner's first page holds its own, with mlgate's token to the next one
+    page = ok(gql(stack, teams["team-a"], query, {"input": first}))["mlflowSearchModelVersions"]
+    assert [v["name"] for v in page["modelVersions"]] == [estate["team-a"]["model"]]
+    assert page["next"].startswith("mlg1."), page
+    more = ok(gql(stack, teams["team-a"], query, {"input": {**first, "pageToken": page["next"]}}))
+    assert more["mlflowSearchModelVersions"]["modelVersions"] == [] and more["mlflowSearchModelVersions"]["next"] is None
+    # inline input, token not selected: none is added to the answer
+    inline = ("{ mlflowSearchModelVersions(input: {filter: \"name LIKE 'team-%%-gql-%s'\", maxResults: 1,"
+              " orderBy: [\"name ASC\"]}) { modelVersions { name version } } }" % tag)
+    page = ok(gql(stack, teams["team-b"], inline))["mlflowSearchModelVersions"]
+    assert page == {"modelVersions": [{"name": estate["team-b"]["model"], "version": "1"}]}
+    # a token mlgate did not hand to this caller for this search is refused
+    resp = gql(stack, teams["team-b"], query, {"input": {**first, "pageToken": "1"}})
+    assert_mlflow_error(resp, 400, "INVALID_PARAMETER_VALUE")
 
 
 def test_nested_model_versions_of_an_unreadable_model_are_stripped(stack, teams, estate, foreign_version):  # noqa: F811

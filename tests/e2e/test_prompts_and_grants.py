@@ -298,3 +298,28 @@ def test_a_prompt_optimization_job_needs_the_right_to_add_a_version_to_its_promp
     assert f"prompt/{read_only}" in resp.json()["message"], resp.text
     resp = _create_optimization_job(stack, optimizer, f"prompts:/{writable}/1")
     assert resp.status_code != 403, resp.text
+
+
+def test_the_prompt_a_job_adds_a_version_to_is_decided_with_its_tags(stack, people, tmp_path):
+    """The prompt a job writes to carries its condition keys (`mlflow:PromptTag/<k>`), as a
+    request naming that prompt does: a tag-conditioned grant is met, or refused, by its tags."""
+    tag = people["tag"]
+    tagged, untagged = f"pb-{tag}-tagged", f"pb-{tag}-untagged"
+    with acting_as(people["prompt_b"]):
+        for name in (tagged, untagged):
+            mlflow.genai.register_prompt(name=name, template="Hi {{name}}")
+        mlflow.genai.set_prompt_tag(tagged, "optimizable", "yes")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "mlflow:CreatePromptOptimizationJob",
+        "Resource": ["arn:mlflow:*:*:experiment/*", f"arn:mlflow:*:*:prompt/pb-{tag}-*"],
+    }, {
+        "Effect": "Allow", "Action": "mlflow:CreateModelVersion",
+        "Resource": f"arn:mlflow:*:*:prompt/pb-{tag}-*",
+        "Condition": {"StringEquals": {"mlflow:PromptTag/optimizable": "yes"}},
+    }]}
+    (optimizer,) = users_with_policy(stack, f"prompttag-{tag}", policy, tmp_path, 1)
+    resp = _create_optimization_job(stack, optimizer, f"prompts:/{tagged}/1")
+    assert resp.status_code != 403, resp.text
+    resp = _create_optimization_job(stack, optimizer, f"prompts:/{untagged}/1")
+    _refused(resp)
+    assert f"prompt/{untagged}" in resp.json()["message"], resp.text

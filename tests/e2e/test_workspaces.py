@@ -202,3 +202,49 @@ def test_a_dataset_lies_under_its_experiment_in_its_workspace(ws_stack, teams, u
     (dave,) = users_with_policy(ws_stack, "no-workspace-datasets", reader(""), tmp_path, 1)
     with in_workspace(ws_stack, dave, "team-a"):
         denied(lambda: genai_datasets.get_dataset(dataset_id=dataset_id))
+
+
+def test_a_workspaces_artifact_paths_are_its_experiments(ws_stack, teams, users, tmp_path):
+    """MLflow keeps a workspace's proxied artifacts under `workspaces/<ws>/`: a path written
+    with that prefix is decided on the workspace's experiment (the same as without it), the
+    prefix of another workspace is refused, and the workspace's root listing shows only the
+    experiment folders the caller may list."""
+    a, b = teams["team-a"], teams["team-b"]
+    artifacts = f"{ws_stack.url}/api/2.0/mlflow-artifacts/artifacts"
+    relative = f"{a['experiment_id']}/{a['run_id']}/artifacts/notes.txt"
+    admin = users[ADMIN].requests_auth()
+    r = requests.put(f"{artifacts}/workspaces/team-a/{relative}", data=b"team-a notes", auth=admin,
+                     headers={HEADER: "team-a"}, timeout=30)
+    assert r.status_code == 200, r.text
+
+    def lister(experiment_id: str) -> dict:
+        scope = f"{ARN}:workspace/team-a/experiment/{experiment_id}"
+        return {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["mlflow:GetArtifact", "mlflow:ListArtifacts"],
+            "Resource": [scope, f"{scope}/*"]}, {
+            # the store's root (the workspace's server): listed, then filtered
+            "Effect": "Allow", "Action": "mlflow:ListArtifacts",
+            "Resource": f"{ARN}:workspace/team-a/server"}]}
+
+    (carol,) = users_with_policy(ws_stack, "team-a-artifacts", lister(a["experiment_id"]), tmp_path, 1)
+    (dave,) = users_with_policy(ws_stack, "team-a-other-artifacts", lister("999999"), tmp_path, 1)
+
+    def get(who, path, params=None):
+        return requests.get(f"{artifacts}/{path}" if path else artifacts, params=params,
+                            auth=who.requests_auth(), headers={HEADER: "team-a"}, timeout=30)
+
+    for path in (f"workspaces/team-a/{relative}", relative):
+        r = get(carol, path)
+        assert r.status_code == 200 and r.content == b"team-a notes", (path, r.text)
+        assert_mlflow_error(get(dave, path), 403, "PERMISSION_DENIED")
+    # Another workspace's prefix, whatever the policy: MLflow would refuse it too.
+    r = get(carol, f"workspaces/team-b/{b['experiment_id']}/{b['run_id']}/artifacts/notes.txt")
+    assert_mlflow_error(r, 400, "INVALID_PARAMETER_VALUE")
+    # The workspace's root, with or without its prefix: only the readable experiment's folder.
+    for params in ({"path": "workspaces/team-a"}, None):
+        r = get(carol, "", params)
+        assert r.status_code == 200, (params, r.text)
+        assert [f["path"] for f in r.json().get("files", [])] == [a["experiment_id"]], r.text
+        r = get(dave, "", params)
+        assert r.status_code == 200, (params, r.text)
+        assert r.json().get("files", []) == [], r.text

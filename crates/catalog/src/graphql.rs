@@ -14,7 +14,9 @@
 //! `experiment` (MLflow's `GetExperiment` on the run's experiment, [`GraphQlField::reads_experiment`])
 //! and `modelVersions` (a `SearchModelVersions` over every registered model, whose items the
 //! gateway filters: [`GraphQlField::model_versions`]); `mlflowSearchModelVersions` is filtered
-//! the same way.
+//! the same way, and refilled page by page ([`GraphQlField::paging`]). Where each root field's
+//! `input` is written (variables, or ranges of the query's text) is recorded, so the gateway can
+//! change its fields before forwarding ([`GraphQlRewrite`]).
 //!
 //! The document is parsed by `apollo-parser` (spec-compliant, with recursion and token limits);
 //! anything mlgate cannot read exactly as graphql-core would (a syntax error, an undefined
@@ -22,6 +24,7 @@
 //! root field, a response key that could disguise one field as another) is refused.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use apollo_parser::Parser;
 use apollo_parser::cst::{self, CstNode};
@@ -76,12 +79,217 @@ pub struct GraphQlField {
     pub reads_experiment: bool,
     /// Where lists of model versions are in the answer, to be filtered item by item.
     pub model_versions: Vec<ModelVersionList>,
+    /// Where its `input` is written, to change its fields before the request is forwarded.
+    input: InputSource,
+    /// A paged search whose one list of model versions mlgate refills
+    /// (`mlflowSearchModelVersions`): where its page token is.
+    pub paging: Option<Paging>,
+}
+
+/// Where a paged search's `nextPageToken` is: mlgate asks for it (selecting it when the query
+/// does not) to fetch further pages, and answers with its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paging {
+    /// The response key of `nextPageToken`, if the query selects it.
+    pub token_key: Option<String>,
+    /// Where `nextPageToken` is inserted into the field's selection (after its `{`).
+    selection_open: usize,
+}
+
+/// The response key mlgate reads a page token from.
+pub const NEXT_PAGE_TOKEN: &str = "nextPageToken";
+
+/// Where a root field's `input` argument is written.
+#[derive(Debug, Clone, PartialEq)]
+enum InputSource {
+    /// No `input`: one is inserted at this offset of the query (after the field's name).
+    Absent(usize),
+    /// `input: $name`: the whole object is a variable, whose value (as the request gives it,
+    /// or its default) is this.
+    Variable {
+        name: String,
+        value: Map<String, Value>,
+    },
+    /// `input: {...}` in the query: fields are inserted at `open` (after the `{`); each field
+    /// written is a variable or a literal at a range of the query.
+    Object {
+        open: usize,
+        fields: Vec<(String, InputValue)>,
+    },
+    /// `input: null` in the query, at this range.
+    Null(Range<usize>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum InputValue {
+    Variable(String),
+    Literal(Range<usize>),
+}
+
+/// Changes to the `input` of root fields of a `/graphql` body, applied to it at once
+/// ([`GraphQlRewrite::apply`]): literals replaced in the query text, variables set.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct GraphQlRewrite {
+    /// Non-overlapping ranges of the query and their new text.
+    edits: Vec<(Range<usize>, String)>,
+    variables: Map<String, Value>,
+}
+
+impl GraphQlRewrite {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty() && self.variables.is_empty()
+    }
+
+    fn edit(&mut self, range: Range<usize>, text: String) -> Result<(), GraphQlError> {
+        if let Some((_, earlier)) = self.edits.iter().find(|(r, _)| *r == range) {
+            return match *earlier == text {
+                true => Ok(()),
+                false => Err(GraphQlError::ConflictingRewrite),
+            };
+        }
+        let overlaps = |r: &Range<usize>| r.start < range.end && range.start < r.end;
+        if self.edits.iter().any(|(r, _)| overlaps(r)) {
+            return Err(GraphQlError::ConflictingRewrite);
+        }
+        self.edits.push((range, text));
+        Ok(())
+    }
+
+    /// A variable shared by fields must come out the same for each of them.
+    fn set_variable(&mut self, name: &str, value: Value) -> Result<(), GraphQlError> {
+        match self.variables.get(name) {
+            Some(earlier) if *earlier != value => Err(GraphQlError::ConflictingRewrite),
+            _ => {
+                self.variables.insert(name.to_owned(), value);
+                Ok(())
+            }
+        }
+    }
+
+    /// The body with the changes made: `query` edited, `variables` set.
+    pub fn apply(&self, body: &[u8]) -> Result<Vec<u8>, GraphQlError> {
+        let Ok(Value::Object(mut obj)) = parse_strict_json(body) else {
+            return Err(GraphQlError::BadBody);
+        };
+        let Some(Value::String(query)) = obj.get_mut("query") else {
+            return Err(GraphQlError::BadBody);
+        };
+        let mut edits: Vec<_> = self.edits.iter().collect();
+        edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+        for (range, text) in edits {
+            if query.get(range.clone()).is_none() {
+                return Err(GraphQlError::BadBody);
+            }
+            query.replace_range(range.clone(), text);
+        }
+        if !self.variables.is_empty() {
+            let variables = obj
+                .entry("variables")
+                .and_modify(|v| {
+                    if v.is_null() {
+                        *v = Value::Object(Map::new());
+                    }
+                })
+                .or_insert_with(|| Value::Object(Map::new()));
+            let Value::Object(variables) = variables else {
+                return Err(GraphQlError::BadBody);
+            };
+            for (name, value) in &self.variables {
+                variables.insert(name.clone(), value.clone());
+            }
+        }
+        serde_json::to_vec(&Value::Object(obj)).map_err(|_| GraphQlError::BadBody)
+    }
+}
+
+/// A JSON string, number or list of them as a GraphQL literal (the syntaxes agree on these),
+/// followed by a space so that it never runs into the next token.
+fn literal(value: &Value) -> String {
+    format!("{value} ")
 }
 
 impl GraphQlField {
     /// `mlflow:<Operation>`.
     pub fn action(&self) -> String {
         format!("mlflow:{}", self.operation)
+    }
+
+    /// Sets fields of its `input` (camelCase names; strings, numbers or lists of them) in
+    /// `rewrite`, where the request writes them: the variable holding the value or the whole
+    /// `input`, or the query's text.
+    pub fn set_input(
+        &self,
+        values: &[(&str, Value)],
+        rewrite: &mut GraphQlRewrite,
+    ) -> Result<(), GraphQlError> {
+        let pairs = |values: &[&(&str, Value)]| {
+            values
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", literal(value)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &self.input {
+            InputSource::Absent(at) => {
+                let all: Vec<_> = values.iter().collect();
+                rewrite.edit(*at..*at, format!("(input: {{{}}})", pairs(&all)))
+            }
+            InputSource::Null(range) => {
+                let all: Vec<_> = values.iter().collect();
+                rewrite.edit(range.clone(), format!("{{{}}} ", pairs(&all)))
+            }
+            InputSource::Variable { name, value } => {
+                let mut input = value.clone();
+                for (key, v) in values {
+                    input.insert((*key).to_owned(), v.clone());
+                }
+                rewrite.set_variable(name, Value::Object(input))
+            }
+            InputSource::Object { open, fields } => {
+                let mut missing = Vec::new();
+                for pair @ (key, value) in values {
+                    match fields.iter().find(|(name, _)| name == key).map(|(_, v)| v) {
+                        Some(InputValue::Variable(name)) => {
+                            rewrite.set_variable(name, value.clone())?
+                        }
+                        Some(InputValue::Literal(range)) => {
+                            rewrite.edit(range.clone(), literal(value))?
+                        }
+                        None => missing.push(pair),
+                    }
+                }
+                match missing.is_empty() {
+                    true => Ok(()),
+                    false => rewrite.edit(*open..*open, format!("{}, ", pairs(&missing))),
+                }
+            }
+        }
+    }
+
+    /// Asks for the upstream page at `token` (`""`: the first) of `size` items, and for its
+    /// [`NEXT_PAGE_TOKEN`] (selected if the query does not).
+    pub fn page_at(
+        &self,
+        token: &str,
+        size: u64,
+        rewrite: &mut GraphQlRewrite,
+    ) -> Result<(), GraphQlError> {
+        let values = [
+            ("pageToken", Value::from(token)),
+            ("maxResults", Value::from(size)),
+        ];
+        self.set_input(&values, rewrite)?;
+        match &self.paging {
+            Some(Paging {
+                token_key: None,
+                selection_open,
+            }) => {
+                let at = *selection_open;
+                rewrite.edit(at..at, format!("{NEXT_PAGE_TOKEN} "))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -99,13 +307,20 @@ impl ModelVersionList {
     /// Keeps, in `data` (the answer's `data` object), the items of this list for which
     /// `keep(name, version)` is true; items without a string name and version are removed.
     pub fn retain(&self, data: &mut Value, keep: &mut dyn FnMut(&str, &str) -> bool) {
-        retain_at(data, &self.path, &mut |item: &Value| {
-            let text = |key: &Option<String>| key.as_ref().and_then(|k| item.get(k)?.as_str());
-            match (text(&self.name_key), text(&self.version_key)) {
-                (Some(name), Some(version)) => keep(name, version),
-                _ => false,
-            }
-        });
+        retain_at(
+            data,
+            &self.path,
+            &mut |item: &Value| match self.identity(item) {
+                Some((name, version)) => keep(name, version),
+                None => false,
+            },
+        );
+    }
+
+    /// An item's model name and version, when selected and strings.
+    pub fn identity<'a>(&self, item: &'a Value) -> Option<(&'a str, &'a str)> {
+        let text = |key: &Option<String>| key.as_ref().and_then(|k| item.get(k)?.as_str());
+        Some((text(&self.name_key)?, text(&self.version_key)?))
     }
 }
 
@@ -154,6 +369,10 @@ pub enum GraphQlError {
     },
     #[error("the GraphQL document reuses the response key '{0}' for different fields")]
     AmbiguousKey(String),
+    #[error(
+        "the GraphQL document uses one variable or value for fields that mlgate must change differently"
+    )]
+    ConflictingRewrite,
 }
 
 /// What a known root field is.
@@ -337,9 +556,17 @@ pub fn graphql_request(body: &[u8]) -> Result<GraphQlRequest, GraphQlError> {
     if roots.len() > MAX_ROOT_FIELDS {
         return Err(GraphQlError::TooLarge);
     }
-    let mut fields = Vec::with_capacity(roots.len());
+    let mut fields: Vec<GraphQlField> = Vec::with_capacity(roots.len());
     for field in &roots {
-        fields.push(root_field(field, kind, &scope, &mut walker)?);
+        let field = root_field(field, kind, &scope, &mut walker)?;
+        // A refilled search is answered under its key alone.
+        if fields
+            .iter()
+            .any(|f| f.key == field.key && (f.paging.is_some() || field.paging.is_some()))
+        {
+            return Err(GraphQlError::AmbiguousKey(field.key));
+        }
+        fields.push(field);
     }
     Ok(GraphQlRequest { kind, fields })
 }
@@ -597,6 +824,12 @@ fn root_field(
         .ok_or_else(|| GraphQlError::UnknownField(unknown_name(&selected.name)))?;
 
     let mut input = None;
+    let name_end = selected
+        .field
+        .name()
+        .map(|n| text_range(&n).end)
+        .ok_or(GraphQlError::Syntax)?;
+    let mut source = InputSource::Absent(name_end);
     if let Some(arguments) = selected.field.arguments() {
         for argument in arguments.arguments() {
             let name = argument.name().ok_or(GraphQlError::Syntax)?;
@@ -609,6 +842,7 @@ fn root_field(
                 if input.replace(scope.json(&value)?).is_some() {
                     return Err(GraphQlError::BadArgument(spec.name));
                 }
+                source = input_source(&value, scope)?;
             }
         }
     }
@@ -636,6 +870,7 @@ fn root_field(
 
     let mut reads_experiment = false;
     let mut model_versions = Vec::new();
+    let mut paging = None;
     let root_path = vec![selected.key.clone()];
     let answer = match selected.field.selection_set() {
         Some(set) => walker.fields(&set)?,
@@ -645,6 +880,19 @@ fn root_field(
         Nested::None => {}
         Nested::ModelVersions(field) => {
             walker.model_version_lists(&answer, field, &root_path, &mut model_versions)?;
+            let open = selected
+                .field
+                .selection_set()
+                .and_then(|set| set.l_curly_token())
+                .map(|t| usize::from(t.text_range().end()));
+            // One list selected once: refilled; several lists of different selections are
+            // only filtered.
+            if let (Some(selection_open), [_]) = (open, &model_versions[..]) {
+                paging = Some(Paging {
+                    token_key: identifying_key(&answer, NEXT_PAGE_TOKEN)?,
+                    selection_open,
+                });
+            }
         }
         Nested::Runs(field) => {
             for (key, run) in walker.children(&answer, field)? {
@@ -663,6 +911,64 @@ fn root_field(
         params,
         reads_experiment,
         model_versions,
+        input: source,
+        paging,
+    })
+}
+
+/// Where a node is in the query, its trailing whitespace, commas and comments left out.
+fn text_range<N: CstNode>(node: &N) -> Range<usize> {
+    let syntax = node.syntax();
+    let start = usize::from(syntax.text_range().start());
+    let significant = syntax
+        .descendants_with_tokens()
+        .filter_map(|element| element.into_token())
+        .filter(|token| {
+            !matches!(
+                token.kind(),
+                apollo_parser::SyntaxKind::WHITESPACE
+                    | apollo_parser::SyntaxKind::COMMA
+                    | apollo_parser::SyntaxKind::COMMENT
+            )
+        })
+        .last();
+    let end = significant.map_or(start, |token| usize::from(token.text_range().end()));
+    start..end
+}
+
+/// Where the `input` argument's value is written.
+fn input_source(value: &cst::Value, scope: &Scope) -> Result<InputSource, GraphQlError> {
+    let variable = |v: &cst::Variable| {
+        v.name()
+            .map(|n| n.text().to_string())
+            .ok_or(GraphQlError::Syntax)
+    };
+    Ok(match value {
+        cst::Value::Variable(v) => {
+            let name = variable(v)?;
+            let value = match scope.values.get(&name) {
+                Some(Value::Object(fields)) => fields.clone(),
+                _ => Map::new(),
+            };
+            InputSource::Variable { name, value }
+        }
+        cst::Value::ObjectValue(obj) => {
+            let open = obj
+                .l_curly_token()
+                .map(|t| usize::from(t.text_range().end()))
+                .ok_or(GraphQlError::Syntax)?;
+            let mut fields = Vec::new();
+            for field in obj.object_fields() {
+                let name = field.name().ok_or(GraphQlError::Syntax)?.text().to_string();
+                let at = match field.value().ok_or(GraphQlError::Syntax)? {
+                    cst::Value::Variable(v) => InputValue::Variable(variable(&v)?),
+                    other => InputValue::Literal(text_range(&other)),
+                };
+                fields.push((name, at));
+            }
+            InputSource::Object { open, fields }
+        }
+        other => InputSource::Null(text_range(other)),
     })
 }
 

@@ -60,8 +60,9 @@ pub use facts::{
     MODEL_VERSIONS, Serves,
 };
 pub use graphql::{
-    GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, MAX_ROOT_FIELDS,
-    ModelVersionList, OperationKind, graphql_request, graphql_root_fields,
+    GRAPHQL_QUERY_OPERATION, GraphQlError, GraphQlField, GraphQlRequest, GraphQlRewrite,
+    MAX_ROOT_FIELDS, ModelVersionList, NEXT_PAGE_TOKEN, OperationKind, Paging, graphql_request,
+    graphql_root_fields,
 };
 pub use otlp::{MAX_OTLP_SPANS, MAX_OTLP_TRACE_TAGS, MAX_OTLP_TRACES, read_otlp};
 pub use params::{

@@ -371,7 +371,8 @@ impl Gateway {
             trail.reason = Some("the listing names no parent: answered empty".into());
             return Ok(empty_answer());
         }
-        if let Some(listing) = filter::listing_of(route, &params) {
+        let workspace = deciders.resolver.scope().workspace();
+        if let Some(listing) = filter::listing_of(route, &params, workspace) {
             let search = Search {
                 listing,
                 parts: &parts,

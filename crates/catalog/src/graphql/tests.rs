@@ -443,3 +443,133 @@ fn no_rest_twin_has_references() {
         );
     }
 }
+
+/// The body after setting `values` in the first root field's `input`.
+fn rewritten(q: &str, variables: Value, values: &[(&str, Value)]) -> Value {
+    let body = body(q, variables.clone());
+    let request = ok(q, variables);
+    let mut rewrite = GraphQlRewrite::default();
+    request.fields[0]
+        .set_input(values, &mut rewrite)
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    let out = rewrite.apply(&body).expect("applies");
+    // What mlgate forwards reads as the field with its new input.
+    let again = graphql_request(&out).unwrap_or_else(|e| panic!("{q}: {e}"));
+    assert_eq!(again.fields.len(), request.fields.len());
+    serde_json::from_slice(&out).expect("json")
+}
+
+fn experiment_ids(body: &Value) -> Vec<String> {
+    let again = graphql_request(&serde_json::to_vec(body).expect("json")).expect("reads");
+    summary(&again, "experiment_ids")[0].2.clone()
+}
+
+#[test]
+fn input_fields_are_rewritten_where_they_are_written() {
+    let narrowed = [("experimentIds", json!(["1"]))];
+    // Inline list, enum and number around it left as written.
+    let q = r#"{ mlflowSearchRuns(input: {experimentIds: ["1", "2"], runViewType: ACTIVE_ONLY, maxResults: 5}) { runs { info { runId } } } }"#;
+    let out = rewritten(q, json!({}), &narrowed);
+    assert_eq!(experiment_ids(&out), ["1"]);
+    let text = out["query"].as_str().expect("query");
+    assert!(
+        text.contains(r#"experimentIds: ["1"] , runViewType: ACTIVE_ONLY, maxResults: 5"#),
+        "{text}"
+    );
+    // A single value (coerced to a list), followed directly by the next field.
+    let q = r#"mutation { mlflowSearchRuns(input: {experimentIds: "2"maxResults: 5}) { runs { info { runId } } } }"#;
+    assert_eq!(experiment_ids(&rewritten(q, json!({}), &narrowed)), ["1"]);
+    // The list is a variable: the variable changes, the query does not.
+    let q = "query Q($ids: [String]) { mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runId } } } }";
+    let out = rewritten(q, json!({"ids": ["1", "2"]}), &narrowed);
+    assert_eq!(out["query"], q);
+    assert_eq!(out["variables"], json!({"ids": ["1"]}));
+    // A variable's default is overridden by the value mlgate sets.
+    let q = r#"query Q($ids: [String] = ["1", "2"]) { mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runId } } } }"#;
+    assert_eq!(experiment_ids(&rewritten(q, json!(null), &narrowed)), ["1"]);
+    // The whole input is a variable: its other fields are kept.
+    let q = "query Q($data: MlflowSearchRunsInput) { mlflowSearchRuns(input: $data) { runs { info { runId } } } }";
+    let out = rewritten(
+        q,
+        json!({"data": {"experimentIds": ["1", "2"], "runViewType": "ALL"}}),
+        &narrowed,
+    );
+    assert_eq!(
+        out["variables"]["data"],
+        json!({"experimentIds": ["1"], "runViewType": "ALL"})
+    );
+    // Absent fields are added; an absent or null input is written.
+    let paging = [("pageToken", json!("t\"1")), ("maxResults", json!(3))];
+    for q in [
+        r#"{ mlflowSearchModelVersions(input: {filter: "name='m'"}) { modelVersions { name } } }"#,
+        "{ mlflowSearchModelVersions { modelVersions { name } } }",
+        "{ mlflowSearchModelVersions(input: null) { modelVersions { name } } }",
+    ] {
+        let out = rewritten(q, json!({}), &paging);
+        let again = graphql_request(&serde_json::to_vec(&out).expect("json")).expect("reads");
+        let fields = again.fields[0]
+            .params
+            .as_ref()
+            .expect("params")
+            .fields()
+            .clone();
+        assert_eq!(fields.get("page_token"), Some(&json!("t\"1")), "{out}");
+        assert_eq!(fields.get("max_results"), Some(&json!(3)), "{out}");
+    }
+}
+
+#[test]
+fn a_value_shared_by_fields_changed_differently_is_refused() {
+    let q = "query Q($ids: [String]) { a: mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runId } } } b: mlflowSearchRuns(input: {experimentIds: $ids}) { runs { info { runId } } } }";
+    let request = ok(q, json!({"ids": ["1", "2"]}));
+    let mut rewrite = GraphQlRewrite::default();
+    let [a, b] = &request.fields[..] else {
+        panic!("two fields")
+    };
+    a.set_input(&[("experimentIds", json!(["1"]))], &mut rewrite)
+        .expect("first");
+    b.set_input(&[("experimentIds", json!(["1"]))], &mut rewrite)
+        .expect("same value");
+    assert_eq!(
+        b.set_input(&[("experimentIds", json!(["2"]))], &mut rewrite),
+        Err(GraphQlError::ConflictingRewrite)
+    );
+}
+
+#[test]
+fn a_version_search_is_paged_through_its_token() {
+    let q = "{ s: mlflowSearchModelVersions(input: {maxResults: 2}) { modelVersions { name version } } }";
+    let searched = ok(q, json!({}));
+    let paging = searched.fields[0].paging.clone().expect("paged");
+    assert_eq!(paging.token_key, None);
+    let mut rewrite = GraphQlRewrite::default();
+    searched.fields[0]
+        .page_at("tok", 100, &mut rewrite)
+        .expect("pages");
+    let out = rewrite.apply(&body(q, json!({}))).expect("applies");
+    let again = graphql_request(&out).expect("reads");
+    let field = &again.fields[0];
+    assert_eq!(
+        field.paging.as_ref().and_then(|p| p.token_key.as_deref()),
+        Some(NEXT_PAGE_TOKEN)
+    );
+    let fields = field.params.as_ref().expect("params").fields();
+    assert_eq!(
+        (fields.get("page_token"), fields.get("max_results")),
+        (Some(&json!("tok")), Some(&json!(100)))
+    );
+    // Its token selected under an alias is read there; a refilled search shares no key.
+    let q = "{ mlflowSearchModelVersions { t: nextPageToken modelVersions { name version } } }";
+    assert_eq!(
+        ok(q, json!({})).fields[0]
+            .paging
+            .as_ref()
+            .and_then(|p| p.token_key.as_deref()),
+        Some("t")
+    );
+    let q = "{ a: mlflowSearchModelVersions { modelVersions { name version } } a: mlflowSearchModelVersions { modelVersions { name version } } }";
+    assert_eq!(
+        request(q, json!({})),
+        Err(GraphQlError::AmbiguousKey("a".into()))
+    );
+}

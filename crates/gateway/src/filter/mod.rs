@@ -49,6 +49,7 @@ use crate::authorize::{Asker, EXECUTE_API_INVOKE};
 use crate::error::{GatewayError, UpstreamFailure};
 use crate::resolve::{
     ArnScope, EXPERIMENT_NAME, ExperimentFacts, RESOURCE_CREATOR, artifact_owner, flat_kind,
+    workspace_relative,
 };
 
 /// The experiments of the page's items that are decided under them ([`linked_id`]): item id →
@@ -72,9 +73,13 @@ pub fn lists_nothing(route: &Route, named: usize) -> bool {
 }
 
 /// The listing a request is answered with, when its answer is filtered item by item: its
-/// route's, or the artifact store's root (ListArtifacts of the proxy without a path, whose
-/// folders are experiment ids).
-pub fn listing_of(route: &Route, params: &Params) -> Option<&'static Listing> {
+/// route's, or the artifact store's root (ListArtifacts of the proxy without a path, or the
+/// `workspace`'s root, whose folders are experiment ids).
+pub fn listing_of(
+    route: &Route,
+    params: &Params,
+    workspace: Option<&str>,
+) -> Option<&'static Listing> {
     match route.filtering {
         Some(Filtering::Items(listing)) => Some(listing),
         _ if route.operation == ARTIFACT_ROOT.operation
@@ -83,7 +88,10 @@ pub fn listing_of(route: &Route, params: &Params) -> Option<&'static Listing> {
                 .try_str_value("path")
                 .ok()
                 .flatten()
-                .is_none_or(|path| path.trim_end_matches('/').is_empty()) =>
+                .is_none_or(|path| {
+                    workspace_relative(path.trim_end_matches('/'), workspace)
+                        .is_ok_and(str::is_empty)
+                }) =>
         {
             Some(&ARTIFACT_ROOT)
         }

@@ -58,7 +58,13 @@ enum Fetched {
 
 impl From<Malformed> for Fetched {
     fn from(malformed: Malformed) -> Fetched {
-        Fetched::Failed(GatewayError::UpstreamUnavailable(malformed.into()))
+        Fetched::Failed(malformed.into())
+    }
+}
+
+impl From<Malformed> for GatewayError {
+    fn from(malformed: Malformed) -> GatewayError {
+        GatewayError::UpstreamUnavailable(malformed.into())
     }
 }
 
@@ -111,15 +117,7 @@ impl Searches {
                 }
             },
             |lookups: PageLookups| async move {
-                let creators = match lookups.creators.is_empty() {
-                    true => HashMap::new(),
-                    false => self.authorizer.creators(asker, &lookups.creators).await?,
-                };
-                let links = match lookups.linked.is_empty() {
-                    true => None,
-                    false => Some(self.links(listing, &lookups.linked).await?),
-                };
-                Ok::<PageFacts, Fetched>(PageFacts { creators, links })
+                Ok::<PageFacts, Fetched>(self.page_facts(listing, asker, lookups).await?)
             },
             |item, creator, links| {
                 seen.fetch_add(1, Ordering::Relaxed);
@@ -157,6 +155,24 @@ impl Searches {
             body,
         )
             .into_response())
+    }
+
+    /// What a page's items need looked up: their creators and linked experiments.
+    pub async fn page_facts(
+        &self,
+        listing: &'static Listing,
+        asker: &Asker<'_>,
+        lookups: PageLookups,
+    ) -> Result<PageFacts, GatewayError> {
+        let creators = match lookups.creators.is_empty() {
+            true => HashMap::new(),
+            false => self.authorizer.creators(asker, &lookups.creators).await?,
+        };
+        let links = match lookups.linked.is_empty() {
+            true => None,
+            false => Some(self.links(listing, &lookups.linked).await?),
+        };
+        Ok(PageFacts { creators, links })
     }
 
     /// The experiments of each item (a dataset's links, or the folder's own experiment), with

@@ -28,7 +28,7 @@ fn fields(query: &str) -> Params {
 
 /// The listing of `operation`, filtered item by item.
 fn listing(operation: &str) -> &'static Listing {
-    listing_of(route(operation), &fields("")).expect("listing")
+    listing_of(route(operation), &fields(""), None).expect("listing")
 }
 
 fn experiments() -> &'static Listing {
@@ -524,8 +524,8 @@ fn unscoped_listings_are_answered_empty_and_datasets_always_filtered() {
     assert!(lists_nothing(route("SearchTraces"), 0));
     assert!(!lists_nothing(route("SearchTraces"), 1));
     assert!(!lists_nothing(route("SearchRuns"), 0));
-    assert!(listing_of(route("SearchEvaluationDatasets"), &fields("")).is_some());
-    assert!(listing_of(route("SearchExperiments"), &fields("")).is_some());
+    assert!(listing_of(route("SearchEvaluationDatasets"), &fields(""), None).is_some());
+    assert!(listing_of(route("SearchExperiments"), &fields(""), None).is_some());
     assert_eq!(route("SearchDatasets").filtering, Some(Filtering::Narrowed));
 }
 
@@ -537,14 +537,21 @@ fn the_artifact_roots_folders_are_listed_as_their_direct_listings_are_decided() 
         .expect("proxy listing");
     for root in ["", "path=", "path=%2F"] {
         assert_eq!(
-            listing_of(proxy, &fields(root)),
+            listing_of(proxy, &fields(root), None),
             Some(&ARTIFACT_ROOT),
             "{root}"
         );
     }
-    assert_eq!(listing_of(proxy, &fields("path=1")), None);
+    assert_eq!(listing_of(proxy, &fields("path=1"), None), None);
+    // A workspace's root, written with its prefix, is a root too.
+    let root = fields("path=workspaces%2Fteam-a");
     assert_eq!(
-        listing_of(route("ListArtifacts"), &fields("run_id=r")),
+        listing_of(proxy, &root, Some("team-a")),
+        Some(&ARTIFACT_ROOT)
+    );
+    assert_eq!(listing_of(proxy, &root, None), None);
+    assert_eq!(
+        listing_of(route("ListArtifacts"), &fields("run_id=r"), None),
         None
     );
     let s = scope();

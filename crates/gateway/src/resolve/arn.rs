@@ -61,6 +61,15 @@ impl ArnScope {
         format!("{}server", self.prefix)
     }
 
+    /// The MLflow workspace its resources lie in, if any.
+    pub fn workspace(&self) -> Option<&str> {
+        self.prefix
+            .strip_prefix(&self.account)?
+            .strip_prefix(WORKSPACE_KIND)?
+            .strip_prefix('/')?
+            .strip_suffix('/')
+    }
+
     pub fn experiment(&self, experiment_id: &str) -> String {
         format!("{}experiment/{experiment_id}", self.prefix)
     }
@@ -335,6 +344,32 @@ impl ArtifactOwner<'_> {
         }
     }
 }
+
+/// An artifact-store path relative to the request's workspace's root: MLflow keeps a
+/// workspace's artifacts under `workspaces/<workspace>/` and also accepts paths written with
+/// that prefix, for the request's own workspace only (another's is refused, as MLflow does).
+/// Without workspaces the path is as written.
+pub fn workspace_relative<'a>(
+    path: &'a str,
+    workspace: Option<&str>,
+) -> Result<&'a str, GatewayError> {
+    let Some(workspace) = workspace else {
+        return Ok(path);
+    };
+    let mut segments = path.splitn(3, '/');
+    if segments.next() != Some(WORKSPACES_FOLDER) {
+        return Ok(path);
+    }
+    match segments.next() {
+        Some(named) if named == workspace => Ok(segments.next().unwrap_or_default()),
+        _ => Err(GatewayError::BadRequest(format!(
+            "artifact path {path:?} is not in the request's workspace '{workspace}'"
+        ))),
+    }
+}
+
+/// The artifact store's folder of workspaces' artifacts.
+const WORKSPACES_FOLDER: &str = "workspaces";
 
 /// Reads the owner of an artifact path. Paths that could be read two ways (`.`/`..` segments,
 /// backslashes, absolute paths, empty segments) are refused rather than guessed at.
@@ -626,6 +661,28 @@ mod tests {
             }
         );
         assert_eq!(artifact_owner("").expect("ok"), ArtifactOwner::Server);
+        // A workspace's artifacts are its experiments', with or without its prefix.
+        let team_a = Some("team-a");
+        assert_eq!(
+            workspace_relative("workspaces/team-a/3/r/artifacts/x", team_a).expect("ok"),
+            "3/r/artifacts/x"
+        );
+        assert_eq!(
+            workspace_relative("workspaces/team-a", team_a).expect("ok"),
+            ""
+        );
+        assert_eq!(
+            workspace_relative("3/r/artifacts/x", team_a).expect("ok"),
+            "3/r/artifacts/x"
+        );
+        assert!(workspace_relative("workspaces/team-b/3/r/artifacts/x", team_a).is_err());
+        assert!(workspace_relative("workspaces", team_a).is_err());
+        assert_eq!(
+            workspace_relative("workspaces/team-b/3", None).expect("ok"),
+            "workspaces/team-b/3"
+        );
+        assert_eq!(scope().in_workspace("team-a").workspace(), team_a);
+        assert_eq!(scope().workspace(), None);
         assert_eq!(
             artifact_owner("skills/x").expect("ok"),
             ArtifactOwner::Server

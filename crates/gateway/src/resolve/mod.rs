@@ -26,8 +26,8 @@ use crate::telemetry;
 use arn::{id_segment, number_id, prompt_uri};
 use source::{ModelSource, VersionSelector, model_source, within_root};
 
-pub(crate) use arn::artifact_owner;
 pub use arn::{ArnScope, IS_PROMPT_TAG, ModelKind};
+pub(crate) use arn::{artifact_owner, workspace_relative};
 
 /// MLflow's default experiment, which its store uses when a request names none.
 const DEFAULT_EXPERIMENT_ID: &str = "0";
@@ -407,7 +407,8 @@ pub fn plan(
                 // A path inside the artifact store names its owner; on other routes the
                 // artifact field is a sub-path of the route's run or model version.
                 ResourceKind::Artifact if route.resource == ResourceKind::Artifact => {
-                    plan.arns.push(artifact_owner(value)?.arn(scope));
+                    let path = workspace_relative(value, scope.workspace())?;
+                    plan.arns.push(artifact_owner(path)?.arn(scope));
                 }
                 ResourceKind::Artifact | ResourceKind::Assessment => {}
                 ResourceKind::ModelSource => {
@@ -1045,7 +1046,22 @@ impl Resolver {
                 ReferenceTarget::Lookup(lookup) => {
                     let mut arns = Vec::new();
                     self.lookup_arns(lookup, &mut arns).await?;
-                    out.extend(arns.into_iter().map(resolved));
+                    // A model or prompt is decided with its tags and creator, as a request
+                    // naming it is.
+                    let model = match lookup {
+                        Lookup::Model { name, .. } => {
+                            self.model_facts(name).await?.map(|facts| NamedModel {
+                                name: name.clone(),
+                                kind: Some(facts.kind),
+                                keys: facts.context(),
+                            })
+                        }
+                        _ => None,
+                    };
+                    out.extend(arns.into_iter().map(|arn| ResolvedReference {
+                        model: model.clone(),
+                        ..resolved(arn)
+                    }));
                 }
                 ReferenceTarget::ModelVersion { name, selector } => {
                     let what = format!(

@@ -23,7 +23,11 @@ const MLFLOW_USER_TAG: &str = "mlflow.user";
 /// The body of a request whose fields mlgate changed (attributed, pinned, narrowed), with its
 /// `Content-Length`.
 pub fn into_body(parts: &mut Parts, params: Params) -> RequestBody {
-    let bytes = Bytes::from(params.into_json_body());
+    with_body(parts, Bytes::from(params.into_json_body()))
+}
+
+/// The request's new body `bytes`, with its `Content-Length`.
+pub fn with_body(parts: &mut Parts, bytes: Bytes) -> RequestBody {
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
