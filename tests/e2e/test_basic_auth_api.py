@@ -126,8 +126,8 @@ def test_refusals_are_mlflow_errors(stack, admin):
                        auth=auth, timeout=30),
         400, "INVALID_PARAMETER_VALUE",
     )
-    # Routes of basic-auth mlgate does not answer yet stay unknown.
+    # Routes basic-auth does not declare stay unknown.
     assert_mlflow_error(
-        requests.get(f"{stack.url}/api/3.0/mlflow/roles/list", auth=auth, timeout=30),
+        requests.get(f"{stack.url}/api/3.0/mlflow/roles/everything", auth=auth, timeout=30),
         404, "ENDPOINT_NOT_FOUND",
     )

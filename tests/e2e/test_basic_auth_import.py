@@ -74,6 +74,15 @@ def _import(stack, source, *args, check=True):
     return stack.mlgate("import", "mlflow-basic-auth", str(source), *args, check=check)
 
 
+def _copy_renaming_alice(ba: BasicAuthStore, directory: Path, name: str) -> Path:
+    """A copy of the store whose alice is `name`, a user the session's mlgate has not seen."""
+    copy = directory / "basic_auth.db"
+    shutil.copy(ba.db, copy)
+    with sqlite3.connect(copy) as c:
+        c.execute("UPDATE users SET username = ? WHERE username = ?", (name, ba.alice.name))
+    return copy
+
+
 def _users(stack) -> str:
     return stack.mlgate("user", "list").stdout
 
@@ -143,14 +152,24 @@ def test_bad_input_names_the_item_and_writes_nothing(
     stack, basic_auth_store, tmp_path, corrupt, error
 ):
     ba = basic_auth_store
-    copy = tmp_path / "basic_auth.db"
-    shutil.copy(ba.db, copy)
     renamed = unique("ba-new")
+    copy = _copy_renaming_alice(ba, tmp_path, renamed)
     with sqlite3.connect(copy) as c:
-        # A user the session's mlgate does not have yet, to see that nothing is written.
-        c.execute("UPDATE users SET username = ? WHERE username = ?", (renamed, ba.alice.name))
         c.execute(corrupt, (renamed,) if "?" in corrupt else ())
     result = _import(stack, copy, check=False)
     assert result.returncode != 0
     assert error.format(user=renamed) in result.stderr, result.stderr
     assert renamed not in _users(stack)
+
+
+def test_import_keeps_the_grants_a_user_already_has(stack, basic_auth_store, tmp_path):
+    ba = basic_auth_store
+    name = unique("ba-granted")
+    copy = _copy_renaming_alice(ba, tmp_path, name)
+    stack.mlgate("user", "create", name, "--password-env", "PW", env={"PW": uuid.uuid4().hex})
+    stack.mlgate("grant", "--user", name, "--level", "READ", "--prompts", "kept-prompt")
+    out = _import(stack, copy).stdout
+    assert "(detached)" not in out, out
+    effective = stack.mlgate("policy", "effective", "--user", name).stdout
+    assert "grant.read.prompts.kept-prompt" in effective, effective
+    assert f"grant.edit.models.{ba.model}" in effective, effective

@@ -27,6 +27,24 @@ pub enum AuthOperation {
     UpdateUserPassword,
     UpdateUserAdmin,
     DeleteUser,
+    ListCurrentUserPermissions,
+    ListUserPermissions,
+    GrantUserPermission,
+    RevokeUserPermission,
+    GetUserPermission,
+    CreateRole,
+    GetRole,
+    ListRoles,
+    UpdateRole,
+    DeleteRole,
+    AddRolePermission,
+    RemoveRolePermission,
+    ListRolePermissions,
+    UpdateRolePermission,
+    AssignRole,
+    UnassignRole,
+    ListUserRoles,
+    ListRoleUsers,
 }
 
 impl AuthOperation {
@@ -98,6 +116,84 @@ pub const AUTH_ROUTES: &[AuthRoute] = &[
         Admins,
     ),
     route("DELETE", "2.0/mlflow/users/delete", Op::DeleteUser, Admins),
+    route(
+        "GET",
+        "3.0/mlflow/users/current/permissions",
+        Op::ListCurrentUserPermissions,
+        OwnAccount,
+    ),
+    route(
+        "GET",
+        "3.0/mlflow/users/permissions/list",
+        Op::ListUserPermissions,
+        OwnAccount,
+    ),
+    route(
+        "POST",
+        "3.0/mlflow/users/permissions/grant",
+        Op::GrantUserPermission,
+        Admins,
+    ),
+    route(
+        "POST",
+        "3.0/mlflow/users/permissions/revoke",
+        Op::RevokeUserPermission,
+        Admins,
+    ),
+    route(
+        "GET",
+        "3.0/mlflow/users/permissions/get",
+        Op::GetUserPermission,
+        OwnAccount,
+    ),
+    route(
+        "GET",
+        "3.0/mlflow/users/roles/list",
+        Op::ListUserRoles,
+        OwnAccount,
+    ),
+    route("POST", "3.0/mlflow/roles/create", Op::CreateRole, Admins),
+    route("GET", "3.0/mlflow/roles/get", Op::GetRole, Admins),
+    route("GET", "3.0/mlflow/roles/list", Op::ListRoles, Admins),
+    route("PATCH", "3.0/mlflow/roles/update", Op::UpdateRole, Admins),
+    route("DELETE", "3.0/mlflow/roles/delete", Op::DeleteRole, Admins),
+    route(
+        "POST",
+        "3.0/mlflow/roles/permissions/add",
+        Op::AddRolePermission,
+        Admins,
+    ),
+    route(
+        "DELETE",
+        "3.0/mlflow/roles/permissions/remove",
+        Op::RemoveRolePermission,
+        Admins,
+    ),
+    route(
+        "GET",
+        "3.0/mlflow/roles/permissions/list",
+        Op::ListRolePermissions,
+        Admins,
+    ),
+    route(
+        "PATCH",
+        "3.0/mlflow/roles/permissions/update",
+        Op::UpdateRolePermission,
+        Admins,
+    ),
+    route("POST", "3.0/mlflow/roles/assign", Op::AssignRole, Admins),
+    route(
+        "DELETE",
+        "3.0/mlflow/roles/unassign",
+        Op::UnassignRole,
+        Admins,
+    ),
+    route(
+        "GET",
+        "3.0/mlflow/roles/users/list",
+        Op::ListRoleUsers,
+        Admins,
+    ),
 ];
 
 /// The basic-auth route of a method and normalized path, if it is one.
@@ -126,6 +222,8 @@ mod tests {
         assert!(classify_auth("GET", "/2.0/mlflow/users/get").is_none());
         assert!(classify_auth("GET", "/api/2.0/mlflow/users/get/").is_none());
         assert!(classify_auth("GET", "/api/3.0/mlflow/users/get").is_none());
+        let roles = classify_auth("GET", "/ajax-api/3.0/mlflow/roles/list").expect("a route");
+        assert_eq!(roles.action(), "mlflow:ListRoles");
     }
 
     #[test]
@@ -140,7 +238,11 @@ mod tests {
             [
                 "mlflow:GetUser",
                 "mlflow:GetCurrentUser",
-                "mlflow:UpdateUserPassword"
+                "mlflow:UpdateUserPassword",
+                "mlflow:ListCurrentUserPermissions",
+                "mlflow:ListUserPermissions",
+                "mlflow:GetUserPermission",
+                "mlflow:ListUserRoles",
             ]
         );
     }

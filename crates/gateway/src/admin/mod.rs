@@ -10,9 +10,10 @@
 //! alone (so `TOKEN=$(mlgate token create --user alice)` works); notes go to standard error.
 
 mod apply;
-mod grant;
+pub(crate) mod grant;
 mod import;
 mod keys;
+pub(crate) mod mlflow_roles;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};

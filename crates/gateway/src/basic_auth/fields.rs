@@ -80,6 +80,27 @@ impl Fields {
             ))),
         }
     }
+
+    /// A field that must be an integer, as a JSON number or its text (basic-auth's
+    /// `_get_int_request_param`).
+    pub fn int(&self, name: &str) -> Result<i64, GatewayError> {
+        let number = match self.get(name)? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        number.ok_or_else(|| {
+            GatewayError::BadRequest(format!("Parameter '{name}' must be an integer."))
+        })
+    }
+
+    /// An optional field that must be text when given.
+    pub fn optional_string(&self, name: &str) -> Result<Option<&str>, GatewayError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.string(name).map(Some),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +134,24 @@ mod tests {
         }
         let fields = Fields::read("POST", None, true, br#"{"username": 1}"#).unwrap();
         assert!(fields.string("username").is_err());
+    }
+
+    #[test]
+    fn integers_are_numbers_or_their_text() {
+        let fields = Fields::read(
+            "POST",
+            None,
+            true,
+            br#"{"a": 7, "b": "8", "c": "x", "d": 1.5}"#,
+        );
+        let fields = fields.unwrap();
+        assert_eq!(fields.int("a").unwrap(), 7);
+        assert_eq!(fields.int("b").unwrap(), 8);
+        assert!(fields.int("c").is_err());
+        assert!(fields.int("d").is_err());
+        assert!(fields.int("e").is_err());
+        assert_eq!(fields.optional_string("e").unwrap(), None);
+        assert!(fields.optional_string("a").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! the [`ADMINS_GROUP`].
 
 mod fields;
+mod role_routes;
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,7 @@ use mlgate_catalog::{AuthOperation, AuthRoute, Callers};
 use mlgate_policy::Decision;
 use serde_json::{Value, json};
 
+use crate::admin::mlflow_roles::{self as roles, ADMINS_DOCUMENT, ADMINS_GROUP, ADMINS_POLICY};
 use crate::audit::{AuditDecision, Trail};
 use crate::authenticate::Authenticator;
 use crate::authenticate::basic::verify_password;
@@ -25,12 +27,9 @@ use crate::authorize::Asker;
 use crate::error::GatewayError;
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 use crate::resolve::ArnScope;
-use crate::store::{StoreError, UserRecord, password};
+use crate::store::{AttachTarget, GroupRecord, StoreError, UserRecord, password};
 
 pub use fields::{Fields, is_json};
-
-/// The group whose members basic-auth calls admins.
-pub const ADMINS_GROUP: &str = "admins";
 
 /// What the API needs besides the request.
 pub struct AuthApi<'a> {
@@ -55,15 +54,44 @@ impl AuthApi<'_> {
         request: AuthRequest<'_>,
         trail: &mut Trail,
     ) -> Result<Response, GatewayError> {
+        let body = match request.route.operation {
+            AuthOperation::CreateUser
+            | AuthOperation::GetUser
+            | AuthOperation::GetCurrentUser
+            | AuthOperation::ListUsers
+            | AuthOperation::UpdateUserPassword
+            | AuthOperation::UpdateUserAdmin
+            | AuthOperation::DeleteUser => self.answer_user(&request, trail).await?,
+            _ => self.answer_roles(&request, trail).await?,
+        };
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response())
+    }
+
+    /// The user routes.
+    async fn answer_user(
+        &self,
+        request: &AuthRequest<'_>,
+        trail: &mut Trail,
+    ) -> Result<Value, GatewayError> {
         let principal = request.asker.principal;
         let target = match request.route.operation {
             AuthOperation::GetCurrentUser | AuthOperation::ListUsers => principal.name.clone(),
             _ => request.fields.string("username")?.to_owned(),
         };
-        self.decide(&request, &target, trail)?;
+        // A listing names no user: it is decided on the server, like MLflow's searches.
+        let arn = match request.route.operation {
+            AuthOperation::ListUsers => self.scope.server(),
+            _ => self.scope.user(&target),
+        };
+        self.decide(request, arn, is_own_account(principal, &target), trail)?;
         let store = self.authenticator.store();
         let account = Some(principal.account.as_str());
-        let body = match request.route.operation {
+        Ok(match request.route.operation {
             AuthOperation::CreateUser => {
                 if !request.json_body {
                     return Err(GatewayError::BadRequest(
@@ -95,11 +123,16 @@ impl AuthApi<'_> {
             }
             AuthOperation::ListUsers => {
                 let users = store.list_users(account).await.map_err(refusal)?;
+                let groups = store.list_groups(account).await.map_err(refusal)?;
                 let users: Vec<Value> = users
                     .iter()
                     .map(|user| {
                         let mut entry = user_json(user);
-                        entry["roles"] = json!([]);
+                        let roles: Vec<Value> = role_groups(&groups)
+                            .filter(|(group, _)| group.members.contains(&user.name))
+                            .map(|(group, role)| role_json(group, role, Vec::new()))
+                            .collect();
+                        entry["roles"] = json!(roles);
                         entry
                     })
                     .collect();
@@ -108,7 +141,7 @@ impl AuthApi<'_> {
             AuthOperation::UpdateUserPassword => {
                 let new = request.fields.string("password")?;
                 if is_own_account(principal, &target) {
-                    self.check_current_password(&request, new).await?;
+                    self.check_current_password(request, new).await?;
                 }
                 let hash = password::hash_async(new.to_owned())
                     .await
@@ -126,7 +159,7 @@ impl AuthApi<'_> {
                     ));
                 };
                 let change = match is_admin {
-                    true => store.add_member(account, ADMINS_GROUP, &target).await,
+                    true => self.add_admin(account, &target).await,
                     false => store.remove_member(account, ADMINS_GROUP, &target).await,
                 };
                 change.map_err(refusal)?;
@@ -143,34 +176,45 @@ impl AuthApi<'_> {
                 store.delete_user(account, &target).await.map_err(refusal)?;
                 json!({})
             }
-        };
-        Ok((
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response())
+            _ => return Err(GatewayError::Internal("not a user route".into())),
+        })
     }
 
-    /// The route's action on `target`'s ARN, by the caller's policies; one's own account
-    /// needs no policy on an own-account route, but an explicit deny still refuses.
+    /// Adds `user` to the [`ADMINS_GROUP`], creating the group with the admins policy when
+    /// it does not exist yet.
+    async fn add_admin(&self, account: Option<&str>, user: &str) -> Result<bool, StoreError> {
+        let store = self.authenticator.store();
+        match store.add_member(account, ADMINS_GROUP, user).await {
+            Err(StoreError::NotFound { kind: "group", .. }) => {
+                store.put_policy(ADMINS_POLICY, ADMINS_DOCUMENT).await?;
+                match store.create_group(account, ADMINS_GROUP).await {
+                    Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(other) => return Err(other),
+                }
+                store
+                    .attach_policy(ADMINS_POLICY, account, AttachTarget::Group(ADMINS_GROUP))
+                    .await?;
+                store.add_member(account, ADMINS_GROUP, user).await
+            }
+            other => other,
+        }
+    }
+
+    /// The route's action on `arn` by the caller's policies; one's own account needs no
+    /// policy on an own-account route, but an explicit deny still refuses.
     fn decide(
         &self,
         request: &AuthRequest<'_>,
-        target: &str,
+        arn: String,
+        own_account: bool,
         trail: &mut Trail,
     ) -> Result<(), GatewayError> {
         let asker = request.asker;
         let action = request.route.action();
-        // A listing names no user: it is decided on the server, like MLflow's searches.
-        let arns = match request.route.operation {
-            AuthOperation::ListUsers => [self.scope.server()],
-            _ => [self.scope.user(target)],
-        };
+        let arns = [arn];
         let (question, verdict) = asker.ask(&action, &arns, asker.execute_api, &asker.context);
         trail.decisions.note(&question, &verdict);
-        let own =
-            request.route.callers == Callers::OwnAccount && is_own_account(asker.principal, target);
+        let own = request.route.callers == Callers::OwnAccount && own_account;
         if !allows(&verdict.decision, own) {
             return Err(GatewayError::PermissionDenied(
                 verdict.denial(&asker.principal.arn),
@@ -244,7 +288,34 @@ fn user_json(user: &UserRecord) -> Value {
     json!({
         "id": user.id,
         "username": user.name,
-        "is_admin": user.groups.iter().any(|g| g == ADMINS_GROUP),
+        "is_admin": is_admin(user),
+    })
+}
+
+/// basic-auth's `is_admin`: membership of the [`ADMINS_GROUP`].
+fn is_admin(user: &UserRecord) -> bool {
+    user.groups.iter().any(|g| g == ADMINS_GROUP)
+}
+
+/// The groups that are basic-auth roles, with their workspace and name.
+fn role_groups(groups: &[GroupRecord]) -> impl Iterator<Item = (&GroupRecord, (&str, &str))> {
+    groups
+        .iter()
+        .filter_map(|g| Some((g, roles::role_of_group(&g.name)?)))
+}
+
+/// basic-auth's `Role.to_json` of a role's group (mlgate keeps no description).
+fn role_json(
+    group: &GroupRecord,
+    (workspace, name): (&str, &str),
+    permissions: Vec<Value>,
+) -> Value {
+    json!({
+        "id": roles::numeric_id(&[&group.id]),
+        "name": name,
+        "workspace": workspace,
+        "description": null,
+        "permissions": permissions,
     })
 }
 

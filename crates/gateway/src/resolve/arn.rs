@@ -105,6 +105,11 @@ impl ArnScope {
         format!("{}user/{name}", self.prefix)
     }
 
+    /// An mlgate group, as basic-auth's role routes name it (`docs/basic-auth.md`).
+    pub fn group(&self, name: &str) -> String {
+        format!("{}group/{name}", self.prefix)
+    }
+
     pub fn registered_model(&self, name: &str) -> String {
         format!("{}registered-model/{name}", self.prefix)
     }

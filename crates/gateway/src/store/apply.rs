@@ -11,7 +11,8 @@
 //! that has a grant in it, or whose `policies` it lists: their `grant.…` attachments are made
 //! exactly the plan's grants for them (plus any `grant.…` policy the `policies` list names), so
 //! a grant removed from the file is detached on the next apply. Grants of other subjects
-//! (`mlgate grant` on a user the file does not list policies for) are left alone.
+//! (`mlgate grant` on a user the file does not list policies for) are left alone. A plan that
+//! only adds grants ([`ApplyPlan::grants_add_only`], the basic-auth import) detaches none.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,6 +37,9 @@ pub struct ApplyPlan {
     pub users: Vec<ApplyUser>,
     pub groups: Vec<ApplyGroup>,
     pub grants: Vec<ApplyGrant>,
+    /// The plan's grants are added beside the subjects' other grants, none detached (an
+    /// import adds to what an operator granted; a file owns its subjects' grants).
+    pub grants_add_only: bool,
 }
 
 /// The prefix of the names of generated grant policies (`mlgate grant`, `[[grants]]`).
@@ -458,6 +462,9 @@ async fn apply<Q: Queries>(
         // The plan's grants, and any grant policy the `policies` list names.
         let mut wanted: BTreeSet<String> = grants.get(key).cloned().unwrap_or_default();
         wanted.extend(policies.iter().flatten().filter(|p| is_grant(p)).cloned());
+        if plan.grants_add_only {
+            wanted.extend(had.iter().cloned());
+        }
         let wanted: Vec<String> = wanted.into_iter().collect();
         converge_attachments(
             c,

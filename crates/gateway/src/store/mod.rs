@@ -137,7 +137,7 @@ pub use model::{
 };
 pub use oidc::LOGIN_TTL_SECS;
 use policies::PolicyKey;
-pub use policies::{AttachTarget, check_policy};
+pub use policies::{AttachTarget, check_policy, same_document};
 pub use postgres::{ACQUIRE_TIMEOUT, PgLocation, StoreLocationError};
 pub use roles::{
     DEFAULT_MAX_SESSION_SECONDS, MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, check_trust_policy,

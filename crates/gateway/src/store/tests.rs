@@ -597,6 +597,7 @@ fn plan() -> ApplyPlan {
             },
         ],
         grants: Vec::new(),
+        grants_add_only: false,
     }
 }
 

@@ -1,15 +1,16 @@
 //! What an MLflow basic-auth store becomes in mlgate (`docs/basic-auth.md`), as an
 //! [`ApplyPlan`]: pure, from the rows [`super::read`] found.
 //!
-//! The import only adds and updates: group members are the current ones plus the store's, and
-//! nothing is removed. Anything it cannot map is an error naming the item, before anything is
+//! The import only adds and updates: group members are the current ones plus the store's, grants
+//! are added beside the ones already attached, and nothing is removed. Anything it cannot map is an error naming the item, before anything is
 //! written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::admin::FileError;
-use crate::admin::grant::{self, Level, Scope};
-use crate::basic_auth::ADMINS_GROUP;
+use crate::admin::mlflow_roles::{
+    ADMINS_DOCUMENT, ADMINS_GROUP, ADMINS_POLICY, DEFAULT_WORKSPACE, grant_policy,
+};
 use crate::store::werkzeug::WerkzeugHash;
 use crate::store::{ApplyGrant, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser, GrantSubject};
 
@@ -46,15 +47,9 @@ pub struct BasicAuthPermission {
     pub permission: String,
 }
 
-/// The policy that makes members of [`ADMINS_GROUP`] admins, attached when the import creates
-/// the group (an existing group keeps its policies).
-pub const ADMINS_POLICY: &str = "mlflow-basic-auth-admins";
-const ADMINS_DOCUMENT: &str = r#"{"Version": "2012-10-17", "Statement": [{"Sid": "Everything",
-"Effect": "Allow", "Action": ["mlflow:*", "execute-api:Invoke"], "Resource": "*"}]}"#;
-
 /// The group of a basic-auth role: one per workspace, as MLflow scopes roles.
 pub fn role_group(role: &BasicAuthRole) -> String {
-    format!("mlflow-role.{}.{}", role.workspace, role.name)
+    crate::admin::mlflow_roles::role_group(&role.workspace, &role.name)
 }
 
 /// MLflow's synthetic role of per-user grants (`__user_<id>__`): its grants go to the user.
@@ -71,7 +66,10 @@ pub fn plan(
     rows: &BasicAuthRows,
     groups: &BTreeMap<String, Vec<String>>,
 ) -> Result<ApplyPlan, FileError> {
-    let mut plan = ApplyPlan::default();
+    let mut plan = ApplyPlan {
+        grants_add_only: true,
+        ..ApplyPlan::default()
+    };
     let user_name: BTreeMap<i64, &str> = rows
         .users
         .iter()
@@ -108,13 +106,17 @@ pub fn plan(
         });
     }
 
-    let mut subject_of_role: BTreeMap<i64, (GrantSubject, String)> = BTreeMap::new();
+    // Each role's grant subject, and its workspace.
+    let mut subject_of_role: BTreeMap<i64, (GrantSubject, String, &str)> = BTreeMap::new();
     for role in &rows.roles {
         if let Some(user_id) = synthetic_role_user(role) {
             let name = user_name
                 .get(&user_id)
                 .ok_or_else(|| missing_user(role, user_id))?;
-            subject_of_role.insert(role.id, (GrantSubject::User, (*name).to_owned()));
+            subject_of_role.insert(
+                role.id,
+                (GrantSubject::User, (*name).to_owned(), &role.workspace),
+            );
             continue;
         }
         let group = role_group(role);
@@ -134,11 +136,11 @@ pub fn plan(
             members: Some(with_current(groups, &group, assigned.iter())),
             ..ApplyGroup::default()
         });
-        subject_of_role.insert(role.id, (GrantSubject::Group, group));
+        subject_of_role.insert(role.id, (GrantSubject::Group, group, &role.workspace));
     }
 
     for p in &rows.permissions {
-        let (subject, name) = subject_of_role.get(&p.role_id).ok_or_else(|| {
+        let (subject, name, workspace) = subject_of_role.get(&p.role_id).ok_or_else(|| {
             FileError::invalid(
                 format!("permission {} on role id {}", p.permission, p.role_id),
                 "no role has this id",
@@ -153,20 +155,28 @@ pub fn plan(
                 subject.word()
             )
         };
-        let Some(level) = level_of(&p.permission).map_err(|e| FileError::invalid(item(), e))?
+        let Some((policy, document)) =
+            grant_policy(&p.resource_type, &p.resource_pattern, &p.permission)
+                .map_err(|e| FileError::invalid(item(), e))?
         else {
             continue;
         };
-        let scope = scope_of(&p.resource_type, &p.resource_pattern)
-            .map_err(|e| FileError::invalid(item(), e))?;
-        let document = grant::document(level, &scope).map_err(|e| FileError::invalid(item(), e))?;
+        if *workspace != DEFAULT_WORKSPACE {
+            return Err(FileError::invalid(
+                item(),
+                format_args!(
+                    "a role of workspace {workspace:?} cannot hold permissions in mlgate yet: \
+                     only roles of {DEFAULT_WORKSPACE:?} can"
+                ),
+            ));
+        }
         plan.grants.push(ApplyGrant {
             subject: *subject,
             account: None,
             name: name.clone(),
             policy: ApplyPolicy {
-                name: grant::policy_name(level, &scope),
-                document: document.to_string(),
+                name: policy,
+                document,
             },
         });
     }
@@ -189,43 +199,6 @@ fn missing_user(role: &BasicAuthRole, user_id: i64) -> FileError {
         format!("role {:?}", role.name),
         format_args!("user id {user_id} does not exist"),
     )
-}
-
-/// An MLflow permission or resource type mlgate does not import.
-#[derive(Debug, thiserror::Error)]
-enum Unimportable {
-    #[error("DENY is not imported yet: write it as an explicit Deny policy")]
-    Deny,
-    #[error("{0:?} is not a permission MLflow defines")]
-    Permission(String),
-    #[error(
-        "resource type {0:?} has no mlgate grant (yet): experiment, registered_model and prompt do"
-    )]
-    ResourceType(String),
-}
-
-/// The level of an MLflow permission; `None` for `NO_PERMISSIONS` (nothing to grant).
-fn level_of(permission: &str) -> Result<Option<Level>, Unimportable> {
-    match permission {
-        // USE adds "may invoke" on AI-gateway objects only; on what mlgate grants it reads.
-        "READ" | "USE" => Ok(Some(Level::Read)),
-        "EDIT" => Ok(Some(Level::Edit)),
-        "MANAGE" => Ok(Some(Level::Manage)),
-        "NO_PERMISSIONS" => Ok(None),
-        "DENY" => Err(Unimportable::Deny),
-        other => Err(Unimportable::Permission(other.to_owned())),
-    }
-}
-
-/// The grant scope of an MLflow resource type and pattern.
-fn scope_of(resource_type: &str, pattern: &str) -> Result<Scope, Unimportable> {
-    Ok(match (resource_type, pattern) {
-        ("experiment", "*") => Scope::Experiments("*".into()),
-        ("experiment", id) => Scope::ExperimentId(id.into()),
-        ("registered_model", name) => Scope::Models(name.into()),
-        ("prompt", name) => Scope::Prompts(name.into()),
-        (other, _) => return Err(Unimportable::ResourceType(other.to_owned())),
-    })
 }
 
 #[cfg(test)]
@@ -314,7 +287,7 @@ mod tests {
     #[test]
     fn what_cannot_be_mapped_is_named() {
         type Corruption = fn(&mut BasicAuthRows);
-        let cases: [(Corruption, &str); 5] = [
+        let cases: [(Corruption, &str); 6] = [
             (
                 |r| r.users[1].password_hash = "md5$a$b".into(),
                 "user \"alice\": password hash: method \"md5\"",
@@ -332,6 +305,10 @@ mod tests {
                 "not a number",
             ),
             (|r| r.assignments.push((9, 10)), "user id 9 does not exist"),
+            (
+                |r| r.roles[0].workspace = "team-a".into(),
+                "a role of workspace \"team-a\" cannot hold permissions",
+            ),
         ];
         for (break_it, error) in cases {
             let mut rows = rows();
