@@ -276,9 +276,11 @@ impl Readability<'_> {
         }
         let experiments = self.scope.experiment("");
         let read = self.read_arn("{}");
-        let (read, id_follows) = match read.strip_suffix("{}") {
-            Some(start) => (start, true),
+        let (read, id_follows) = match read.split_once("{}") {
             None => (read.as_str(), false),
+            Some((start, "")) => (start, true),
+            // The id inside the read's path: not a resource `Asked` can describe.
+            Some(_) => return None,
         };
         let asked = [
             Asked {

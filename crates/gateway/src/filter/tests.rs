@@ -421,6 +421,26 @@ fn a_name_prefix_that_bounds_every_readable_experiment_narrows_the_upstream_sear
     );
     // Another listing, a policy that lets any name through, the article's path policies: none.
     assert_eq!(narrowing(&team_a_only(), models()), None);
+    // The id at the end of the read's path is a prefix of its execute-api ARN; an id inside
+    // the path is not a resource the bound can be asked about: no narrowing.
+    let read_at = |read_path: &'static str| -> &'static Listing {
+        Box::leak(Box::new(Listing {
+            read_path,
+            item: ListedItem::Experiment,
+            ..*experiments()
+        }))
+    };
+    assert_eq!(
+        narrowing(&team_a_only(), read_at("/api/2.0/mlflow/experiments/{}")).as_deref(),
+        Some("name LIKE 'team-a/%'")
+    );
+    assert_eq!(
+        narrowing(
+            &team_a_only(),
+            read_at("/api/2.0/mlflow/experiments/{}/get")
+        ),
+        None
+    );
     let everything = policy(
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"mlflow:Get*","Resource":"*"}]}"#,
     );
