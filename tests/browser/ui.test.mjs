@@ -15,6 +15,47 @@ const MLGATE = process.env.MLGATE_URL.replace(/\/$/, '');
 const ORIGIN = new URL(MLGATE).origin;
 const { MLGATE_USER, MLGATE_PASSWORD, OWN_EXPERIMENT, OTHER_EXPERIMENT } = process.env;
 
+async function signIn(page) {
+  await page.goto(`${MLGATE}/`);
+  assertAt(page, ORIGIN, '/_mlgate/login', 'an unauthenticated browser is sent to the sign-in page');
+  await page.fill('#username', MLGATE_USER);
+  await page.fill('#password', MLGATE_PASSWORD);
+  await Promise.all([page.waitForURL(at(ORIGIN, '/')), page.click('button[type=submit]')]);
+}
+
+test('the UI shows who is signed in, and its Logout ends the mlgate session', async () => {
+  const b = await browser();
+  try {
+    await signIn(b.page);
+    const [session] = (await b.page.context().cookies(MLGATE)).filter((c) => c.name.includes('mlgate_session'));
+    assert.ok(session, 'the sign-in set the session cookie');
+    await b.page.goto(`${MLGATE}/#/experiments`);
+    // MLflow's sidebar asks users/current and shows the account menu with the user's name.
+    const account = b.page.getByRole('button', { name: `Account menu for ${MLGATE_USER}` });
+    await account.waitFor({ state: 'visible', timeout: 60000 }).finally(() => shot(b.page, 'account-1-signed-in'));
+    await account.click();
+    const logout = b.page.getByRole('menuitem', { name: 'Logout' });
+    await logout.waitFor({ state: 'visible' });
+    await shot(b.page, 'account-2-menu');
+    const asked = [];
+    b.page.on('response', async (r) => {
+      if (r.url().includes('/users/current')) {
+        asked.push({ status: r.status(), authorization: (await r.request().allHeaders()).authorization });
+      }
+    });
+    await Promise.all([b.page.waitForURL(at(ORIGIN, '/_mlgate/login'), { timeout: 60000 }), logout.click()])
+      .finally(() => console.log('users/current during the sign-out:', JSON.stringify(asked)));
+    await shot(b.page, 'account-3-signed-out');
+    // The session is gone on the server, not only from this browser.
+    const replayed = await fetch(`${MLGATE}/ajax-api/2.0/mlflow/users/current`, {
+      headers: { Cookie: `${session.name}=${session.value}`, Accept: 'application/json' },
+    });
+    assert.equal(replayed.status, 401, 'the old session cookie no longer signs anyone in');
+  } finally {
+    await b.close();
+  }
+});
+
 test('the README policy-variables user sees exactly their own experiments in the UI list', async () => {
   const b = await browser();
   // Every answer mlgate gives the UI's own calls, to show refusals in the report.
@@ -26,11 +67,7 @@ test('the README policy-variables user sees exactly their own experiments in the
     }
   });
   try {
-    await b.page.goto(`${MLGATE}/`);
-    assertAt(b.page, ORIGIN, '/_mlgate/login', 'an unauthenticated browser is sent to the sign-in page');
-    await b.page.fill('#username', MLGATE_USER);
-    await b.page.fill('#password', MLGATE_PASSWORD);
-    await Promise.all([b.page.waitForURL(at(ORIGIN, '/')), b.page.click('button[type=submit]')]);
+    await signIn(b.page);
     await b.page.goto(`${MLGATE}/#/experiments`);
     const listed = b.page.getByText(OWN_EXPERIMENT, { exact: true }).first();
     await listed.waitFor({ state: 'visible', timeout: 60000 }).finally(async () => {

@@ -131,3 +131,50 @@ def test_refusals_are_mlflow_errors(stack, admin):
         requests.get(f"{stack.url}/api/3.0/mlflow/roles/everything", auth=auth, timeout=30),
         404, "ENDPOINT_NOT_FOUND",
     )
+
+
+def test_the_ui_sign_out_ends_the_mlgate_session(stack, admin, fresh_name, audit):
+    # MLflow's UI signs out with an XMLHttpRequest of users/current given the Basic credentials
+    # `mlflow-logged-out-<random>`, which Chromium sends only once challenged: mlgate challenges
+    # that cookie-only request, then ends the browser session the credentials come with.
+    name, password = fresh_name("ba-ui-sign-out"), _password()
+    with acting_as(admin):
+        AuthServiceClient(stack.url).create_user(name, password)
+    browser = requests.Session()
+    signed_in = browser.post(
+        f"{stack.url}/_mlgate/login",
+        data={"username": name, "password": password, "next": "/"},
+        headers={"Origin": stack.url},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    current = f"{stack.url}/ajax-api/{CURRENT}"
+    as_the_ui = {"Content-Type": "application/json; charset=utf-8"}  # MLflow's fetch wrapper
+    resp = browser.get(current, headers=as_the_ui, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["user"]["username"] == name
+    assert resp.json()["is_basic_auth"] is True
+    session = dict(browser.cookies)
+
+    # 1. The cookie-only request is challenged; the session lives on.
+    challenged = browser.get(current, timeout=30)
+    assert_mlflow_error(challenged, 401, "UNAUTHENTICATED")
+    assert challenged.headers["WWW-Authenticate"].startswith("Basic ")
+    assert browser.get(current, headers=as_the_ui, timeout=30).status_code == 200
+    # A page load of the same URL is not a sign-out either.
+    assert browser.get(current, headers={"Accept": "text/html"}, timeout=30).status_code != 401
+
+    # 2. The sign-out credentials end it, without a challenge (no browser prompt).
+    marker = f"mlflow-logged-out-{uuid.uuid4().hex[:8]}"
+    mark = audit.mark()
+    resp = browser.get(current, auth=(marker, marker), timeout=30)
+    assert_mlflow_error(resp, 401, "UNAUTHENTICATED")
+    assert "WWW-Authenticate" not in resp.headers
+    assert "Max-Age=0" in resp.headers["Set-Cookie"]
+    (record,) = [r for r in audit.wait_for(mark, 1) if r["path"].endswith(CURRENT)]
+    assert record["reason"] == "signed out"
+
+    # The session is gone on the server: replaying the old cookie signs no one in.
+    replay = requests.get(current, cookies=session, headers=as_the_ui, timeout=30)
+    assert_mlflow_error(replay, 401, "UNAUTHENTICATED")

@@ -113,6 +113,19 @@ def test_an_assumed_reader_role_reads_but_cannot_write(stack, scientist_key, wor
         denied(lambda: client.create_experiment(unique("assumed-reader")))
 
 
+def test_a_role_session_is_answered_who_it_is(stack, scientist_key):
+    # The UI's users/current for a principal without a `users` row: its name, no id.
+    r = sts_client(stack, scientist_key).assume_role(RoleArn=READERS_ROLE, RoleSessionName="ui-who")
+    c = r["Credentials"]
+    temp = AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    resp = botocore_request(temp, "GET", f"{stack.url}/ajax-api/2.0/mlflow/users/current")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {
+        "user": {"id": None, "username": r["AssumedRoleUser"]["Arn"], "is_admin": False},
+        "is_basic_auth": True,
+    }
+
+
 def sts_reason(audit, mark) -> str:
     """The audit reason of the one STS request made since `mark`."""
     records = [r for r in audit.wait_for(mark, 1) if r.get("path") == "/_mlgate/sts"]

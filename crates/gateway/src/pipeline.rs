@@ -18,7 +18,8 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use mlgate_catalog::{
-    AuthRoute, IdSource, Params, ResourceKind, Serves, classify_auth, execute_api_arn,
+    AuthOperation, AuthRoute, IdSource, Params, ResourceKind, Serves, classify_auth,
+    execute_api_arn,
 };
 use tower::ServiceExt;
 
@@ -29,13 +30,13 @@ use crate::basic_auth::{self, AuthApi, AuthRequest, Fields};
 use crate::classify::Call;
 use crate::config::GatewaySettings;
 use crate::effects::{self, Effects};
-use crate::error::GatewayError;
+use crate::error::{AuthFailure, AuthFailureKind, GatewayError};
 use crate::filter::{self, Narrowed, PageTokens, Search, Searches};
 use crate::forward::{Upstream, UpstreamUrlError};
 use crate::identity::AuthMethod;
 use crate::listen::{Draining, IdleTimeout, Peer};
 use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
-use crate::portal::{self, PortalOutcome};
+use crate::portal::{self, PortalOutcome, UiSignOut};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
 use crate::store::Store;
@@ -232,6 +233,24 @@ impl Gateway {
             return Ok(self.portal(parts, body, trail).await);
         }
 
+        // (3) The MLflow UI's sign-out carries no credential to check, only a session to end.
+        let auth_route = classify_auth(parts.method.as_str(), &target.path);
+        if auth_route.is_some_and(|r| r.operation == AuthOperation::GetCurrentUser)
+            && let Some(step) = portal::ui_sign_out_step(&parts)
+        {
+            trail.operation = Some(AuthOperation::GetCurrentUser.name());
+            if step == UiSignOut::Challenge {
+                return Err(GatewayError::Authentication(AuthFailure::new(
+                    Some(AuthMethod::Session),
+                    AuthFailureKind::Invalid,
+                    "the MLflow UI's sign-out: its sign-out credentials are asked for",
+                )));
+            }
+            let response = portal::end_ui_session(&self.authenticator, &parts).await;
+            note_portal_outcome(trail, &response);
+            return Ok(response);
+        }
+
         // 3. authenticate: exactly one credential, or none at all.
         // (A SigV4 signature covers the body: it comes back checked, or checked as it streams.)
         let (principal, body) = self
@@ -274,7 +293,7 @@ impl Gateway {
             return self.unauthenticated(&parts, &call, &target, trail);
         };
         // (4-6, basic-auth's API) answered by mlgate, decided on the user it names.
-        if let Some(route) = classify_auth(parts.method.as_str(), &target.path) {
+        if let Some(route) = auth_route {
             trail.operation = Some(route.operation.name());
             let context = global_context(&principal, &peer, trail.time);
             let asker = self
@@ -473,15 +492,7 @@ impl Gateway {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        match response.extensions().get::<PortalOutcome>() {
-            Some(outcome) => {
-                trail.principal.clone_from(&outcome.principal);
-                trail.auth_method = outcome.auth_method;
-                trail.decision = Some(outcome.decision);
-                trail.reason.clone_from(&outcome.reason);
-            }
-            None => trail.decision = Some(AuditDecision::Public),
-        }
+        note_portal_outcome(trail, &response);
         response
     }
 
@@ -544,6 +555,19 @@ fn connection(parts: &mut Parts, trail: &Trail) -> Result<Peer, GatewayError> {
 }
 
 /// An empty list, answered by mlgate itself.
+/// What a portal answer tells the audit record (who signed in or out, or why it failed).
+fn note_portal_outcome(trail: &mut Trail, response: &Response) {
+    match response.extensions().get::<PortalOutcome>() {
+        Some(outcome) => {
+            trail.principal.clone_from(&outcome.principal);
+            trail.auth_method = outcome.auth_method;
+            trail.decision = Some(outcome.decision);
+            trail.reason.clone_from(&outcome.reason);
+        }
+        None => trail.decision = Some(AuditDecision::Public),
+    }
+}
+
 fn empty_answer() -> Response {
     (
         StatusCode::OK,

@@ -88,7 +88,12 @@ impl AuthApi<'_> {
             AuthOperation::ListUsers => self.scope.server(),
             _ => self.scope.user(&target),
         };
-        self.decide(request, arn, is_own_account(principal, &target), trail)?;
+        let own_account = match request.route.operation {
+            // Who am I: any principal may ask about itself, whatever its kind.
+            AuthOperation::GetCurrentUser => true,
+            _ => is_own_account(principal, &target),
+        };
+        self.decide(request, arn, own_account, trail)?;
         let store = self.authenticator.store();
         let account = Some(principal.account.as_str());
         Ok(match request.route.operation {
@@ -118,8 +123,24 @@ impl AuthApi<'_> {
                 json!({ "user": user_json(&user) })
             }
             AuthOperation::GetCurrentUser => {
-                let user = store.get_user(account, &target).await.map_err(refusal)?;
-                json!({ "user": user_json(&user), "is_basic_auth": true })
+                // Only built-in users have a `users` row, and so an id; a federated user or a
+                // role session is answered from the principal itself. `is_basic_auth` makes
+                // the UI offer its sign-out, which ends mlgate's session
+                // ([`crate::portal::ui_sign_out`]).
+                let id = match principal.kind {
+                    PrincipalKind::User => {
+                        Some(store.get_user(account, &target).await.map_err(refusal)?.id)
+                    }
+                    _ => None,
+                };
+                json!({
+                    "user": {
+                        "id": id,
+                        "username": principal.name,
+                        "is_admin": in_admins(&principal.groups),
+                    },
+                    "is_basic_auth": true,
+                })
             }
             AuthOperation::ListUsers => {
                 let users = store.list_users(account).await.map_err(refusal)?;
@@ -294,7 +315,11 @@ fn user_json(user: &UserRecord) -> Value {
 
 /// basic-auth's `is_admin`: membership of the [`ADMINS_GROUP`].
 fn is_admin(user: &UserRecord) -> bool {
-    user.groups.iter().any(|g| g == ADMINS_GROUP)
+    in_admins(&user.groups)
+}
+
+fn in_admins(groups: &[String]) -> bool {
+    groups.iter().any(|g| g == ADMINS_GROUP)
 }
 
 /// The groups that are basic-auth roles, with their workspace and name.

@@ -378,24 +378,7 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
     }
     // A federated session also ends at its provider (asked before the session is deleted).
     let end_session = oidc::end_session_url(&s, &parts).await;
-    let mut ended = false;
-    for c in session::find_cookies(
-        &parts.headers,
-        session::cookie_name(secure_transport(&parts)),
-    ) {
-        ended |= s.auth.logout(c).await.unwrap_or(false);
-    }
-    let outcome = PortalOutcome {
-        reason: Some(
-            if ended {
-                "signed out"
-            } else {
-                "no session to end"
-            }
-            .to_owned(),
-        ),
-        ..PortalOutcome::public()
-    };
+    let outcome = end_sessions(&s.auth, &parts).await;
     if let Some(end) = end_session {
         let mut r = html_response(StatusCode::OK, oidc::signed_out_page(&end), outcome);
         r.headers_mut()
@@ -407,6 +390,87 @@ async fn post_logout(State(s): State<PortalState>, parts: Parts) -> Response {
         Some(clear_cookie(secure_transport(&parts))),
         outcome,
     )
+}
+
+/// Deletes the sessions the request's cookies name; the outcome says whether there was one.
+async fn end_sessions(auth: &Authenticator, parts: &Parts) -> PortalOutcome {
+    let mut ended = false;
+    for c in session::find_cookies(
+        &parts.headers,
+        session::cookie_name(secure_transport(parts)),
+    ) {
+        ended |= auth.logout(c).await.unwrap_or(false);
+    }
+    PortalOutcome {
+        reason: Some(
+            if ended {
+                "signed out"
+            } else {
+                "no session to end"
+            }
+            .to_owned(),
+        ),
+        ..PortalOutcome::public()
+    }
+}
+
+/// The user name MLflow's UI signs out with: its Logout sends `GET users/current` from an
+/// `XMLHttpRequest` given the Basic credentials `mlflow-logged-out-<random>` (both parts), so
+/// the browser forgets the real ones, then reloads the app.
+const UI_SIGN_OUT_USER: &str = "mlflow-logged-out-";
+
+/// The two requests of the MLflow UI's sign-out, as mlgate sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UiSignOut {
+    /// Chromium sends an `XMLHttpRequest`'s credentials only when challenged: its first request
+    /// carries the session cookie alone, and is answered with a Basic challenge.
+    Challenge,
+    /// The request with the sign-out credentials: the session it carries ends.
+    End,
+}
+
+/// Which step of the UI's sign-out a `GET users/current` is, if any. The first step is the
+/// cookie-only request the UI's own calls never make: they all send `Content-Type` (MLflow's
+/// fetch wrapper sets it on every call) or an `Authorization` header, and a page load accepts
+/// HTML.
+pub fn ui_sign_out_step(parts: &Parts) -> Option<UiSignOut> {
+    let headers = &parts.headers;
+    match headers.get(header::AUTHORIZATION) {
+        Some(authorization) => authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|payload| crate::authenticate::basic::decode(payload).ok())
+            .is_some_and(|(user, _)| user.starts_with(UI_SIGN_OUT_USER))
+            .then_some(UiSignOut::End),
+        None => {
+            let has_session =
+                !session::find_cookies(headers, session::cookie_name(secure_transport(parts)))
+                    .is_empty();
+            let accepts_html = headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+            (has_session && !accepts_html && !headers.contains_key(header::CONTENT_TYPE))
+                .then_some(UiSignOut::Challenge)
+        }
+    }
+}
+
+/// The UI's sign-out ends mlgate's browser session too, so the reload that follows goes to the
+/// sign-in page: 401 in MLflow's error shape, the cookie cleared, and no challenge (the browser
+/// must not prompt). The worst a forged request can do is sign its sender out: the cookie is
+/// `SameSite=Lax`, so another site's script cannot send it.
+pub async fn end_ui_session(auth: &Authenticator, parts: &Parts) -> Response {
+    let outcome = end_sessions(auth, parts).await;
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({ "error_code": "UNAUTHENTICATED", "message": "Signed out." }),
+        outcome,
+    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie(secure_transport(parts)));
+    r
 }
 
 async fn whoami(State(s): State<PortalState>, parts: Parts) -> Response {

@@ -394,3 +394,38 @@ async fn unknown_portal_paths_are_404() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(body.contains("ENDPOINT_NOT_FOUND"));
 }
+
+#[test]
+fn the_ui_sign_out_is_recognised_by_its_two_requests() {
+    use crate::authenticate::test_support::parts;
+    let step = |headers: &[(&str, &str)]| {
+        ui_sign_out_step(&parts("GET", "/ajax-api/2.0/mlflow/users/current", headers))
+    };
+    let cookie = ("cookie", "mlgate_session=abc");
+    // mlflow-logged-out-x:mlflow-logged-out-x
+    let marker = (
+        "authorization",
+        "Basic bWxmbG93LWxvZ2dlZC1vdXQteDptbGZsb3ctbG9nZ2VkLW91dC14",
+    );
+    assert_eq!(step(&[cookie]), Some(UiSignOut::Challenge));
+    assert_eq!(
+        step(&[cookie, ("accept", "*/*")]),
+        Some(UiSignOut::Challenge)
+    );
+    assert_eq!(step(&[cookie, marker]), Some(UiSignOut::End));
+    assert_eq!(step(&[marker]), Some(UiSignOut::End));
+    // The UI's own calls (its fetch wrapper sets a content type), a page load, no session,
+    // another user's Basic credentials: not a sign-out.
+    assert_eq!(
+        step(&[cookie, ("content-type", "application/json; charset=utf-8")]),
+        None
+    );
+    assert_eq!(step(&[cookie, ("accept", "text/html,*/*")]), None);
+    assert_eq!(step(&[]), None);
+    // alice:secret
+    assert_eq!(
+        step(&[cookie, ("authorization", "Basic YWxpY2U6c2VjcmV0")]),
+        None
+    );
+    assert_eq!(step(&[("authorization", "Basic !!")]), None);
+}
