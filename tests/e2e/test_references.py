@@ -368,3 +368,108 @@ def test_datasets_and_scorers_of_someone_elses_experiment_are_neither_read_nor_l
     assert_mlflow_error(r, 403, "PERMISSION_DENIED")
     assert_mlflow_error(_register_scorer(stack, people["bob"], alices["experiment"], "bobs"),
                         403, "PERMISSION_DENIED")
+
+
+def _judge(name: str, model: str) -> str:
+    """A serialized LLM judge (as the MLflow client serializes an instructions judge)."""
+    return json.dumps({"name": name, "instructions_judge_pydantic_data": {
+        "instructions": "Is {{ outputs }} polite?", "model": model}})
+
+
+def _register_judge(stack, who: Identity, experiment: str, name: str, serialized: str):
+    body = {"experiment_id": experiment, "name": name, "serialized_scorer": serialized}
+    return requests.post(f"{stack.url}/api/3.0/mlflow/scorers/register", json=body,
+                         auth=who.requests_auth(), timeout=30)
+
+
+def _refused_endpoint(r: requests.Response, endpoint: str) -> None:
+    body = assert_mlflow_error(r, 403, "PERMISSION_DENIED")
+    assert "InvokeGatewayEndpoint" in body["message"] and f"gateway-endpoint/{endpoint}" in body["message"], body
+
+
+def _gateway_endpoint(stack, admin: Identity, name: str) -> None:
+    """An AI-gateway endpoint (MLflow checks that a judge's `gateway:/` endpoint exists)."""
+    def create(what: str, body: dict) -> dict:
+        r = requests.post(f"{stack.url}/api/3.0/mlflow/gateway/{what}/create", json=body,
+                          auth=admin.requests_auth(), timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    secret = create("secrets", {"secret_name": f"{name}-key", "secret_value": {"api_key": "sk-test"},
+                                "provider": "openai"})["secret"]["secret_id"]
+    model = create("model-definitions", {"name": f"{name}-model", "secret_id": secret, "provider": "openai",
+                                         "model_name": "gpt-4.1-mini"})["model_definition"]["model_definition_id"]
+    create("endpoints", {"name": name, "model_configs": [
+        {"model_definition_id": model, "linkage_type": "PRIMARY", "weight": 1}]})
+
+
+@pytest.fixture(scope="module")
+def judges(stack, people, admin, tmp_path_factory):
+    """alice's experiment with a trace in it, and dave, who may also call one AI-gateway endpoint."""
+    tag = uuid.uuid4().hex[:6]
+    allowed = f"judge-ok-{tag}"
+    call_one = {"Sid": "CallOneEndpoint", "Effect": "Allow", "Action": "mlflow:InvokeGatewayEndpoint",
+                "Resource": f"arn:mlflow:*:*:gateway-endpoint/{allowed}"}
+    dave = _user(stack, f"dave{tag}", personal_policy([call_one]), tmp_path_factory.mktemp("judges"))
+    secret = f"judge-secret-{tag}"
+    for endpoint in (allowed, secret):
+        _gateway_endpoint(stack, admin, endpoint)
+    alice = people["alice"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+        with acting_as(alice) as client:
+            experiment = client.create_experiment(f"{alice.name}/judges-{tag}")
+            span = mlflow.start_span_no_context(name="judged", experiment_id=experiment)
+            span.set_outputs({"answer": "hello"})
+            span.end()
+            (trace,) = client.search_traces(locations=[experiment], include_spans=False)
+    return {"tag": tag, "allowed": allowed, "secret": secret, "dave": dave, "experiment": experiment,
+            "trace": trace.info.trace_id}
+
+
+def test_a_judge_is_decided_on_the_ai_gateway_endpoints_it_calls(stack, people, judges):
+    """A judge MLflow runs on the server calls the endpoints its model URIs name: registering it
+    needs the right to call each, wherever in the serialized JSON it hides."""
+    alice, dave, tag = people["alice"], judges["dave"], judges["tag"]
+    experiment, secret = judges["experiment"], judges["secret"]
+    _refused_endpoint(_register_judge(stack, alice, experiment, "plain", _judge("plain", f"gateway:/{secret}")), secret)
+    # An escaped slash and another case, as JSON text allows.
+    escaped = '{"name": "escaped", "instructions_judge_pydantic_data": {"model": "GATEWAY:\\/' + secret + '"}}'
+    _refused_endpoint(_register_judge(stack, alice, experiment, "escaped", escaped), secret)
+    # An ensemble whose second judge is serialized inside a string.
+    nested = json.dumps({"name": "ensemble", "ensemble_scorer_data": {"scorers": [
+        json.loads(_judge("first", "openai:/gpt-4.1-mini")), {"payload": _judge("second", f"endpoints:/{secret}")}]}})
+    _refused_endpoint(_register_judge(stack, alice, experiment, "ensemble", nested), secret)
+    # A judge that is not JSON is refused, never passed on undecided.
+    assert_mlflow_error(_register_judge(stack, alice, experiment, "broken", "{not json"), 400)
+    # A judge calling no endpoint, and one calling the endpoint its registrant may call: allowed.
+    r = _register_judge(stack, alice, experiment, "direct", _judge("direct", "openai:/gpt-4.1-mini"))
+    assert r.status_code == 200, r.text
+    with acting_as(dave) as client:
+        own = client.create_experiment(f"{dave.name}/judges-{tag}")
+    r = _register_judge(stack, dave, own, "allowed", _judge("allowed", f"gateway:/{judges['allowed']}"))
+    assert r.status_code == 200, r.text
+    _refused_endpoint(_register_judge(stack, dave, own, "other", _judge("other", f"gateway:/{secret}")), secret)
+
+
+def test_a_registered_judge_run_in_place_of_the_one_sent_is_decided_too(stack, people, admin, judges):
+    """InvokeScorer and InvokeGenaiEvaluate naming a registered scorer version make MLflow run the
+    stored judge, not the one in the request: its endpoints are read from MLflow and decided."""
+    alice, experiment, secret = people["alice"], judges["experiment"], judges["secret"]
+    r = _register_judge(stack, admin, experiment, "stored", _judge("stored", f"gateway:/{secret}"))
+    assert r.status_code == 200, r.text
+    version = r.json()["version"]
+    harmless = _judge("stored", "openai:/gpt-4.1-mini")
+    r = requests.post(f"{stack.url}/ajax-api/3.0/mlflow/scorer/invoke", auth=alice.requests_auth(), timeout=30,
+                      json={"experiment_id": experiment, "serialized_scorer": harmless, "scorer_name": "stored",
+                            "scorer_version": version, "trace_ids": [judges["trace"]]})
+    _refused_endpoint(r, secret)
+    r = requests.post(f"{stack.url}/ajax-api/3.0/mlflow/genai/evaluate/invoke", auth=alice.requests_auth(),
+                      timeout=30, json={"experiment_id": experiment, "trace_ids": [judges["trace"]],
+                                        "serialized_scorers": [harmless], "scorer_versions": [version]})
+    _refused_endpoint(r, secret)
+    # A version that does not exist is not found, never allowed.
+    r = requests.post(f"{stack.url}/ajax-api/3.0/mlflow/scorer/invoke", auth=alice.requests_auth(), timeout=30,
+                      json={"experiment_id": experiment, "serialized_scorer": harmless, "scorer_name": "stored",
+                            "scorer_version": 999, "trace_ids": [judges["trace"]]})
+    assert_mlflow_error(r, 404)

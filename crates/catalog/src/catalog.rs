@@ -160,6 +160,9 @@ pub enum IdSource {
     Params,
     /// A request header (case-insensitive name).
     Header,
+    /// The AI-gateway endpoints the serialized judges in a request field (a JSON text, or a
+    /// list of them) call ([`crate::judge_endpoints`]).
+    Judges,
 }
 
 /// One resource identifier of a route.
@@ -635,6 +638,16 @@ const fn reads_each(
         ..reads(field, refers_to, operation)
     }
 }
+/// The endpoints the judges serialized in `field` call, each decided as invoking it.
+const fn judges(field: &'static str) -> IdField {
+    IdField {
+        field,
+        source: IdSource::Judges,
+        refers_to: ResourceKind::GatewayEndpoint,
+        many: true,
+        implies: Some("InvokeGatewayEndpoint"),
+    }
+}
 const fn header(field: &'static str, refers_to: ResourceKind) -> IdField {
     IdField {
         field,
@@ -914,7 +927,7 @@ static FLASK: &[Spec] = &[
     fl!(P3, "POST", "/mlflow/datasets/{dataset_id}/add-experiments", "AddDatasetToExperiments", W, K::Dataset, S::Message, [DATASET, EXP_IDS]),
     fl!(P3, "POST", "/mlflow/datasets/{dataset_id}/remove-experiments", "RemoveDatasetFromExperiments", W, K::Dataset, S::Message, [DATASET, EXP_IDS]),
     // ---- Scorers
-    fl!(P3, "POST", "/mlflow/scorers/register", "RegisterScorer", W, K::Experiment, S::Message, [EXP_ID, p("name", K::Scorer)]),
+    fl!(P3, "POST", "/mlflow/scorers/register", "RegisterScorer", W, K::Experiment, S::Message, [EXP_ID, p("name", K::Scorer), judges("serialized_scorer")]),
     fl!(P3, "GET", "/mlflow/scorers/list", "ListScorers", R, K::Experiment, S::Message, [EXP_ID, EXP_IDS]),
     fl!(P3, "GET", "/mlflow/scorers/versions", "ListScorerVersions", R, K::Scorer, S::Message, [EXP_ID, p("name", K::Scorer)]),
     fl!(P3, "GET", "/mlflow/scorers/get", "GetScorer", R, K::Scorer, S::Message, [EXP_ID, p("name", K::Scorer)]),
@@ -1029,11 +1042,11 @@ static FLASK: &[Spec] = &[
     fl!(AJAX3, "GET", "/mlflow/gateway/supported-models", "ListGatewaySupportedModels", R, K::Global, S::Query, []),
     fl!(AJAX3, "GET", "/mlflow/gateway/provider-config", "GetGatewayProviderConfig", R, K::Global, S::Query, []),
     fl!(AJAX3, "GET", "/mlflow/gateway/secrets/config", "GetGatewaySecretsConfig", R, K::Global, S::None, []),
-    fl!(AJAX3, "POST", "/mlflow/scorer/invoke", "InvokeScorer", W, K::Experiment, S::JsonBody, [EXP_ID, pm("trace_ids", K::Trace)]),
+    fl!(AJAX3, "POST", "/mlflow/scorer/invoke", "InvokeScorer", W, K::Experiment, S::JsonBody, [EXP_ID, pm("trace_ids", K::Trace), judges("serialized_scorer")]),
     fl!(AJAX3, "POST", "/mlflow/demo/generate", "GenerateDemo", W, K::Global, S::JsonBody, []),
     fl!(AJAX3, "POST", "/mlflow/demo/delete", "DeleteDemo", W, K::Global, S::None, []),
     fl!(AJAX3, "POST", "/mlflow/issues/invoke", "InvokeIssueDetection", W, K::Experiment, S::FlaskJson, [EXP_ID, pm("trace_ids", K::Trace), p("secret_id", K::GatewaySecret), p("endpoint_name", K::GatewayEndpoint)]),
-    fl!(AJAX3, "POST", "/mlflow/genai/evaluate/invoke", "InvokeGenaiEvaluate", W, K::Experiment, S::FlaskJson, [EXP_ID, pm("trace_ids", K::Trace)]),
+    fl!(AJAX3, "POST", "/mlflow/genai/evaluate/invoke", "InvokeGenaiEvaluate", W, K::Experiment, S::FlaskJson, [EXP_ID, pm("trace_ids", K::Trace), judges("serialized_scorers")]),
     fl!(AJAX3, "PATCH", "/mlflow/jobs/cancel/{job_id}", "CancelJob", W, K::Job, S::None, [path("job_id", K::Job)]),
     fl!(AJAX3, "GET", "/mlflow/jobs/{job_id}", "GetJob", R, K::Job, S::None, [path("job_id", K::Job)]),
     // ---- Explicit routes of mlflow/server/__init__.py

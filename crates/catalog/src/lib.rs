@@ -43,6 +43,7 @@ mod basic_auth;
 mod catalog;
 mod facts;
 mod graphql;
+mod judges;
 mod otlp;
 mod params;
 mod path;
@@ -64,6 +65,7 @@ pub use graphql::{
     MAX_ROOT_FIELDS, ModelVersionList, NEXT_PAGE_TOKEN, OperationKind, Paging, graphql_request,
     graphql_root_fields,
 };
+pub use judges::{JudgeError, judge_endpoints, scorer_name};
 pub use otlp::{MAX_OTLP_SPANS, MAX_OTLP_TRACE_TAGS, MAX_OTLP_TRACES, read_otlp};
 pub use params::{
     FieldName, ParamError, ParamSource, Params, field_spelling, read_params, read_params_for,

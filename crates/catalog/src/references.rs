@@ -323,7 +323,7 @@ pub fn contents_naming_resources() -> &'static [ReviewedField] {
     CONTENTS
 }
 
-const SERIALIZED_JUDGE: &str = "a serialized judge whose `model` may be `gateway:/<endpoint>`: the server calls that AI-gateway endpoint when it runs the judge. Not decided on the endpoint (the JSON is MLflow's per-class serialization, read by no schema mlgate can hold MLflow to); running judges is granted on the experiment, so grant it only to whoever may use the endpoints its judges name (docs/threat-model.md)";
+const SERIALIZED_JUDGE: &str = "serialized judges, whose models may be AI-gateway endpoints the server calls when it runs them. Decided: every `gateway:/<name>` or `endpoints:/<name>` found in any string of the JSON (JSON held in strings is read too) is decided as mlflow:InvokeGatewayEndpoint on `gateway-endpoint/<name>` (crate::judge_endpoints); the registered scorer version MLflow runs instead (InvokeScorer's `scorer_name` + `scorer_version`, InvokeGenaiEvaluate's `scorer_versions`) is read from MLflow and its judges decided the same way";
 
 const CONTENTS: &[ReviewedField] = &[
     f(

@@ -301,6 +301,11 @@ fn display_ids(rs: &[&Route]) -> String {
                     kind(id.refers_to)
                 ),
                 IdSource::Header => format!("header `{}`→{}", id.field, kind(id.refers_to)),
+                IdSource::Judges => format!(
+                    "endpoints of the judges in `{}`→{}",
+                    id.field,
+                    kind(id.refers_to)
+                ),
             };
             let s = match id.implies {
                 Some(operation) => format!("{s} as `mlflow:{operation}`"),

@@ -226,6 +226,13 @@ pub enum ReferenceTarget {
         name: String,
         selector: VersionSelector,
     },
+    /// The judges of a registered scorer version, which MLflow runs instead of the one the
+    /// request sent: each AI-gateway endpoint they call, read from MLflow.
+    RegisteredJudges {
+        experiment_id: String,
+        name: String,
+        version: i64,
+    },
     /// A storage location: the run's or logged model's (the request's `model_id`, else its
     /// `run_id`) when it lies inside that artifact root, else files outside any experiment
     /// (the server).
@@ -430,6 +437,23 @@ pub fn plan(
             }
         }
     }
+    if route.ids.iter().any(|id| id.source == IdSource::Judges) {
+        for (name, version) in registered_scorers(params)? {
+            let experiment_id = params
+                .try_str_value("experiment_id")
+                .map_err(param_error)?
+                .ok_or_else(|| missing("experiment_id"))?;
+            plan.references.push(Reference {
+                operation: "InvokeGatewayEndpoint",
+                field: "scorer_version",
+                target: ReferenceTarget::RegisteredJudges {
+                    experiment_id: number_id("experiment_id", experiment_id)?,
+                    name,
+                    version,
+                },
+            });
+        }
+    }
     // A `models:/<name>/...` source makes MLflow check that `run_id` and `model_id`, when
     // sent, are the source version's own (and fill them from it when not): they name nothing
     // beyond the version decided, which its reader may copy without reading its run.
@@ -621,6 +645,53 @@ fn reference_target(
     }))
 }
 
+/// The registered scorer versions a request has MLflow run in place of the ones it sent, as
+/// MLflow reads them: InvokeScorer's `scorer_name` with `scorer_version`, and each non-null
+/// `scorer_versions[i]` of InvokeGenaiEvaluate with the name in `serialized_scorers[i]`.
+fn registered_scorers(params: &Params) -> Result<Vec<(String, i64)>, GatewayError> {
+    let version_of = |field: &str, value: &serde_json::Value| match value {
+        serde_json::Value::Number(n) => n.as_i64().ok_or_else(|| {
+            GatewayError::BadRequest(format!(
+                "invalid value for parameter '{field}': not an integer"
+            ))
+        }),
+        _ => Err(GatewayError::BadRequest(format!(
+            "invalid value for parameter '{field}': not an integer"
+        ))),
+    };
+    let mut found = Vec::new();
+    match (params.get("scorer_name"), params.get("scorer_version")) {
+        (None | Some(serde_json::Value::Null), None | Some(serde_json::Value::Null)) => {}
+        (Some(serde_json::Value::String(name)), Some(version)) => {
+            found.push((name.clone(), version_of("scorer_version", version)?));
+        }
+        _ => {
+            return Err(GatewayError::BadRequest(
+                "scorer_name must be a string and scorer_version an integer, given together".into(),
+            ));
+        }
+    }
+    if let Some(serde_json::Value::Array(versions)) = params.get("scorer_versions") {
+        let serialized = params
+            .try_str_values("serialized_scorers")
+            .map_err(param_error)?;
+        for (index, version) in versions.iter().enumerate() {
+            if version.is_null() {
+                continue;
+            }
+            let version = version_of("scorer_versions", version)?;
+            let name = serialized
+                .get(index)
+                .and_then(|s| mlgate_catalog::scorer_name(s))
+                .ok_or_else(|| {
+                    GatewayError::BadRequest("A registered scorer must contain a valid name".into())
+                })?;
+            found.push((name, version));
+        }
+    }
+    Ok(found)
+}
+
 fn child(kind: Child, id: &IdField, value: &str) -> Result<Lookup, GatewayError> {
     Ok(Lookup::Child {
         kind,
@@ -705,6 +776,19 @@ fn values<'a>(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?
+        }
+        IdSource::Judges => {
+            let mut names = Vec::new();
+            for serialized in params.try_str_values(id.field).map_err(param_error)? {
+                let found = mlgate_catalog::judge_endpoints(serialized).map_err(|e| {
+                    GatewayError::BadRequest(format!(
+                        "invalid value for parameter '{}': {e}",
+                        id.field
+                    ))
+                })?;
+                names.extend(found.into_iter().map(Cow::Owned));
+            }
+            names
         }
         IdSource::Params if id.field.contains('.') || id.field.contains("[]") => {
             params.str_values_at(id.field).map_err(param_error)?
@@ -1015,6 +1099,35 @@ impl Resolver {
         }
     }
 
+    /// The endpoints the judges of a registered scorer version call, from MLflow. Not cached:
+    /// a version is immutable, but lookups of it are rare.
+    async fn registered_judges(
+        &self,
+        experiment_id: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Vec<String>, GatewayError> {
+        let path = format!(
+            "/api/3.0/mlflow/scorers/get?experiment_id={}&name={}&version={version}",
+            escape(experiment_id),
+            escape(name)
+        );
+        let what = format!("version {version} of scorer '{name}'");
+        let json = self.lookup_json(&path, &what).await?;
+        let unusable = |why: &str| {
+            GatewayError::UpstreamUnavailable(UpstreamFailure::unusable(
+                format!("answer for {what}"),
+                why,
+            ))
+        };
+        let serialized = json
+            .pointer("/scorer/serialized_scorer")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| unusable("has no serialized scorer"))?;
+        mlgate_catalog::judge_endpoints(serialized)
+            .map_err(|_| unusable("holds an unreadable scorer"))
+    }
+
     async fn child_arn(&self, kind: Child, id: &str) -> Result<String, GatewayError> {
         let experiment = self.parent(kind, id).await?;
         Ok(match kind {
@@ -1085,6 +1198,19 @@ impl Resolver {
                         }),
                         pin: Some((reference.field, format!("models:/{name}/{version}"))),
                     });
+                }
+                ReferenceTarget::RegisteredJudges {
+                    experiment_id,
+                    name,
+                    version,
+                } => {
+                    for endpoint in self
+                        .registered_judges(experiment_id, name, *version)
+                        .await?
+                    {
+                        let endpoint = id_segment(reference.field, &endpoint)?;
+                        out.push(resolved(self.scope.flat("gateway-endpoint", endpoint)));
+                    }
                 }
                 ReferenceTarget::Location { location, owner } => {
                     let arn = match owner {
