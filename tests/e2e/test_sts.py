@@ -124,6 +124,10 @@ def test_a_role_session_is_answered_who_it_is(stack, scientist_key):
         "user": {"id": None, "username": r["AssumedRoleUser"]["Arn"], "is_admin": False},
         "is_basic_auth": True,
     }
+    # And what the UI greys out by: its roles' permissions (it is in no role), not an error.
+    resp = botocore_request(temp, "GET", f"{stack.url}/ajax-api/3.0/mlflow/users/current/permissions")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"is_admin": False, "permissions": []}
 
 
 def sts_reason(audit, mark) -> str:

@@ -10,12 +10,15 @@ use std::collections::BTreeMap;
 use mlgate_catalog::AuthOperation as Op;
 use serde_json::{Value, json};
 
-use super::{AuthApi, AuthRequest, is_admin, is_own_account, refusal, role_groups, role_json};
+use super::{
+    AuthApi, AuthRequest, in_admins, is_admin, is_own_account, refusal, role_groups, role_json,
+};
 use crate::admin::mlflow_roles::{
     DEFAULT_WORKSPACE, Permission, grant_policy, numeric_id, role_of_group, scope_of,
 };
 use crate::audit::Trail;
 use crate::error::GatewayError;
+use crate::identity::PrincipalKind;
 use crate::store::{AttachTarget, GroupRecord, PolicySource, UserRecord};
 
 /// A role permission: the role's group and the grant policy attached to it.
@@ -279,13 +282,27 @@ impl AuthApi<'_> {
                     .map(|(g, _)| g);
                 json!({ "roles": roles_json(&mut roles) })
             }
+            // A federated user or role session has no `users` row: its roles are the groups
+            // it is in, and it has no per-user grants.
+            Op::ListCurrentUserPermissions if principal.kind != PrincipalKind::User => {
+                self.decide(request, self.scope.user(&principal.name), true, trail)?;
+                let rows = self
+                    .permission_rows(&principal.groups, None, &groups, &documents)
+                    .await?;
+                json!({
+                    "is_admin": in_admins(&principal.groups),
+                    "permissions": rows,
+                })
+            }
             Op::ListCurrentUserPermissions | Op::ListUserPermissions => {
                 let username = match request.route.operation {
                     Op::ListCurrentUserPermissions => principal.name.as_str(),
                     _ => fields.string("username")?,
                 };
                 let user = self.named_user(request, username, trail).await?;
-                let rows = self.permission_rows(&user, &groups, &documents).await?;
+                let rows = self
+                    .permission_rows(&user.groups, Some(&user), &groups, &documents)
+                    .await?;
                 json!({
                     "is_admin": is_admin(&user),
                     "permissions": rows,
@@ -302,7 +319,9 @@ impl AuthApi<'_> {
                 let user = self.named_user(request, username, trail).await?;
                 scope_of(resource_type, resource_id).map_err(|e| bad(e.to_string()))?;
                 if request.route.operation == Op::GetUserPermission {
-                    let rows = self.permission_rows(&user, &groups, &documents).await?;
+                    let rows = self
+                        .permission_rows(&user.groups, Some(&user), &groups, &documents)
+                        .await?;
                     let level = effective_level(is_admin(&user), &rows, resource_type, resource_id);
                     return Ok(json!({
                         "allowed": matches!(level, "USE" | "EDIT" | "MANAGE"),
@@ -430,9 +449,12 @@ impl AuthApi<'_> {
 
     /// basic-auth's rows of a user's permissions: those of each role it holds, and its
     /// per-user grants as MLflow's synthetic role `__user_<id>__`.
+    /// The rows basic-auth lists for a principal: the permissions of every role among
+    /// `member_of`, then `user`'s per-user grants.
     async fn permission_rows(
         &self,
-        user: &UserRecord,
+        member_of: &[String],
+        user: Option<&UserRecord>,
         groups: &[GroupRecord],
         documents: &BTreeMap<String, String>,
     ) -> Result<Vec<Value>, GatewayError> {
@@ -448,12 +470,15 @@ impl AuthApi<'_> {
         };
         let mut rows = Vec::new();
         for (group, (workspace, name)) in role_groups(groups) {
-            if group.members.contains(&user.name) {
+            if member_of.contains(&group.name) {
                 for (_, p) in grants(&group.policies, documents) {
                     rows.push(row(numeric_id(&[&group.id]), name, workspace, &p));
                 }
             }
         }
+        let Some(user) = user else {
+            return Ok(rows);
+        };
         let synthetic = format!("__user_{}__", user.id);
         for (_, p) in self.direct_grants(user, documents).await? {
             rows.push(row(
