@@ -32,6 +32,9 @@ pub(crate) struct Condition {
     /// each key up once per document (see `evaluate::KeyValues`).
     slot: usize,
     check: Check,
+    /// The condition as the policy writes it (`StringLike mlflow:ExperimentName ["a/*"]`), for
+    /// explanations; never read by a decision.
+    written: Box<str>,
 }
 
 #[derive(Clone, Debug)]
@@ -204,7 +207,8 @@ pub(crate) fn parse_conditions(value: &Json, variables: bool) -> Result<Vec<Cond
         }
         for (key, values) in keys {
             let condition = parse_condition(operator, key, values, variables)
-                .map_err(|reason| format!("{name} condition on {key:?}: {reason}"))?;
+                .map_err(|reason| format!("{name} condition on {key:?}: {reason}"))?
+                .written_as(name, key, values);
             conditions.push(condition);
         }
     }
@@ -285,6 +289,7 @@ fn parse_condition(
                     key: normalize_key(key).into(),
                     slot: 0,
                     check,
+                    written: Box::default(),
                 });
             }
             Test::Bool(flag)
@@ -306,6 +311,7 @@ fn parse_condition(
         key: normalize_key(key).into(),
         slot: 0,
         check,
+        written: Box::default(),
     })
 }
 
@@ -343,6 +349,18 @@ fn value_texts(values: &Json) -> Result<Vec<String>, String> {
 }
 
 impl Condition {
+    fn written_as(mut self, operator: &str, key: &str, values: &Json) -> Condition {
+        let values = value_texts(values).unwrap_or_default();
+        let values = serde_json::to_string(&values).unwrap_or_default();
+        self.written = format!("{operator} {key} {values}").into();
+        self
+    }
+
+    /// The condition as its policy writes it.
+    pub(crate) fn written(&self) -> &str {
+        &self.written
+    }
+
     /// Every context key it reads: its own and those of variables in its values.
     pub(crate) fn referenced_keys(&self) -> impl Iterator<Item = &str> {
         let (globs, arns): (&[Glob], &[ArnPattern]) = match &self.check {

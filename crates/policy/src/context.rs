@@ -38,6 +38,17 @@ impl Context {
         self.get_normalized(&normalize_key(key))
     }
 
+    /// Every key (lowercased) with its values, sorted by key.
+    pub fn entries(&self) -> Vec<(&str, &[String])> {
+        let mut entries: Vec<_> = self
+            .values
+            .iter()
+            .map(|(key, values)| (key.as_str(), values.as_slice()))
+            .collect();
+        entries.sort_unstable();
+        entries
+    }
+
     /// Lookup for a key that the policy parser already normalized: no allocation.
     pub(crate) fn get_normalized(&self, key: &str) -> Option<&[String]> {
         self.values.get(key).map(Vec::as_slice)

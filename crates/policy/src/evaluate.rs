@@ -170,12 +170,12 @@ impl Statement {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const EXPERIMENT: &str = "arn:mlflow:us-east-1:111122223333:experiment/7";
 
-    fn policy(name: &str, statements: &str) -> NamedPolicy {
+    pub(crate) fn policy(name: &str, statements: &str) -> NamedPolicy {
         let json = format!(r#"{{"Version": "2012-10-17", "Statement": [{statements}]}}"#);
         NamedPolicy {
             name: name.to_owned(),

@@ -21,7 +21,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
+use mlgate_policy::Miss;
+
 use crate::authenticate::token;
+use crate::authorize::simulate::{Simulated, Simulation, simulate};
+use crate::identity::AuthMethod;
+use crate::listen::Peer;
 use crate::store::secrets::SecretError;
 use crate::store::werkzeug::WerkzeugHashError;
 use crate::store::{
@@ -235,6 +240,31 @@ pub enum PolicyCommand {
         target: TargetArg,
         #[command(flatten)]
         account: AccountArg,
+    },
+    /// What the server would decide for a user asking an action on a resource, and why: the
+    /// deciding statement, every statement about the action and what kept each from applying.
+    Simulate {
+        #[arg(long, value_name = "USER")]
+        user: String,
+        #[command(flatten)]
+        account: AccountArg,
+        /// `mlflow:GetExperiment`, ...
+        #[arg(long)]
+        action: String,
+        /// The resource ARN (`arn:mlflow:<region>:<account>:experiment/7`, ...).
+        #[arg(long)]
+        resource: String,
+        /// A condition key of the request (`mlflow:ExperimentName=team-a/churn`); repeatable.
+        #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        context: Vec<(String, String)>,
+        /// The client address the request would come from (`aws:SourceIp`).
+        #[arg(long, default_value = "127.0.0.1")]
+        source_ip: std::net::IpAddr,
+        /// The request would come over TLS (`aws:SecureTransport`).
+        #[arg(long)]
+        secure_transport: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// The policies that apply to a user (its own ∪ all its groups'), and through what.
     Effective {
@@ -861,6 +891,34 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             )
             .map_err(io_err)
         }
+        PolicyCommand::Simulate {
+            user,
+            account,
+            action,
+            resource,
+            context,
+            source_ip,
+            secure_transport,
+            json,
+        } => {
+            let record = store.get_user(account.account.as_deref(), &user).await?;
+            let asked = Simulated {
+                action: &action,
+                resource: &resource,
+                peer: Peer {
+                    ip: source_ip,
+                    secure: secure_transport,
+                },
+                context: &context,
+            };
+            let simulation = simulate(store, &record.principal(AuthMethod::Basic), &asked).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&simulation)
+                    .map_err(|e| AdminError::Usage(e.to_string()))?;
+                return writeln!(io.out, "{text}").map_err(io_err);
+            }
+            print_simulation(&simulation, io)
+        }
         PolicyCommand::Effective {
             user,
             account,
@@ -887,6 +945,57 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             Ok(())
         }
     }
+}
+
+fn print_simulation(s: &Simulation, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
+    let mut out = format!("{} {} on {}\n", s.principal, s.action, s.resource);
+    out += &match (&s.policy, &s.statement) {
+        (Some(policy), Some(statement)) => {
+            format!(
+                "decision: {} by {policy} statement {statement}\n",
+                s.decision
+            )
+        }
+        _ => format!("decision: {} (no statement allows)\n", s.decision),
+    };
+    out += "condition keys:\n";
+    for (key, values) in &s.context {
+        out += &format!("  {key} = {}\n", values.join(", "));
+    }
+    out += &format!("statements about {}:\n", s.action);
+    for t in &s.statements {
+        let verdict = if t.applies() {
+            "applies"
+        } else {
+            "does not apply"
+        };
+        out += &format!("  {} {} {}: {verdict}\n", t.effect, t.policy, t.statement);
+        for miss in &t.misses {
+            out += &match miss {
+                Miss::Resource => "    its Resource does not match\n".to_owned(),
+                Miss::Principal => "    its Principal does not name the caller\n".to_owned(),
+                Miss::Condition {
+                    condition,
+                    request_values: Some(values),
+                } => format!(
+                    "    {condition} does not hold for [{}]\n",
+                    values.join(", ")
+                ),
+                Miss::Condition {
+                    condition,
+                    request_values: None,
+                } => format!("    {condition} does not hold: the request has no such key\n"),
+            };
+        }
+    }
+    write!(io.out, "{out}").map_err(io_err)
+}
+
+/// `KEY=VALUE`.
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
 }
 
 fn describe(t: &TargetArg) -> String {

@@ -12,6 +12,7 @@ mod context;
 mod decide;
 mod groups;
 mod request;
+pub mod simulate;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
