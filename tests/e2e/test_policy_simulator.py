@@ -94,3 +94,38 @@ def test_a_denial_is_explained_by_the_condition_that_failed(stack, member):
     r = stack.mlgate("policy", "simulate", "--user", "nobody-here", "--action", "mlflow:GetExperiment",
                      "--resource", resource, check=False)
     assert r.returncode != 0 and "nobody-here" in r.stderr
+
+
+def test_audit_explain_decides_a_recorded_request_again(stack, member, admin, audit, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    name = f"other-team/explain-{tag}"
+    with acting_as(admin) as client:
+        theirs = client.create_experiment(name)
+    mark = audit.mark()
+    with acting_as(member) as client:
+        denied(lambda: client.get_experiment(theirs))
+    (record,) = [r for r in audit.wait_for(mark, 1) if r.get("principal", "").endswith(f"user/{member.name}")]
+
+    def explain() -> dict:
+        out = stack.mlgate("audit", "explain", record["request_id"], "--context", f"mlflow:ExperimentName={name}",
+                           "--json", *[a for log in stack.audit_logs for a in ("--audit-log", str(log))])
+        return json.loads(out.stdout)
+
+    first = explain()
+    assert first["then"] == {"decision": "ImplicitDeny", "policy": None, "statement": None}
+    assert (first["now"]["decision"], first["changed"]) == ("ImplicitDeny", False)
+    assert any(s["statement"] == "TeamExperiments" and s["misses"] for s in first["now"]["statements"])
+    # A policy attached since: the same request is now allowed, and explain says by what.
+    grant = tmp_path / "grant.json"
+    grant.write_text(json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadTheirs", "Effect": "Allow", "Action": "mlflow:GetExperiment",
+        "Resource": f"arn:mlflow:*:*:experiment/{theirs}"}]}))
+    stack.mlgate("policy", "put", f"sim-grant-{tag}", "-f", str(grant))
+    stack.mlgate("policy", "attach", f"sim-grant-{tag}", "--user", member.name)
+    second = explain()
+    assert (second["now"]["decision"], second["now"]["policy"], second["now"]["statement"]) == (
+        "Allow", f"sim-grant-{tag}", "ReadTheirs")
+    assert second["changed"] is True
+    # A request id that is in no record: a clear error.
+    r = stack.mlgate("audit", "explain", "no-such-request", "--audit-log", str(stack.audit_logs[0]), check=False)
+    assert r.returncode != 0 and "no audit record of request no-such-request" in r.stderr

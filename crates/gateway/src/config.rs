@@ -30,6 +30,11 @@ fn default_audit_checkpoint_interval() -> &'static str {
     &TEXT
 }
 
+/// Where the audit log is without `--audit-log`.
+pub fn default_audit_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit.log")
+}
+
 /// What a request does when the audit queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum AuditOverload {
@@ -231,7 +236,7 @@ impl ServeArgs {
     pub fn audit_log_path(&self, data_dir: &Path) -> PathBuf {
         self.audit_log
             .clone()
-            .unwrap_or_else(|| data_dir.join("audit.log"))
+            .unwrap_or_else(|| default_audit_log(data_dir))
     }
 }
 

@@ -8,12 +8,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use mlgate::admin;
 use mlgate::audit::chain::CHECKPOINT_KEY_PURPOSE;
+use mlgate::audit::explain::ExplainArgs;
+use mlgate::audit::verify::AuditCommand;
 use mlgate::audit::{AuditOptions, AuditOptionsError, AuditSink};
 use mlgate::authenticate::jwt::OidcConfigError;
 use mlgate::authenticate::sigv4::SigV4Settings;
 use mlgate::authenticate::{AuthSettings, Authenticator};
 use mlgate::cli::{Cli, Command};
-use mlgate::config::{GatewaySettings, LogFormat, ServeArgs, shares_public_socket};
+use mlgate::config::{
+    GatewaySettings, LogFormat, ServeArgs, default_audit_log, shares_public_socket,
+};
 use mlgate::error::error_chain;
 use mlgate::listen::{
     self, Connections, Drain, ListenLimits, TlsCertificate, TlsError, TrustedProxies,
@@ -47,11 +51,17 @@ async fn main() -> ExitCode {
                     .await
                     .map_err(|e| error_chain(&e))
             }
-            Command::Audit(command) => {
+            Command::Audit(AuditCommand::Verify(args)) => {
                 init_logging(LogFormat::Text);
-                mlgate::audit::verify::run(command, &cli.data_dir)
+                mlgate::audit::verify::run(args, &cli.data_dir)
                     .map(|report| println!("{report}"))
                     .map_err(|e| error_chain(&e))
+            }
+            Command::Audit(AuditCommand::Explain(args)) => {
+                init_logging(LogFormat::Text);
+                explain(args, &cli.data_dir, config)
+                    .await
+                    .map(|report| print!("{report}"))
             }
             Command::Admin(command) => {
                 init_logging(LogFormat::Text);
@@ -68,6 +78,20 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `mlgate audit explain`: opens the store the way admin commands do.
+async fn explain(
+    args: ExplainArgs,
+    data_dir: &Path,
+    config: StoreConfig,
+) -> Result<String, String> {
+    let store = Store::open_with(data_dir, config)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    mlgate::audit::explain::run(args, default_audit_log(data_dir), &store)
+        .await
+        .map_err(|e| error_chain(&e))
 }
 
 /// Why `mlgate serve` could not start or stop cleanly; each variant names the step.

@@ -21,10 +21,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use mlgate_policy::Miss;
-
 use crate::authenticate::token;
-use crate::authorize::simulate::{Simulated, Simulation, simulate};
+use crate::authorize::simulate::{Simulated, simulate};
 use crate::identity::AuthMethod;
 use crate::listen::Peer;
 use crate::store::secrets::SecretError;
@@ -917,7 +915,7 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
                     .map_err(|e| AdminError::Usage(e.to_string()))?;
                 return writeln!(io.out, "{text}").map_err(io_err);
             }
-            print_simulation(&simulation, io)
+            write!(io.out, "{simulation}").map_err(io_err)
         }
         PolicyCommand::Effective {
             user,
@@ -947,52 +945,8 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
     }
 }
 
-fn print_simulation(s: &Simulation, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
-    let mut out = format!("{} {} on {}\n", s.principal, s.action, s.resource);
-    out += &match (&s.policy, &s.statement) {
-        (Some(policy), Some(statement)) => {
-            format!(
-                "decision: {} by {policy} statement {statement}\n",
-                s.decision
-            )
-        }
-        _ => format!("decision: {} (no statement allows)\n", s.decision),
-    };
-    out += "condition keys:\n";
-    for (key, values) in &s.context {
-        out += &format!("  {key} = {}\n", values.join(", "));
-    }
-    out += &format!("statements about {}:\n", s.action);
-    for t in &s.statements {
-        let verdict = if t.applies() {
-            "applies"
-        } else {
-            "does not apply"
-        };
-        out += &format!("  {} {} {}: {verdict}\n", t.effect, t.policy, t.statement);
-        for miss in &t.misses {
-            out += &match miss {
-                Miss::Resource => "    its Resource does not match\n".to_owned(),
-                Miss::Principal => "    its Principal does not name the caller\n".to_owned(),
-                Miss::Condition {
-                    condition,
-                    request_values: Some(values),
-                } => format!(
-                    "    {condition} does not hold for [{}]\n",
-                    values.join(", ")
-                ),
-                Miss::Condition {
-                    condition,
-                    request_values: None,
-                } => format!("    {condition} does not hold: the request has no such key\n"),
-            };
-        }
-    }
-    write!(io.out, "{out}").map_err(io_err)
-}
-
 /// `KEY=VALUE`.
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))

@@ -32,6 +32,7 @@
 //! same chain: a [`writer::Msg`] variant and an [`AuditSink`] method beside [`AuditSink::record`].
 
 pub mod chain;
+pub mod explain;
 pub mod record;
 mod trail;
 pub mod verify;

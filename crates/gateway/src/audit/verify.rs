@@ -15,6 +15,9 @@ pub enum AuditCommand {
     /// Check audit files: every line in sequence and unaltered, every checkpoint signed with the
     /// master key, the log closed by mlgate's shutdown checkpoint. Names the first bad line.
     Verify(VerifyArgs),
+    /// Find a request's record and decide it again with today's policies: the decision then
+    /// and now, the statements about its action and what kept each from applying.
+    Explain(super::explain::ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,9 +53,8 @@ pub enum VerifyError {
     Tampered(#[from] Tampered),
 }
 
-/// Runs the command; the text to print on success, the first bad line on failure.
-pub fn run(command: AuditCommand, data_dir: &Path) -> Result<String, VerifyError> {
-    let AuditCommand::Verify(args) = command;
+/// Verifies; the text to print on success, the first bad line on failure.
+pub fn run(args: VerifyArgs, data_dir: &Path) -> Result<String, VerifyError> {
     let key = checkpoint_key(data_dir)?;
     let verified = verify_files(&args.files, &key, args.open)?;
     Ok(format!("audit log verified: {verified}"))
