@@ -129,3 +129,28 @@ def test_audit_explain_decides_a_recorded_request_again(stack, member, admin, au
     # A request id that is in no record: a clear error.
     r = stack.mlgate("audit", "explain", "no-such-request", "--audit-log", str(stack.audit_logs[0]), check=False)
     assert r.returncode != 0 and "no audit record of request no-such-request" in r.stderr
+
+
+def test_an_ad_hoc_principal_of_groups_and_policy_files(stack, tmp_path):
+    # No user needed: what a policy document would allow, before it is put or attached.
+    draft = tmp_path / "draft.json"
+    draft.write_text(json.dumps(TEAM_POLICY))
+    resource = "arn:mlflow:us-east-1:123456789012:experiment/42"
+
+    def ad_hoc(*args: str, name: str) -> dict:
+        out = stack.mlgate("policy", "simulate", *args, "--action", "mlflow:GetExperiment", "--resource",
+                           resource, "--context", f"mlflow:ExperimentName={name}", "--json")
+        return json.loads(out.stdout)
+
+    out = ad_hoc("--policy", str(draft), name="sim-team/x")
+    assert (out["decision"], out["policy"], out["statement"]) == ("Allow", str(draft), "TeamExperiments")
+    assert ad_hoc("--policy", str(draft), name="other/x")["decision"] == "ImplicitDeny"
+    # A member of the demo's readers group (deploy/demo.toml) reads, and may not delete.
+    out = ad_hoc("--group", "readers", name="any/x")
+    assert (out["decision"], out["policy"]) == ("Allow", "readers"), out
+    assert ["aws:username", ["simulated"]] in out["context"]
+    # A group with no policy gives nothing; a user and an ad-hoc principal at once is refused.
+    assert ad_hoc("--group", "no-such-group", name="sim-team/x")["decision"] == "ImplicitDeny"
+    r = stack.mlgate("policy", "simulate", "--user", "someone", "--policy", str(draft), "--action",
+                     "mlflow:GetExperiment", "--resource", resource, check=False)
+    assert r.returncode != 0 and "cannot be used with" in r.stderr

@@ -104,6 +104,22 @@ impl Principal {
 
     /// `aws:username`: set for users only, as in AWS. A role session has none (its session name
     /// is chosen by whoever assumes the role), so `${aws:username}` matches nothing for it.
+    /// The policy simulator's ad-hoc principal: a member of `groups` with no `users` row, as a
+    /// federated user of the provider `simulated` is (its policies are its groups').
+    pub fn simulated(account: String, groups: Vec<String>) -> Principal {
+        Principal {
+            arn: format!("arn:aws:iam::{account}:user/simulated/simulated"),
+            account,
+            name: "simulated".to_owned(),
+            kind: PrincipalKind::FederatedUser {
+                provider: "simulated".to_owned(),
+            },
+            groups,
+            tags: BTreeMap::new(),
+            auth_method: AuthMethod::Basic,
+        }
+    }
+
     pub fn username(&self) -> Option<&str> {
         match self.kind {
             PrincipalKind::User | PrincipalKind::FederatedUser { .. } => Some(&self.name),

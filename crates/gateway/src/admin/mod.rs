@@ -20,10 +20,11 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use mlgate_policy::{NamedPolicy, PolicyDocument};
 
 use crate::authenticate::token;
 use crate::authorize::simulate::{Simulated, simulate};
-use crate::identity::AuthMethod;
+use crate::identity::{AuthMethod, Principal};
 use crate::listen::Peer;
 use crate::store::secrets::SecretError;
 use crate::store::werkzeug::WerkzeugHashError;
@@ -242,8 +243,15 @@ pub enum PolicyCommand {
     /// What the server would decide for a user asking an action on a resource, and why: the
     /// deciding statement, every statement about the action and what kept each from applying.
     Simulate {
-        #[arg(long, value_name = "USER")]
-        user: String,
+        /// A user, with its policies and its groups'.
+        #[arg(long, value_name = "USER", required_unless_present_any = ["group", "policy"])]
+        user: Option<String>,
+        /// Instead of a user, an ad-hoc principal in these groups (repeatable)...
+        #[arg(long, value_name = "GROUP", conflicts_with = "user")]
+        group: Vec<String>,
+        /// ...and with these policy documents (repeatable).
+        #[arg(long, value_name = "FILE", conflicts_with = "user")]
+        policy: Vec<PathBuf>,
         #[command(flatten)]
         account: AccountArg,
         /// `mlflow:GetExperiment`, ...
@@ -891,6 +899,8 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
         }
         PolicyCommand::Simulate {
             user,
+            group,
+            policy,
             account,
             action,
             resource,
@@ -899,7 +909,29 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             secure_transport,
             json,
         } => {
-            let record = store.get_user(account.account.as_deref(), &user).await?;
+            let principal = match user {
+                Some(user) => store
+                    .get_user(account.account.as_deref(), &user)
+                    .await?
+                    .principal(AuthMethod::Basic),
+                None => {
+                    let account = store.resolve_account(account.account.as_deref()).await?;
+                    Principal::simulated(account, group)
+                }
+            };
+            let mut policies = Vec::with_capacity(policy.len());
+            for file in policy {
+                let text = std::fs::read_to_string(&file).map_err(|e| AdminError::Io {
+                    path: file.clone(),
+                    source: e,
+                })?;
+                let document = PolicyDocument::parse(&text)
+                    .map_err(|e| AdminError::Usage(format!("{}: {e}", file.display())))?;
+                policies.push(NamedPolicy {
+                    name: file.display().to_string(),
+                    document,
+                });
+            }
             let asked = Simulated {
                 action: &action,
                 resource: &resource,
@@ -908,8 +940,9 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
                     secure: secure_transport,
                 },
                 context: &context,
+                policies: &policies,
             };
-            let simulation = simulate(store, &record.principal(AuthMethod::Basic), &asked).await?;
+            let simulation = simulate(store, &principal, &asked).await?;
             if json {
                 let text = serde_json::to_string_pretty(&simulation)
                     .map_err(|e| AdminError::Usage(e.to_string()))?;

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use jiff::Timestamp;
-use mlgate_policy::{Context, Decision, Miss, Request, StatementTrace, explain};
+use mlgate_policy::{Context, Decision, Miss, NamedPolicy, Request, StatementTrace, explain};
 use serde::Serialize;
 
 use super::{PolicySet, Question, global_context, policy_set};
@@ -24,6 +24,8 @@ pub struct Simulated<'a> {
     pub peer: Peer,
     /// Keys of the request itself (`mlflow:ExperimentName`, ...), added to the global ones.
     pub context: &'a [(String, String)],
+    /// Policies beside the principal's own (an ad-hoc principal's documents).
+    pub policies: &'a [NamedPolicy],
 }
 
 /// A request the server decided, as its audit record tells it.
@@ -62,7 +64,15 @@ pub async fn simulate(
     principal: &Principal,
     asked: &Simulated<'_>,
 ) -> Result<Simulation, StoreError> {
-    let policies = policy_set(store, principal).await?;
+    let mut policies = policy_set(store, principal).await?;
+    if !asked.policies.is_empty() {
+        policies.identity = policies
+            .identity
+            .iter()
+            .chain(asked.policies)
+            .cloned()
+            .collect();
+    }
     let context = context_of(principal, &asked.peer, Timestamp::now(), asked.context);
     let request = Request {
         action: asked.action,
