@@ -506,11 +506,7 @@ impl Gateway {
         trail: &mut Trail,
     ) -> Result<Response, GatewayError> {
         let navigation = matches!(parts.method, Method::GET | Method::HEAD)
-            && parts
-                .headers
-                .get_all(header::ACCEPT)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
+            && portal::accepts_html(&parts.headers);
         if !(navigation && call.is_ui_page()) {
             return Err(GatewayError::Unauthenticated);
         }

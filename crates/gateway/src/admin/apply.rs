@@ -38,7 +38,7 @@ use serde::Deserialize;
 use clap::ValueEnum;
 
 use super::grant::{self, Level, Scope};
-use super::{AdminError, FileError};
+use super::{AdminError, FileError, read_file};
 use crate::store::{
     ApplyAccount, ApplyGrant, ApplyGroup, ApplyPlan, ApplyPolicy, ApplyUser, GrantSubject,
 };
@@ -157,10 +157,7 @@ pub fn load_plan(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ApplyPlan, AdminError> {
-    let text = std::fs::read_to_string(path).map_err(|e| AdminError::Io {
-        path: path.to_owned(),
-        source: e,
-    })?;
+    let text = read_file(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse_plan(&text, base, env).map_err(|source| AdminError::InFile {
         path: path.to_owned(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
 
-use super::{AccountArg, AdminError, AdminIo, FileError, fmt_time, io_err, json_out};
+use super::{AccountArg, AdminError, AdminIo, FileError, fmt_time, io_err, json_out, read_file};
 use crate::store::secrets::{MASTER_KEY_ENV, MasterKey};
 use crate::store::{Change, DEFAULT_MAX_SESSION_SECONDS, KeyOwnerRef, Store};
 
@@ -235,13 +235,6 @@ pub async fn set_active(
         writeln!(io.out, "access key {id} was already {state}")
     }
     .map_err(io_err)
-}
-
-fn read_file(path: &Path) -> Result<String, AdminError> {
-    std::fs::read_to_string(path).map_err(|e| AdminError::Io {
-        path: path.to_owned(),
-        source: e,
-    })
 }
 
 pub async fn role(c: RoleCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {

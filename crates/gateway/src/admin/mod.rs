@@ -806,10 +806,7 @@ async fn group(c: GroupCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(
 async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result<(), AdminError> {
     match c {
         PolicyCommand::Put { name, file } => {
-            let doc = std::fs::read_to_string(&file).map_err(|e| AdminError::Io {
-                path: file.clone(),
-                source: e,
-            })?;
+            let doc = read_file(&file)?;
             let change = store.put_policy(&name, &doc).await?;
             writeln!(io.err, "{change} policy {name}").map_err(io_err)
         }
@@ -921,10 +918,7 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             };
             let mut policies = Vec::with_capacity(policy.len());
             for file in policy {
-                let text = std::fs::read_to_string(&file).map_err(|e| AdminError::Io {
-                    path: file.clone(),
-                    source: e,
-                })?;
+                let text = read_file(&file)?;
                 let document = PolicyDocument::parse(&text)
                     .map_err(|e| AdminError::Usage(format!("{}: {e}", file.display())))?;
                 policies.push(NamedPolicy {
@@ -976,6 +970,14 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             Ok(())
         }
     }
+}
+
+/// A file an admin command reads, or the error naming it.
+fn read_file(path: &Path) -> Result<String, AdminError> {
+    std::fs::read_to_string(path).map_err(|e| AdminError::Io {
+        path: path.to_owned(),
+        source: e,
+    })
 }
 
 /// `KEY=VALUE`.

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::admin::parse_key_value;
@@ -119,16 +119,10 @@ pub async fn run(
         .and_then(|rest| rest.split_once(":user/"))
         .filter(|(_, name)| !name.contains('/'))
         .ok_or_else(|| unexplainable("its principal is not a built-in user"))?;
-    let method = [
-        AuthMethod::Basic,
-        AuthMethod::Token,
-        AuthMethod::Session,
-        AuthMethod::Sigv4,
-        AuthMethod::Jwt,
-    ]
-    .into_iter()
-    .find(|m| text("auth_method") == Some(m.as_str()))
-    .unwrap_or(AuthMethod::Basic);
+    let method = record
+        .get("auth_method")
+        .and_then(|m| AuthMethod::deserialize(m).ok())
+        .unwrap_or(AuthMethod::Basic);
     let principal = store.get_user(Some(account), name).await?.principal(method);
     let ip: IpAddr = text("source_ip")
         .and_then(|ip| ip.parse().ok())

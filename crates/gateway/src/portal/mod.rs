@@ -419,6 +419,14 @@ async fn end_sessions(auth: &Authenticator, parts: &Parts) -> PortalOutcome {
 /// the browser forgets the real ones, then reloads the app.
 const UI_SIGN_OUT_USER: &str = "mlflow-logged-out-";
 
+/// Whether the request accepts HTML: a browser loading a page, not a script's call.
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")))
+}
+
 /// The two requests of the MLflow UI's sign-out, as mlgate sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UiSignOut {
@@ -447,11 +455,7 @@ pub fn ui_sign_out_step(parts: &Parts) -> Option<UiSignOut> {
             let has_session =
                 !session::find_cookies(headers, session::cookie_name(secure_transport(parts)))
                     .is_empty();
-            let accepts_html = headers
-                .get_all(header::ACCEPT)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")));
-            (has_session && !accepts_html && !headers.contains_key(header::CONTENT_TYPE))
+            (has_session && !accepts_html(headers) && !headers.contains_key(header::CONTENT_TYPE))
                 .then_some(UiSignOut::Challenge)
         }
     }

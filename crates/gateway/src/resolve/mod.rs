@@ -649,15 +649,12 @@ fn reference_target(
 /// MLflow reads them: InvokeScorer's `scorer_name` with `scorer_version`, and each non-null
 /// `scorer_versions[i]` of InvokeGenaiEvaluate with the name in `serialized_scorers[i]`.
 fn registered_scorers(params: &Params) -> Result<Vec<(String, i64)>, GatewayError> {
-    let version_of = |field: &str, value: &serde_json::Value| match value {
-        serde_json::Value::Number(n) => n.as_i64().ok_or_else(|| {
+    let version_of = |field: &str, value: &serde_json::Value| {
+        value.as_i64().ok_or_else(|| {
             GatewayError::BadRequest(format!(
                 "invalid value for parameter '{field}': not an integer"
             ))
-        }),
-        _ => Err(GatewayError::BadRequest(format!(
-            "invalid value for parameter '{field}': not an integer"
-        ))),
+        })
     };
     let mut found = Vec::new();
     match (params.get("scorer_name"), params.get("scorer_version")) {
