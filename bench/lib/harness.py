@@ -558,6 +558,32 @@ def session_cookie(stack: ms.Stack, user: str, password: str) -> str:
     raise CaseFailed(f"sign-in did not set a session cookie (status {status}): {data[:200]!r}")
 
 
+class OtlpSink:
+    """An OTLP/HTTP receiver that accepts every export and keeps nothing: what exporting spans
+    costs the gateway, without a collector's own cost on the shared cores."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
 def mlgate_supports(binary: Path, argv: List[str], word: str) -> bool:
     r = subprocess.run([str(binary), *argv, "--help"], capture_output=True, text=True)
     return word in r.stdout
@@ -631,8 +657,9 @@ def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
     has_jwt = mlgate_supports(binary, ["serve"], "--oidc-config")
     has_sigv4 = mlgate_supports(binary, [], "access-key")
     has_metrics = mlgate_supports(binary, ["serve"], "--admin-listen")
+    has_traces = mlgate_supports(binary, ["serve"], "--otlp-endpoint")
     skipped: Dict[str, str] = {}
-    metered = None
+    metered = traced = sink = None
     try:
         nginx, nginx_port = start_nginx(s.out / "nginx", stub_port)
         stack, pw = start_mlgate_in_front_of(stub_port, s.out / "mlgate-stub")
@@ -693,6 +720,18 @@ def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
             )
         else:
             skipped["mlgate-token-metrics"] = "metrics: this mlgate has no --admin-listen"
+        if has_traces:
+            # And with every request traced (a span per request and stage, exported over
+            # OTLP/HTTP to a sink): what tracing costs.
+            sink = OtlpSink()
+            traced = stack.replica()
+            traced.start_gateway(extra_args=["--otlp-endpoint", sink.url])
+            assert traced.gateway is not None
+            targets.append(
+                Target("mlgate-token-traces", traced.url, {"Authorization": f"Bearer {token}"}, traced.gateway.pid)
+            )
+        else:
+            skipped["mlgate-token-traces"] = "traces: this mlgate has no --otlp-endpoint"
         for t in targets:
             if t.name != "direct":
                 t.upstream_pid = stub.pid
@@ -742,8 +781,11 @@ def case_gateway(s: Settings, results: Dict[str, Any], wrk: Wrk) -> None:
             }
         )
     finally:
-        if metered is not None:
-            metered.stop_gateway()
+        for replica in (metered, traced):
+            if replica is not None:
+                replica.stop_gateway()
+        if sink is not None:
+            sink.stop()
         if stack is not None:
             stack.down()
         if nginx is not None:

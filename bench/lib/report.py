@@ -261,7 +261,8 @@ def section_gateway(doc: Dict[str, Any]) -> str:
         " from a stub OIDC issuer on loopback (group claim mapped to `readers`; mlgate caches a verified"
         " token for 60 s), `mlgate-sigv4` an mlgate access key, the request signed by botocore (header form)"
         " at the start of each run; `mlgate-token-metrics` the API token through a second mlgate with"
-        " Prometheus metrics on (`--admin-listen`), beside `mlgate-token` without them.",
+        " Prometheus metrics on (`--admin-listen`), and `mlgate-token-traces` through a third with every"
+        " request traced (`--otlp-endpoint`, spans exported to a sink), beside `mlgate-token` without either.",
     ]
     if rss:
         parts += [

@@ -73,6 +73,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MLGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
 
+    /// OpenTelemetry: export a span per request and per stage to this OTLP/HTTP receiver's
+    /// base URL (spans go to `<url>/v1/traces`), e.g. `http://collector:4318`; off when unset.
+    #[arg(long, env = "MLGATE_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<Uri>,
+
     /// The MLflow tracking server (http only; it should listen on a private address).
     #[arg(long, env = "MLGATE_UPSTREAM", default_value = "http://127.0.0.1:5001", value_parser = parse_upstream)]
     pub upstream: Uri,
@@ -331,6 +336,17 @@ fn parse_upstream(s: &str) -> Result<Uri, String> {
     // A path prefix would be silently dropped; MLflow's --static-prefix is not supported yet.
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err("the upstream URL must not have a path or query".into());
+    }
+    Ok(uri)
+}
+
+fn parse_otlp_endpoint(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err("the OTLP endpoint must be an http:// or https:// URL with a host".into());
+    }
+    if uri.query().is_some() {
+        return Err("the OTLP endpoint must not have a query".into());
     }
     Ok(uri)
 }

@@ -27,6 +27,7 @@ use mlgate::portal::{self, PortalState};
 use mlgate::store::secrets::SecretError;
 use mlgate::store::{Database, SessionLimits, Store, StoreConfig, StoreError};
 use mlgate::telemetry;
+use mlgate::telemetry::traces::Traces;
 use mlgate_sigv4::ConfigError;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -128,6 +129,8 @@ enum ServeError {
         admin: SocketAddr,
         public: SocketAddr,
     },
+    #[error("cannot set up the OTLP trace exporter")]
+    Traces(#[source] opentelemetry_otlp::ExporterBuildError),
     #[error("cannot set up the metrics")]
     Metrics(#[source] metrics_exporter_prometheus::BuildError),
     #[error("cannot listen on {addr}")]
@@ -136,8 +139,8 @@ enum ServeError {
         #[source]
         source: io::Error,
     },
-    #[error("the audit log could not be closed")]
-    CloseAuditTask(#[source] tokio::task::JoinError),
+    #[error("a shutdown step (the audit log, the last spans) did not finish")]
+    ShutdownTask(#[source] tokio::task::JoinError),
     #[error("cannot close the audit log")]
     CloseAudit(#[source] io::Error),
 }
@@ -229,13 +232,23 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     .map_err(ServeError::SigV4)?;
     authenticator = authenticator.with_sigv4(std::sync::Arc::new(sigv4));
     let portal = portal::router(PortalState::new(authenticator.clone()));
+    let (traces, exporter) = match &args.otlp_endpoint {
+        Some(endpoint) => {
+            let (traces, exporter) =
+                telemetry::traces::install(endpoint).map_err(ServeError::Traces)?;
+            tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+            (traces, Some(exporter))
+        }
+        None => (Traces::default(), None),
+    };
     let gateway = Gateway::new(
         GatewaySettings::from(args),
         store,
         authenticator,
         portal,
         audit.clone(),
-    )?;
+    )?
+    .with_traces(traces);
     let drain = Drain {
         delay: args.drain_delay,
         grace: args.shutdown_grace,
@@ -286,9 +299,14 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         drain,
     )
     .await;
+    if let Some(exporter) = exporter {
+        tokio::task::spawn_blocking(move || exporter.shutdown())
+            .await
+            .map_err(ServeError::ShutdownTask)?;
+    }
     tokio::task::spawn_blocking(move || audit.close())
         .await
-        .map_err(ServeError::CloseAuditTask)?
+        .map_err(ServeError::ShutdownTask)?
         .map_err(ServeError::CloseAudit)?;
     Ok(())
 }

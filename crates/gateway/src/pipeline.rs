@@ -40,6 +40,7 @@ use crate::portal::{self, PortalOutcome, UiSignOut};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
 use crate::store::Store;
+use crate::telemetry::traces::{self, Stage, Traces};
 use crate::telemetry::{self, RequestLabels};
 use probes::{Probe, Readiness};
 
@@ -68,6 +69,7 @@ pub struct Gateway {
     parsed_bodies: ParsedBodyBudget,
     /// Set by the listener at shutdown; readiness turns false.
     draining: Draining,
+    traces: Traces,
 }
 
 /// The stages that name resources and ask MLflow about them, for one MLflow workspace (or
@@ -165,7 +167,13 @@ impl Gateway {
             audit,
             parsed_bodies,
             draining: Draining::default(),
+            traces: Traces::default(),
         })
+    }
+
+    /// Spans for every request (`--otlp-endpoint`); none by default.
+    pub fn with_traces(self, traces: Traces) -> Gateway {
+        Gateway { traces, ..self }
     }
 
     /// What the listener sets when it starts draining (for [`crate::listen::Drain`]).
@@ -253,9 +261,15 @@ impl Gateway {
 
         // 3. authenticate: exactly one credential, or none at all.
         // (A SigV4 signature covers the body: it comes back checked, or checked as it streams.)
+        let authenticating = self.authenticator.authenticate_with_body(
+            &parts,
+            body,
+            peer.secure,
+            self.body_limits(),
+        );
         let (principal, body) = self
-            .authenticator
-            .authenticate_with_body(&parts, body, peer.secure, self.body_limits())
+            .traces
+            .stage(Stage::Authenticate, authenticating)
             .await
             .map_err(GatewayError::Authentication)?;
         trail.principal = principal.as_ref().map(|p| p.arn.clone());
@@ -333,10 +347,11 @@ impl Gateway {
         trail.decisions.actions = vec![action.clone()];
 
         // 5. resolve: identifiers → resource ARNs and condition keys.
-        let mut resolved = deciders
-            .resolver
-            .resolve(route, &call.path_params, &params, &parts.headers)
-            .await?;
+        let resolving =
+            deciders
+                .resolver
+                .resolve(route, &call.path_params, &params, &parts.headers);
+        let mut resolved = self.traces.stage(Stage::Resolve, resolving).await?;
         for (key, value) in &resolved.plan.context {
             asker.context.insert(key, value.clone());
         }
@@ -370,16 +385,14 @@ impl Gateway {
         // 6. authorize: both vocabularies, explicit deny wins; each experiment with its own
         // keys; then every other resource the request names.
         let deciding = Instant::now();
-        let decided = deciders
-            .authorizer
-            .decide_request(
-                &deciders.resolver,
-                &asker,
-                route,
-                &resolved,
-                &mut trail.decisions,
-            )
-            .await;
+        let deciding_request = deciders.authorizer.decide_request(
+            &deciders.resolver,
+            &asker,
+            route,
+            &resolved,
+            &mut trail.decisions,
+        );
+        let decided = self.traces.stage(Stage::Authorize, deciding_request).await;
         telemetry::decision(deciding.elapsed());
         let pins = decided?;
 
@@ -399,7 +412,8 @@ impl Gateway {
                 target: &target,
                 peer: &peer,
             };
-            return deciders.searches.answer(search, &asker, trail).await;
+            let answering = deciders.searches.answer(search, &asker, trail);
+            return self.traces.stage(Stage::Filter, answering).await;
         }
 
         // 7. rewrite: attribute writes to the principal; forward what was decided.
@@ -531,13 +545,12 @@ impl Gateway {
         target: Target,
         peer: &Peer,
     ) -> Result<Response, GatewayError> {
-        self.upstream
-            .forward(
-                Request::from_parts(parts, body),
-                target.path_and_query,
-                peer,
-            )
-            .await
+        let forwarding = self.upstream.forward(
+            Request::from_parts(parts, body),
+            target.path_and_query,
+            peer,
+        );
+        self.traces.stage(Stage::Forward, forwarding).await
     }
 }
 
@@ -599,7 +612,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|length| length != "0"));
-    let mut response = match gateway.process(request, &mut trail).await {
+    let span = gateway.traces.request(request.method(), request.headers());
+    let processed = traces::within(span.as_ref(), gateway.process(request, &mut trail)).await;
+    let mut response = match processed {
         Ok(response) => response,
         Err(error) => {
             count_dependency_failure(&error);
@@ -627,6 +642,21 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         status: response.status(),
     };
     telemetry::request(&labels, record.latency_ms / 1000.0);
+    if let Some(span) = span {
+        span.finish(&traces::Answered {
+            method: &record.method,
+            path: &record.path,
+            operation,
+            status: response.status(),
+            client_ip: &record.source_ip,
+            request_id: &record.request_id,
+            decision: record.decision.as_str(),
+            principal: record.principal.as_deref(),
+            auth_method: record.auth_method.map(AuthMethod::as_str),
+            statement: record.statement.as_deref(),
+            reason: record.reason.as_deref(),
+        });
+    }
     gateway.audit.record(record).await;
     response
 }

@@ -1,8 +1,11 @@
-//! Prometheus metrics, served on the admin listener (`--admin-listen`, docs/observability.md).
+//! Prometheus metrics, served on the admin listener (`--admin-listen`, docs/observability.md);
+//! OpenTelemetry traces are in [`traces`].
 //! The stages record through the `metrics` facade with these functions; until [`install`] runs
 //! (no admin listener) each of them returns at once, so the hot path pays one relaxed load.
 //! Every label value is from a closed set (decisions, authentication methods, the catalog's
 //! operation names, status codes, cache names): never a path, an id or a user name.
+
+pub mod traces;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

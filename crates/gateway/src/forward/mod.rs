@@ -183,6 +183,8 @@ impl Upstream {
         request: Request<Body>,
         body_sent: oneshot::Receiver<()>,
     ) -> Result<Response<hyper::body::Incoming>, GatewayError> {
+        let mut request = request;
+        telemetry::traces::propagate(request.headers_mut());
         let started = Instant::now();
         let answered = self.answer_head(request, body_sent).await;
         telemetry::upstream(started.elapsed());
