@@ -201,6 +201,7 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
         source,
     })?;
     reload_on_hangup(audit.clone(), certificate)?;
+    mlgate::audit::admin_changes::spawn(store.clone(), audit.clone());
     let auth_settings = AuthSettings {
         session: SessionLimits {
             lifetime: args.session_lifetime,

@@ -39,7 +39,7 @@ use crate::normalize::{self, BodyLimits, ParsedBodyBudget, Target};
 use crate::portal::{self, PortalOutcome, UiSignOut};
 use crate::resolve::{ArnScope, Resolver};
 use crate::rewrite;
-use crate::store::Store;
+use crate::store::{Actor, Store};
 use crate::telemetry::traces::{self, Stage, Traces};
 use crate::telemetry::{self, RequestLabels};
 use probes::{Probe, Readiness};
@@ -459,8 +459,13 @@ impl Gateway {
             json_body,
             client_ip: peer.ip,
         };
+        let actor = Actor::principal(
+            &asker.principal.arn,
+            trail.request_id.to_str().unwrap_or_default(),
+        );
         let api = AuthApi {
             authenticator: &self.authenticator,
+            store: self.store.acting_as(actor),
             scope: self.deciders.authorizer.scope(),
         };
         api.answer(request, trail).await

@@ -28,9 +28,12 @@
 //! either way the old file ends with a checkpoint and the new one's first line names the last
 //! hash. The path `-` writes to standard output (containers).
 //!
-//! Administrative changes, when they are audited, are one more kind of entry sealed into the
-//! same chain: a [`writer::Msg`] variant and an [`AuditSink`] method beside [`AuditSink::record`].
+//! Administrative changes (users, groups, policies, grants, roles, keys, tokens, whoever made
+//! them: the admin CLI or an admin through MLflow's basic-auth API) are journaled in the store
+//! in the change's own transaction; the server seals them into this chain as
+//! `{"event":"admin_change",...}` lines ([`admin_changes`]), never dropped.
 
+pub mod admin_changes;
 pub mod chain;
 pub mod explain;
 pub mod record;
@@ -230,6 +233,19 @@ impl AuditSink {
         if !queued || inner.tx.send(Msg::Record(Box::new(rec))).is_err() {
             inner.dropped_one();
         }
+    }
+
+    /// Seals journaled administrative changes into the log and waits until they are flushed:
+    /// true when they are in the log. They do not take queue room and are never dropped.
+    pub async fn admin_changes(&self, changes: Vec<crate::store::AdminChange>) -> bool {
+        let Some(inner) = &self.inner else {
+            return false;
+        };
+        let (ack, written) = tokio::sync::oneshot::channel();
+        if inner.tx.send(Msg::AdminChanges(changes, ack)).is_err() {
+            return false;
+        }
+        written.await.unwrap_or(false)
     }
 
     /// Records dropped so far because the writer was behind (or stopped).

@@ -16,16 +16,28 @@ use zeroize::Zeroizing;
 
 use super::chain::{Chain, CheckpointReason};
 use super::{AuditOptions, AuditRecord, BATCH_INTERVAL};
+use crate::store::AdminChange;
 
 /// What the request side sends the writer.
 pub(super) enum Msg {
     Record(Box<AuditRecord>),
     /// Acknowledged once everything sent before is written and flushed.
     Flush(mpsc::Sender<()>),
+    /// Journaled administrative changes, never dropped; acknowledged once flushed, with
+    /// whether they reached the log.
+    AdminChanges(Vec<AdminChange>, tokio::sync::oneshot::Sender<bool>),
     /// Move to a new file at the same path (SIGHUP: the old one was renamed).
     Reopen,
     /// Sign with the shutdown checkpoint, flush, acknowledge and stop.
     Close(mpsc::Sender<()>),
+}
+
+/// An administrative change's line: `{"event":"admin_change", ...}` ([`AdminChange`]).
+#[derive(Serialize)]
+struct AdminChangeLine {
+    event: &'static str,
+    #[serde(flatten)]
+    change: AdminChange,
 }
 
 /// The file being written, when the log is a file (not standard output or a test's writer).
@@ -189,6 +201,7 @@ impl Writer {
             };
             let mut next = Some(first);
             let mut acks = Vec::new();
+            let mut change_acks = Vec::new();
             let mut taken = 0;
             while let Some(msg) = next.take() {
                 match msg {
@@ -197,6 +210,15 @@ impl Writer {
                         self.append(&*record);
                     }
                     Msg::Flush(ack) => acks.push(ack),
+                    Msg::AdminChanges(changes, ack) => {
+                        for change in changes {
+                            self.append(&AdminChangeLine {
+                                event: "admin_change",
+                                change,
+                            });
+                        }
+                        change_acks.push(ack);
+                    }
                     Msg::Reopen => self.reopen(),
                     Msg::Close(ack) => {
                         closed_by = Some(ack);
@@ -214,6 +236,9 @@ impl Writer {
             self.flush();
             for ack in acks.into_iter().chain(closed_by.clone()) {
                 let _ = ack.send(());
+            }
+            for ack in change_acks {
+                let _ = ack.send(!self.failing);
             }
             // Let the next records gather: senders do not wake a writer that is not waiting.
             std::thread::sleep(BATCH_INTERVAL);
@@ -304,6 +329,7 @@ impl Writer {
 
     fn flush(&mut self) {
         if let Err(e) = self.out.flush() {
+            self.failing = true;
             tracing::error!(error = %e, "cannot flush the audit log");
         }
     }

@@ -27,13 +27,15 @@ use crate::authorize::Asker;
 use crate::error::GatewayError;
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 use crate::resolve::ArnScope;
-use crate::store::{AttachTarget, GroupRecord, StoreError, UserRecord, password};
+use crate::store::{AttachTarget, GroupRecord, Store, StoreError, UserRecord, password};
 
 pub use fields::{Fields, is_json};
 
 /// What the API needs besides the request.
 pub struct AuthApi<'a> {
     pub authenticator: &'a Authenticator,
+    /// The store, its changes journaled as the principal's (`store/journal.rs`).
+    pub store: Store,
     pub scope: &'a ArnScope,
 }
 
@@ -94,7 +96,7 @@ impl AuthApi<'_> {
             _ => is_own_account(principal, &target),
         };
         self.decide(request, arn, own_account, trail)?;
-        let store = self.authenticator.store();
+        let store = &self.store;
         let account = Some(principal.account.as_str());
         Ok(match request.route.operation {
             AuthOperation::CreateUser => {
@@ -204,7 +206,7 @@ impl AuthApi<'_> {
     /// Adds `user` to the [`ADMINS_GROUP`], creating the group with the admins policy when
     /// it does not exist yet.
     async fn add_admin(&self, account: Option<&str>, user: &str) -> Result<bool, StoreError> {
-        let store = self.authenticator.store();
+        let store = &self.store;
         match store.add_member(account, ADMINS_GROUP, user).await {
             Err(StoreError::NotFound { kind: "group", .. }) => {
                 store.put_policy(ADMINS_POLICY, ADMINS_DOCUMENT).await?;

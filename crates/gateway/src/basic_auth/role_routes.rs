@@ -63,7 +63,7 @@ impl AuthApi<'_> {
         trail: &mut Trail,
     ) -> Result<Value, GatewayError> {
         let principal = request.asker.principal;
-        let store = self.authenticator.store();
+        let store = &self.store;
         let account = Some(principal.account.as_str());
         let fields = &request.fields;
         let groups = store.list_groups(account).await.map_err(refusal)?;
@@ -380,7 +380,7 @@ impl AuthApi<'_> {
         let own = is_own_account(principal, username);
         self.decide(request, self.scope.user(username), own, trail)?;
         let account = Some(principal.account.as_str());
-        let store = self.authenticator.store();
+        let store = &self.store;
         store.get_user(account, username).await.map_err(refusal)
     }
 
@@ -432,8 +432,7 @@ impl AuthApi<'_> {
         documents: &BTreeMap<String, String>,
     ) -> Result<Vec<(String, Permission)>, GatewayError> {
         let sources = self
-            .authenticator
-            .store()
+            .store
             .effective_policy_sources(Some(&user.account_id), &user.name)
             .await
             .map_err(refusal)?;

@@ -11,6 +11,7 @@ use super::backend::Queries;
 use super::backend::RoleQueries;
 use super::credentials::{new_access_key_id, new_secret_access_key};
 use super::identities::{resolve_account, user_id};
+use super::journal::{self, Entry, in_account};
 use super::model::{AccessKeyRecord, KeyOwnerId, KeyOwnerRef};
 use super::roles::role_id;
 use super::secrets::MasterKey;
@@ -43,8 +44,15 @@ impl Store {
         let default = self.default_account_id();
         write_db!(self, |c| async {
             let account = resolve_account(c, account, default).await?;
+            let owner_target = match owner {
+                KeyOwnerRef::User(u) => in_account("user", &account, u),
+                KeyOwnerRef::Role(r) => in_account("role", &account, r),
+            };
             let owner = owner_id(c, &account, owner).await?;
-            c.insert_access_key(&id, &owner, &sealed, now()).await
+            c.insert_access_key(&id, &owner, &sealed, now()).await?;
+            let entry = Entry::new("CreateAccessKey", format!("access-key/{id}"))
+                .after(serde_json::json!({ "owner": owner_target }));
+            journal::record(c, self.actor(), entry).await
         }
         .await)?;
         let record = self
@@ -86,6 +94,10 @@ impl Store {
                 Some(key) if key.active == active => Ok(false),
                 Some(_) => {
                     c.set_access_key_active(id, active).await?;
+                    let entry = Entry::new("SetAccessKeyActive", format!("access-key/{id}"))
+                        .before(serde_json::json!({ "active": !active }))
+                        .after(serde_json::json!({ "active": active }));
+                    journal::record(c, self.actor(), entry).await?;
                     Ok(true)
                 }
             }
@@ -96,7 +108,8 @@ impl Store {
     pub async fn delete_access_key(&self, id: &str) -> StoreResult<()> {
         write_db!(self, |c| async {
             if c.delete_access_key(id).await? {
-                Ok(())
+                let entry = Entry::new("DeleteAccessKey", format!("access-key/{id}"));
+                journal::record(c, self.actor(), entry).await
             } else {
                 Err(StoreError::not_found("access key", id))
             }

@@ -24,6 +24,7 @@ use super::identities::{
     create_group, create_user, ensure_account, resolve_account, set_disabled, set_password,
     set_tags, user_id,
 };
+use super::journal::{self, Actor, Entry};
 use super::model::Change;
 use super::password;
 use super::policies::{check_policy, policy_id, put_policy};
@@ -268,6 +269,7 @@ fn not_grants(policies: Vec<String>) -> Vec<String> {
 
 async fn apply<Q: Queries>(
     c: &mut Q,
+    actor: &Actor,
     plan: &ApplyPlan,
     default_account: &str,
 ) -> StoreResult<ApplyReport> {
@@ -287,7 +289,7 @@ async fn apply<Q: Queries>(
         check_policy(&p.name, &p.document)?;
     }
     for p in plan.policies.iter().chain(generated.iter().copied()) {
-        let ch = put_policy(c, &p.name, &p.document).await?;
+        let ch = put_policy(c, actor, &p.name, &p.document).await?;
         report.push("policy", p.name.clone(), ch);
     }
     let grants = grants_by_subject(c, plan, default_account).await?;
@@ -488,6 +490,14 @@ async fn apply<Q: Queries>(
         }
     }
 
+    // Policies were journaled with their documents as they were put.
+    for item in &report.items {
+        if item.change != Change::Unchanged && item.kind != "policy" {
+            let entry = Entry::new("Apply", format!("{}/{}", item.kind, item.name))
+                .after(serde_json::json!({ "change": item.change }));
+            journal::record(c, actor, entry).await?;
+        }
+    }
     Ok(report)
 }
 
@@ -497,12 +507,12 @@ impl Store {
     /// Nothing is written if any item fails.
     pub async fn apply(&self, plan: &ApplyPlan) -> StoreResult<ApplyReport> {
         let default = self.default_account_id();
-        write_db!(self, |c| apply(c, plan, default).await)
+        write_db!(self, |c| apply(c, self.actor(), plan, default).await)
     }
 
     /// Like [`Self::apply`], but rolls the transaction back: reports what would change.
     pub async fn apply_dry_run(&self, plan: &ApplyPlan) -> StoreResult<ApplyReport> {
         let default = self.default_account_id();
-        in_transaction!(self, false, |c| apply(c, plan, default).await)
+        in_transaction!(self, false, |c| apply(c, self.actor(), plan, default).await)
     }
 }

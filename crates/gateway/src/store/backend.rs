@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::error::StoreResult;
 use super::model::{
-    AccessKeyRecord, AccountRecord, GroupRecord, KeyOwnerId, LoginState, NewStsSession,
+    AccessKeyRecord, AccountRecord, GroupRecord, JournalRow, KeyOwnerId, LoginState, NewStsSession,
     PolicyRecord, PolicySource, RoleRecord, SessionRecord, StsSessionRecord, TokenRecord,
     UserRecord,
 };
@@ -29,6 +29,7 @@ pub(crate) trait Queries:
     + RoleQueries
     + CreatorQueries
     + ChangeQueries
+    + JournalQueries
     + Send
 {
 }
@@ -40,6 +41,7 @@ impl<T> Queries for T where
         + RoleQueries
         + CreatorQueries
         + ChangeQueries
+        + JournalQueries
         + Send
 {
 }
@@ -49,6 +51,17 @@ pub(crate) trait ChangeQueries {
     /// Adds one to the counter; on PostgreSQL the commit also notifies every server.
     async fn record_change(&mut self) -> StoreResult<()>;
     async fn change_version(&mut self) -> StoreResult<i64>;
+}
+
+/// The journal of administrative changes (`journal.rs`).
+pub(crate) trait JournalQueries {
+    async fn insert_admin_change(&mut self, row: &JournalRow) -> StoreResult<()>;
+    async fn has_unrecorded_admin_changes(&mut self) -> StoreResult<bool>;
+    /// The oldest changes no audit log holds yet, with their ids.
+    async fn unrecorded_admin_changes(&mut self, limit: i64)
+    -> StoreResult<Vec<(i64, JournalRow)>>;
+    /// Marks every unrecorded change up to `through` as written into an audit log at `at`.
+    async fn mark_admin_changes_recorded(&mut self, through: i64, at: i64) -> StoreResult<()>;
 }
 
 /// Accounts, users, groups, memberships and the users' API tokens.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 
 use super::backend::ChangeQueries;
-use super::{Backend, Inner, Store, StoreResult};
+use super::{Actor, Backend, Inner, Store, StoreResult};
 
 /// How often a server on SQLite reads the change counter.
 pub const SQLITE_POLL: Duration = Duration::from_millis(200);
@@ -39,7 +39,7 @@ impl Store {
     /// Starts watching the change counter for as long as this store (any clone of it) lives.
     pub fn watch_changes(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(watch(weak))
+        tokio::spawn(watch(weak, self.actor().clone()))
     }
 
     /// Records a change made by a single statement outside a write transaction.
@@ -106,10 +106,13 @@ impl Store {
     }
 }
 
-async fn watch(weak: Weak<Inner>) {
+async fn watch(weak: Weak<Inner>, actor: Actor) {
     let mut watch = Watch::default();
     while let Some(inner) = weak.upgrade() {
-        let store = Store { inner };
+        let store = Store {
+            inner,
+            actor: actor.clone(),
+        };
         store.check_changes(&mut watch).await;
         store.next_check(&mut watch).await;
     }

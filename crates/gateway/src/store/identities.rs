@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde_json::json;
+
 use super::backend::{IdentityQueries, Queries};
+use super::journal::{self, Entry, in_account};
 use super::model::{AccountRecord, Change, GroupRecord, UserRecord};
 use super::validate::{
     validate_account_id, validate_account_name, validate_group_name, validate_tag,
@@ -189,7 +192,16 @@ impl Store {
     /// Creates the account if it does not exist. Fails if the id exists under another name or
     /// the name under another id.
     pub async fn ensure_account(&self, id: &str, name: &str) -> StoreResult<Change> {
-        write_db!(self, |c| ensure_account(c, id, name).await)
+        write_db!(self, |c| async {
+            let change = ensure_account(c, id, name).await?;
+            if change != Change::Unchanged {
+                let entry = Entry::new("PutAccount", format!("account/{id}"))
+                    .after(json!({"name": name, "change": change}));
+                journal::record(c, self.actor(), entry).await?;
+            }
+            Ok::<_, StoreError>(change)
+        }
+        .await)
     }
 
     pub async fn list_accounts(&self) -> StoreResult<Vec<AccountRecord>> {
@@ -211,6 +223,9 @@ impl Store {
         write_db!(self, |c| async {
             let account = resolve_account(c, account, default).await?;
             let id = create_user(c, &account, name, password_hash.as_deref(), &tags).await?;
+            let entry = Entry::new("CreateUser", in_account("user", &account, name))
+                .after(json!({"tags": &tags, "password": password_hash.is_some()}));
+            journal::record(c, self.actor(), entry).await?;
             c.user_by_id(&id)
                 .await?
                 .ok_or_else(|| StoreError::not_found("user", name))
@@ -242,7 +257,16 @@ impl Store {
 
     pub async fn delete_user(&self, account: Option<&str>, name: &str) -> StoreResult<()> {
         let user = self.get_user(account, name).await?;
-        write_db!(self, |c| c.delete_user(&user.id).await)
+        write_db!(self, |c| async {
+            c.delete_user(&user.id).await?;
+            let entry = Entry::new("DeleteUser", user_target(&user)).before(json!({
+                "tags": &user.tags,
+                "groups": &user.groups,
+                "disabled": user.disabled,
+            }));
+            journal::record(c, self.actor(), entry).await
+        }
+        .await)
     }
 
     /// Sets (or with `None`, removes) the password, and signs the user out of every browser
@@ -254,11 +278,13 @@ impl Store {
         password_hash: Option<String>,
     ) -> StoreResult<()> {
         let user = self.get_user(account, name).await?;
-        write_db!(self, |c| set_password(
-            c,
-            &user.id,
-            password_hash.as_deref()
-        )
+        write_db!(self, |c| async {
+            set_password(c, &user.id, password_hash.as_deref()).await?;
+            // Whether there is a password, never anything of it.
+            let entry = Entry::new("SetPassword", user_target(&user))
+                .after(json!({"password": password_hash.is_some()}));
+            journal::record(c, self.actor(), entry).await
+        }
         .await)
     }
 
@@ -288,7 +314,14 @@ impl Store {
         disabled: bool,
     ) -> StoreResult<()> {
         let user = self.get_user(account, name).await?;
-        write_db!(self, |c| set_disabled(c, &user.id, disabled).await)
+        write_db!(self, |c| async {
+            set_disabled(c, &user.id, disabled).await?;
+            let entry = Entry::new("SetUserDisabled", user_target(&user))
+                .before(json!({"disabled": user.disabled}))
+                .after(json!({"disabled": disabled}));
+            journal::record(c, self.actor(), entry).await
+        }
+        .await)
     }
 
     /// Sets the given tags and removes the keys in `remove`.
@@ -307,6 +340,10 @@ impl Store {
         tags.extend(set);
         write_db!(self, |c| async {
             set_tags(c, &user.id, &tags).await?;
+            let entry = Entry::new("TagUser", user_target(&user))
+                .before(json!({"tags": &user.tags}))
+                .after(json!({"tags": &tags}));
+            journal::record(c, self.actor(), entry).await?;
             c.user_by_id(&user.id)
                 .await?
                 .ok_or_else(|| StoreError::not_found("user", &user.name))
@@ -349,7 +386,9 @@ impl Store {
         let default = self.default_account_id();
         write_db!(self, |c| async {
             let account = resolve_account(c, account, default).await?;
-            create_group(c, &account, name).await.map(|_| ())
+            create_group(c, &account, name).await?;
+            let entry = Entry::new("CreateGroup", in_account("group", &account, name));
+            journal::record(c, self.actor(), entry).await
         }
         .await)
     }
@@ -370,7 +409,11 @@ impl Store {
         write_db!(self, |c| async {
             let account = resolve_account(c, account, default).await?;
             let gid = group_id(c, &account, name).await?;
-            c.delete_group(&gid).await
+            let members = c.group_members(&gid).await?;
+            c.delete_group(&gid).await?;
+            let entry = Entry::new("DeleteGroup", in_account("group", &account, name))
+                .before(json!({"members": members}));
+            journal::record(c, self.actor(), entry).await
         }
         .await)
     }
@@ -408,12 +451,23 @@ impl Store {
             let account = resolve_account(c, account, default).await?;
             let gid = group_id(c, &account, group).await?;
             let uid = user_id(c, &account, user).await?;
-            if member {
-                c.add_member(&gid, &uid).await
+            let (changed, action) = if member {
+                (c.add_member(&gid, &uid).await?, "AddUserToGroup")
             } else {
-                c.remove_member(&gid, &uid).await
+                (c.remove_member(&gid, &uid).await?, "RemoveUserFromGroup")
+            };
+            if changed {
+                let entry = Entry::new(action, in_account("group", &account, group))
+                    .after(json!({"user": user}));
+                journal::record(c, self.actor(), entry).await?;
             }
+            Ok::<_, StoreError>(changed)
         }
         .await)
     }
+}
+
+/// A user's journal target.
+fn user_target(user: &UserRecord) -> String {
+    in_account("user", &user.account_id, &user.name)
 }

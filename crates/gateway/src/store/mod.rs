@@ -52,24 +52,33 @@ macro_rules! read_db {
 /// the transaction; when `$commit` is true and `$body` succeeded, records the change (so other
 /// processes drop their caches) and commits, else rolls back. Leaves this handle's caches
 /// alone: most callers want [`write_db!`].
+/// `quietly` commits without recording a change: for bookkeeping no cache depends on.
 macro_rules! in_transaction {
+    ($store:expr, quietly, |$c:ident| $body:expr) => {
+        in_transaction!(@backend $store, true, false, |$c| $body)
+    };
     ($store:expr, $commit:expr, |$c:ident| $body:expr) => {
+        in_transaction!(@backend $store, $commit, true, |$c| $body)
+    };
+    (@backend $store:expr, $commit:expr, $announce:expr, |$c:ident| $body:expr) => {
         match &$store.inner.backend {
             $crate::store::Backend::Sqlite(db) => {
                 let mut tx = db.begin_write().await?;
-                in_transaction!(@run tx, $commit, |$c| $body)
+                in_transaction!(@run tx, $commit, $announce, |$c| $body)
             }
             $crate::store::Backend::Postgres(db) => {
                 let mut tx = db.begin_write().await?;
-                in_transaction!(@run tx, $commit, |$c| $body)
+                in_transaction!(@run tx, $commit, $announce, |$c| $body)
             }
         }
     };
-    (@run $tx:ident, $commit:expr, |$c:ident| $body:expr) => {{
+    (@run $tx:ident, $commit:expr, $announce:expr, |$c:ident| $body:expr) => {{
         let $c = &mut *$tx;
         let out = $body?;
         if $commit {
-            $crate::store::backend::ChangeQueries::record_change(&mut *$tx).await?;
+            if $announce {
+                $crate::store::backend::ChangeQueries::record_change(&mut *$tx).await?;
+            }
             $tx.commit().await?;
         } else {
             $tx.rollback().await?;
@@ -95,6 +104,7 @@ mod creators;
 mod credentials;
 mod error;
 mod identities;
+mod journal;
 mod model;
 mod oidc;
 pub mod password;
@@ -130,6 +140,7 @@ pub use changes::{POSTGRES_POLL, SQLITE_POLL};
 pub use credentials::{new_access_key_id, new_secret_access_key, new_session_token, token_digest};
 use error::io_err;
 pub use error::{StoreError, StoreResult};
+pub use journal::{Actor, AdminChange};
 pub use model::{
     AccessKeyRecord, AccountRecord, Change, GroupRecord, KeyOwner, KeyOwnerRef, LoginState,
     NewStsSession, PolicyRecord, PolicySource, RoleRecord, SessionOwner, SessionRecord,
@@ -198,6 +209,8 @@ impl Default for StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// Who the changes made through this handle are journaled as (`journal.rs`).
+    actor: Actor,
 }
 
 /// The database behind a [`Store`] (see the module documentation for why an enum).
@@ -305,6 +318,7 @@ impl Store {
                 on_change: Mutex::new(Vec::new()),
                 config,
             }),
+            actor: Actor::os_user(),
         };
         let cfg = &store.inner.config;
         store

@@ -93,6 +93,18 @@ impl UserRecord {
     }
 }
 
+/// A journal row (`journal.rs`): JSON text for the actor and the states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JournalRow {
+    /// Unix milliseconds.
+    pub changed_at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GroupRecord {
     pub id: String,

@@ -12,6 +12,7 @@ use mlgate_policy::{NamedPolicy, PolicyDocument};
 
 use super::backend::{IdentityQueries, PolicyQueries, PolicyRows, Queries, RoleQueries};
 use super::identities::{group_id, resolve_account, user_id};
+use super::journal::{self, Actor, Entry, document, in_account};
 use super::model::{Change, PolicyRecord, PolicySource, StsSessionRecord};
 use super::validate::validate_policy_name;
 use super::{Store, StoreError, StoreResult, new_id, now};
@@ -77,24 +78,29 @@ pub fn same_document(a: &str, b: &str) -> bool {
     }
 }
 
-/// Creates or replaces a policy document (the caller has validated it).
+/// Creates or replaces a policy document (the caller has validated it), journaled with the
+/// document before and after.
 pub(super) async fn put_policy<Q: Queries>(
     c: &mut Q,
+    actor: &Actor,
     name: &str,
-    document: &str,
+    text: &str,
 ) -> StoreResult<Change> {
     validate_policy_name(name)?;
-    match c.find_policy(name).await? {
-        Some((_, existing)) if same_document(&existing, document) => Ok(Change::Unchanged),
-        Some((id, _)) => {
-            c.update_policy(&id, document, now()).await?;
-            Ok(Change::Updated)
+    let entry = Entry::new("PutPolicy", format!("policy/{name}")).after(document(text));
+    let (change, entry) = match c.find_policy(name).await? {
+        Some((_, existing)) if same_document(&existing, text) => return Ok(Change::Unchanged),
+        Some((id, existing)) => {
+            c.update_policy(&id, text, now()).await?;
+            (Change::Updated, entry.before(document(&existing)))
         }
         None => {
-            c.insert_policy(&new_id(), name, document, now()).await?;
-            Ok(Change::Created)
+            c.insert_policy(&new_id(), name, text, now()).await?;
+            (Change::Created, entry)
         }
-    }
+    };
+    journal::record(c, actor, entry).await?;
+    Ok(change)
 }
 
 /// The id of a policy that must exist.
@@ -136,7 +142,7 @@ impl Store {
     pub async fn put_policy(&self, name: &str, document: &str) -> StoreResult<Change> {
         validate_policy_name(name)?;
         check_policy(name, document)?;
-        write_db!(self, |c| put_policy(c, name, document).await)
+        write_db!(self, |c| put_policy(c, self.actor(), name, document).await)
     }
 
     pub async fn get_policy(&self, name: &str) -> StoreResult<PolicyRecord> {
@@ -173,7 +179,10 @@ impl Store {
                     )));
                 }
             }
-            c.delete_policy(&pid).await
+            let before = c.policy(name).await?.map(|p| document(&p.document));
+            c.delete_policy(&pid).await?;
+            let entry = Entry::new("DeletePolicy", format!("policy/{name}")).before(before);
+            journal::record(c, self.actor(), entry).await
         }
         .await)
     }
@@ -213,11 +222,27 @@ impl Store {
                 AttachTarget::User(u) => (Some(user_id(c, &account, u).await?), None),
                 AttachTarget::Group(g) => (None, Some(group_id(c, &account, g).await?)),
             };
-            if attach {
-                c.attach(&pid, uid.as_deref(), gid.as_deref()).await
+            let (changed, action) = if attach {
+                (
+                    c.attach(&pid, uid.as_deref(), gid.as_deref()).await?,
+                    "AttachPolicy",
+                )
             } else {
-                c.detach(&pid, uid.as_deref(), gid.as_deref()).await
+                (
+                    c.detach(&pid, uid.as_deref(), gid.as_deref()).await?,
+                    "DetachPolicy",
+                )
+            };
+            if changed {
+                let holder = match target {
+                    AttachTarget::User(u) => in_account("user", &account, u),
+                    AttachTarget::Group(g) => in_account("group", &account, g),
+                };
+                let entry = Entry::new(action, format!("policy/{policy}"))
+                    .after(serde_json::json!({ "attached_to": holder }));
+                journal::record(c, self.actor(), entry).await?;
             }
+            Ok::<_, StoreError>(changed)
         }
         .await)
     }

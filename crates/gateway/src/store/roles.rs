@@ -6,6 +6,7 @@ use mlgate_policy::PolicyDocument;
 
 use super::backend::{Queries, RoleQueries};
 use super::identities::resolve_account;
+use super::journal::{self, Entry, document, in_account};
 use super::model::{Change, RoleRecord};
 use super::policies::policy_id;
 use super::validate::{validate_policy_name, validate_role_name};
@@ -72,24 +73,28 @@ impl Store {
                 policies: Vec::new(),
                 created_at: now(),
             };
-            let change = match existing {
+            let target = in_account("role", &role.account_id, name);
+            let entry = Entry::new("PutRole", target).after(role_state(&role));
+            let (change, entry) = match existing {
                 Some(r)
                     if r.trust_policy == role.trust_policy
                         && r.max_session_duration == role.max_session_duration
                         && r.description == role.description =>
                 {
-                    Change::Unchanged
+                    return Ok(Change::Unchanged);
                 }
                 Some(r) => {
+                    let entry = entry.before(role_state(&r));
                     role.id = r.id;
                     c.update_role(&role, now()).await?;
-                    Change::Updated
+                    (Change::Updated, entry)
                 }
                 None => {
                     c.insert_role(&role, now()).await?;
-                    Change::Created
+                    (Change::Created, entry)
                 }
             };
+            journal::record(c, self.actor(), entry).await?;
             Ok::<_, StoreError>(change)
         }
         .await)
@@ -124,7 +129,13 @@ impl Store {
     /// Deletes a role with its attachments, access keys and sessions.
     pub async fn delete_role(&self, account: Option<&str>, name: &str) -> StoreResult<()> {
         let role = self.get_role(account, name).await?;
-        write_db!(self, |c| c.delete_role(&role.id).await)
+        write_db!(self, |c| async {
+            c.delete_role(&role.id).await?;
+            let target = in_account("role", &role.account_id, &role.name);
+            let entry = Entry::new("DeleteRole", target).before(role_state(&role));
+            journal::record(c, self.actor(), entry).await
+        }
+        .await)
     }
 
     /// Attaches (or with `attach = false` detaches) a permission policy to a role.
@@ -143,12 +154,27 @@ impl Store {
             let account = resolve_account(c, account, default).await?;
             let rid = role_id(c, &account, role).await?;
             let pid = policy_id(c, policy).await?;
-            if attach {
-                c.attach_role_policy(&pid, &rid).await
+            let (changed, action) = if attach {
+                (c.attach_role_policy(&pid, &rid).await?, "AttachRolePolicy")
             } else {
-                c.detach_role_policy(&pid, &rid).await
+                (c.detach_role_policy(&pid, &rid).await?, "DetachRolePolicy")
+            };
+            if changed {
+                let entry = Entry::new(action, in_account("role", &account, role))
+                    .after(serde_json::json!({ "policy": policy }));
+                journal::record(c, self.actor(), entry).await?;
             }
+            Ok::<_, StoreError>(changed)
         }
         .await)
     }
+}
+
+/// A role as the journal shows it: its trust policy, session bound and description.
+fn role_state(role: &RoleRecord) -> serde_json::Value {
+    serde_json::json!({
+        "trust_policy": document(&role.trust_policy),
+        "max_session_duration": role.max_session_duration,
+        "description": role.description,
+    })
 }

@@ -86,6 +86,7 @@ on_both_backends!(
     apply_converges_grants,
     apply_is_all_or_nothing,
     roles_keys_and_sessions,
+    changes_are_journaled_with_their_actor_until_recorded,
 );
 
 pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
@@ -926,5 +927,85 @@ async fn roles_keys_and_sessions(db: TestDb) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Takes the waiting journal rows; `written` says whether the audit log took them.
+async fn take_journal(s: &Store, written: bool) -> Vec<AdminChange> {
+    let taken = std::sync::Mutex::new(Vec::new());
+    s.record_admin_changes(|changes| {
+        taken.lock().unwrap().extend(changes);
+        async move { written }
+    })
+    .await
+    .unwrap();
+    taken.into_inner().unwrap()
+}
+
+async fn changes_are_journaled_with_their_actor_until_recorded(db: TestDb) {
+    let s = db.open().await;
+    // The default account created at the first open is the first change.
+    let opened = take_journal(&s, true).await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].action, "PutAccount");
+    assert_eq!(opened[0].actor["type"], "os_user");
+
+    let admin = s.acting_as(Actor::principal(
+        "arn:aws:iam::111111111111:user/root",
+        "r1",
+    ));
+    admin.put_policy("p", &doc("One")).await.unwrap();
+    admin.put_policy("p", &doc("One")).await.unwrap(); // unchanged: not journaled
+    admin.put_policy("p", &doc("Two")).await.unwrap();
+    admin
+        .create_user(None, "u", None, BTreeMap::new())
+        .await
+        .unwrap();
+    // A dry run and a failed change journal nothing.
+    s.apply_dry_run(&plan()).await.unwrap();
+    assert!(s.put_policy("bad", "{").await.is_err());
+
+    // The audit log could not take them: they wait.
+    let first = take_journal(&s, false).await;
+    assert_eq!(
+        first.iter().map(|c| c.action.as_str()).collect::<Vec<_>>(),
+        ["PutPolicy", "PutPolicy", "CreateUser"]
+    );
+    let again = take_journal(&s, true).await;
+    assert_eq!(again, first);
+    assert!(take_journal(&s, true).await.is_empty(), "recorded once");
+
+    let (created, updated) = (&again[0], &again[1]);
+    assert_eq!(created.target, "policy/p");
+    assert_eq!(created.before, None);
+    let one: serde_json::Value = serde_json::from_str(&doc("One")).unwrap();
+    let two: serde_json::Value = serde_json::from_str(&doc("Two")).unwrap();
+    assert_eq!(created.after.as_ref(), Some(&one));
+    assert_eq!(updated.before.as_ref(), Some(&one));
+    assert_eq!(updated.after.as_ref(), Some(&two));
+    assert_eq!(
+        created.actor,
+        serde_json::json!({"type": "principal", "arn": "arn:aws:iam::111111111111:user/root", "request_id": "r1"})
+    );
+    assert!(created.change_id < updated.change_id && updated.change_id < again[2].change_id);
+    assert_eq!(again[2].target, "user/111111111111/u");
+
+    // apply: its policies with their documents, every other changed item by name.
+    s.apply(&plan()).await.unwrap();
+    let applied = take_journal(&s, true).await;
+    assert!(
+        applied
+            .iter()
+            .any(|c| c.action == "PutPolicy" && c.after.is_some())
+    );
+    assert!(
+        applied
+            .iter()
+            .any(|c| c.action == "Apply" && c.target == "user/mlflow-admin")
+    );
+    assert!(
+        applied
+            .iter()
+            .all(|c| c.action != "Apply" || !c.target.starts_with("policy/"))
     );
 }

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+
 use super::backend::IdentityQueries;
+use super::journal::{self, Entry, in_account};
 use super::model::TokenRecord;
 use super::{Store, StoreError, StoreResult, now};
 
@@ -33,6 +36,12 @@ impl Store {
         write_db!(self, |c| async {
             c.insert_token(token_id, &u.id, name, secret_sha256_hex, now(), expires_at)
                 .await?;
+            let entry = Entry::new("CreateToken", format!("token/{token_id}")).after(json!({
+                "user": in_account("user", &u.account_id, &u.name),
+                "name": name,
+                "expires_at": expires_at,
+            }));
+            journal::record(c, self.actor(), entry).await?;
             c.token(token_id)
                 .await?
                 .ok_or_else(|| StoreError::not_found("token", token_id))
@@ -59,7 +68,12 @@ impl Store {
             if c.token(token_id).await?.is_none() {
                 return Err(StoreError::not_found("token", token_id));
             }
-            c.revoke_token(token_id, now()).await
+            let revoked = c.revoke_token(token_id, now()).await?;
+            if revoked {
+                let entry = Entry::new("RevokeToken", format!("token/{token_id}"));
+                journal::record(c, self.actor(), entry).await?;
+            }
+            Ok::<_, StoreError>(revoked)
         }
         .await)
     }

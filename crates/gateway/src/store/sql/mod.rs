@@ -11,6 +11,7 @@
 pub(crate) mod changes;
 pub(crate) mod creators;
 pub(crate) mod identities;
+pub(crate) mod journal;
 pub(crate) mod policies;
 pub(crate) mod roles;
 pub(crate) mod sessions;
@@ -22,6 +23,7 @@ macro_rules! impl_queries {
         $crate::store::sql::changes::change_queries!($conn, $sql);
         $crate::store::sql::creators::creator_queries!($conn, $sql);
         $crate::store::sql::identities::identity_queries!($conn, $sql);
+        $crate::store::sql::journal::journal_queries!($conn, $sql);
         $crate::store::sql::policies::policy_queries!($conn, $sql);
         $crate::store::sql::roles::role_queries!($conn, $sql);
         $crate::store::sql::sessions::session_queries!($conn, $sql);

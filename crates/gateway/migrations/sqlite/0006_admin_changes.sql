@@ -1,0 +1,14 @@
+-- The journal of administrative changes (users, groups, policies, grants, roles, keys, tokens):
+-- written in the transaction of the change itself, kept until a server has sealed it into its
+-- audit log (recorded_at), and kept after that too (store/journal.rs).
+CREATE TABLE admin_changes (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    changed_at    BIGINT  NOT NULL,
+    actor         TEXT    NOT NULL,
+    action        TEXT    NOT NULL,
+    target        TEXT    NOT NULL,
+    before_state  TEXT,
+    after_state   TEXT,
+    recorded_at   BIGINT
+);
+CREATE INDEX admin_changes_unrecorded ON admin_changes (id) WHERE recorded_at IS NULL;
