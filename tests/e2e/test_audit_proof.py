@@ -267,12 +267,12 @@ def stalled(flood: Flood, quiet: float = 2.0, timeout: float = 60.0) -> bool:
 REQUESTS = 1500
 
 
-def overloaded(stack, tmp_path, mode: str):
+def overloaded(stack, tmp_path, mode: str, *flags: str):
     """A gateway whose audit log is a FIFO nobody reads (a stuck disk), with a tiny queue."""
     fifo = tmp_path / "audit.fifo"
     os.mkfifo(fifo, 0o600)
     return fifo, gateway(stack, tmp_path, fifo, "--audit-overload", mode,
-                         "--audit-queue-capacity", "2")
+                         "--audit-queue-capacity", "2", *flags)
 
 
 def search_records_and_drops(data: bytes) -> tuple:
@@ -298,7 +298,7 @@ def test_overload_drop_answers_and_counts_the_dropped(stack, tmp_path):
 
 
 def test_overload_block_waits_and_drops_nothing(stack, tmp_path):
-    fifo, gw_context = overloaded(stack, tmp_path, "block")
+    fifo, gw_context = overloaded(stack, tmp_path, "block", "--audit-block-timeout", "5m")
     with gw_context as gw:
         flood = Flood(gw.url, REQUESTS)
         assert stalled(flood), "requests must wait while the audit writer is stuck"
@@ -310,5 +310,37 @@ def test_overload_block_waits_and_drops_nothing(stack, tmp_path):
     assert set(flood.statuses) == {401}
     records, dropped = search_records_and_drops(bytes(drain.data))
     assert (records, dropped) == (REQUESTS, 0)
+    collected = write_lines(tmp_path / "collected.log", bytes(drain.data).splitlines())
+    assert verify(stack, collected).returncode == 0
+
+
+def test_overload_block_refuses_after_its_timeout_without_forwarding(stack, reader, mlflow_log,
+                                                                    tmp_path):
+    """A request that gets no room for its record within --audit-block-timeout is refused with
+    503 in MLflow's error shape and never reaches MLflow: nothing happens unaudited."""
+    fifo, gw_context = overloaded(stack, tmp_path, "block", "--audit-block-timeout", "1s")
+    with gw_context as gw:
+        flood = Flood(gw.url, REQUESTS)
+        deadline = time.monotonic() + 60
+        while 503 not in flood.statuses:
+            assert time.monotonic() < deadline, "the queue must fill while the audit writer is stuck"
+            time.sleep(0.2)
+        marker = f"refused-{os.getpid()}-{time.monotonic_ns()}"
+        mark = mlflow_log.mark()
+        started = time.monotonic()
+        resp = requests.get(f"{gw.url}/api/2.0/mlflow/experiments/get-by-name",
+                            params={"experiment_name": marker}, auth=reader.requests_auth(),
+                            timeout=60)
+        waited = time.monotonic() - started
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert 0.9 <= waited < 30, waited
+        assert not mlflow_log.saw(mark, marker), "a refused request must not reach MLflow"
+        drain = Drain(fifo)
+        flood.thread.join(timeout=120)
+    drain.thread.join(timeout=30)
+    # The flood's waiting requests were refused too (503) or answered once there was room
+    # (401): none was forwarded without its record.
+    assert set(flood.statuses) <= {401, 503}
     collected = write_lines(tmp_path / "collected.log", bytes(drain.data).splitlines())
     assert verify(stack, collected).returncode == 0

@@ -23,6 +23,10 @@ pub const DEFAULT_AUDIT_CHECKPOINT_RECORDS: u64 = 1000;
 /// Longest time an audit line waits for a checkpoint, by default (`--audit-checkpoint-interval`).
 pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a request waits for room in a full audit queue under `--audit-overload block`, by
+/// default, before it is refused (503) without being forwarded.
+pub const DEFAULT_AUDIT_BLOCK_TIMEOUT: &str = "10s";
+
 /// [`DEFAULT_AUDIT_CHECKPOINT_INTERVAL`] as `--audit-checkpoint-interval` reads it.
 fn default_audit_checkpoint_interval() -> &'static str {
     static TEXT: LazyLock<String> =
@@ -41,8 +45,9 @@ pub enum AuditOverload {
     /// Drop the record, count it and write the count into the log (availability first).
     #[default]
     Drop,
-    /// Wait for room in the queue: the request is answered once its record is queued, and no
-    /// record is ever dropped (completeness first).
+    /// Hold room in the queue for the request's record before the request is forwarded,
+    /// waiting up to `--audit-block-timeout` (then 503, not forwarded): no request has an
+    /// effect without its record, and no record is dropped (completeness first).
     Block,
 }
 
@@ -87,9 +92,16 @@ pub struct ServeArgs {
     pub audit_log: Option<PathBuf>,
 
     /// When the audit writer is behind and its queue is full: `drop` the record (counted in the
-    /// log) or `block` the request until there is room (nothing dropped).
+    /// log) or `block`: a request waits for room for its record before it is forwarded (nothing
+    /// dropped), and is refused with 503 after --audit-block-timeout.
     #[arg(long, env = "MLGATE_AUDIT_OVERLOAD", value_enum, default_value_t = AuditOverload::Drop)]
     pub audit_overload: AuditOverload,
+
+    /// With `--audit-overload block`: how long a request waits for room in the audit queue
+    /// before it is refused (503, not forwarded).
+    #[arg(long, env = "MLGATE_AUDIT_BLOCK_TIMEOUT", default_value = DEFAULT_AUDIT_BLOCK_TIMEOUT,
+          value_parser = parse_duration)]
+    pub audit_block_timeout: Duration,
 
     /// Audit records waiting for the writer before --audit-overload applies.
     #[arg(long, env = "MLGATE_AUDIT_QUEUE_CAPACITY", default_value_t = DEFAULT_AUDIT_QUEUE_CAPACITY,

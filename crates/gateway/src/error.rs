@@ -69,6 +69,9 @@ pub enum GatewayError {
     /// The budget for request bodies mlgate reads is spent.
     #[error("mlgate is reading too many large request bodies at once; try again shortly")]
     Overloaded,
+    /// `--audit-overload block`: no room for the request's record in time; not forwarded.
+    #[error("the audit log is not keeping up; the request was not carried out; try again shortly")]
+    AuditUnavailable,
     /// A bug or an unexpected answer from a dependency; logged, answered without details.
     #[error("{0}")]
     Internal(String),
@@ -180,9 +183,9 @@ impl GatewayError {
             GatewayError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::StoreUnavailable(_) | GatewayError::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            GatewayError::StoreUnavailable(_)
+            | GatewayError::Overloaded
+            | GatewayError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -205,7 +208,8 @@ impl GatewayError {
             GatewayError::Refused(_) | GatewayError::ClientTimeout(_) => "BAD_REQUEST",
             GatewayError::UpstreamUnavailable(_)
             | GatewayError::StoreUnavailable(_)
-            | GatewayError::Overloaded => "TEMPORARILY_UNAVAILABLE",
+            | GatewayError::Overloaded
+            | GatewayError::AuditUnavailable => "TEMPORARILY_UNAVAILABLE",
             GatewayError::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
             GatewayError::Internal(_) => "INTERNAL_ERROR",
         }

@@ -23,7 +23,7 @@ use mlgate_catalog::{
 };
 use tower::ServiceExt;
 
-use crate::audit::{AuditDecision, AuditSink, Trail};
+use crate::audit::{AuditDecision, AuditSink, Slot, Trail};
 use crate::authenticate::Authenticator;
 use crate::authorize::{Asker, Authorizer, global_context};
 use crate::basic_auth::{self, AuthApi, AuthRequest, Fields};
@@ -617,8 +617,15 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .is_some_and(|length| length != "0"));
+    // Under `--audit-overload block` the record's room is held before anything happens.
+    let slot = gateway.audit.reserve().await;
     let span = gateway.traces.request(request.method(), request.headers());
-    let processed = traces::within(span.as_ref(), gateway.process(request, &mut trail)).await;
+    let processed = match slot {
+        Slot::Unavailable => Err(GatewayError::AuditUnavailable),
+        Slot::Held | Slot::Later => {
+            traces::within(span.as_ref(), gateway.process(request, &mut trail)).await
+        }
+    };
     let mut response = match processed {
         Ok(response) => response,
         Err(error) => {
@@ -662,7 +669,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             reason: record.reason.as_deref(),
         });
     }
-    gateway.audit.record(record).await;
+    gateway.audit.record_in(slot, record).await;
     response
 }
 

@@ -20,8 +20,10 @@
 //! what happens ([`AuditOverload`]): `drop` (the default) drops the record rather than stalling
 //! requests, counts it ([`AuditSink::dropped`]), logs a warning (at most once every 10 s) and
 //! writes `{"event":"audit_records_dropped","count":N,"time":…}` into the log itself as soon as
-//! there is room, so a gap in the trail is visible to whoever reads it; `block` makes the request
-//! wait for room, so nothing is dropped.
+//! there is room, so a gap in the trail is visible to whoever reads it; `block` holds room for the
+//! request's record before the request goes any further ([`AuditSink::reserve`]), waiting at
+//! most `--audit-block-timeout`: a request that gets no room is refused (503) and never reaches
+//! MLflow, so nothing happens without its record and nothing is dropped.
 //!
 //! Rotation: SIGHUP ([`AuditSink::reopen`]) continues in a new file at the same path (logrotate
 //! renamed the old one), and `--audit-max-bytes` renames a full file to `<path>.<UTC time>`;
@@ -76,6 +78,8 @@ pub enum AuditOptionsError {
 #[derive(Clone, Debug)]
 pub struct AuditOptions {
     pub overload: AuditOverload,
+    /// How long [`AuditOverload::Block`] waits for room.
+    pub block_timeout: Duration,
     pub queue_capacity: usize,
     pub checkpoint_records: u64,
     pub checkpoint_interval: Duration,
@@ -91,6 +95,7 @@ impl AuditOptions {
         }
         Ok(AuditOptions {
             overload: args.audit_overload,
+            block_timeout: args.audit_block_timeout,
             queue_capacity: args.audit_queue_capacity,
             checkpoint_records: args.audit_checkpoint_records,
             checkpoint_interval: args.audit_checkpoint_interval,
@@ -103,6 +108,7 @@ impl Default for AuditOptions {
     fn default() -> Self {
         AuditOptions {
             overload: AuditOverload::Drop,
+            block_timeout: Duration::from_secs(10),
             queue_capacity: DEFAULT_AUDIT_QUEUE_CAPACITY,
             checkpoint_records: DEFAULT_AUDIT_CHECKPOINT_RECORDS,
             checkpoint_interval: DEFAULT_AUDIT_CHECKPOINT_INTERVAL,
@@ -120,6 +126,7 @@ pub struct AuditSink {
 struct Inner {
     tx: Sender<Msg>,
     overload: AuditOverload,
+    block_timeout: Duration,
     /// The queue's size: what is not free of it is waiting for the writer.
     capacity: usize,
     shared: Arc<Shared>,
@@ -175,7 +182,7 @@ impl AuditSink {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
         });
-        let overload = options.overload;
+        let (overload, block_timeout) = (options.overload, options.block_timeout);
         let writer = Writer::new(
             out,
             file,
@@ -192,6 +199,7 @@ impl AuditSink {
             inner: Some(Arc::new(Inner {
                 tx,
                 overload,
+                block_timeout,
                 capacity,
                 shared,
                 last_warning: Mutex::new(None),
@@ -216,23 +224,47 @@ impl AuditSink {
         }
     }
 
-    /// Queues a record. With [`AuditOverload::Drop`] this never waits: the record is dropped (and
-    /// counted) when the queue is full; with [`AuditOverload::Block`] it waits for room.
-    pub async fn record(&self, rec: AuditRecord) {
-        let Some(inner) = &self.inner else { return };
-        let queued = match inner.overload {
-            AuditOverload::Drop => inner.shared.queue.try_acquire().is_ok_and(|permit| {
-                permit.forget();
-                true
-            }),
-            AuditOverload::Block => inner.shared.queue.acquire().await.is_ok_and(|permit| {
-                permit.forget();
-                true
-            }),
+    /// Room for a request's record, taken before the request is processed. With
+    /// [`AuditOverload::Drop`] it is looked for only when the record is queued; with
+    /// [`AuditOverload::Block`] it is held now, waiting at most the block timeout.
+    pub async fn reserve(&self) -> Slot {
+        let Some(inner) = &self.inner else {
+            return Slot::Later;
         };
+        if inner.overload == AuditOverload::Drop {
+            return Slot::Later;
+        }
+        let acquired =
+            tokio::time::timeout(inner.block_timeout, inner.shared.queue.acquire()).await;
+        match acquired {
+            Ok(Ok(permit)) => {
+                // Given back by the writer when it takes the record.
+                permit.forget();
+                Slot::Held
+            }
+            // Timed out, or the writer has stopped.
+            Ok(Err(_)) | Err(_) => Slot::Unavailable,
+        }
+    }
+
+    /// Queues a record in the room [`AuditSink::reserve`] gave. Without room held, it never
+    /// waits: the record is dropped (and counted) when the queue is full.
+    pub async fn record_in(&self, slot: Slot, rec: AuditRecord) {
+        let Some(inner) = &self.inner else { return };
+        let queued = slot == Slot::Held
+            || inner.shared.queue.try_acquire().is_ok_and(|permit| {
+                permit.forget();
+                true
+            });
         if !queued || inner.tx.send(Msg::Record(Box::new(rec))).is_err() {
             inner.dropped_one();
         }
+    }
+
+    /// Queues a record: [`AuditSink::reserve`], then [`AuditSink::record_in`].
+    pub async fn record(&self, rec: AuditRecord) {
+        let slot = self.reserve().await;
+        self.record_in(slot, rec).await;
     }
 
     /// Seals journaled administrative changes into the log and waits until they are flushed:
@@ -299,6 +331,17 @@ impl AuditSink {
         inner.tx.send(msg(ack_tx)).map_err(|_| stopped())?;
         ack_rx.recv().map_err(|_| stopped())
     }
+}
+
+/// Room in the audit queue for one record ([`AuditSink::reserve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Held: the record will be queued whatever happens meanwhile.
+    Held,
+    /// Looked for when the record is queued (`--audit-overload drop`, or no audit log).
+    Later,
+    /// None came within the block timeout: the request must not go further.
+    Unavailable,
 }
 
 impl Inner {
@@ -570,6 +613,38 @@ mod tests {
         let lines = parse(&text);
         assert_eq!(requests(&lines).len(), BURST);
         assert!(!text.contains("audit_records_dropped"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn block_refuses_room_after_its_timeout_and_holds_it_once_there_is_some() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let sink = AuditSink::with_writer(
+            Box::new(Gate(gate.clone(), Arc::new(Mutex::new(Vec::new())))),
+            AuditOptions {
+                overload: AuditOverload::Block,
+                block_timeout: Duration::from_millis(200),
+                queue_capacity: 1,
+                ..options()
+            },
+            KEY,
+        );
+        // The writer is stuck on the gate; the queue fills.
+        let mut held = 0;
+        while sink.reserve().await == Slot::Held {
+            sink.record_in(Slot::Held, sample(held)).await;
+            held += 1;
+            assert!(held < 10_000, "the queue never filled");
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(sink.reserve().await, Slot::Unavailable);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        let (m, cv) = &*gate;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+        assert_eq!(sink.reserve().await, Slot::Held);
+        sink.record_in(Slot::Held, sample(0)).await;
+        assert_eq!(sink.dropped(), 0);
+        sink.close().unwrap();
     }
 
     #[tokio::test]
