@@ -154,3 +154,66 @@ def test_an_ad_hoc_principal_of_groups_and_policy_files(stack, tmp_path):
     r = stack.mlgate("policy", "simulate", "--user", "someone", "--policy", str(draft), "--action",
                      "mlflow:GetExperiment", "--resource", resource, check=False)
     assert r.returncode != 0 and "cannot be used with" in r.stderr
+
+
+def simulate_http(stack, who: Identity, method: str, path: str, body=None, upstream=True) -> dict:
+    argv = ["policy", "simulate", "--user", who.name, "--method", method, "--path", path, "--json"]
+    if body is not None:
+        argv += ["--body", json.dumps(body)]
+    if upstream:
+        argv += ["--upstream", stack.mlflow_url]
+    return json.loads(stack.mlgate(*argv).stdout)
+
+
+def test_the_http_form_decides_real_requests_as_the_server_did(stack, member, admin, audit):
+    """A corpus of requests the real server decided (read back from its audit log) simulated as
+    HTTP requests: the simulator runs the server's stages, resolving ids against MLflow
+    (`--upstream`), and gives the same decision, statement, and resources."""
+    tag = uuid.uuid4().hex[:6]
+    with acting_as(admin) as client:
+        ours = client.create_experiment(f"sim-team/{tag}")
+        theirs = client.create_experiment(f"other-team/{tag}")
+        their_run = client.create_run(theirs).info.run_id
+        our_run = client.create_run(ours).info.run_id
+    corpus = [
+        ("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={ours}", None),
+        ("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={theirs}", None),
+        ("POST", "/api/2.0/mlflow/experiments/delete", {"experiment_id": ours}),
+        # Run ids: their experiment is only known by asking MLflow.
+        ("GET", f"/api/2.0/mlflow/runs/get?run_id={our_run}", None),
+        ("POST", "/api/2.0/mlflow/runs/log-metric",
+         {"run_id": their_run, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}),
+    ]
+    import requests
+    server = {"allow": "Allow", "explicit_deny": "ExplicitDeny", "implicit_deny": "ImplicitDeny"}
+    for method, path, body in corpus:
+        mark = audit.mark()
+        resp = requests.request(method, stack.url + path, json=body, auth=member.requests_auth(),
+                                timeout=30)
+        (record,) = [r for r in audit.wait_for(mark, 1) if r["path"] == path.split("?")[0]]
+        simulated = simulate_http(stack, member, method, path, body)
+        assert simulated["decision"] == server[record["decision"]], (path, record, simulated)
+        last = simulated["decisions"][-1]
+        assert (last["policy"], last["statement"]) == (record.get("policy"), record.get("statement"))
+        arns = {r for r in record["resources"] if r.startswith("arn:mlflow:")}
+        assert arns <= {d["resource"] for d in simulated["decisions"]}, (arns, simulated)
+        if resp.status_code != 200:
+            assert simulated["refusal"]["status"] == resp.status_code
+            assert simulated["refusal"]["error_code"] == resp.json()["error_code"]
+
+
+def test_the_http_form_refuses_as_the_server_would(stack, member):
+    unknown = simulate_http(stack, member, "GET", "/api/2.0/mlflow/no-such-route")
+    assert unknown["decision"] == "Refused" and unknown["operation"] is None
+    assert unknown["refusal"]["status"] == 404 and unknown["decisions"] == []
+    # A run's experiment needs MLflow: without --upstream the simulator says so.
+    blind = simulate_http(stack, member, "GET", f"/api/2.0/mlflow/runs/get?run_id={uuid.uuid4().hex}",
+                          upstream=False)
+    assert blind["decision"] == "Refused" and "--upstream" in blind["refusal"]["message"]
+    # Text: each decision explained, then the result.
+    out = stack.mlgate("policy", "simulate", "--user", member.name, "--method", "POST",
+                       "--path", "/api/2.0/mlflow/experiments/delete",
+                       "--body", json.dumps({"experiment_id": "0"}),
+                       "--upstream", stack.mlflow_url).stdout
+    assert "DeleteExperiment" in out and "--- result: ExplicitDeny" in out
+    assert "answered 403 PERMISSION_DENIED" in out

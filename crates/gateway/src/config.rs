@@ -267,6 +267,19 @@ pub fn shares_public_socket(public: SocketAddr, admin: SocketAddr) -> bool {
             || public.ip().is_unspecified())
 }
 
+impl ServeArgs {
+    /// The settings `mlgate serve` would run with given no flags: its defaults and the
+    /// `MLGATE_*` variables of this environment (the simulator decides as that server would).
+    pub fn from_environment() -> Result<ServeArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        <Serve as clap::Parser>::try_parse_from(["mlgate-serve"]).map(|serve| serve.args)
+    }
+}
+
 /// The settings the request pipeline needs, resolved from [`ServeArgs`].
 #[derive(Clone, Debug)]
 pub struct GatewaySettings {

@@ -23,7 +23,8 @@ use clap::{Args, Subcommand};
 use mlgate_policy::{NamedPolicy, PolicyDocument};
 
 use crate::authenticate::token;
-use crate::authorize::simulate::{Simulated, simulate};
+use crate::authorize::simulate::{HttpAsked, Simulated, simulate, simulate_http};
+use crate::config::{GatewaySettings, ServeArgs};
 use crate::identity::{AuthMethod, Principal};
 use crate::listen::Peer;
 use crate::store::secrets::SecretError;
@@ -240,8 +241,9 @@ pub enum PolicyCommand {
         #[command(flatten)]
         account: AccountArg,
     },
-    /// What the server would decide for a user asking an action on a resource, and why: the
-    /// deciding statement, every statement about the action and what kept each from applying.
+    /// What the server would decide for a user asking an action on a resource, or sending an
+    /// HTTP request, and why: the deciding statement, every statement about the action and what
+    /// kept each from applying.
     Simulate {
         /// A user, with its policies and its groups'.
         #[arg(long, value_name = "USER", required_unless_present_any = ["group", "policy"])]
@@ -255,11 +257,13 @@ pub enum PolicyCommand {
         #[command(flatten)]
         account: AccountArg,
         /// `mlflow:GetExperiment`, ...
-        #[arg(long)]
-        action: String,
+        #[arg(long, required_unless_present = "method", requires = "resource")]
+        action: Option<String>,
         /// The resource ARN (`arn:mlflow:<region>:<account>:experiment/7`, ...).
-        #[arg(long)]
-        resource: String,
+        #[arg(long, requires = "action")]
+        resource: Option<String>,
+        #[command(flatten)]
+        http: Box<HttpRequestArgs>,
         /// A condition key of the request (`mlflow:ExperimentName=team-a/churn`); repeatable.
         #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         context: Vec<(String, String)>,
@@ -901,6 +905,7 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             account,
             action,
             resource,
+            http,
             context,
             source_ip,
             secure_transport,
@@ -926,23 +931,53 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
                     document,
                 });
             }
+            let peer = Peer {
+                ip: source_ip,
+                secure: secure_transport,
+            };
+            if let (Some(method), Some(path)) = (&http.method, &http.path) {
+                let mut settings = GatewaySettings::from(
+                    &ServeArgs::from_environment().map_err(|e| AdminError::Usage(e.to_string()))?,
+                );
+                settings.upstream = match &http.upstream {
+                    Some(upstream) => upstream.clone(),
+                    None => http::Uri::from_static(NO_UPSTREAM),
+                };
+                let asked = HttpAsked {
+                    method: method.clone(),
+                    target: path,
+                    headers: http.headers()?,
+                    body: http.body()?,
+                    peer,
+                    context: &context,
+                    policies: &policies,
+                };
+                let mut simulation = simulate_http(store, &principal, &settings, &asked).await?;
+                if http.upstream.is_none()
+                    && let Some(refusal) = &mut simulation.refusal
+                    && refusal.status == 502
+                {
+                    refusal.message = format!(
+                        "{} (the request names resources only MLflow can resolve: give --upstream)",
+                        refusal.message
+                    );
+                }
+                return print_simulation(io, &simulation, json);
+            }
+            let (Some(action), Some(resource)) = (&action, &resource) else {
+                return Err(AdminError::Usage(
+                    "give --action and --resource, or --method and --path".into(),
+                ));
+            };
             let asked = Simulated {
-                action: &action,
-                resource: &resource,
-                peer: Peer {
-                    ip: source_ip,
-                    secure: secure_transport,
-                },
+                action,
+                resource,
+                peer,
                 context: &context,
                 policies: &policies,
             };
             let simulation = simulate(store, &principal, &asked).await?;
-            if json {
-                let text = serde_json::to_string_pretty(&simulation)
-                    .map_err(|e| AdminError::Usage(e.to_string()))?;
-                return writeln!(io.out, "{text}").map_err(io_err);
-            }
-            write!(io.out, "{simulation}").map_err(io_err)
+            print_simulation(io, &simulation, json)
         }
         PolicyCommand::Effective {
             user,
@@ -972,6 +1007,20 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
     }
 }
 
+/// A simulation, as text or (`--json`) JSON.
+fn print_simulation(
+    io: &mut AdminIo<'_>,
+    simulation: &(impl serde::Serialize + std::fmt::Display),
+    json: bool,
+) -> Result<(), AdminError> {
+    if json {
+        let text = serde_json::to_string_pretty(simulation)
+            .map_err(|e| AdminError::Usage(e.to_string()))?;
+        return writeln!(io.out, "{text}").map_err(io_err);
+    }
+    write!(io.out, "{simulation}").map_err(io_err)
+}
+
 /// A file an admin command reads, or the error naming it.
 fn read_file(path: &Path) -> Result<String, AdminError> {
     std::fs::read_to_string(path).map_err(|e| AdminError::Io {
@@ -979,6 +1028,66 @@ fn read_file(path: &Path) -> Result<String, AdminError> {
         source: e,
     })
 }
+
+/// The HTTP form of `policy simulate`: a request as MLflow's client would send it, decided by the
+/// server's stages.
+#[derive(Debug, Args)]
+pub struct HttpRequestArgs {
+    /// The request's method (`GET`, `POST`, ...), instead of --action/--resource.
+    #[arg(long, conflicts_with_all = ["action", "resource"], requires = "path")]
+    pub method: Option<http::Method>,
+    /// Its path and query (`/api/2.0/mlflow/runs/get?run_id=...`).
+    #[arg(long, requires = "method")]
+    pub path: Option<String>,
+    /// Its body: JSON text, or `@FILE`.
+    #[arg(long, requires = "method")]
+    pub body: Option<String>,
+    /// A request header (`Content-Type: application/json` is the default with a body);
+    /// repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "method")]
+    pub headers: Vec<String>,
+    /// The MLflow server to resolve ids against (a run's experiment, an experiment's name and
+    /// tags), as the server does; without it, a request that needs MLflow is refused saying so.
+    #[arg(long, value_name = "URL", requires = "method")]
+    pub upstream: Option<http::Uri>,
+}
+
+impl HttpRequestArgs {
+    fn headers(&self) -> Result<http::HeaderMap, AdminError> {
+        let mut headers = http::HeaderMap::new();
+        if self.body.is_some() {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+        }
+        for header in &self.headers {
+            let parsed = header.split_once(':').and_then(|(name, value)| {
+                let name = http::HeaderName::try_from(name.trim()).ok()?;
+                let value = http::HeaderValue::try_from(value.trim()).ok()?;
+                Some((name, value))
+            });
+            let (name, value) = parsed
+                .ok_or_else(|| AdminError::Usage(format!("{header:?} is not NAME: VALUE")))?;
+            headers.insert(name, value);
+        }
+        Ok(headers)
+    }
+
+    fn body(&self) -> Result<bytes::Bytes, AdminError> {
+        Ok(match self.body.as_deref() {
+            None => bytes::Bytes::new(),
+            Some(text) => match text.strip_prefix('@') {
+                Some(file) => read_file(Path::new(file))?.into(),
+                None => bytes::Bytes::from(text.to_owned()),
+            },
+        })
+    }
+}
+
+/// Where the simulator resolves ids without `--upstream`: nowhere (port 0 refuses at once),
+/// so a request that needs MLflow is refused, and says so.
+const NO_UPSTREAM: &str = "http://127.0.0.1:0";
 
 /// `KEY=VALUE`.
 pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), String> {

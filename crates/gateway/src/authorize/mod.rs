@@ -116,8 +116,14 @@ pub struct Decisions {
     pub outcome: Option<Decision>,
 }
 
-impl Decisions {
-    pub fn note(&mut self, question: &Question<'_>, verdict: &Verdict<'_>) {
+/// Where each decision is told as it is made: the audit record's [`Decisions`], or the
+/// simulator's explanation of them (`simulate.rs`).
+pub trait Notes {
+    fn note(&mut self, question: &Question<'_>, verdict: &Verdict<'_>);
+}
+
+impl Notes for Decisions {
+    fn note(&mut self, question: &Question<'_>, verdict: &Verdict<'_>) {
         self.actions.retain(|action| action != EXECUTE_API_INVOKE);
         self.resources.retain(|arn| arn != question.execute_api);
         let (action, resources) = question.mlflow;
@@ -178,7 +184,7 @@ impl Authorizer {
         &self,
         asker: &Asker<'_>,
         access: Access<'_>,
-        decisions: &mut Decisions,
+        decisions: &mut impl Notes,
     ) -> Result<(), GatewayError> {
         let noted =
             |question: &Question<'_>, verdict: &Verdict<'_>| decisions.note(question, verdict);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use mlgate_catalog::Route;
 
-use super::{Access, Asker, Authorizer, Decisions};
+use super::{Access, Asker, Authorizer, Notes};
 use crate::error::GatewayError;
 use crate::resolve::{self, ExperimentFacts, Resolved, Resolver};
 
@@ -26,7 +26,7 @@ impl Authorizer {
         asker: &Asker<'_>,
         route: &Route,
         resolved: &Resolved,
-        decisions: &mut Decisions,
+        decisions: &mut impl Notes,
     ) -> Result<Vec<Pin>, GatewayError> {
         let action = route.action();
         let access = Access {

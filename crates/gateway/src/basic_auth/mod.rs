@@ -23,7 +23,7 @@ use crate::admin::mlflow_roles::{self as roles, ADMINS_DOCUMENT, ADMINS_GROUP, A
 use crate::audit::{AuditDecision, Trail};
 use crate::authenticate::Authenticator;
 use crate::authenticate::basic::verify_password;
-use crate::authorize::Asker;
+use crate::authorize::{Asker, Notes};
 use crate::error::GatewayError;
 use crate::identity::{AuthMethod, Principal, PrincipalKind};
 use crate::resolve::ArnScope;
