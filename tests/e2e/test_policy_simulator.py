@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support import Identity, acting_as, denied
+from test_metrics import observed  # noqa: F401 (a gateway with an admin listener)
 
 TEAM_POLICY = {
     "Version": "2012-10-17",
@@ -217,3 +218,46 @@ def test_the_http_form_refuses_as_the_server_would(stack, member):
                        "--upstream", stack.mlflow_url).stdout
     assert "DeleteExperiment" in out and "--- result: ExplicitDeny" in out
     assert "answered 403 PERMISSION_DENIED" in out
+
+
+def test_the_admin_endpoint_simulates_for_admins_only(observed, member, admin, reader):
+    """`POST /simulate` on the admin listener answers the CLI's JSON for a caller allowed
+    mlflow:SimulatePolicy (the admins), refuses the others in MLflow's error shape, and audits
+    each call."""
+    import requests
+    gateway, url = observed
+    asked = {"user": member.name, "method": "POST", "path": "/api/2.0/mlflow/experiments/delete",
+             "body": json.dumps({"experiment_id": "0"})}
+    nobody = requests.post(f"{url}/simulate", json=asked, timeout=30)
+    assert nobody.status_code == 401 and nobody.json()["error_code"] == "UNAUTHENTICATED"
+    refused = requests.post(f"{url}/simulate", json=asked, auth=reader.requests_auth(), timeout=30)
+    assert refused.status_code == 403 and refused.json()["error_code"] == "PERMISSION_DENIED"
+    answered = requests.post(f"{url}/simulate", json=asked, auth=admin.requests_auth(), timeout=60)
+    assert answered.status_code == 200, answered.text
+    body = answered.json()
+    assert body["decision"] == "ExplicitDeny" and body["operation"] == "DeleteExperiment"
+    assert body["decisions"][-1]["statement"] == "NoDeletes"
+    # The action form, for an ad-hoc principal with a draft policy.
+    draft = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Draft", "Effect": "Allow", "Action": "mlflow:GetExperiment", "Resource": "*"}]}
+    adhoc = requests.post(f"{url}/simulate", auth=admin.requests_auth(), timeout=30, json={
+        "policies": [{"name": "draft", "document": draft}],
+        "action": "mlflow:GetExperiment",
+        "resource": "arn:mlflow:us-east-1:111111111111:experiment/7"})
+    assert adhoc.status_code == 200, adhoc.text
+    assert (adhoc.json()["decision"], adhoc.json()["statement"]) == ("Allow", "Draft")
+    bad = requests.post(f"{url}/simulate", auth=admin.requests_auth(), json={"bogus": 1}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    # Audited like a request, in the gateway's log.
+    import time
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in gateway.audit_log.read_text().splitlines()
+                 if line.strip()]
+        calls = [r for r in lines if r.get("path") == "/simulate"]
+        if len(calls) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    decisions = [r["decision"] for r in calls]
+    assert decisions[:3] == ["unauthenticated", "implicit_deny", "allow"], calls
+    assert "mlflow:SimulatePolicy" in calls[2]["actions"]

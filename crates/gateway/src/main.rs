@@ -272,8 +272,10 @@ async fn serve(args: &ServeArgs, data_dir: &Path, config: StoreConfig) -> Result
     let routers = gateway.into_routers(metrics);
     if let (Some(addr), Some(admin)) = (args.admin_listen, routers.admin) {
         let (listener, addr) = bind(addr).await?;
-        tracing::info!(%addr, "mlgate admin listening (/metrics, /healthz, /readyz)");
+        tracing::info!(%addr, "mlgate admin listening (/metrics, /healthz, /readyz, /simulate)");
         tokio::spawn(async move {
+            // The simulator audits the caller's address.
+            let admin = admin.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(error) = axum::serve(listener, admin).await {
                 tracing::error!(%error, "the admin listener stopped");
             }

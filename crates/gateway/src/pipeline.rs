@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -46,13 +46,14 @@ use probes::{Probe, Readiness};
 
 mod graphql;
 mod probes;
+mod simulator;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the listeners serve.
 pub struct Routers {
     pub public: Router,
-    /// `/metrics` and the probes, for `--admin-listen`.
+    /// `/metrics`, the probes and the policy simulator, for `--admin-listen`.
     pub admin: Option<Router>,
 }
 
@@ -204,6 +205,8 @@ impl Gateway {
                 )
                 .route("/healthz", probe(Probe::Alive))
                 .route("/readyz", probe(Probe::Ready))
+                .route(simulator::PATH, post(simulate))
+                .with_state(gateway.clone())
         });
         Routers {
             public: Router::new().fallback(handle).with_state(gateway),
@@ -604,6 +607,11 @@ fn named_ids(route: &mlgate_catalog::Route, params: &Params) -> usize {
                 .map_or(0, |values| values.iter().filter(|v| !v.is_empty()).count())
         })
         .sum()
+}
+
+/// The admin listener's policy simulator.
+async fn simulate(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    gateway.simulator(request).await
 }
 
 /// Runs one request through the pipeline and audits it.

@@ -23,7 +23,7 @@ use clap::{Args, Subcommand};
 use mlgate_policy::{NamedPolicy, PolicyDocument};
 
 use crate::authenticate::token;
-use crate::authorize::simulate::{HttpAsked, Simulated, simulate, simulate_http};
+use crate::authorize::simulate::{HttpAsked, Simulated, request_headers, simulate, simulate_http};
 use crate::config::{GatewaySettings, ServeArgs};
 use crate::identity::{AuthMethod, Principal};
 use crate::listen::Peer;
@@ -1054,24 +1054,15 @@ pub struct HttpRequestArgs {
 
 impl HttpRequestArgs {
     fn headers(&self) -> Result<http::HeaderMap, AdminError> {
-        let mut headers = http::HeaderMap::new();
-        if self.body.is_some() {
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
+        let mut given = Vec::with_capacity(self.headers.len());
+        for header in &self.headers {
+            given.push(
+                header
+                    .split_once(':')
+                    .ok_or_else(|| AdminError::Usage(format!("{header:?} is not NAME: VALUE")))?,
             );
         }
-        for header in &self.headers {
-            let parsed = header.split_once(':').and_then(|(name, value)| {
-                let name = http::HeaderName::try_from(name.trim()).ok()?;
-                let value = http::HeaderValue::try_from(value.trim()).ok()?;
-                Some((name, value))
-            });
-            let (name, value) = parsed
-                .ok_or_else(|| AdminError::Usage(format!("{header:?} is not NAME: VALUE")))?;
-            headers.insert(name, value);
-        }
-        Ok(headers)
+        request_headers(self.body.is_some(), given).map_err(AdminError::Usage)
     }
 
     fn body(&self) -> Result<bytes::Bytes, AdminError> {

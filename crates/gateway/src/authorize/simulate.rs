@@ -175,6 +175,29 @@ pub struct HttpAsked<'a> {
     pub policies: &'a [NamedPolicy],
 }
 
+/// A simulated request's headers: `Content-Type: application/json` when it has a body (what
+/// MLflow's client sends), then the given ones.
+pub fn request_headers<'h>(
+    with_body: bool,
+    given: impl IntoIterator<Item = (&'h str, &'h str)>,
+) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    if with_body {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    for (name, value) in given {
+        let name = http::HeaderName::try_from(name.trim())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let value = http::HeaderValue::try_from(value.trim())
+            .map_err(|_| format!("the value of {name} is not a header value"))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 /// What the server would do with an HTTP request, in the shape `--json` prints.
 #[derive(Debug, Serialize)]
 pub struct HttpSimulation {
