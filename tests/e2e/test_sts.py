@@ -201,6 +201,18 @@ def test_a_session_policy_only_narrows(stack, scientist_key, world):
     with signing_as(AwsKey(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])) as client:
         assert client.get_experiment(world.experiment_id).name == world.experiment_name
         denied(lambda: client.create_experiment(unique("narrowed")))
+    # The simulator takes the same session (`--role-session`): the role's policies narrowed by
+    # the session policy, decided the same way, and says which side refused.
+    def simulated(action: str) -> dict:
+        out = stack.mlgate("policy", "simulate", "--role-session", c["AccessKeyId"], "--action",
+                           action, "--resource", f"arn:mlflow:us-east-1:{MLFLOW_ACCOUNT}:server",
+                           "--json")
+        return json.loads(out.stdout)
+    allowed, refused = simulated("mlflow:GetExperiment"), simulated("mlflow:CreateExperiment")
+    assert allowed["principal"].endswith(":assumed-role/mlflow-admins/narrowed")
+    assert allowed["decision"] == "Allow" and refused["decision"] == "ImplicitDeny"
+    assert any(s["policy"] == "session-policy" and s["misses"] == []
+               for s in allowed["statements"]), allowed["statements"]
 
 
 def test_service_names_are_per_endpoint(stack, scientist_key, world):

@@ -246,8 +246,13 @@ pub enum PolicyCommand {
     /// kept each from applying.
     Simulate {
         /// A user, with its policies and its groups'.
-        #[arg(long, value_name = "USER", required_unless_present_any = ["group", "policy"])]
+        #[arg(long, value_name = "USER",
+              required_unless_present_any = ["group", "policy", "role_session"])]
         user: Option<String>,
+        /// Instead of a user, a role session (STS) by its access key id (`ASIA...`): the role's
+        /// policies narrowed by the session policy, its session tags.
+        #[arg(long, value_name = "ACCESS_KEY_ID", conflicts_with_all = ["user", "group", "policy"])]
+        role_session: Option<String>,
         /// Instead of a user, an ad-hoc principal in these groups (repeatable)...
         #[arg(long, value_name = "GROUP", conflicts_with = "user")]
         group: Vec<String>,
@@ -900,6 +905,7 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
         }
         PolicyCommand::Simulate {
             user,
+            role_session,
             group,
             policy,
             account,
@@ -911,12 +917,24 @@ async fn policy(c: PolicyCommand, store: &Store, io: &mut AdminIo<'_>) -> Result
             secure_transport,
             json,
         } => {
-            let principal = match user {
-                Some(user) => store
+            let principal = match (user, role_session) {
+                (Some(user), _) => store
                     .get_user(account.account.as_deref(), &user)
                     .await?
                     .principal(AuthMethod::Basic),
-                None => {
+                (None, Some(access_key_id)) => {
+                    let session = store
+                        .sts_session(&access_key_id)
+                        .await?
+                        .ok_or_else(|| StoreError::not_found("role session", &access_key_id))?;
+                    if session.expires_at <= jiff::Timestamp::now().as_second() {
+                        return Err(AdminError::Usage(format!(
+                            "role session {access_key_id} has expired: the server refuses its requests"
+                        )));
+                    }
+                    session.principal()
+                }
+                (None, None) => {
                     let account = store.resolve_account(account.account.as_deref()).await?;
                     Principal::simulated(account, group)
                 }

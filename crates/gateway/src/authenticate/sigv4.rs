@@ -431,13 +431,7 @@ impl SigV4Auth {
                     Default::default(),
                 )),
             },
-            KeyEntry::Temporary { session, .. } => Ok(Principal::role_session(
-                &session.role_account_id,
-                &session.role_name,
-                &session.session_name,
-                akid,
-                session.tags.clone(),
-            )),
+            KeyEntry::Temporary { session, .. } => Ok(session.principal()),
         }
     }
 

@@ -399,6 +399,17 @@ impl StsSessionRecord {
     pub fn arn(&self) -> String {
         assumed_role_arn(&self.role_account_id, &self.role_name, &self.session_name)
     }
+
+    /// The principal a request signed with this session's credentials is.
+    pub fn principal(&self) -> Principal {
+        Principal::role_session(
+            &self.role_account_id,
+            &self.role_name,
+            &self.session_name,
+            &self.access_key_id,
+            self.tags.clone(),
+        )
+    }
 }
 
 /// A new STS session, as the STS endpoint mints it.
