@@ -23,7 +23,7 @@ CREATES_ARE_DECIDED = ("basic-auth lets every signed-in user create experiments 
                        "create needs a policy, e.g. the grant of CREATE in docs/basic-auth.md")
 INTENDED: Dict[Tuple[str, str], str] = {
     (role, step): CREATES_ARE_DECIDED
-    for role in ("reader", "editor", "manager", "nobody")
+    for role in ("reader", "editor", "manager", "vetoed", "nobody")
     for step in ("create experiment", "create model")
 }
 
@@ -33,7 +33,7 @@ class World:
         self.root = root
         self.bootstrap = Identity("ba-bootstrap", uuid.uuid4().hex)
         self.users = {role: Identity(unique(f"d-{role}"), uuid.uuid4().hex)
-                      for role in ("admin", "reader", "editor", "manager", "nobody")}
+                      for role in ("admin", "reader", "editor", "manager", "vetoed", "nobody")}
         tag = uuid.uuid4().hex[:6]
         self.names = {"A": f"diff-a-{tag}", "B": f"diff-b-{tag}"}
         self.model = f"diff-model-{tag}"
@@ -114,6 +114,10 @@ def compared(tmp_path_factory):
             auth.add_role_permission(readers.id, "experiment", "*", "READ")
             auth.add_role_permission(readers.id, "registered_model", "*", "READ")
             auth.assign_role(u["reader"].name, readers.id)
+            # DENY vetoes what a role allows: the role reads everything, but not A or the model.
+            auth.assign_role(u["vetoed"].name, readers.id)
+            auth.grant_user_permission(u["vetoed"].name, "experiment", world.ids["A"], "DENY")
+            auth.grant_user_permission(u["vetoed"].name, "registered_model", world.model, "DENY")
             auth.grant_user_permission(u["editor"].name, "experiment", world.ids["A"], "EDIT")
             auth.grant_user_permission(u["editor"].name, "registered_model", world.model, "EDIT")
             auth.grant_user_permission(u["manager"].name, "experiment", world.ids["B"], "MANAGE")

@@ -323,3 +323,29 @@ def test_the_prompt_a_job_adds_a_version_to_is_decided_with_its_tags(stack, peop
     resp = _create_optimization_job(stack, optimizer, f"prompts:/{untagged}/1")
     _refused(resp)
     assert f"prompt/{untagged}" in resp.json()["message"], resp.text
+
+
+def test_a_deny_grant_vetoes_what_another_grant_allows(stack, admin):
+    # docs/permission-levels.md: `mlgate grant --user dave --level DENY --experiments 'finance/*'`
+    # wins over every allow, here a MANAGE on everything of the team.
+    tag = uuid.uuid4().hex[:6]
+    dave = Identity(f"dave-{tag}", uuid.uuid4().hex)
+    stack.mlgate("user", "create", dave.name, "--password-env", "PW", env={"PW": dave.password})
+    team, finance = f"team-{tag}/*", f"team-{tag}/finance*"
+    stack.mlgate("grant", "--user", dave.name, "--level", "MANAGE", "--experiments", team)
+    stack.mlgate("grant", "--user", dave.name, "--level", "DENY", "--experiments", finance)
+    with acting_as(admin) as client:
+        vetoed = client.create_experiment(f"team-{tag}/finance-q4")
+    with acting_as(dave) as client:
+        mine = client.create_experiment(f"team-{tag}/churn")
+        client.set_experiment_tag(mine, "k", "v")
+        denied(lambda: client.get_experiment(vetoed))
+        denied(lambda: client.set_experiment_tag(vetoed, "k", "v"))
+        denied(lambda: client.create_experiment(f"team-{tag}/finance-q5"))
+        listed = {e.experiment_id for e in client.search_experiments(max_results=1000)}
+        assert mine in listed and vetoed not in listed
+    # Revoking the DENY (detaching its policy) gives the team's MANAGE back.
+    stack.mlgate("policy", "detach", f"grant.deny.experiments.team-{tag}_finance@", "--user", dave.name)
+    time.sleep(CHANGE_SEEN_SECONDS)
+    with acting_as(dave) as client:
+        assert client.get_experiment(vetoed).experiment_id == vetoed

@@ -40,7 +40,7 @@ def test_grant_prints_the_documented_statements(stack):
                        "--models", "x-*", "--print").stdout
     doc = json.loads(out)
     sids = [s["Sid"] for s in doc["Statement"]]
-    assert sids == ["Search", "ReadModels", "StagingTransitions", "StagingAliases"]
+    assert sids == ["Server", "ReadModels", "StagingTransitions", "StagingAliases"]
     refused = stack.mlgate("grant", "--user", "nobody", "--level", "STAGING_MANAGER",
                            "--experiments", "x/*", check=False)
     assert refused.returncode != 0

@@ -36,6 +36,9 @@ pub enum Level {
     StagingManager,
     /// Models only: READ plus every stage transition and every alias.
     ProductionManager,
+    /// Nothing on the matching resources, whatever other policies allow (an explicit Deny),
+    /// as MLflow's DENY.
+    Deny,
 }
 
 impl Level {
@@ -46,6 +49,7 @@ impl Level {
             Level::Manage => "manage",
             Level::StagingManager => "staging-manager",
             Level::ProductionManager => "production-manager",
+            Level::Deny => "deny",
         }
     }
 }
@@ -134,9 +138,12 @@ const READ: &[&str] = &[
     "mlflow:CreatePresignedDownloadUrl",
 ];
 
-/// Searches name no resource (they run on the server ARN); the filter stage then lists only
-/// readable items, so every level may search.
-const SEARCHES: &[&str] = &[
+/// What every level allows on the server ARN: the searches, which name no resource (the filter
+/// stage then lists only readable items), and the MLflow UI's shell and server info, so that
+/// what a grant gives can be opened in the UI (as basic-auth lets every signed-in user do).
+const ON_SERVER: &[&str] = &[
+    "mlflow:AccessUI",
+    "mlflow:GetServerInfo",
     "mlflow:SearchExperiments",
     "mlflow:SearchRegisteredModels",
     "mlflow:SearchModelVersions",
@@ -159,11 +166,16 @@ pub const PRODUCTION_ALIAS: &str = "champion";
 
 /// The policy statements of a level on a scope.
 pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError> {
-    let search = json!({
-        "Sid": "Search", "Effect": "Allow", "Action": SEARCHES,
+    let on_server = json!({
+        "Sid": "Server", "Effect": "Allow", "Action": ON_SERVER,
         "Resource": "arn:mlflow:*:*:server",
     });
-    let mut out = vec![search];
+    // A DENY allows nothing, not even the searches.
+    let mut out = if level == Level::Deny {
+        vec![]
+    } else {
+        vec![on_server]
+    };
     match scope {
         Scope::Experiments(_) | Scope::ExperimentId(_) => {
             // By name: every experiment whose name matches, and creating such experiments. By
@@ -184,20 +196,27 @@ pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError>
                 ),
             };
             let statement = |sid: &str, actions: (&str, Value)| {
-                let mut s = json!({"Sid": sid, "Effect": "Allow", "Resource": resources});
+                let effect = if level == Level::Deny {
+                    "Deny"
+                } else {
+                    "Allow"
+                };
+                let mut s = json!({"Sid": sid, "Effect": effect, "Resource": resources});
                 s[actions.0] = actions.1;
                 if let Some(named) = &named {
                     s["Condition"] = named.clone();
                 }
                 s
             };
-            let create = named.as_ref().map(|named| {
-                json!({
-                    "Sid": "CreateExperiments", "Effect": "Allow",
-                    "Action": "mlflow:CreateExperiment", "Resource": "arn:mlflow:*:*:server",
-                    "Condition": named,
+            let create = |sid: &str, effect: &str| {
+                named.as_ref().map(|named| {
+                    json!({
+                        "Sid": sid, "Effect": effect,
+                        "Action": "mlflow:CreateExperiment", "Resource": "arn:mlflow:*:*:server",
+                        "Condition": named,
+                    })
                 })
-            });
+            };
             match level {
                 Level::Read => out.push(statement("ReadExperiments", ("Action", json!(READ)))),
                 Level::Edit => {
@@ -205,14 +224,18 @@ pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError>
                         "EditExperiments",
                         ("NotAction", json!(EXPERIMENT_MANAGE_ONLY)),
                     ));
-                    out.extend(create);
+                    out.extend(create("CreateExperiments", "Allow"));
                 }
                 Level::Manage => {
                     out.push(statement(
                         "ManageExperiments",
                         ("Action", json!("mlflow:*")),
                     ));
-                    out.extend(create);
+                    out.extend(create("CreateExperiments", "Allow"));
+                }
+                Level::Deny => {
+                    out.push(statement("DenyExperiments", ("Action", json!("mlflow:*"))));
+                    out.extend(create("DenyCreateExperiments", "Deny"));
                 }
                 Level::StagingManager | Level::ProductionManager => {
                     return Err(AdminError::Usage(format!(
@@ -255,6 +278,10 @@ pub fn statements(level: Level, scope: &Scope) -> Result<Vec<Value>, AdminError>
                 })),
                 Level::Manage => out.push(json!({
                     "Sid": "ManageModels", "Effect": "Allow", "Action": "mlflow:*",
+                    "Resource": resources,
+                })),
+                Level::Deny => out.push(json!({
+                    "Sid": "DenyModels", "Effect": "Deny", "Action": "mlflow:*",
                     "Resource": resources,
                 })),
                 Level::StagingManager => {
@@ -356,21 +383,8 @@ mod tests {
     }
 
     fn allowed(p: &NamedPolicy, action: &str, resource: &str, keys: &[(&str, &str)]) -> bool {
-        let mut context = Context::default();
-        for (k, v) in keys {
-            context.insert(k, *v);
-        }
-        let resource = format!("{ARN}{resource}");
         matches!(
-            evaluate(
-                std::iter::once(p),
-                &Request {
-                    action,
-                    resource: &resource,
-                    principal: Some("arn:aws:iam::111111111111:user/u"),
-                    context: &context,
-                }
-            ),
+            decide(std::slice::from_ref(p), action, resource, keys),
             Decision::Allow(_)
         )
     }
@@ -395,6 +409,8 @@ mod tests {
             &mine
         ));
         assert!(allowed(&read, "mlflow:SearchExperiments", "server", &[]));
+        assert!(allowed(&read, "mlflow:AccessUI", "server", &[]));
+        assert!(allowed(&read, "mlflow:GetServerInfo", "server", &[]));
         let edit = policy(Level::Edit, &scope);
         assert!(allowed(
             &edit,
@@ -429,6 +445,87 @@ mod tests {
             &theirs
         ));
         assert!(document(Level::StagingManager, &scope).is_err());
+    }
+
+    /// The decision of `policies` together.
+    fn decide(
+        policies: &[NamedPolicy],
+        action: &str,
+        resource: &str,
+        keys: &[(&str, &str)],
+    ) -> Decision {
+        let mut context = Context::default();
+        for (k, v) in keys {
+            context.insert(k, *v);
+        }
+        let resource = format!("{ARN}{resource}");
+        evaluate(
+            policies.iter(),
+            &Request {
+                action,
+                resource: &resource,
+                principal: Some("arn:aws:iam::111111111111:user/u"),
+                context: &context,
+            },
+        )
+    }
+
+    #[test]
+    fn deny_wins_over_every_level_on_its_resources_and_only_there() {
+        let seven = Scope::ExperimentId("7".into());
+        let everything = policy(Level::Manage, &Scope::Experiments("*".into()));
+        let denied = policy(Level::Deny, &seven);
+        let both = [everything, denied];
+        fn named(n: &str) -> [(&'static str, &str); 1] {
+            [("mlflow:ExperimentName", n)]
+        }
+        for (action, resource) in [
+            ("mlflow:GetExperiment", "experiment/7"),
+            ("mlflow:LogMetric", "experiment/7/run/r"),
+            ("mlflow:DeleteExperiment", "experiment/7"),
+        ] {
+            let d = decide(&both, action, resource, &named("seven"));
+            assert!(
+                matches!(d, Decision::ExplicitDeny(_)),
+                "{action} {resource}: {d:?}"
+            );
+        }
+        let d = decide(
+            &both,
+            "mlflow:GetExperiment",
+            "experiment/8",
+            &named("eight"),
+        );
+        assert!(matches!(d, Decision::Allow(_)), "{d:?}");
+        // A DENY alone allows nothing, not even a search or the UI.
+        let alone = [policy(Level::Deny, &seven)];
+        for action in ON_SERVER {
+            assert!(!matches!(
+                decide(&alone, action, "server", &[]),
+                Decision::Allow(_)
+            ));
+        }
+        // On a name pattern, creating a matching experiment is denied too; on models, versions.
+        let team = policy(Level::Deny, &Scope::Experiments("team-a/*".into()));
+        let d = decide(
+            &[team],
+            "mlflow:CreateExperiment",
+            "server",
+            &named("team-a/x"),
+        );
+        assert!(matches!(d, Decision::ExplicitDeny(_)), "{d:?}");
+        let models = policy(Level::Deny, &Scope::Models("m".into()));
+        let d = decide(
+            &[models],
+            "mlflow:GetModelVersion",
+            "registered-model/m/version/1",
+            &[],
+        );
+        assert!(matches!(d, Decision::ExplicitDeny(_)), "{d:?}");
+        assert_eq!(
+            policy_name(Level::Deny, &seven),
+            "grant.deny.experiment-id.7"
+        );
     }
 
     #[test]

@@ -52,8 +52,6 @@ pub fn numeric_id(parts: &[&str]) -> i64 {
 /// A permission MLflow can express that mlgate cannot map (yet).
 #[derive(Debug, thiserror::Error)]
 pub enum Unmappable {
-    #[error("DENY is not mapped yet: write it as an explicit Deny policy")]
-    Deny,
     #[error("{0:?} is not a permission MLflow defines")]
     Permission(String),
     #[error(
@@ -74,7 +72,7 @@ fn level_of(permission: &str) -> Result<Option<Level>, Unmappable> {
         "EDIT" => Ok(Some(Level::Edit)),
         "MANAGE" => Ok(Some(Level::Manage)),
         "NO_PERMISSIONS" => Ok(None),
-        "DENY" => Err(Unmappable::Deny),
+        "DENY" => Ok(Some(Level::Deny)),
         other => Err(Unmappable::Permission(other.to_owned())),
     }
 }
@@ -95,13 +93,13 @@ pub fn scope_of(resource_type: &str, pattern: &str) -> Result<Scope, Unmappable>
 pub struct Permission {
     pub resource_type: &'static str,
     pub resource_pattern: String,
-    /// `READ`, `EDIT` or `MANAGE`.
+    /// `READ`, `EDIT`, `MANAGE` or `DENY`.
     pub permission: &'static str,
 }
 
 impl Permission {
     /// The permission a generated grant policy (`name`, `document`) stands for, if it is one
-    /// MLflow can express: a level of READ, EDIT or MANAGE on an experiment id, every
+    /// MLflow can express: a level of READ, EDIT, MANAGE or DENY on an experiment id, every
     /// experiment, a model or a prompt. The document must be exactly the generated one, so a
     /// policy written by hand under such a name is not mistaken for a grant.
     pub fn of_policy(name: &str, document: &str) -> Option<Permission> {
@@ -111,6 +109,7 @@ impl Permission {
             "read" => (Level::Read, "READ"),
             "edit" => (Level::Edit, "EDIT"),
             "manage" => (Level::Manage, "MANAGE"),
+            "deny" => (Level::Deny, "DENY"),
             _ => return None,
         };
         let (kind, safe) = (words.next()?, words.next()?);
@@ -190,6 +189,8 @@ mod tests {
             ("experiment", "17", "EDIT"),
             ("registered_model", "churn-model_v2", "MANAGE"),
             ("prompt", "*", "READ"),
+            ("experiment", "4", "DENY"),
+            ("registered_model", "m", "DENY"),
         ] {
             let (name, document) = grant_policy(resource_type, pattern, permission)
                 .unwrap()
@@ -221,7 +222,6 @@ mod tests {
         let refused = |t, p, l| grant_policy(t, p, l).unwrap_err().to_string();
         assert!(refused("registered_model", "team a", "READ").contains("\"team a\""));
         assert!(refused("scorer", "*", "READ").contains("\"scorer\""));
-        assert!(refused("experiment", "1", "DENY").contains("DENY"));
         assert!(refused("experiment", "1", "OWNER").contains("\"OWNER\""));
         // A name pattern on experiments is an mlgate grant MLflow cannot express.
         let scope = Scope::Experiments("team-a/*".into());

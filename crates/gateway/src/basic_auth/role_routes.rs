@@ -492,15 +492,22 @@ impl AuthApi<'_> {
 }
 
 /// A user's permission on one resource as basic-auth's `users/permissions/get` resolves it:
-/// the highest of the rows on it or on `*`; an admin has MANAGE.
+/// DENY if any row on it or on `*` denies, else the highest of those rows; an admin has MANAGE.
 fn effective_level(is_admin: bool, rows: &[Value], resource_type: &str, id: &str) -> &'static str {
     const ORDER: [&str; 4] = ["NO_PERMISSIONS", "READ", "EDIT", "MANAGE"];
     if is_admin {
         return "MANAGE";
     }
-    rows.iter()
+    let on_it: Vec<&Value> = rows
+        .iter()
         .filter(|r| r["resource_type"] == resource_type)
         .filter(|r| r["resource_pattern"] == id || r["resource_pattern"] == "*")
+        .collect();
+    if on_it.iter().any(|r| r["permission"] == "DENY") {
+        return "DENY";
+    }
+    on_it
+        .iter()
         .filter_map(|r| ORDER.iter().position(|level| r["permission"] == *level))
         .max()
         .map_or(ORDER[0], |i| ORDER[i])
@@ -542,5 +549,8 @@ mod tests {
             "NO_PERMISSIONS"
         );
         assert_eq!(effective_level(true, &[], "prompt", "7"), "MANAGE");
+        let denied = [rows[0].clone(), row("experiment", "8", "DENY")];
+        assert_eq!(effective_level(false, &denied, "experiment", "8"), "DENY");
+        assert_eq!(effective_level(false, &denied, "experiment", "7"), "READ");
     }
 }
