@@ -29,17 +29,15 @@ class BasicAuthStore:
     model: str
 
 
-@pytest.fixture(scope="module")
-def basic_auth_store(tmp_path_factory) -> BasicAuthStore:
-    """A basic_auth.db written by MLflow's own basic-auth app: an admin, a user in a role with
-    READ on every experiment, and a per-user EDIT grant on a registered model."""
-    root_dir = tmp_path_factory.mktemp("basic-auth")
-    db = root_dir / "basic_auth.db"
+def write_basic_auth_store(root_dir: Path, database_uri: str, db: Path) -> BasicAuthStore:
+    """A basic-auth store written by MLflow's own basic-auth app at `database_uri`: an admin, a
+    user in a role with READ on every experiment, and a per-user EDIT grant on a registered
+    model."""
     ini = root_dir / "basic_auth.ini"
     ini.write_text(
         "[mlflow]\n"
         "default_permission = NO_PERMISSIONS\n"
-        f"database_uri = sqlite:///{db}\n"
+        f"database_uri = {database_uri}\n"
         "admin_username = ba-bootstrap\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
@@ -68,6 +66,13 @@ def basic_auth_store(tmp_path_factory) -> BasicAuthStore:
     finally:
         real.stop_mlflow()
     return BasicAuthStore(db, alice, root, f"mlflow-role.default.{role}", model)
+
+
+@pytest.fixture(scope="module")
+def basic_auth_store(tmp_path_factory) -> BasicAuthStore:
+    root_dir = tmp_path_factory.mktemp("basic-auth")
+    db = root_dir / "basic_auth.db"
+    return write_basic_auth_store(root_dir, f"sqlite:///{db}", db)
 
 
 def _import(stack, source, *args, check=True):
@@ -173,3 +178,28 @@ def test_import_keeps_the_grants_a_user_already_has(stack, basic_auth_store, tmp
     effective = stack.mlgate("policy", "effective", "--user", name).stdout
     assert "grant.read.prompts.kept-prompt" in effective, effective
     assert f"grant.edit.models.{ba.model}" in effective, effective
+
+
+def test_import_from_a_postgresql_store(stack, postgres, tmp_path):
+    # MLflow's basic-auth on PostgreSQL; the import reads it by the SQLAlchemy URL MLflow uses.
+    url = postgres.url(f"basic_auth_{uuid.uuid4().hex[:8]}")  # postgres://user:password@host/db
+    sqlalchemy = url.replace("postgres://", "postgresql+psycopg2://", 1)
+    ba = write_basic_auth_store(tmp_path, sqlalchemy, Path("unused"))
+    out = _import(stack, sqlalchemy).stdout
+    for line in (
+        f"created   user    {ba.alice.name}",
+        f"created   user    {ba.root.name}",
+        f"created   group   {ba.role_group}",
+    ):
+        assert line in out, out
+    assert "\n0 created, 0 updated" in _import(stack, sqlalchemy).stdout
+    effective = stack.mlgate("policy", "effective", "--user", ba.alice.name).stdout
+    assert f"grant.edit.models.{ba.model}" in effective, effective
+    resp = requests.get(f"{stack.url}{CURRENT}", auth=ba.alice.requests_auth(), timeout=30)
+    assert resp.status_code == 200, resp.text
+
+    # A failure names the database, never its password.
+    wrong = sqlalchemy.replace(":mlgate@", ":not-the-password@", 1)
+    result = _import(stack, wrong, check=False)
+    assert result.returncode != 0
+    assert "***" in result.stderr and "not-the-password" not in result.stderr, result.stderr
