@@ -56,14 +56,19 @@ function assertAllSucceeded(answers) {
   assert.deepEqual(failed, [], 'every auth API call of the pages succeeded');
 }
 
-/** The answer to the first call of `path` (waits for it). */
+/** The first response to `method path` after `action`, which must be a success. Its body is
+ *  read only when asked for: after some answers (a password change) the page navigates, and a
+ *  body nobody read is gone. */
 async function answered(page, method, path, action) {
   const [response] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname === path),
     action(),
   ]);
-  assert.equal(response.status(), 200, `${method} ${path}: ${await response.text()}`);
-  return response.json();
+  if (response.status() !== 200) {
+    const body = await response.text().catch(() => '(body gone)');
+    assert.fail(`${method} ${path}: ${response.status()} ${body}`);
+  }
+  return response;
 }
 
 let roleId;
@@ -84,7 +89,7 @@ test('an admin creates a user and a role reading one experiment with the admin p
     await shot(page, 'admin-pages-1-admin-2-create-user');
     const created = await answered(page, 'POST', '/ajax-api/2.0/mlflow/users/create',
       () => byId(page, 'admin.create_user_modal.submit').click());
-    assert.equal(created.user.username, NEW_USER);
+    assert.equal((await created.json()).user.username, NEW_USER);
     await page.getByRole('link', { name: NEW_USER, exact: true }).waitFor({ state: 'visible' });
 
     await page.getByRole('tab', { name: 'Roles' }).click();
@@ -108,7 +113,7 @@ test('an admin creates a user and a role reading one experiment with the admin p
       page.waitForResponse((r) => new URL(r.url()).pathname === '/ajax-api/3.0/mlflow/roles/assign'),
       byId(page, 'admin.create_role_modal.submit').click(),
     ]);
-    roleId = role.role.id;
+    roleId = (await role.json()).role.id;
     // The dialog closes when every follow-up (permission, assignment) succeeded.
     await byId(page, 'admin.create_role_modal.submit').waitFor({ state: 'hidden' });
     await page.getByRole('link', { name: ROLE, exact: true }).waitFor({ state: 'visible' });

@@ -149,11 +149,18 @@ const ON_SERVER: &[&str] = &[
     "mlflow:SearchModelVersions",
 ];
 
-/// What EDIT leaves out on experiments.
-const EXPERIMENT_MANAGE_ONLY: &[&str] = &["mlflow:DeleteExperiment", "mlflow:RestoreExperiment"];
+/// What EDIT leaves out on experiments: deleting them, and managing who may use them.
+const EXPERIMENT_MANAGE_ONLY: &[&str] = &[
+    "mlflow:DeleteExperiment",
+    "mlflow:RestoreExperiment",
+    "mlflow:GrantUserPermission",
+    "mlflow:RevokeUserPermission",
+];
 
-/// What EDIT leaves out on models (deletion, release management).
+/// What EDIT leaves out on models (deletion, release management, who may use them).
 const MODEL_MANAGE_ONLY: &[&str] = &[
+    "mlflow:GrantUserPermission",
+    "mlflow:RevokeUserPermission",
     "mlflow:DeleteRegisteredModel",
     "mlflow:DeleteModelVersion",
     "mlflow:TransitionModelVersionStage",
@@ -431,6 +438,12 @@ mod tests {
             "experiment/1",
             &mine
         ));
+        // Who may use an experiment is managed with MANAGE, as in basic-auth.
+        for action in ["mlflow:GrantUserPermission", "mlflow:RevokeUserPermission"] {
+            assert!(!allowed(&edit, action, "experiment/1", &mine));
+            let manage = policy(Level::Manage, &Scope::ExperimentId("1".into()));
+            assert!(allowed(&manage, action, "experiment/1", &[]));
+        }
         let manage = policy(Level::Manage, &scope);
         assert!(allowed(
             &manage,

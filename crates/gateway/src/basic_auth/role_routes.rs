@@ -316,13 +316,29 @@ impl AuthApi<'_> {
                     Op::GrantUserPermission => Some(fields.string("permission")?),
                     _ => None,
                 };
-                let user = self.named_user(request, username, trail).await?;
                 scope_of(resource_type, resource_id).map_err(|e| bad(e.to_string()))?;
+                let user = match (request.route.operation, resource_id) {
+                    // As in basic-auth, whoever may manage a resource may grant and revoke
+                    // per-user permissions on it: decided on the resource, where a MANAGE grant
+                    // allows `mlflow:*` and EDIT leaves these two actions out. A grant on `*`
+                    // names no resource: it is decided on the user, like the role routes.
+                    (Op::GrantUserPermission | Op::RevokeUserPermission, id) if id != "*" => {
+                        let arn = match resource_type {
+                            "experiment" => self.scope.experiment(id),
+                            "registered_model" => self.scope.registered_model(id),
+                            _ => self.scope.prompt(id),
+                        };
+                        self.decide(request, arn, false, trail)?;
+                        let account = Some(principal.account.as_str());
+                        store.get_user(account, username).await.map_err(refusal)?
+                    }
+                    _ => self.named_user(request, username, trail).await?,
+                };
                 if request.route.operation == Op::GetUserPermission {
                     let rows = self
                         .permission_rows(&user.groups, Some(&user), &groups, &documents)
                         .await?;
-                    let level = effective_level(is_admin(&user), &rows, resource_type, resource_id);
+                    let level = effective_level(&rows, resource_type, resource_id);
                     return Ok(json!({
                         "allowed": matches!(level, "USE" | "EDIT" | "MANAGE"),
                         "permission": level,
@@ -492,12 +508,10 @@ impl AuthApi<'_> {
 }
 
 /// A user's permission on one resource as basic-auth's `users/permissions/get` resolves it:
-/// DENY if any row on it or on `*` denies, else the highest of those rows; an admin has MANAGE.
-fn effective_level(is_admin: bool, rows: &[Value], resource_type: &str, id: &str) -> &'static str {
+/// DENY if any row on it or on `*` denies, else the highest of those rows. Being an admin
+/// changes nothing here, as in basic-auth: admins pass every check without a permission.
+fn effective_level(rows: &[Value], resource_type: &str, id: &str) -> &'static str {
     const ORDER: [&str; 4] = ["NO_PERMISSIONS", "READ", "EDIT", "MANAGE"];
-    if is_admin {
-        return "MANAGE";
-    }
     let on_it: Vec<&Value> = rows
         .iter()
         .filter(|r| r["resource_type"] == resource_type)
@@ -542,15 +556,12 @@ mod tests {
             row("experiment", "7", "EDIT"),
             row("registered_model", "7", "MANAGE"),
         ];
-        assert_eq!(effective_level(false, &rows, "experiment", "7"), "EDIT");
-        assert_eq!(effective_level(false, &rows, "experiment", "8"), "READ");
-        assert_eq!(
-            effective_level(false, &rows, "prompt", "7"),
-            "NO_PERMISSIONS"
-        );
-        assert_eq!(effective_level(true, &[], "prompt", "7"), "MANAGE");
+        assert_eq!(effective_level(&rows, "experiment", "7"), "EDIT");
+        assert_eq!(effective_level(&rows, "experiment", "8"), "READ");
+        assert_eq!(effective_level(&rows, "prompt", "7"), "NO_PERMISSIONS");
+        assert_eq!(effective_level(&[], "prompt", "7"), "NO_PERMISSIONS");
         let denied = [rows[0].clone(), row("experiment", "8", "DENY")];
-        assert_eq!(effective_level(false, &denied, "experiment", "8"), "DENY");
-        assert_eq!(effective_level(false, &denied, "experiment", "7"), "READ");
+        assert_eq!(effective_level(&denied, "experiment", "8"), "DENY");
+        assert_eq!(effective_level(&denied, "experiment", "7"), "READ");
     }
 }
